@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Builds the package and the tests, then runs every test file with Node's own
+// test runner. Arguments narrow the run: `npm test -- core` runs the files
+// whose path contains "core".
+import { spawnSync } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import { join, relative } from 'node:path'
+
+const root = new URL('..', import.meta.url).pathname
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+
+function run(command, args) {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' })
+  if (result.status !== 0) process.exit(result.status ?? 1)
+}
+
+run(process.execPath, [tsc, '-p', 'tsconfig.json'])
+run(process.execPath, [tsc, '-p', 'tsconfig.test.json'])
+
+const filters = process.argv.slice(2)
+const files = readdirSync(join(root, 'build', 'test'), { recursive: true })
+  .map((file) => join(root, 'build', 'test', String(file)))
+  .filter((file) => file.endsWith('.test.js'))
+  .filter((file) => filters.length === 0 || filters.some((filter) => relative(root, file).includes(filter)))
+  .sort()
+
+if (files.length === 0) {
+  console.error('No test files matched.')
+  process.exit(1)
+}
+
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-timeout=120000', '--test-concurrency=2', ...files],
+  { cwd: root, stdio: 'inherit' },
+)
+process.exit(result.status ?? 1)

@@ -1,0 +1,42 @@
+/**
+ * Masking (RFC 6455 §5.3): octet i of the payload is XORed with octet
+ * (i MOD 4) of the masking key. The operation is its own inverse.
+ *
+ * Theory of operation: short runs go byte by byte; long runs are aligned to a
+ * 4-byte boundary of the underlying ArrayBuffer and then XORed a 32-bit word
+ * at a time with the key rotated to the right phase. On a little-endian
+ * machine the first byte of a word is its lowest byte, so the key word is
+ * assembled low byte first. Big-endian machines take the byte loop.
+ *
+ * Rule 1: `maskOffset` is the position of `data[0]` within the whole payload,
+ * so a payload unmasked in pieces gives the same bytes as one unmasked whole.
+ */
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+/** Below this many bytes the word loop's setup costs more than it saves. */
+const WORD_THRESHOLD = 32
+
+/** XORs `data` in place with `mask`, as if `data` started at payload offset `maskOffset`. */
+export function applyMask(data: Uint8Array, mask: Uint8Array, maskOffset = 0): void {
+  const length = data.length
+  let i = 0
+  if (length >= WORD_THRESHOLD && littleEndian) {
+    const lead = (4 - (data.byteOffset & 3)) & 3
+    for (; i < lead; i++) data[i]! ^= mask[(maskOffset + i) & 3]!
+    const phase = maskOffset + i
+    const key =
+      (mask[phase & 3]! | (mask[(phase + 1) & 3]! << 8) | (mask[(phase + 2) & 3]! << 16) | (mask[(phase + 3) & 3]! << 24)) | 0
+    const words = (length - i) >>> 2
+    const view = new Int32Array(data.buffer, data.byteOffset + i, words)
+    for (let w = 0; w < words; w++) view[w]! ^= key
+    i += words << 2
+  }
+  for (; i < length; i++) data[i]! ^= mask[(maskOffset + i) & 3]!
+}
+
+/** Copies `source` into `target` at `offset` and masks the copy; `source` is left untouched. */
+export function copyMasked(source: Uint8Array, target: Uint8Array, offset: number, mask: Uint8Array): void {
+  target.set(source, offset)
+  applyMask(target.subarray(offset, offset + source.length), mask, 0)
+}

@@ -1,0 +1,236 @@
+/**
+ * A resumable frame parser (RFC 6455 §5.2).
+ *
+ * Theory of operation: bytes arrive in pieces of any size. The parser is in
+ * one of two states: reading a header (2 to 14 bytes) or streaming a payload.
+ * A header that is split across pieces is gathered in a 14-byte spill buffer;
+ * a header that lies whole in the current piece is read in place. Payload
+ * bytes are never gathered here: each piece of payload is unmasked in place
+ * and handed to the sink at once, so the sink can validate and bound memory
+ * as data arrives (a text frame that turns invalid fails at that byte, not
+ * when the frame ends).
+ *
+ * Rule 1: the parser owns the bytes it is fed; it unmasks them in place and
+ * hands out views, never copies.
+ * Rule 2: the sink may call `stop()` from any callback; the parser then keeps
+ * the unread rest and continues from exactly there on `resume()`.
+ * Rule 3: the parser checks only what the header alone can tell (the 64-bit
+ * length's top bit); every rule that depends on role, extensions or message
+ * state belongs to the sink.
+ */
+import { applyMask } from './mask.js'
+import type { ProtocolErrorCode } from './errors.js'
+
+/** The header of the frame being parsed. The parser reuses one instance. */
+export interface FrameHeader {
+  fin: boolean
+  rsv1: boolean
+  rsv2: boolean
+  rsv3: boolean
+  opcode: number
+  masked: boolean
+  /** Payload length in bytes. */
+  length: number
+}
+
+/** Receives what the parser reads, in order. */
+export interface FrameSink {
+  /** A whole header was read; `header` is valid only during this call. */
+  frameStarted(header: FrameHeader): void
+  /** The next piece of the current payload, already unmasked. */
+  payloadReceived(piece: Uint8Array): void
+  /** The current frame's payload is complete. */
+  frameEnded(): void
+  /** The header is malformed beyond what the sink could judge. */
+  headerInvalid(code: ProtocolErrorCode, message: string): void
+}
+
+type ParserState = 'header' | 'payload'
+
+/** Size of the whole header given its second byte. */
+function headerSize(secondByte: number): number {
+  const length7 = secondByte & 0x7f
+  return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) + (secondByte & 0x80 ? 4 : 0)
+}
+
+export class FrameParser {
+  private state: ParserState = 'header'
+  private readonly header: FrameHeader = {
+    fin: false,
+    rsv1: false,
+    rsv2: false,
+    rsv3: false,
+    opcode: 0,
+    masked: false,
+    length: 0,
+  }
+  private readonly mask = new Uint8Array(4)
+  /** Payload bytes of the current frame still to come. */
+  private remaining = 0
+  /** Offset of the next payload byte within the payload, for the mask phase. */
+  private payloadOffset = 0
+  private spill: Uint8Array | undefined
+  private spillLength = 0
+  private stopped = false
+  /** Input that arrived, or was left unread, while stopped. */
+  private pending: Uint8Array[] | undefined
+
+  private readonly sink: FrameSink
+
+  constructor(sink: FrameSink) {
+    this.sink = sink
+  }
+
+  /** Feeds the next bytes. The parser may unmask them in place. */
+  feed(chunk: Uint8Array): void {
+    if (this.stopped) {
+      if (chunk.length > 0) (this.pending ??= []).push(chunk)
+      return
+    }
+    this.consume(chunk)
+  }
+
+  /** Stops at the current position; later input is kept until `resume`. */
+  stop(): void {
+    this.stopped = true
+  }
+
+  /** Continues with the input kept while stopped. */
+  resume(): void {
+    this.stopped = false
+    if (this.state === 'payload' && this.remaining === 0) {
+      // Stopped between a zero-length frame's start and its end.
+      this.state = 'header'
+      this.sink.frameEnded()
+    }
+    const pending = this.pending
+    while (pending !== undefined && pending.length > 0 && !this.stopped) {
+      this.consume(pending.shift()!)
+    }
+  }
+
+  /** Whether the parser is between frames (no partial header or payload). */
+  get atFrameBoundary(): boolean {
+    return this.state === 'header' && this.spillLength === 0
+  }
+
+  /** Bytes fed but not yet parsed because the parser is stopped. */
+  get pendingBytes(): number {
+    let total = 0
+    for (const chunk of this.pending ?? []) total += chunk.length
+    return total
+  }
+
+  private consume(chunk: Uint8Array): void {
+    const length = chunk.length
+    let position = 0
+    while (position < length) {
+      if (this.state === 'header') {
+        position = this.consumeHeader(chunk, position)
+        // consumeHeader moves the state to 'payload' once the header is whole.
+        if ((this.state as ParserState) === 'payload' && !this.stopped) {
+          this.sink.frameStarted(this.header)
+          if (this.remaining === 0 && !this.stopped) {
+            this.state = 'header'
+            this.sink.frameEnded()
+          }
+        }
+      } else {
+        const take = Math.min(this.remaining, length - position)
+        const piece = chunk.subarray(position, position + take)
+        if (this.header.masked) applyMask(piece, this.mask, this.payloadOffset)
+        position += take
+        this.payloadOffset += take
+        this.remaining -= take
+        this.sink.payloadReceived(piece)
+        if (this.remaining === 0 && !this.stopped) {
+          this.state = 'header'
+          this.sink.frameEnded()
+        }
+      }
+      if (this.stopped) {
+        if (position < length) (this.pending ??= []).unshift(chunk.subarray(position))
+        return
+      }
+    }
+  }
+
+  /** Reads header bytes from `chunk` at `position`; returns the new position. */
+  private consumeHeader(chunk: Uint8Array, position: number): number {
+    const available = chunk.length - position
+    if (this.spillLength === 0 && available >= 2) {
+      const size = headerSize(chunk[position + 1]!)
+      if (available >= size) {
+        this.readHeader(chunk, position)
+        return position + size
+      }
+    }
+    // Slow path: the header is split across pieces; gather it.
+    const spill = (this.spill ??= new Uint8Array(14))
+    if (this.spillLength < 2) {
+      const take = Math.min(2 - this.spillLength, available)
+      spill.set(chunk.subarray(position, position + take), this.spillLength)
+      this.spillLength += take
+      position += take
+      if (this.spillLength < 2) return position
+    }
+    const size = headerSize(spill[1]!)
+    const take = Math.min(size - this.spillLength, chunk.length - position)
+    spill.set(chunk.subarray(position, position + take), this.spillLength)
+    this.spillLength += take
+    position += take
+    if (this.spillLength === size) {
+      this.spillLength = 0
+      this.readHeader(spill, 0)
+    }
+    return position
+  }
+
+  private readHeader(bytes: Uint8Array, at: number): void {
+    const first = bytes[at]!
+    const second = bytes[at + 1]!
+    const header = this.header
+    header.fin = (first & 0x80) !== 0
+    header.rsv1 = (first & 0x40) !== 0
+    header.rsv2 = (first & 0x20) !== 0
+    header.rsv3 = (first & 0x10) !== 0
+    header.opcode = first & 0x0f
+    header.masked = (second & 0x80) !== 0
+    let length = second & 0x7f
+    let offset = at + 2
+    if (length === 126) {
+      length = (bytes[offset]! << 8) | bytes[offset + 1]!
+      offset += 2
+    } else if (length === 127) {
+      const high = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0
+      const low = ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0
+      offset += 8
+      if (high >= 0x80000000) {
+        // §5.2: "the most significant bit MUST be 0".
+        this.stop()
+        this.sink.headerInvalid(
+          'WS_ERR_INVALID_PAYLOAD_LENGTH',
+          'Invalid WebSocket frame: the most significant bit of a 64-bit payload length must be 0',
+        )
+        return
+      }
+      if (high > 0x1fffff) {
+        this.stop()
+        this.sink.headerInvalid('WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'Unsupported WebSocket frame: payload length > 2^53 - 1')
+        return
+      }
+      length = high * 0x100000000 + low
+    }
+    if (header.masked) {
+      const mask = this.mask
+      mask[0] = bytes[offset]!
+      mask[1] = bytes[offset + 1]!
+      mask[2] = bytes[offset + 2]!
+      mask[3] = bytes[offset + 3]!
+    }
+    header.length = length
+    this.remaining = length
+    this.payloadOffset = 0
+    this.state = 'payload'
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Outgoing frames as bytes ready for the transport (RFC 6455 §5.2, §5.3).
+ *
+ * Theory of operation: small frames are written, header and payload
+ * together, into a bump-allocated arena; consecutive small frames share it,
+ * so one transport write carries many of them. A large payload is not copied
+ * to prepend its header: the header goes to the arena and the payload is
+ * queued as its own chunk (a server's frames are never masked, RFC 6455
+ * §5.1). A client masks every frame with a fresh key from a pool of
+ * cryptographically random bytes, which means copying the payload.
+ *
+ * Rule 1: bytes handed out by `take` are never written again; the arena only
+ * moves forward and is replaced when full, because the transport may still
+ * hold the handed-out views.
+ * Rule 2: nothing is retained between batches except a size hint, so an idle
+ * connection holds no buffer.
+ */
+import { frameHeaderSize, writeFrameHeader } from './frame.js'
+import { applyMask } from './mask.js'
+import { fillRandom } from './platform.js'
+
+export type Side = 'client' | 'server'
+
+/** Allocates `size` bytes; the Node transport passes `Buffer.allocUnsafe`. */
+export type Allocate = (size: number) => Uint8Array
+
+/** Fills a 4-byte masking key (the `ws` option of the same name). */
+export type GenerateMask = (mask: Uint8Array) => void
+
+/** Payloads up to this size are copied next to their header; larger ones travel as their own chunk. */
+const COPY_LIMIT = 4096
+const MIN_ARENA = 256
+const MAX_ARENA = 64 * 1024
+
+const maskPool = new Uint8Array(8192)
+let maskPoolIndex = maskPool.length
+/** Scratch for the current key; the send path is synchronous, so one suffices. */
+const currentMask = new Uint8Array(4)
+
+function defaultGenerateMask(mask: Uint8Array): void {
+  if (maskPoolIndex === maskPool.length) {
+    fillRandom(maskPool)
+    maskPoolIndex = 0
+  }
+  mask[0] = maskPool[maskPoolIndex++]!
+  mask[1] = maskPool[maskPoolIndex++]!
+  mask[2] = maskPool[maskPoolIndex++]!
+  mask[3] = maskPool[maskPoolIndex++]!
+}
+
+const defaultAllocate: Allocate = (size) => new Uint8Array(size)
+
+export class FrameWriter {
+  /** Bytes queued and not yet taken. */
+  bytes = 0
+  private chunks: Uint8Array[] = []
+  private arena: Uint8Array | undefined
+  private arenaStart = 0
+  private arenaEnd = 0
+  private arenaHint = MIN_ARENA
+  private readonly masked: boolean
+  private readonly allocate: Allocate
+  private readonly generateMask: GenerateMask
+
+  constructor(side: Side, allocate: Allocate = defaultAllocate, generateMask: GenerateMask = defaultGenerateMask) {
+    this.masked = side === 'client'
+    this.allocate = allocate
+    this.generateMask = generateMask
+  }
+
+  /** Queues one frame whose first header byte is `firstByte`. */
+  writeFrame(firstByte: number, payload: Uint8Array): void {
+    const length = payload.length
+    const headerSize = frameHeaderSize(length, this.masked)
+    let mask: Uint8Array | undefined
+    if (this.masked) {
+      mask = currentMask
+      this.generateMask(mask)
+    }
+    if (length <= COPY_LIMIT) {
+      const arena = this.reserve(headerSize + length)
+      const at = writeFrameHeader(arena, this.arenaEnd - headerSize - length, firstByte, length, mask)
+      arena.set(payload, at)
+      if (mask) applyMask(arena.subarray(at, at + length), mask)
+    } else {
+      const arena = this.reserve(headerSize)
+      writeFrameHeader(arena, this.arenaEnd - headerSize, firstByte, length, mask)
+      this.seal()
+      if (mask) {
+        const copy = this.allocate(length)
+        copy.set(payload)
+        applyMask(copy, mask)
+        this.chunks.push(copy)
+      } else {
+        this.chunks.push(payload)
+      }
+    }
+    this.bytes += headerSize + length
+  }
+
+  /** Queues bytes that are already a whole frame (a prepared broadcast frame). */
+  writeRaw(bytes: Uint8Array): void {
+    this.seal()
+    this.chunks.push(bytes)
+    this.bytes += bytes.length
+  }
+
+  /** Everything queued since the last call, in order; the caller now owns it. */
+  take(): Uint8Array[] {
+    this.seal()
+    const chunks = this.chunks
+    if (chunks.length === 0) return chunks
+    this.chunks = []
+    this.bytes = 0
+    if (this.arena !== undefined) {
+      // Size the next arena for a batch like this one (Rule 2).
+      this.arenaHint = Math.min(MAX_ARENA, Math.max(MIN_ARENA, this.arenaEnd))
+      this.arena = undefined
+    }
+    return chunks
+  }
+
+  /** Returns the arena with `size` bytes reserved at its end (`arenaEnd` moves past them). */
+  private reserve(size: number): Uint8Array {
+    let arena = this.arena
+    if (arena === undefined || arena.length - this.arenaEnd < size) {
+      this.seal()
+      arena = this.arena = this.allocate(Math.max(size, this.arenaHint))
+      this.arenaStart = 0
+      this.arenaEnd = 0
+    }
+    this.arenaEnd += size
+    return arena
+  }
+
+  /** Moves the arena's unsealed bytes to the chunk list. */
+  private seal(): void {
+    if (this.arena !== undefined && this.arenaEnd > this.arenaStart) {
+      this.chunks.push(this.arena.subarray(this.arenaStart, this.arenaEnd))
+      this.arenaStart = this.arenaEnd
+    }
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * `createWebSocketStream(ws, options)`: a Duplex over a WebSocket, as in
+ * `ws` v8. Readable side: each message is one chunk; when the readable
+ * buffer is full the WebSocket is paused until the stream is read again
+ * (backpressure). Writable side: each chunk is sent as one message and the
+ * write completes when the frame was handed to the socket. Ending the
+ * writable side starts the closing handshake.
+ */
+import { Duplex, type DuplexOptions } from 'node:stream'
+import { WebSocket } from './websocket.js'
+
+/**
+ * Wraps `ws` in a Duplex stream.
+ *
+ * @example
+ * ```ts
+ * const duplex = createWebSocketStream(new WebSocket('ws://127.0.0.1:8080'))
+ * process.stdin.pipe(duplex).pipe(process.stdout)
+ * ```
+ */
+export function createWebSocketStream(ws: WebSocket, options?: DuplexOptions): Duplex {
+  let terminateOnDestroy = true
+  const duplex = new Duplex({
+    ...options,
+    autoDestroy: false,
+    emitClose: false,
+    objectMode: false,
+    writableObjectMode: false,
+  })
+
+  ws.on('message', (message: Buffer | Buffer[] | ArrayBuffer | Blob, isBinary: boolean) => {
+    const data = !isBinary && duplex.readableObjectMode ? message.toString() : message
+    if (!duplex.push(data)) ws.pause()
+  })
+  ws.once('error', (error: Error) => {
+    if (duplex.destroyed) return
+    // The socket is already failing; destroying the stream must not terminate it again.
+    terminateOnDestroy = false
+    duplex.destroy(error)
+  })
+  ws.once('close', () => {
+    if (duplex.destroyed) return
+    duplex.push(null)
+  })
+
+  duplex._destroy = (error, callback) => {
+    if (ws.readyState === WebSocket.CLOSED) {
+      callback(error)
+      process.nextTick(() => duplex.emit('close'))
+      return
+    }
+    let called = false
+    ws.once('error', (wsError: Error) => {
+      called = true
+      callback(wsError)
+    })
+    ws.once('close', () => {
+      if (!called) callback(error)
+      process.nextTick(() => duplex.emit('close'))
+    })
+    if (terminateOnDestroy) ws.terminate()
+  }
+
+  duplex._final = (callback) => {
+    if (ws.readyState === WebSocket.CONNECTING) {
+      ws.once('open', () => duplex._final(callback))
+      return
+    }
+    const socket = ws._socket
+    if (socket === null) return
+    if (socket.writableFinished) {
+      callback()
+      if (duplex.readableEnded) duplex.destroy()
+      return
+    }
+    socket.once('finish', () => callback())
+    ws.close()
+  }
+
+  duplex._read = () => {
+    if (ws.isPaused) ws.resume()
+  }
+
+  duplex._write = (chunk: Buffer, _encoding, callback) => {
+    if (ws.readyState === WebSocket.CONNECTING) {
+      ws.once('open', () => duplex._write(chunk, _encoding, callback))
+      return
+    }
+    ws.send(chunk, callback)
+  }
+
+  duplex.on('end', () => {
+    if (!duplex.destroyed && duplex.writableFinished) duplex.destroy()
+  })
+  // A peer's protocol error destroys the stream with that error. Users who
+  // listen see it; for those who do not, this keeps a bad peer from crashing
+  // the process (ws re-throws it).
+  duplex.on('error', () => {})
+  return duplex
+}

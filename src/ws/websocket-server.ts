@@ -1,0 +1,312 @@
+/**
+ * `WebSocketServer`, a drop-in for the class of the same name in `ws` v8:
+ * standalone (`port`), attached to an `http`/`https` server (`server`), or
+ * `noServer` with `handleUpgrade(request, socket, head, callback)`.
+ *
+ * Theory of operation: every upgrade request goes through the core's
+ * RFC 6455 checks, then the server's own policy (`path`, `verifyClient`,
+ * `handleProtocols`), then either a 101 answer and a new WebSocket, or an
+ * HTTP error answer. A bad request never throws and never takes the process
+ * down; with a `wsClientError` listener the application writes the answer.
+ */
+import { EventEmitter } from 'node:events'
+import http, { type IncomingMessage, type Server as HttpServer } from 'node:http'
+import type { Server as HttpsServer } from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { HandshakeError } from '../core/errors.js'
+import { checkUpgradeRequest, onHandshakeSocketError, rejectUpgrade, upgradeResponseLines, writeUpgradeResponse } from '../node/server.js'
+import { WebSocket, type WebSocketOptions } from './websocket.js'
+
+export interface VerifyClientInfo {
+  origin: string | undefined
+  secure: boolean
+  req: IncomingMessage
+}
+export type VerifyClientCallback = (
+  verified: boolean,
+  code?: number,
+  message?: string,
+  headers?: Record<string, string | number>,
+) => void
+export type VerifyClient =
+  | ((info: VerifyClientInfo) => boolean)
+  | ((info: VerifyClientInfo, callback: VerifyClientCallback) => void)
+
+export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
+  host?: string
+  port?: number
+  backlog?: number
+  server?: HttpServer | HttpsServer
+  noServer?: boolean
+  path?: string
+  verifyClient?: VerifyClient
+  handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
+  clientTracking?: boolean
+  maxPayload?: number
+  skipUTF8Validation?: boolean
+  allowSynchronousEvents?: boolean
+  autoPong?: boolean
+  closeTimeout?: number
+  /** permessage-deflate (RFC 7692); not negotiated yet by this version. */
+  perMessageDeflate?: boolean | object
+  /** The class instantiated for each connection (a subclass of WebSocket). */
+  WebSocket?: T
+}
+
+const RUNNING = 0
+const CLOSING = 1
+const CLOSED = 2
+
+type UpgradeCallback = (ws: WebSocket, request: IncomingMessage) => void
+
+const kUpgraded = Symbol('tether.upgraded')
+
+/**
+ * A WebSocket server with the API of `ws` v8.
+ *
+ * @example
+ * ```ts
+ * import { WebSocketServer } from 'tether'
+ * const wss = new WebSocketServer({ port: 8080 })
+ * wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)))
+ * ```
+ */
+export class WebSocketServer extends EventEmitter {
+  readonly options: Required<Pick<ServerOptions, 'clientTracking' | 'maxPayload' | 'skipUTF8Validation' | 'autoPong'>> &
+    ServerOptions
+  /** Connected clients, when `clientTracking` is on (the default). */
+  readonly clients: Set<WebSocket>
+  #server: HttpServer | HttpsServer | undefined
+  #removeListeners: (() => void) | undefined
+  #state = RUNNING
+  #emitCloseWhenEmpty = false
+
+  constructor(options: ServerOptions, callback?: () => void) {
+    super()
+    const resolved = {
+      allowSynchronousEvents: true,
+      autoPong: true,
+      maxPayload: 100 * 1024 * 1024,
+      skipUTF8Validation: false,
+      perMessageDeflate: false,
+      clientTracking: true,
+      noServer: false,
+      WebSocket,
+      ...options,
+    }
+    if (
+      (resolved.port == null && !resolved.server && !resolved.noServer) ||
+      (resolved.port != null && (resolved.server || resolved.noServer)) ||
+      (resolved.server && resolved.noServer)
+    ) {
+      throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified')
+    }
+    this.options = resolved
+    this.clients = new Set()
+    if (!resolved.clientTracking) (this as { clients: Set<WebSocket> | undefined }).clients = undefined
+
+    if (resolved.port != null) {
+      const server = http.createServer((_request, response) => {
+        const body = http.STATUS_CODES[426]!
+        response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' })
+        response.end(body)
+      })
+      server.listen(resolved.port, resolved.host, resolved.backlog, callback)
+      this.#server = server
+    } else if (resolved.server) {
+      this.#server = resolved.server
+    }
+
+    if (this.#server) {
+      const server = this.#server
+      const onListening = (): void => {
+        this.emit('listening')
+      }
+      const onError = (error: Error): void => {
+        this.emit('error', error)
+      }
+      const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+        this.handleUpgrade(request, socket, head, (ws) => {
+          this.emit('connection', ws, request)
+        })
+      }
+      server.on('listening', onListening)
+      server.on('error', onError)
+      server.on('upgrade', onUpgrade)
+      this.#removeListeners = () => {
+        server.removeListener('listening', onListening)
+        server.removeListener('error', onError)
+        server.removeListener('upgrade', onUpgrade)
+      }
+    }
+  }
+
+  /** The bound address of the internal or attached server (ws `address()`). */
+  address(): AddressInfo | string | null {
+    if (this.options.noServer) throw new Error('The server is operating in "noServer" mode')
+    if (!this.#server) return null
+    return this.#server.address()
+  }
+
+  /**
+   * Stops accepting connections and closes the internal HTTP server if there
+   * is one. Open connections are left alone (ws v8 behaviour); `close` is
+   * emitted once they have all closed.
+   */
+  close(callback?: (error?: Error) => void): void {
+    if (this.#state === CLOSED) {
+      if (callback) this.once('close', () => callback(new Error('The server is not running')))
+      process.nextTick(() => this.#emitClose())
+      return
+    }
+    if (callback) this.once('close', callback)
+    if (this.#state === CLOSING) return
+    this.#state = CLOSING
+    if (this.options.noServer || this.options.server) {
+      this.#removeListeners?.()
+      this.#removeListeners = undefined
+      this.#server = undefined
+      if (this.clients && this.clients.size > 0) this.#emitCloseWhenEmpty = true
+      else process.nextTick(() => this.#emitClose())
+    } else {
+      const server = this.#server!
+      this.#removeListeners?.()
+      this.#removeListeners = undefined
+      this.#server = undefined
+      server.close(() => this.#emitClose())
+    }
+  }
+
+  /** Whether this server handles `request` (the `path` option). */
+  shouldHandle(request: IncomingMessage): boolean {
+    if (this.options.path) {
+      const url = request.url ?? ''
+      const query = url.indexOf('?')
+      const pathname = query === -1 ? url : url.slice(0, query)
+      if (pathname !== this.options.path) return false
+    }
+    return true
+  }
+
+  /** Completes (or refuses) the upgrade of `socket`; `callback` gets the new WebSocket. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void {
+    socket.on('error', onHandshakeSocketError)
+    const accepted = checkUpgradeRequest(request)
+    if (accepted instanceof HandshakeError) {
+      return this.#refuse(request, socket, accepted.status, accepted.message, accepted.headers, accepted)
+    }
+    if (!this.shouldHandle(request)) return this.#refuse(request, socket, 400)
+
+    const verifyClient = this.options.verifyClient
+    if (verifyClient) {
+      const info: VerifyClientInfo = {
+        origin: accepted.origin,
+        secure: Boolean((request.socket as Socket & { authorized?: boolean; encrypted?: boolean }).authorized ||
+          (request.socket as Socket & { encrypted?: boolean }).encrypted),
+        req: request,
+      }
+      if (verifyClient.length === 2) {
+        let answered = false
+        const done: VerifyClientCallback = (verified, code, message, headers) => {
+          if (answered) return
+          answered = true
+          if (!verified) return rejectUpgrade(socket, code || 401, message, headers)
+          this.#complete(accepted.key, accepted.protocols, request, socket, head, callback)
+        }
+        try {
+          ;(verifyClient as (info: VerifyClientInfo, callback: VerifyClientCallback) => void)(info, done)
+        } catch (error) {
+          if (!answered) {
+            answered = true
+            rejectUpgrade(socket, 500)
+          }
+          this.#reportCallbackError(error)
+        }
+        return
+      }
+      let verified: boolean
+      try {
+        verified = (verifyClient as (info: VerifyClientInfo) => boolean)(info)
+      } catch (error) {
+        rejectUpgrade(socket, 500)
+        return this.#reportCallbackError(error)
+      }
+      if (!verified) return rejectUpgrade(socket, 401)
+    }
+    this.#complete(accepted.key, accepted.protocols, request, socket, head, callback)
+  }
+
+  #complete(
+    key: string,
+    protocols: string[],
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    callback: UpgradeCallback,
+  ): void {
+    if (!socket.readable || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const marked = socket as Duplex & { [kUpgraded]?: boolean }
+    if (marked[kUpgraded]) {
+      throw new Error(
+        'server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration',
+      )
+    }
+    if (this.#state > RUNNING) return rejectUpgrade(socket, 503)
+
+    let protocol: string | undefined
+    if (protocols.length > 0) {
+      const handleProtocols = this.options.handleProtocols
+      const chosen = handleProtocols ? handleProtocols(new Set(protocols), request) : protocols[0]
+      if (chosen) protocol = chosen
+    }
+    const lines = upgradeResponseLines(key, protocol, [])
+    const Class = (this.options.WebSocket ?? WebSocket) as typeof WebSocket
+    const ws = new Class(null, undefined, this.options as WebSocketOptions)
+    ws._setNegotiated(protocol ?? '', '')
+    this.emit('headers', lines, request)
+    writeUpgradeResponse(socket, lines)
+    socket.removeListener('error', onHandshakeSocketError)
+    marked[kUpgraded] = true
+    ws.setSocket(socket as Socket, head, this.options as WebSocketOptions)
+
+    const clients = this.clients
+    if (clients) {
+      clients.add(ws)
+      ws.on('close', () => {
+        clients.delete(ws)
+        if (this.#emitCloseWhenEmpty && clients.size === 0) process.nextTick(() => this.#emitClose())
+      })
+    }
+    callback(ws, request)
+  }
+
+  #refuse(
+    request: IncomingMessage,
+    socket: Duplex,
+    status: number,
+    message?: string,
+    headers?: Readonly<Record<string, string>>,
+    error?: Error,
+  ): void {
+    if (this.listenerCount('wsClientError') > 0) {
+      this.emit('wsClientError', error ?? new Error(message ?? http.STATUS_CODES[status]), socket, request)
+      return
+    }
+    rejectUpgrade(socket, status, message, headers)
+  }
+
+  #emitClose(): void {
+    this.#state = CLOSED
+    this.emit('close')
+  }
+
+  /** An application callback threw during a handshake: report it without crashing. */
+  #reportCallbackError(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error)
+  }
+}
+

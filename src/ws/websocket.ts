@@ -1,0 +1,568 @@
+/**
+ * `WebSocket`, a drop-in for the class of the same name in `ws` v8: same
+ * constructor, options, events (with the same arguments), methods,
+ * properties and error codes, on top of tether's core and Node driver.
+ *
+ * Differences from ws, on purpose:
+ * - A protocol error with no `error` listener does not crash the process
+ *   (ws#1140, ws#2019, ws#2055, ws#2109): the connection is failed with the
+ *   RFC's close code and `close` reports 1006, as in ws.
+ * - A client does not fail when the server selects no subprotocol although
+ *   some were offered (RFC 6455 §4.1 allows it; browsers accept it).
+ * - Messages are never limited by fragment count, only by size
+ *   (`maxPayload`), so `maxFragments` is accepted and ignored.
+ * - `allowSynchronousEvents: false` is accepted and ignored: events are
+ *   always dispatched synchronously, and `pause()` stops them at once.
+ * - After the closing handshake a client waits for the server to close TCP
+ *   (RFC 6455 §7.1.1), within `closeTimeout`.
+ */
+import { EventEmitter } from 'node:events'
+import type { ClientRequest, IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import { isValidCloseCode } from '../core/close.js'
+import { Connection } from '../core/connection.js'
+import type { ProtocolError } from '../core/errors.js'
+import type { AcceptedResponse } from '../core/handshake/http1.js'
+import type { GenerateMask } from '../core/writer.js'
+import {
+  type ClientHandshakeHooks,
+  type ClientHandshakeOptions,
+  checkSubprotocols,
+  startClientHandshake,
+} from '../node/client.js'
+import { type DriverHandler, SocketDriver } from '../node/driver.js'
+import { addEventListener, defineEventAttributes, removeEventListener } from './event-target.js'
+import { toWsError } from './errors.js'
+
+export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob'
+const BINARY_TYPES: readonly string[] = ['nodebuffer', 'arraybuffer', 'fragments', 'blob']
+const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const
+const CONNECTING = 0
+const OPEN = 1
+const CLOSING = 2
+const CLOSED = 3
+const EMPTY = Buffer.alloc(0)
+
+/** Data `send` accepts, as in ws. */
+export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Blob | Buffer[] | number
+/** What a `message` event carries, depending on `binaryType`. */
+export type RawData = Buffer | ArrayBuffer | Buffer[] | Blob
+
+export interface WebSocketOptions extends ClientHandshakeOptions {
+  /** Accepted for ws compatibility; events are always synchronous. */
+  allowSynchronousEvents?: boolean
+  /** Answer pings automatically. Default true. */
+  autoPong?: boolean
+  /** Milliseconds to wait for the peer to finish closing. Default 30 000. */
+  closeTimeout?: number
+  /** Largest message accepted (after decompression), in bytes. Default 100 MiB. */
+  maxPayload?: number
+  /** Accepted for ws compatibility; tether bounds memory by size, not fragment count. */
+  maxFragments?: number
+  maxBufferedChunks?: number
+  maxPendingAutoPongs?: number
+  skipUTF8Validation?: boolean
+  /** permessage-deflate (RFC 7692); not negotiated yet by this version. */
+  perMessageDeflate?: boolean | object
+  generateMask?: GenerateMask
+  protocols?: string | string[]
+}
+
+export interface SendOptions {
+  binary?: boolean
+  compress?: boolean
+  fin?: boolean
+  mask?: boolean
+}
+
+type Callback = (error?: Error | null) => void
+
+/** A send waiting behind a Blob being read, so that order is kept. */
+interface QueuedSend {
+  data: Buffer | Blob
+  binary: boolean
+  fin: boolean
+  callback: Callback | undefined
+  reading?: boolean
+}
+
+function isBlob(value: unknown): value is Blob {
+  return typeof Blob !== 'undefined' && value instanceof Blob
+}
+
+/** Bytes of anything `send` accepts, without copying where possible (ws `toBuffer`). */
+function toBuffer(data: Exclude<Data, Blob | number>): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (typeof data === 'string') return Buffer.from(data)
+  if (data instanceof ArrayBuffer) return Buffer.from(data)
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  return Buffer.from(data as never)
+}
+
+function toArrayBuffer(data: Buffer): ArrayBuffer {
+  if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) return data.buffer as ArrayBuffer
+  return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer
+}
+
+/** Forwards driver events to the WebSocket's internals; one small object per connection. */
+class DriverEvents implements DriverHandler {
+  readonly ws: WebSocket
+  constructor(ws: WebSocket) {
+    this.ws = ws
+  }
+  onMessage(data: Buffer, binary: boolean): void {
+    this.ws._receivedMessage(data, binary)
+  }
+  onPing(data: Buffer): void {
+    this.ws.emit('ping', data)
+  }
+  onPong(data: Buffer): void {
+    this.ws.emit('pong', data)
+  }
+  onCloseFrame(): void {
+    this.ws._closing()
+  }
+  onError(error: ProtocolError): void {
+    this.ws._closing()
+    this.ws._emitError(toWsError(error))
+  }
+  onClosed(code: number, reason: Buffer): void {
+    this.ws._closed(code, reason)
+  }
+  onDrain(): void {
+    this.ws.emit('drain')
+  }
+}
+
+export interface WebSocket {
+  onopen: ((event: import('./event-target.js').Event) => void) | null
+  onmessage: ((event: import('./event-target.js').MessageEvent) => void) | null
+  onclose: ((event: import('./event-target.js').CloseEvent) => void) | null
+  onerror: ((event: import('./event-target.js').ErrorEvent) => void) | null
+  readonly CONNECTING: 0
+  readonly OPEN: 1
+  readonly CLOSING: 2
+  readonly CLOSED: 3
+}
+
+/**
+ * A WebSocket connection, client or server side, with the API of `ws` v8.
+ *
+ * @example
+ * ```ts
+ * import { WebSocket } from 'tether'
+ * const ws = new WebSocket('ws://127.0.0.1:8080')
+ * ws.on('open', () => ws.send('hello'))
+ * ws.on('message', (data, isBinary) => console.log(isBinary ? data : data.toString()))
+ * ```
+ */
+export class WebSocket extends EventEmitter {
+  static readonly CONNECTING = 0 as const
+  static readonly OPEN = 1 as const
+  static readonly CLOSING = 2 as const
+  static readonly CLOSED = 3 as const
+
+  #readyState: number = CONNECTING
+  #binaryType: BinaryType = 'nodebuffer'
+  #protocol = ''
+  #extensions = ''
+  #url: string | undefined
+  #isServer: boolean
+  #options: WebSocketOptions
+  #driver: SocketDriver | undefined
+  #request: ClientRequest | undefined
+  /** Bytes of sends refused because the connection was not open (ws counts them). */
+  #refusedBytes = 0
+  #queue: QueuedSend[] | undefined
+  #queuedBytes = 0
+  #errorEmitted = false
+  #wasClean = false
+
+  constructor(address: string | URL | null, protocols?: string | string[] | WebSocketOptions, options?: WebSocketOptions) {
+    super()
+    if (address === null) {
+      this.#isServer = true
+      this.#options = (protocols && typeof protocols === 'object' && !Array.isArray(protocols) ? protocols : options) ?? {}
+      return
+    }
+    this.#isServer = false
+    let list: unknown[]
+    if (protocols === undefined) {
+      list = options?.protocols === undefined ? [] : ([] as unknown[]).concat(options.protocols)
+    } else if (Array.isArray(protocols)) {
+      list = protocols
+    } else if (typeof protocols === 'object' && protocols !== null) {
+      options = protocols
+      list = options.protocols === undefined ? [] : ([] as unknown[]).concat(options.protocols)
+    } else {
+      list = [protocols]
+    }
+    this.#options = { ...options }
+    const offered = checkSubprotocols(list)
+    const url = address instanceof URL ? address : String(address)
+    // Throws SyntaxError for an invalid URL, as ws does.
+    this.#url = normalizeUrl(url)
+    startClientHandshake(url, offered, this.#options, new ClientHooks(this))
+  }
+
+  get binaryType(): BinaryType {
+    return this.#binaryType
+  }
+  set binaryType(type: BinaryType) {
+    if (BINARY_TYPES.includes(type)) this.#binaryType = type
+  }
+
+  /** Bytes queued for sending and not yet handed to the operating system. */
+  get bufferedAmount(): number {
+    const driver = this.#driver
+    return (driver ? driver.bufferedAmount : 0) + this.#queuedBytes + this.#refusedBytes
+  }
+
+  get extensions(): string {
+    return this.#extensions
+  }
+  get isPaused(): boolean {
+    return this.#driver?.isPaused ?? false
+  }
+  get protocol(): string {
+    return this.#protocol
+  }
+  get readyState(): number {
+    return this.#readyState
+  }
+  get url(): string {
+    return this.#url as string
+  }
+  /** The underlying socket (ws exposes it as `_socket`; apps read `remoteAddress` from it). */
+  get _socket(): Socket | null {
+    return (this.#driver?.socket as Socket | undefined) ?? null
+  }
+  /** Whether both close frames were exchanged (CloseEvent.wasClean). */
+  get wasClean(): boolean {
+    return this.#wasClean
+  }
+
+  /**
+   * Takes over an upgraded socket (used by WebSocketServer and the client
+   * handshake). `head` holds bytes received after the handshake.
+   */
+  setSocket(socket: Socket, head: Buffer, options: WebSocketOptions = this.#options): void {
+    const connection = new Connection({
+      side: this.#isServer ? 'server' : 'client',
+      maxPayload: options.maxPayload,
+      skipUTF8Validation: options.skipUTF8Validation,
+      autoPong: options.autoPong,
+      allocate: Buffer.allocUnsafe,
+      generateMask: options.generateMask,
+    })
+    const driver = new SocketDriver(socket, connection, new DriverEvents(this), { closeTimeout: options.closeTimeout })
+    this.#driver = driver
+    this.#request = undefined
+    driver.start(head)
+    this.#readyState = OPEN
+    this.emit('open')
+  }
+
+  /** Records what the handshake agreed on (server: before `setSocket`). */
+  _setNegotiated(protocol: string, extensions: string): void {
+    this.#protocol = protocol
+    this.#extensions = extensions
+  }
+
+  send(data: Data, options?: SendOptions | Callback, callback?: Callback): void {
+    if (this.#readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0 (CONNECTING)')
+    if (typeof options === 'function') {
+      callback = options
+      options = {}
+    }
+    if (typeof data === 'number') data = data.toString()
+    if (this.#readyState !== OPEN) return this.#refuse(data, callback)
+    const binary = options?.binary ?? typeof data !== 'string'
+    const fin = options?.fin ?? true
+    if (isBlob(data) || this.#queue !== undefined) {
+      const bytes = isBlob(data) ? data : toBuffer(data ?? EMPTY)
+      this.#queuedBytes += isBlob(bytes) ? bytes.size : bytes.length
+      ;(this.#queue ??= []).push({ data: bytes, binary, fin, callback })
+      this.#drainQueue()
+      return
+    }
+    this.#sendNow(toBuffer(data ?? EMPTY), binary, fin, callback)
+  }
+
+  ping(data?: Data | Callback, mask?: boolean | Callback, callback?: Callback): void {
+    this.#control('ping', data, mask, callback)
+  }
+
+  pong(data?: Data | Callback, mask?: boolean | Callback, callback?: Callback): void {
+    this.#control('pong', data, mask, callback)
+  }
+
+  close(code?: number, data?: string | Buffer): void {
+    if (this.#readyState === CLOSED) return
+    if (this.#readyState === CONNECTING) {
+      return this.#abortHandshake('WebSocket was closed before the connection was established')
+    }
+    const driver = this.#driver!
+    const connection = driver.connection
+    if (this.#readyState === CLOSING) {
+      if (connection.closeSent && (connection.closeReceived || connection.error)) driver.socket.end()
+      return
+    }
+    if (code !== undefined && (typeof code !== 'number' || !isValidCloseCode(code))) {
+      throw new TypeError('First argument must be a valid error code number')
+    }
+    let reason: Buffer = EMPTY
+    if (code !== undefined && data !== undefined && data.length > 0) {
+      reason = typeof data === 'string' ? Buffer.from(data) : toBuffer(data)
+      if (reason.length > 123) throw new RangeError('The message must not be greater than 123 bytes')
+    }
+    this.#readyState = CLOSING
+    connection.sendClose(code ?? 1005, reason)
+    driver.queued()
+  }
+
+  terminate(): void {
+    if (this.#readyState === CLOSED) return
+    if (this.#readyState === CONNECTING) {
+      return this.#abortHandshake('WebSocket was closed before the connection was established')
+    }
+    this.#readyState = CLOSING
+    this.#driver!.destroy()
+  }
+
+  pause(): void {
+    if (this.#readyState === CONNECTING || this.#readyState === CLOSED) return
+    this.#driver!.pause()
+  }
+
+  resume(): void {
+    if (this.#readyState === CONNECTING || this.#readyState === CLOSED) return
+    this.#driver!.resume()
+  }
+
+  // ------------------------------------------------------------ internals
+
+  /** @internal */
+  _receivedMessage(data: Buffer, binary: boolean): void {
+    if (!binary) {
+      this.emit('message', data, false)
+      return
+    }
+    switch (this.#binaryType) {
+      case 'nodebuffer':
+        this.emit('message', data, true)
+        break
+      case 'arraybuffer':
+        this.emit('message', toArrayBuffer(data), true)
+        break
+      case 'fragments':
+        this.emit('message', [data], true)
+        break
+      case 'blob':
+        this.emit('message', new Blob([data]), true)
+        break
+    }
+  }
+
+  /** @internal A close frame arrived or the connection failed. */
+  _closing(): void {
+    if (this.#readyState === OPEN) this.#readyState = CLOSING
+  }
+
+  /** @internal */
+  _emitError(error: Error): void {
+    if (this.#errorEmitted) return
+    this.#errorEmitted = true
+    // Do not crash the process when nobody listens (see the module comment).
+    if (this.listenerCount('error') > 0) this.emit('error', error)
+  }
+
+  /** @internal */
+  _closed(code: number, reason: Buffer): void {
+    const connection = this.#driver?.connection
+    this.#wasClean = connection !== undefined && connection.closeSent !== undefined && connection.closeReceived !== undefined
+    this.#readyState = CLOSED
+    this.#failQueue()
+    this.emit('close', code, reason)
+  }
+
+  /** @internal The client handshake sent a request to `url`. */
+  _requestCreated(url: string, request: ClientRequest, redirected: boolean): void {
+    this.#url = url
+    this.#request = request
+    if (redirected) this.emit('redirect', url, request)
+  }
+
+  /** @internal The client handshake failed. */
+  _handshakeFailed(error: Error): void {
+    if (this.#readyState === CONNECTING) this.#emitErrorAndClose(error)
+  }
+
+  /** @internal The server accepted the client handshake. */
+  _handshakeAccepted(socket: Socket, head: Buffer, accepted: AcceptedResponse): void {
+    this._setNegotiated(accepted.protocol, accepted.extensions.map((extension) => extension.name).join())
+    this.setSocket(socket, head)
+  }
+
+  #sendNow(bytes: Buffer, binary: boolean, fin: boolean, callback: Callback | undefined): void {
+    const driver = this.#driver!
+    if (binary) driver.connection.sendBinary(bytes, fin)
+    else driver.connection.sendText(bytes, fin)
+    driver.queued(callback)
+  }
+
+  #control(kind: 'ping' | 'pong', data: unknown, mask: unknown, callback: Callback | undefined): void {
+    if (this.#readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0 (CONNECTING)')
+    if (typeof data === 'function') {
+      callback = data as Callback
+      data = undefined
+    } else if (typeof mask === 'function') {
+      callback = mask as Callback
+    }
+    if (typeof data === 'number') data = data.toString()
+    if (this.#readyState !== OPEN) return this.#refuse(data as Data | undefined, callback)
+    const bytes = data === undefined || data === null ? EMPTY : toBuffer(data as Exclude<Data, Blob | number>)
+    if (bytes.length > 125) throw new RangeError('The data size must not be greater than 125 bytes')
+    const driver = this.#driver!
+    if (kind === 'ping') driver.connection.sendPing(bytes)
+    else driver.connection.sendPong(bytes)
+    driver.queued(callback)
+  }
+
+  /** A send while CLOSING or CLOSED: counted in bufferedAmount, reported to the callback (ws behaviour). */
+  #refuse(data: Data | undefined, callback: Callback | undefined): void {
+    if (data !== undefined && data !== null) {
+      this.#refusedBytes += isBlob(data) ? data.size : toBuffer(data as Exclude<Data, Blob | number>).length
+    }
+    if (callback) {
+      const state = this.#readyState
+      process.nextTick(callback, new Error(`WebSocket is not open: readyState ${state} (${READY_STATES[state]})`))
+    }
+  }
+
+  /** Sends queued items in order; a Blob is read before anything behind it goes out. */
+  #drainQueue(): void {
+    const queue = this.#queue
+    while (queue !== undefined && queue.length > 0) {
+      const item = queue[0]!
+      if (isBlob(item.data)) {
+        if (item.reading) return
+        item.reading = true
+        const blob = item.data
+        blob.arrayBuffer().then(
+          (buffer) => {
+            item.data = Buffer.from(buffer)
+            item.reading = false
+            this.#drainQueue()
+          },
+          (error: Error) => {
+            queue.shift()
+            this.#queuedBytes -= blob.size
+            if (item.callback) process.nextTick(item.callback, error)
+            this._emitError(error)
+            if (this.#readyState === OPEN) this.close(1011)
+          },
+        )
+        return
+      }
+      queue.shift()
+      this.#queuedBytes -= item.data.length
+      if (this.#readyState !== OPEN) {
+        this.#refuse(item.data, item.callback)
+      } else {
+        this.#sendNow(item.data, item.binary, item.fin, item.callback)
+      }
+    }
+    this.#queue = undefined
+  }
+
+  #failQueue(): void {
+    const queue = this.#queue
+    if (queue === undefined) return
+    this.#queue = undefined
+    for (const item of queue) {
+      this.#queuedBytes -= isBlob(item.data) ? item.data.size : item.data.length
+      this.#refuse(item.data, item.callback)
+    }
+  }
+
+  #abortHandshake(message: string): void {
+    this.#readyState = CLOSING
+    const request = this.#request
+    if (request) {
+      request.destroy()
+      if (request.socket && !request.socket.destroyed) request.socket.destroy()
+    }
+    process.nextTick(() => this.#emitErrorAndClose(new Error(message)))
+  }
+
+  #emitErrorAndClose(error: Error): void {
+    this.#readyState = CLOSING
+    this._emitError(error)
+    this.#readyState = CLOSED
+    this.emit('close', 1006, EMPTY)
+  }
+}
+
+class ClientHooks implements ClientHandshakeHooks {
+  readonly context: WebSocket
+  constructor(ws: WebSocket) {
+    this.context = ws
+  }
+  requestCreated(url: string, request: ClientRequest, redirected: boolean): void {
+    this.context._requestCreated(url, request, redirected)
+  }
+  hasRedirectListener(): boolean {
+    return this.context.listenerCount('redirect') > 0
+  }
+  unexpectedResponse(request: ClientRequest, response: IncomingMessage): boolean {
+    return this.context.emit('unexpected-response', request, response)
+  }
+  upgradeReceived(response: IncomingMessage): void {
+    this.context.emit('upgrade', response)
+  }
+  isAbandoned(): boolean {
+    return this.context.readyState !== CONNECTING
+  }
+  opened(socket: Socket, head: Buffer, accepted: AcceptedResponse): void {
+    this.context._handshakeAccepted(socket, head, accepted)
+  }
+  failed(error: Error): void {
+    this.context._handshakeFailed(error)
+  }
+}
+
+function normalizeUrl(address: string | URL): string {
+  let url: URL
+  try {
+    url = address instanceof URL ? address : new URL(address)
+  } catch {
+    throw new SyntaxError(`Invalid URL: ${String(address)}`)
+  }
+  if (url.protocol === 'http:' || url.protocol === 'https:') {
+    url = new URL(url)
+    url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:'
+  }
+  return url.href
+}
+
+for (const [name, value] of [
+  ['CONNECTING', CONNECTING],
+  ['OPEN', OPEN],
+  ['CLOSING', CLOSING],
+  ['CLOSED', CLOSED],
+] as const) {
+  Object.defineProperty(WebSocket.prototype, name, { enumerable: true, value })
+}
+for (const property of ['binaryType', 'bufferedAmount', 'extensions', 'isPaused', 'protocol', 'readyState', 'url']) {
+  const descriptor = Object.getOwnPropertyDescriptor(WebSocket.prototype, property)!
+  Object.defineProperty(WebSocket.prototype, property, { ...descriptor, enumerable: true })
+}
+defineEventAttributes(WebSocket.prototype)
+Object.defineProperty(WebSocket.prototype, 'addEventListener', { value: addEventListener, writable: true, configurable: true })
+Object.defineProperty(WebSocket.prototype, 'removeEventListener', { value: removeEventListener, writable: true, configurable: true })
+
+export interface WebSocket {
+  addEventListener(type: string, listener: unknown, options?: { once?: boolean }): void
+  removeEventListener(type: string, listener: unknown): void
+}
