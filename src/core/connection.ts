@@ -134,7 +134,8 @@ export class Connection implements FrameSink {
   /** Events since the last call, oldest first. */
   eventsReceived(): ConnectionEvent[] {
     const events = this.events
-    if (events.length === 0) return events
+    // A fresh array even when empty: the caller owns what it gets, so the queue is never handed out.
+    if (events.length === 0) return []
     this.events = []
     return events
   }

@@ -16,6 +16,10 @@
  * the whole message, in which case one native check at `finish` suffices.
  * Rule 2: the size limit is the caller's business: it checks declared frame
  * lengths before any payload is buffered.
+ * Rule 3: a frame's announced length is only a sizing hint, trusted no
+ * further than the bytes already received; memory follows data, not claims
+ * (a peer announcing a 100 MiB frame and sending 32 bytes must not pin
+ * 100 MiB, and an announced 2^53 - 1 must not make the allocation throw).
  */
 import { Utf8Validator, isValidUtf8 } from './utf8.js'
 
@@ -45,6 +49,8 @@ export class MessageAssembler {
    */
   append(piece: Uint8Array, last: boolean, expectedMore: number): boolean {
     if (piece.length === 0) return true
+    // Rule 3: reserve at most as much again as has arrived.
+    const hint = Math.min(expectedMore, this.length + piece.length)
     if (this.length === 0) {
       this.single = piece
       this.length = piece.length
@@ -54,10 +60,10 @@ export class MessageAssembler {
     if (this.single !== undefined) {
       const first = this.single
       this.single = undefined
-      this.reserve(first.length + piece.length + expectedMore, 0)
+      this.reserve(first.length + piece.length, hint, 0)
       this.buffer!.set(first, 0)
     } else {
-      this.reserve(this.length + piece.length + expectedMore, this.length)
+      this.reserve(this.length + piece.length, hint, this.length)
     }
     this.buffer!.set(piece, this.length)
     this.length += piece.length
@@ -82,12 +88,16 @@ export class MessageAssembler {
     return (this.validator ??= new Utf8Validator()).write(piece)
   }
 
-  /** Makes room for `needed` bytes, keeping the first `keep`; grows geometrically. */
-  private reserve(needed: number, keep: number): void {
+  /**
+   * Makes room for `needed` bytes, keeping the first `keep`; grows only when
+   * they do not fit, geometrically, with `extra` bytes of headroom. As
+   * `extra` <= `needed`, the buffer stays within twice the bytes received.
+   */
+  private reserve(needed: number, extra: number, keep: number): void {
     const current = this.buffer
     if (current !== undefined && current.length >= needed) return
     const doubled = current === undefined ? 0 : current.length * 2
-    const capacity = Math.max(needed, doubled)
+    const capacity = Math.max(needed + extra, doubled)
     const next = new Uint8Array(capacity)
     if (current !== undefined && keep > 0) next.set(current.subarray(0, keep), 0)
     this.buffer = next

@@ -109,7 +109,8 @@ export class FrameWriter {
   take(): Uint8Array[] {
     this.seal()
     const chunks = this.chunks
-    if (chunks.length === 0) return chunks
+    // A fresh array even when empty: the caller owns what it gets, so the queue is never handed out.
+    if (chunks.length === 0) return []
     this.chunks = []
     this.bytes = 0
     if (this.arena !== undefined) {

@@ -77,7 +77,7 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   }
   // §4.2.1 point 2: "A |Host| header field containing the server's authority."
   if (!joinHeader(headers.host)) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_UPGRADE', 'Missing Host header')
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Missing Host header')
   }
   // Points 3 and 4: Upgrade and Connection, "treated as an ASCII case-insensitive value".
   if (!hasToken(headers.upgrade, 'websocket')) {
@@ -172,13 +172,19 @@ export function rejectResponse(status: number, message?: string, headers: Readon
   return `${head}\r\n${body}`
 }
 
+/**
+ * The UTF-8 length of `text` as the transport sends it. A high surrogate
+ * followed by a low one is a 4-byte code point; any other surrogate is lone
+ * and the encoder sends U+FFFD, 3 bytes (RFC 3629 §3: "The definition of
+ * UTF-8 prohibits encoding character numbers between U+D800 and U+DFFF").
+ */
 function byteLength(text: string): number {
   let bytes = 0
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c < 0x80) bytes += 1
     else if (c < 0x800) bytes += 2
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
       bytes += 4
       i++
     } else bytes += 3

@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict'
+import { isUtf8 } from 'node:buffer'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import { MessageAssembler } from '../../src/core/messages.js'
+import { concat, hex, split, utf8 } from '../helpers/bytes.js'
+
+describe('message assembler (frames to messages, RFC 6455 §5.4)', () => {
+  it('returns a message that arrived as one piece without copying it', () => {
+    const assembler = new MessageAssembler()
+    const chunk = utf8('xxHello, world')
+    const piece = chunk.subarray(2)
+    assembler.start(true)
+    assert.equal(assembler.append(piece, true, 0), true)
+    const data = assembler.finish()!
+    assert.equal(data, piece)
+    assert.equal(data.buffer, chunk.buffer)
+    assert.equal(data.byteOffset, 2)
+  })
+
+  it('coalesces several pieces into one buffer, a copy independent of the pieces', () => {
+    const assembler = new MessageAssembler()
+    const pieces = [utf8('Hel'), utf8('lo, '), utf8('wor'), utf8('ld')]
+    assembler.start(false)
+    pieces.forEach((piece, i) => assert.equal(assembler.append(piece, i === pieces.length - 1, 0), true))
+    assert.equal(assembler.length, 12)
+    const data = assembler.finish()!
+    assert.deepEqual(data, utf8('Hello, world'))
+    for (const piece of pieces) assert.notEqual(data.buffer, piece.buffer)
+    pieces[0]!.fill(0)
+    assert.deepEqual(Buffer.from(data).toString(), 'Hello, world', 'later changes to the read buffers do not show')
+  })
+
+  it('gives an empty message for no pieces, and for empty pieces only', () => {
+    const assembler = new MessageAssembler()
+    assembler.start(true)
+    assert.deepEqual(assembler.finish(), new Uint8Array(0))
+    assembler.start(true)
+    assert.equal(assembler.append(new Uint8Array(0), false, 0), true)
+    assert.equal(assembler.append(new Uint8Array(0), true, 0), true)
+    assert.deepEqual(assembler.finish(), new Uint8Array(0))
+    assert.equal(assembler.length, 0)
+  })
+
+  it('keeps one buffer of at most twice the message size, however many pieces (the many-tiny-fragments bound)', () => {
+    const assembler = new MessageAssembler()
+    const count = 100_000
+    assembler.start(false)
+    for (let i = 0; i < count; i++) assembler.append(Uint8Array.of(i & 0xff), i === count - 1, 0)
+    const data = assembler.finish()!
+    assert.equal(data.length, count)
+    assert.ok(data.buffer.byteLength <= 2 * count, `buffer of ${data.buffer.byteLength} bytes for a ${count}-byte message`)
+    assert.ok(data.every((byte, i) => byte === (i & 0xff)))
+  })
+
+  it('sizes the buffer from the announced rest of the frame', () => {
+    const assembler = new MessageAssembler()
+    assembler.start(false)
+    assembler.append(new Uint8Array(10).fill(1), false, 990)
+    assembler.append(new Uint8Array(10).fill(2), false, 980)
+    const data = concat([new Uint8Array(10).fill(1), new Uint8Array(10).fill(2)])
+    assert.deepEqual(assembler.finish(), data)
+  })
+
+  it('trusts the announced rest of the frame only as far as the bytes received: memory follows data, not claims', () => {
+    // A peer announces a 100 MiB frame and trickles bytes: the buffer must stay
+    // within twice what arrived, not the 100 MiB it claimed.
+    const assembler = new MessageAssembler()
+    assembler.start(false)
+    assembler.append(new Uint8Array(16).fill(1), false, 100 * 2 ** 20 - 16)
+    assembler.append(new Uint8Array(16).fill(2), false, 100 * 2 ** 20 - 32)
+    assembler.append(new Uint8Array(16).fill(3), false, 100 * 2 ** 20 - 48)
+    const data = assembler.finish()!
+    assert.equal(data.length, 48)
+    assert.ok(data.buffer.byteLength <= 2 * 48, `${data.buffer.byteLength} bytes allocated for 48 received`)
+    assert.deepEqual(data, concat([new Uint8Array(16).fill(1), new Uint8Array(16).fill(2), new Uint8Array(16).fill(3)]))
+  })
+
+  it('does not throw for an announced rest beyond any possible allocation (2^53 - 1)', () => {
+    const assembler = new MessageAssembler()
+    assembler.start(false)
+    assembler.append(Uint8Array.of(1), false, 2 ** 53 - 2)
+    assembler.append(Uint8Array.of(2), false, 2 ** 53 - 3)
+    assert.deepEqual(assembler.finish(), Uint8Array.of(1, 2))
+  })
+
+  it('validates text as pieces arrive: append refuses the piece with the first invalid byte (Rule 1)', () => {
+    const assembler = new MessageAssembler()
+    assembler.start(true)
+    assert.equal(assembler.append(utf8('ok '), false, 10), true)
+    assert.equal(assembler.append(hex`ff`, false, 9), false)
+    // A first piece that is not the whole message is checked at once too.
+    assembler.start(true)
+    assert.equal(assembler.append(hex`41 f4 90`, false, 10), false)
+  })
+
+  it('refuses at finish a single-piece text message that is not UTF-8', () => {
+    const assembler = new MessageAssembler()
+    assembler.start(true)
+    assert.equal(assembler.append(hex`41 c0 80`, true, 0), true, 'a whole message in one piece is checked once, at finish')
+    assert.equal(assembler.finish(), undefined)
+  })
+
+  it('refuses at finish a text message truncated in the middle of a character', () => {
+    const assembler = new MessageAssembler()
+    assembler.start(true)
+    assert.equal(assembler.append(utf8('a'), false, 0), true)
+    assert.equal(assembler.append(hex`e2 82`, true, 0), true)
+    assert.equal(assembler.finish(), undefined)
+    assembler.start(true)
+    assert.equal(assembler.append(hex`e2 82`, false, 0), true)
+    assert.equal(assembler.finish(), undefined, 'a lone unfinished piece')
+  })
+
+  it('does not validate binary messages, or text when validation is off', () => {
+    const assembler = new MessageAssembler()
+    assembler.start(false)
+    assert.equal(assembler.append(hex`ff`, false, 0), true)
+    assert.equal(assembler.append(hex`c0 80`, true, 0), true)
+    assert.deepEqual(assembler.finish(), hex`ff c0 80`)
+  })
+
+  it('starts each message afresh: no validator state or bytes leak from the previous one', () => {
+    const assembler = new MessageAssembler()
+    assembler.start(true)
+    assembler.append(utf8('a'), false, 0)
+    assembler.append(hex`e2 82`, false, 0) // unfinished character, message abandoned
+    assembler.start(true)
+    assert.equal(assembler.append(utf8('b'), false, 0), true)
+    assert.equal(assembler.append(utf8('c'), true, 0), true)
+    assert.deepEqual(assembler.finish(), utf8('bc'))
+    assembler.start(true)
+    assembler.append(hex`ff`, false, 0) // failed
+    assembler.start(true)
+    assert.equal(assembler.append(utf8('d'), false, 0), true)
+    assert.equal(assembler.append(utf8('e'), true, 0), true)
+    assert.deepEqual(assembler.finish(), utf8('de'))
+  })
+
+  it('property: whatever the announced rest, the buffer stays within twice the bytes received', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 50 }), fc.oneof(fc.nat(100), fc.constant(2 ** 53 - 1), fc.nat(2 ** 30))), { minLength: 2, maxLength: 20 }),
+        (appends) => {
+          const assembler = new MessageAssembler()
+          assembler.start(false)
+          const expected: Uint8Array[] = []
+          appends.forEach(([size, announced], i) => {
+            const piece = new Uint8Array(size).fill(i)
+            expected.push(piece)
+            assembler.append(piece, false, announced)
+          })
+          const data = assembler.finish()!
+          assert.deepEqual(data, concat(expected))
+          assert.ok(data.buffer.byteLength <= 2 * data.length, `${data.buffer.byteLength} for ${data.length}`)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('property: any split of a message reassembles to the same bytes and the same UTF-8 verdict', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ unit: 'binary', maxLength: 30 }).map(utf8), fc.uint8Array({ maxLength: 40 })),
+        fc.array(fc.nat(60), { maxLength: 8 }),
+        (bytes, cuts) => {
+          const pieces = split(bytes, cuts)
+          const assembler = new MessageAssembler()
+          assembler.start(true)
+          let ok = true
+          pieces.forEach((piece, i) => {
+            if (!assembler.append(piece, i === pieces.length - 1, 0)) ok = false
+          })
+          const data = assembler.finish()
+          const valid = isUtf8(bytes)
+          assert.equal(ok && data !== undefined, valid)
+          if (valid) assert.deepEqual(data, bytes)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+})
