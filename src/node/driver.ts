@@ -76,12 +76,19 @@ export class SocketDriver {
     socket[kDriver] = this
     if (typeof socket.setTimeout === 'function') socket.setTimeout(0)
     if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true)
+    // Bytes that came with the handshake must not be dispatched from inside
+    // start(): the front end emits 'open'/'connection' after it returns, and
+    // only then are 'message' listeners attached. While the socket is paused,
+    // neither the 'data' listener nor unshift() emits anything; resume()
+    // delivers the bytes on the next tick, ahead of anything read later.
+    socket.pause()
     socket.on('data', onSocketData)
     socket.on('end', onSocketEnd)
     socket.on('close', onSocketClose)
     socket.on('error', onSocketError)
     socket.on('drain', onSocketDrain)
     if (head !== undefined && head.length > 0) socket.unshift(asBuffer(head))
+    socket.resume()
     if (socket.destroyed) process.nextTick(() => this.socketGone())
   }
 

@@ -64,7 +64,6 @@ interface EventTargetHost extends EventEmitter {
   readonly wasClean: boolean
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Wrapper = ((...args: any[]) => void) & { [kListener]: EventHandler; [kForOnEventAttribute]: boolean }
 
 function callListener(handler: EventHandler, thisArg: unknown, event: Event): void {

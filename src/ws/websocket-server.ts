@@ -62,6 +62,38 @@ type UpgradeCallback = (ws: WebSocket, request: IncomingMessage) => void
 
 const kUpgraded = Symbol('tether.upgraded')
 
+/** The server's events and their arguments. */
+interface ServerEvents {
+  connection: [socket: WebSocket, request: IncomingMessage]
+  error: [error: Error]
+  headers: [headers: string[], request: IncomingMessage]
+  close: []
+  listening: []
+  wsClientError: [error: Error, socket: Duplex, request: IncomingMessage]
+}
+type ServerListener<K extends keyof ServerEvents> = (this: WebSocketServer, ...args: ServerEvents[K]) => void
+type AnyListener = (this: WebSocketServer, ...args: any[]) => void
+
+/**
+ * Typed listeners, as @types/ws declares them. Without them the `ws` of a
+ * 'connection' handler is `any`, and the usual
+ * `wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ...))`
+ * does not compile under `noImplicitAny` although it does with ws. Other
+ * event names keep the untyped signature.
+ */
+export interface WebSocketServer {
+  on<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
+  on(event: string | symbol, listener: AnyListener): this
+  once<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
+  once(event: string | symbol, listener: AnyListener): this
+  off<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
+  off(event: string | symbol, listener: AnyListener): this
+  addListener<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
+  addListener(event: string | symbol, listener: AnyListener): this
+  removeListener<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
+  removeListener(event: string | symbol, listener: AnyListener): this
+}
+
 /**
  * A WebSocket server with the API of `ws` v8.
  *

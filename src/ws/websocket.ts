@@ -566,3 +566,33 @@ export interface WebSocket {
   addEventListener(type: string, listener: unknown, options?: { once?: boolean }): void
   removeEventListener(type: string, listener: unknown): void
 }
+
+/** The events of a WebSocket and their arguments, as @types/ws declares them. */
+interface WebSocketEvents {
+  open: []
+  message: [data: RawData, isBinary: boolean]
+  close: [code: number, reason: Buffer]
+  error: [error: Error]
+  ping: [data: Buffer]
+  pong: [data: Buffer]
+  upgrade: [response: IncomingMessage]
+  'unexpected-response': [request: ClientRequest, response: IncomingMessage]
+  redirect: [url: string, request: ClientRequest]
+  drain: []
+}
+type Listener<K extends keyof WebSocketEvents> = (this: WebSocket, ...args: WebSocketEvents[K]) => void
+type AnyListener = (this: WebSocket, ...args: any[]) => void
+
+/** Typed listeners, so `ws.on('message', (data, isBinary) => ...)` is typed as with @types/ws. */
+export interface WebSocket {
+  on<K extends keyof WebSocketEvents>(event: K, listener: Listener<K>): this
+  on(event: string | symbol, listener: AnyListener): this
+  once<K extends keyof WebSocketEvents>(event: K, listener: Listener<K>): this
+  once(event: string | symbol, listener: AnyListener): this
+  off<K extends keyof WebSocketEvents>(event: K, listener: Listener<K>): this
+  off(event: string | symbol, listener: AnyListener): this
+  addListener<K extends keyof WebSocketEvents>(event: K, listener: Listener<K>): this
+  addListener(event: string | symbol, listener: AnyListener): this
+  removeListener<K extends keyof WebSocketEvents>(event: K, listener: Listener<K>): this
+  removeListener(event: string | symbol, listener: AnyListener): this
+}

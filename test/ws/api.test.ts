@@ -1,0 +1,293 @@
+/**
+ * The ws v8 surface of tether's WebSocket over real sockets: readyState and
+ * its constants, send/ping/close argument rules and their errors, send
+ * callbacks, binaryType shapes, and the browser-style event API. Where ws
+ * defines the exact outcome, the same scenario runs on the npm ws client and
+ * the results must be identical.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { WebSocket as WsClient } from 'ws'
+import { CloseEvent, ErrorEvent, MessageEvent, WebSocket, type WebSocketServer } from '../../src/index.js'
+import { closed, Inbox, opened, stopWss, tetherServer, unmaskedFrame, rawWsServer, waitFor } from '../helpers/net.js'
+
+/** A client class as the scenarios use it (ws's class is cast to tether's shape). */
+type AnyClient = { new (url: string): WebSocket; CONNECTING: number; OPEN: number; CLOSING: number; CLOSED: number }
+
+let wss: WebSocketServer
+let url: string
+before(async () => {
+  ;({ wss, url } = await tetherServer())
+  wss.on('connection', (ws) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (String(data) === 'close please') ws.close(4321, 'as you wish')
+      else ws.send(data, { binary: isBinary })
+    })
+  })
+})
+after(() => stopWss(wss))
+
+/** Runs `scenario` with tether's and ws's client; returns both results. */
+async function both<T>(scenario: (Client: AnyClient) => Promise<T>): Promise<[T, T]> {
+  return [await scenario(WebSocket as AnyClient), await scenario(WsClient as unknown as AnyClient)]
+}
+
+describe('readyState', () => {
+  it('CONNECTING -> OPEN -> CLOSING -> CLOSED, with the constants on class and instance (same as ws)', async () => {
+    const [mine, theirs] = await both(async (Client) => {
+      const ws = new Client(url)
+      const states = [ws.readyState]
+      await opened(ws)
+      states.push(ws.readyState)
+      const close = closed(ws)
+      ws.close(1000)
+      states.push(ws.readyState)
+      await close
+      states.push(ws.readyState)
+      return {
+        states,
+        classConstants: [Client.CONNECTING, Client.OPEN, Client.CLOSING, Client.CLOSED],
+        instanceConstants: [ws.CONNECTING, ws.OPEN, ws.CLOSING, ws.CLOSED],
+      }
+    })
+    assert.deepEqual(mine.states, [0, 1, 2, 3])
+    assert.deepEqual(mine.classConstants, [0, 1, 2, 3])
+    assert.deepEqual(mine, theirs)
+  })
+
+  it('a server-initiated close goes through CLOSING before CLOSED on the client', async () => {
+    const ws = await opened(new WebSocket(url))
+    const states: number[] = []
+    ws.on('close', () => states.push(ws.readyState))
+    const close = closed(ws)
+    ws.send('close please')
+    assert.deepEqual(await close, [4321, 'as you wish'])
+    assert.deepEqual(states, [3])
+  })
+})
+
+describe('send, ping and close rules', () => {
+  it("send while CONNECTING throws 'WebSocket is not open: readyState 0 (CONNECTING)' (ping and pong too)", async () => {
+    const [mine, theirs] = await both(async (Client) => {
+      const ws = new Client(url)
+      const messages: string[] = []
+      for (const call of [() => ws.send('x'), () => ws.ping(), () => ws.pong()]) {
+        try {
+          call()
+        } catch (error) {
+          messages.push((error as Error).message)
+        }
+      }
+      await opened(ws)
+      ws.terminate()
+      return messages
+    })
+    assert.deepEqual(mine, Array(3).fill('WebSocket is not open: readyState 0 (CONNECTING)'))
+    assert.deepEqual(mine, theirs)
+  })
+
+  it('send after close: the callback gets an error and bufferedAmount grows by the size (same as ws)', async () => {
+    const [mine, theirs] = await both(async (Client) => {
+      const ws = (await opened(new Client(url)))
+      ws.close()
+      const closing = await new Promise<[string | undefined, number]>((resolve) =>
+        ws.send(Buffer.alloc(10), (error) => resolve([error?.message, ws.bufferedAmount])))
+      await closed(ws)
+      const afterClose = await new Promise<[string | undefined, number]>((resolve) =>
+        ws.send('12345', (error) => resolve([error?.message, ws.bufferedAmount])))
+      return { closing, afterClose }
+    })
+    assert.deepEqual(mine.closing[0], 'WebSocket is not open: readyState 2 (CLOSING)')
+    assert.deepEqual(mine.afterClose[0], 'WebSocket is not open: readyState 3 (CLOSED)')
+    assert.ok(mine.closing[1] >= 10)
+    assert.equal(mine.afterClose[1] - mine.closing[1], 5)
+    assert.deepEqual(mine, theirs)
+  })
+
+  it('send callbacks fire once, in order, after the data was written', async () => {
+    const ws = await opened(new WebSocket(url))
+    try {
+      const inbox = new Inbox(ws)
+      const order: string[] = []
+      const done = new Promise<void>((resolve) => {
+        ws.send('a', () => order.push('a'))
+        ws.send(Buffer.alloc(100_000), { binary: true }, (error) => order.push(`big ${error ?? 'ok'}`))
+        ws.send('c', (error) => {
+          order.push(`c ${error ?? 'ok'}`)
+          resolve()
+        })
+      })
+      assert.deepEqual(order, [], 'callbacks must not run synchronously')
+      await done
+      assert.deepEqual(order, ['a', 'big ok', 'c ok'])
+      assert.equal(ws._socket!.writableLength, 0)
+      await inbox.next(3)
+    } finally {
+      ws.terminate()
+    }
+  })
+
+  it('close() validates code and reason like ws: TypeError for 1005, 999, "x"; RangeError over 123 bytes', async () => {
+    const [mine, theirs] = await both(async (Client) => {
+      const ws = (await opened(new Client(url)))
+      const outcomes: string[] = []
+      for (const args of [[1005], [999], ['x'], [1000, 'é'.repeat(62)], [3000, 'x'.repeat(124)]] as const) {
+        try {
+          ws.close(...(args as unknown as [number, string]))
+          outcomes.push('ok')
+        } catch (error) {
+          outcomes.push(`${(error as Error).name}: ${(error as Error).message}`)
+        }
+      }
+      assert.equal(ws.readyState, WebSocket.OPEN)
+      const close = closed(ws)
+      ws.close(4000, 'r'.repeat(123))
+      outcomes.push(JSON.stringify(await close))
+      return outcomes
+    })
+    assert.deepEqual(mine.slice(0, 3), Array(3).fill('TypeError: First argument must be a valid error code number'))
+    assert.match(mine[3]!, /^RangeError/)
+    assert.match(mine[4]!, /^RangeError/)
+    assert.deepEqual(mine, theirs)
+  })
+
+  it('ping/pong with more than 125 bytes throws RangeError', async () => {
+    const ws = await opened(new WebSocket(url))
+    try {
+      assert.throws(() => ws.ping(Buffer.alloc(126)), { name: 'RangeError', message: 'The data size must not be greater than 125 bytes' })
+      assert.throws(() => ws.pong('x'.repeat(126)), RangeError)
+      const pong = waitFor<[Buffer]>(ws, 'pong')
+      ws.ping(Buffer.alloc(125, 7))
+      assert.deepEqual((await pong)[0], Buffer.alloc(125, 7))
+    } finally {
+      ws.terminate()
+    }
+  })
+
+  it('_socket exposes the peer address on both ends', async () => {
+    const connection = waitFor<[WebSocket]>(wss, 'connection')
+    const ws = await opened(new WebSocket(url))
+    try {
+      const [serverSide] = await connection
+      assert.equal(serverSide._socket!.remoteAddress, '127.0.0.1')
+      assert.equal(serverSide._socket!.remotePort, ws._socket!.localPort)
+      assert.equal(ws._socket!.remotePort, serverSide._socket!.localPort)
+    } finally {
+      ws.terminate()
+    }
+  })
+})
+
+describe('binaryType', () => {
+  it('shapes binary messages (nodebuffer, arraybuffer, fragments, blob); text is always a Buffer', async () => {
+    const [mine, theirs] = await both(async (Client) => {
+      const ws = (await opened(new Client(url)))
+      const shapes: string[] = []
+      ws.binaryType = 'bogus' as never
+      shapes.push(ws.binaryType)
+      for (const type of ['nodebuffer', 'arraybuffer', 'fragments', 'blob'] as const) {
+        ws.binaryType = type
+        for (const data of [Buffer.from([1, 2, 3]), 'text']) {
+          const [message, isBinary] = await new Promise<[unknown, boolean]>((resolve) => {
+            ws.once('message', (m: unknown, b: boolean) => resolve([m, b]))
+            ws.send(data)
+          })
+          let bytes: number[]
+          let shape: string
+          if (Buffer.isBuffer(message)) [shape, bytes] = ['Buffer', [...message]]
+          else if (message instanceof ArrayBuffer) [shape, bytes] = ['ArrayBuffer', [...new Uint8Array(message)]]
+          else if (Array.isArray(message)) [shape, bytes] = [`Array of ${message.length} Buffer`, [...Buffer.concat(message)]]
+          else if (message instanceof Blob) [shape, bytes] = ['Blob', [...new Uint8Array(await message.arrayBuffer())]]
+          else [shape, bytes] = [typeof message, []]
+          shapes.push(`${type} ${typeof data}: ${shape} ${isBinary} ${bytes}`)
+        }
+      }
+      ws.terminate()
+      return shapes
+    })
+    assert.deepEqual(mine, [
+      'nodebuffer',
+      'nodebuffer object: Buffer true 1,2,3',
+      'nodebuffer string: Buffer false 116,101,120,116',
+      'arraybuffer object: ArrayBuffer true 1,2,3',
+      'arraybuffer string: Buffer false 116,101,120,116',
+      'fragments object: Array of 1 Buffer true 1,2,3',
+      'fragments string: Buffer false 116,101,120,116',
+      'blob object: Blob true 1,2,3',
+      'blob string: Buffer false 116,101,120,116',
+    ])
+    assert.deepEqual(mine, theirs)
+  })
+})
+
+describe('the event-target API', () => {
+  it('addEventListener/removeEventListener and on* attributes deliver Event objects like ws', async () => {
+    const [mine, theirs] = await both(async (Client) => {
+      const ws = new Client(url)
+      const log: string[] = []
+      const onMessage = (event: MessageEvent) => log.push(`listener ${typeof event.data} ${String(event.data)} ${event.target === ws}`)
+      ws.addEventListener('message', onMessage)
+      ws.addEventListener('message', onMessage)
+      ws.addEventListener('message', { handleEvent: (event: MessageEvent) => log.push(`handleEvent ${String(event.data)}`) })
+      ws.addEventListener('message', (event: MessageEvent) => log.push(`once ${String(event.data)}`), { once: true })
+      ws.onmessage = (event) => log.push(`onmessage ${event.type} ${event instanceof MessageEvent || (event as object).constructor.name}`)
+      ws.onopen = (event) => log.push(`onopen ${event.type}`)
+      assert.equal(typeof ws.onopen, 'function')
+      await opened(ws)
+      ws.send('hi')
+      await waitFor(ws, 'message')
+      ws.removeEventListener('message', onMessage)
+      ws.onmessage = null
+      assert.equal(ws.onmessage, null)
+      ws.send(Buffer.from('bin'))
+      await waitFor(ws, 'message')
+      const close = new Promise<CloseEvent>((resolve) => {
+        ws.onclose = resolve
+      })
+      ws.send('close please')
+      const event = await close
+      log.push(`close ${event.code} ${event.reason} ${event.wasClean} ${event.type}`)
+      return log
+    })
+    assert.deepEqual(mine, [
+      'onopen open',
+      'listener string hi true',
+      'handleEvent hi',
+      'once hi',
+      'onmessage message true',
+      'handleEvent bin',
+      'close 4321 as you wish true close',
+    ])
+    // ws's MessageEvent is its own class; compare everything else.
+    assert.deepEqual(mine.filter((line) => !line.startsWith('onmessage')), theirs.filter((line) => !line.startsWith('onmessage')))
+  })
+
+  it('onerror receives an ErrorEvent; onclose a CloseEvent with wasClean false after a failure', async () => {
+    const server = await rawWsServer()
+    const ws = new WebSocket(server.url)
+    try {
+      const error = new Promise<ErrorEvent>((resolve) => {
+        ws.onerror = resolve
+      })
+      const close = new Promise<CloseEvent>((resolve) => {
+        ws.addEventListener('close', resolve)
+      })
+      const open = waitFor(ws, 'open')
+      const peer = await server.next()
+      await open
+      peer.write(unmaskedFrame(3, ''))
+      const errorEvent = await error
+      assert.ok(errorEvent instanceof ErrorEvent)
+      assert.equal(errorEvent.message, 'Invalid WebSocket frame: invalid opcode 3')
+      assert.equal((errorEvent.error as Error & { code: string }).code, 'WS_ERR_INVALID_OPCODE')
+      assert.equal(errorEvent.target, ws)
+      peer.socket.end()
+      const closeEvent = await close
+      assert.ok(closeEvent instanceof CloseEvent)
+      assert.deepEqual([closeEvent.code, closeEvent.reason, closeEvent.wasClean], [1006, '', false])
+    } finally {
+      ws.terminate()
+      await server.stop()
+    }
+  })
+})

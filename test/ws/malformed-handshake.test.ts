@@ -1,0 +1,138 @@
+/**
+ * Malformed opening handshakes over a raw TCP socket to a standalone
+ * server: raw HTTP text in, the raw answer out. Every bad request gets an
+ * HTTP answer (or a closed socket), never a crash, and the server keeps
+ * serving good clients afterwards.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { WebSocket, type WebSocketServer } from '../../src/index.js'
+import { delay, Inbox, opened, RawPeer, rawExchange, stopWss, tetherServer, upgradeRequest } from '../helpers/net.js'
+
+/** Splits a raw HTTP answer into status line, lower-cased headers and body. */
+function parseAnswer(answer: string): { status: number; headers: Record<string, string>; body: string } {
+  const end = answer.indexOf('\r\n\r\n')
+  assert.ok(end > 0, `not an HTTP answer: ${JSON.stringify(answer)}`)
+  const [statusLine, ...lines] = answer.slice(0, end).split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
+  }
+  return { status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine!)?.[1]), headers, body: answer.slice(end + 4) }
+}
+
+describe('malformed handshakes on a raw socket', () => {
+  let wss: WebSocketServer
+  let port: number
+  let url: string
+  let connections = 0
+
+  before(async () => {
+    ;({ wss, port, url } = await tetherServer())
+    wss.on('connection', (ws) => {
+      connections++
+      ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }))
+    })
+  })
+  after(() => stopWss(wss))
+
+  /** After each bad request, a good client still gets an echo. */
+  async function stillServes(): Promise<void> {
+    const before = connections
+    const ws = await opened(new WebSocket(url))
+    try {
+      const inbox = new Inbox(ws)
+      ws.send('still there?')
+      assert.equal(String((await inbox.one()).data), 'still there?')
+      assert.equal(connections, before + 1)
+    } finally {
+      ws.terminate()
+    }
+  }
+
+  const cases: Array<[string, string, number, Record<string, string>]> = [
+    ['POST', upgradeRequest({ method: 'POST' }), 405, { allow: 'GET' }],
+    ['no Sec-WebSocket-Key', upgradeRequest({ headers: { 'Sec-WebSocket-Key': null } }), 400, {}],
+    ['a Sec-WebSocket-Key that is not 16 bytes of base64', upgradeRequest({ headers: { 'Sec-WebSocket-Key': 'AAAAAAAAAAAAAAAAAAAA' } }), 400, {}],
+    ['a Sec-WebSocket-Key with invalid characters', upgradeRequest({ headers: { 'Sec-WebSocket-Key': '!!!!!!!!!!!!!!!!!!!!!!==' } }), 400, {}],
+    ['Sec-WebSocket-Version: 8', upgradeRequest({ headers: { 'Sec-WebSocket-Version': '8' } }), 426, { 'sec-websocket-version': '13' }],
+    ['no Sec-WebSocket-Version', upgradeRequest({ headers: { 'Sec-WebSocket-Version': null } }), 400, {}],
+    ['Upgrade: h2c', upgradeRequest({ headers: { Upgrade: 'h2c' } }), 426, { upgrade: 'websocket' }],
+    ['no Upgrade header (a plain GET)', upgradeRequest({ headers: { Upgrade: null } }), 426, {}],
+    ['no Connection: Upgrade (a plain GET)', upgradeRequest({ headers: { Connection: 'keep-alive' } }), 426, {}],
+    ['HTTP/1.0', upgradeRequest().replace('HTTP/1.1', 'HTTP/1.0'), 505, {}],
+    ['no Host header', upgradeRequest({ headers: { Host: null } }), 400, {}],
+    ['two Sec-WebSocket-Key headers', upgradeRequest().replace('\r\n\r\n', '\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'), 400, {}],
+    ['a malformed Sec-WebSocket-Extensions', upgradeRequest({ headers: { 'Sec-WebSocket-Extensions': ';;;' } }), 400, {}],
+    ['a duplicated Sec-WebSocket-Protocol', upgradeRequest({ headers: { 'Sec-WebSocket-Protocol': 'chat, chat' } }), 400, {}],
+    ['a Sec-WebSocket-Protocol that is not a token list', upgradeRequest({ headers: { 'Sec-WebSocket-Protocol': 'a b;c' } }), 400, {}],
+  ]
+
+  for (const [title, request, status, headers] of cases) {
+    it(`${title} -> ${status}`, async () => {
+      const peer = await RawPeer.connect(port)
+      try {
+        peer.write(request)
+        const head = await peer.readHead()
+        const length = Number(/^content-length:\s*(\d+)/im.exec(head)?.[1])
+        const answer = parseAnswer(head + (await peer.read(length)).toString('latin1'))
+        assert.equal(answer.status, status, `answer: ${JSON.stringify(answer)}`)
+        for (const [name, value] of Object.entries(headers)) assert.equal(answer.headers[name], value, name)
+        if (answer.headers.connection === 'close') {
+          // A refused upgrade ends the exchange: the server closes the socket.
+          await peer.waitEnded()
+        } else {
+          // A plain GET answered by the internal HTTP server may stay open (keep-alive, as in ws).
+          assert.equal(title.includes('plain GET'), true, 'only plain HTTP answers may keep the connection')
+        }
+      } finally {
+        peer.destroy()
+      }
+      await stillServes()
+    })
+  }
+
+  it('garbage that is not HTTP: the socket is closed, the process survives', async () => {
+    const answer = await rawExchange(port, Buffer.from('\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http at all\r\n\r\n', 'latin1'))
+    // Node's HTTP parser answers 400 (or nothing) and closes; either way the socket is gone.
+    assert.ok(answer === '' || answer.startsWith('HTTP/1.1 400'), answer)
+    await stillServes()
+  })
+
+  it('headers too large -> 431, and the server keeps working', async () => {
+    const answer = await rawExchange(port, upgradeRequest({ headers: { 'X-Big': 'x'.repeat(20_000) } }))
+    assert.match(answer, /^HTTP\/1\.1 431 /)
+    await stillServes()
+  })
+
+  it('half a request, then the client disconnects', async () => {
+    for (const cut of [5, 40, upgradeRequest().length - 3]) {
+      const peer = await RawPeer.connect(port)
+      peer.write(upgradeRequest().slice(0, cut))
+      await delay(20)
+      peer.destroy()
+    }
+    // And a client that sends a complete request and vanishes before reading the answer.
+    const peer = await RawPeer.connect(port)
+    peer.write(upgradeRequest())
+    peer.destroy()
+    await delay(50)
+    assert.equal(wss.clients.size, 0)
+    await stillServes()
+  })
+
+  // A regression test: these bytes used to be dispatched before the 'connection' handler ran, so they were lost.
+  it('a frame that arrives in the same packet as the request reaches the connection handler', async () => {
+    const peer = await RawPeer.connect(port)
+    try {
+      const frame = Buffer.from([0x81, 0x82, 1, 2, 3, 4, 'h'.charCodeAt(0) ^ 1, 'i'.charCodeAt(0) ^ 2])
+      peer.write(Buffer.concat([Buffer.from(upgradeRequest()), frame]))
+      const head = await peer.readHead()
+      assert.match(head, /^HTTP\/1\.1 101 /)
+      assert.deepEqual([...(await peer.read(4))], [0x81, 0x02, 0x68, 0x69])
+    } finally {
+      peer.destroy()
+    }
+  })
+})
