@@ -22,6 +22,8 @@
  * Rule 4: limits are checked against the declared length in each frame
  * header, before any of its payload is buffered.
  */
+import type { InflateOutcome } from './deflate/codec.js'
+import type { DeflateParameters } from './deflate/negotiate.js'
 import { type Close, MAX_CLOSE_REASON, isCloseParseFailure, isValidCloseCode, parseClose, serializeClose } from './close.js'
 import { ProtocolError, type ProtocolErrorCode, StateError } from './errors.js'
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, firstHeaderByte } from './frame.js'
@@ -47,6 +49,12 @@ export interface ConnectionOptions {
   allocate?: Allocate
   /** Masking-key generator (client side). */
   generateMask?: GenerateMask
+  /**
+   * permessage-deflate parameters, when the handshake negotiated it
+   * (RFC 7692). RSV1 then marks compressed messages, and their payload is
+   * handed out through `inflate` events.
+   */
+  deflate?: DeflateParameters
 }
 
 /** What `eventsReceived` reports, in the order it happened. */
@@ -57,6 +65,12 @@ export type ConnectionEvent =
   /** A close frame arrived (§5.5.1); `code` is 1005 if it had none. */
   | { type: 'close'; code: number; reason: Uint8Array }
   | { type: 'error'; error: ProtocolError }
+  /**
+   * A piece of a compressed message to inflate (RFC 7692 §7.2.2). Parsing
+   * stops until the transport answers with `receiveInflated`. `end` marks the
+   * message's last piece; at most `limit` bytes may come out of it.
+   */
+  | { type: 'inflate'; data: Uint8Array; end: boolean; limit: number }
   /** The connection is over; `code` is the received close code, or 1006 if none arrived. */
   | { type: 'closed'; code: number; reason: Uint8Array; wasClean: boolean }
 
@@ -92,6 +106,14 @@ export class Connection implements FrameSink {
   private frameRemaining = 0
   /** Opcode of the data message in progress, 0 if none. */
   private messageOpcode = 0
+  /** The message in progress is compressed (RSV1 on its first frame). */
+  private messageCompressed = false
+  /** Compressed bytes of the message in progress, for the size limit. */
+  private messageWireLength = 0
+  /** An inflate request is out; parsing waits for `receiveInflated`. */
+  private inflating: { end: boolean } | undefined
+  /** The current message's final piece was sent to be inflated. */
+  private inflateEnded = false
   private message: MessageAssembler | undefined
   private control: Uint8Array | undefined
   private controlLength = 0
@@ -101,11 +123,15 @@ export class Connection implements FrameSink {
   /** Opcode of a fragmented message we are sending, 0 if none. */
   private sendingOpcode = 0
 
+  /** Negotiated permessage-deflate parameters, if any. */
+  readonly deflate: DeflateParameters | undefined
+
   constructor(options: ConnectionOptions) {
     this.side = options.side
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD
     this.validateUtf8 = !options.skipUTF8Validation
     this.autoPong = options.autoPong ?? true
+    this.deflate = options.deflate
     this.parser = new FrameParser(this)
     this.writer = new FrameWriter(options.side, options.allocate, options.generateMask)
   }
@@ -169,14 +195,35 @@ export class Connection implements FrameSink {
     return this.state === 'closing'
   }
 
-  /** Sends a text message (or a fragment of one when `fin` is false). */
-  sendText(data: string | Uint8Array, fin = true): void {
-    this.sendData(Opcode.Text, typeof data === 'string' ? textEncoder.encode(data) : data, fin)
+  /**
+   * Sends a text message (or a fragment of one when `fin` is false).
+   * `compressed` says the bytes are already DEFLATE output (RFC 7692 §7.2.1);
+   * RSV1 then marks the message's first frame.
+   */
+  sendText(data: string | Uint8Array, fin = true, compressed = false): void {
+    this.sendData(Opcode.Text, typeof data === 'string' ? textEncoder.encode(data) : data, fin, compressed)
   }
 
-  /** Sends a binary message (or a fragment of one when `fin` is false). */
-  sendBinary(data: Uint8Array, fin = true): void {
-    this.sendData(Opcode.Binary, data, fin)
+  /** Sends a binary message (or a fragment of one when `fin` is false); see `sendText`. */
+  sendBinary(data: Uint8Array, fin = true, compressed = false): void {
+    this.sendData(Opcode.Binary, data, fin, compressed)
+  }
+
+  /**
+   * Sends bytes that are already a whole, unmasked frame (a message framed
+   * once for many receivers, see `prepare.ts`). Only a server may, as a
+   * client masks every frame with its own key (§5.3).
+   */
+  sendPrepared(frame: Uint8Array): void {
+    this.assertCanSend()
+    if (this.side === 'client') throw new StateError('TETHER_ERR_PREPARED_CLIENT', 'A client cannot send prepared frames')
+    if (this.sendingOpcode !== 0) {
+      throw new StateError('TETHER_ERR_FRAGMENTED_SEND', 'A fragmented message is being sent; finish it first')
+    }
+    if ((frame[0]! & 0x40) !== 0 && this.deflate === undefined) {
+      throw new StateError('TETHER_ERR_NO_DEFLATE', 'permessage-deflate was not negotiated on this connection')
+    }
+    this.writer.writeRaw(frame)
   }
 
   /** Sends a ping (§5.5.2); at most 125 bytes. */
@@ -238,7 +285,10 @@ export class Connection implements FrameSink {
       return this.fail('WS_ERR_UNEXPECTED_RSV_2_3', 'Invalid WebSocket frame: RSV2 and RSV3 must be clear')
     }
     // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values".
-    if (header.rsv1) {
+    // RFC 7692 §6: RSV1 is the "Per-Message Compressed" bit, set on the first frame of a message
+    // only; "An endpoint MUST NOT set the 'Per-Message Compressed' bit of control frames and
+    // non-first fragments of a data message."
+    if (header.rsv1 && (this.deflate === undefined || (opcode !== Opcode.Text && opcode !== Opcode.Binary))) {
       return this.fail('WS_ERR_UNEXPECTED_RSV_1', 'Invalid WebSocket frame: RSV1 must be clear')
     }
 
@@ -281,11 +331,17 @@ export class Connection implements FrameSink {
 
     if (opcode !== Opcode.Continuation) {
       this.messageOpcode = opcode
+      this.messageCompressed = header.rsv1
+      this.messageWireLength = 0
+      this.inflateEnded = false
       ;(this.message ??= new MessageAssembler()).start(opcode === Opcode.Text && this.validateUtf8)
     }
     const message = this.message!
-    // Rule 4: the limit is checked before a byte of this frame is buffered.
-    if (this.maxPayload > 0 && message.length + header.length > this.maxPayload) {
+    // Rule 4: the limit is checked before a byte of this frame is buffered. A compressed
+    // message is also held to it on the wire; its inflated size is checked while inflating.
+    this.messageWireLength += header.length
+    const size = this.messageCompressed ? this.messageWireLength : message.length + header.length
+    if (this.maxPayload > 0 && size > this.maxPayload) {
       return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
     }
     this.frameRole = 'data'
@@ -295,6 +351,7 @@ export class Connection implements FrameSink {
     this.frameRemaining -= piece.length
     if (this.frameRole === 'data') {
       const last = this.frameFin && this.frameRemaining === 0
+      if (this.messageCompressed) return this.requestInflate(piece, last)
       if (!this.message!.append(piece, last, this.frameRemaining)) {
         this.fail('WS_ERR_INVALID_UTF8', 'Invalid WebSocket frame: invalid UTF-8 sequence')
       }
@@ -305,7 +362,14 @@ export class Connection implements FrameSink {
 
   frameEnded(): void {
     if (this.frameRole === 'data') {
-      if (this.frameFin) this.finishMessage()
+      // Not the last frame, or the message was already completed by receiveInflated.
+      if (!this.frameFin || this.messageOpcode === 0) return
+      // A compressed message whose last frame is empty still needs its end inflated.
+      if (this.messageCompressed) {
+        if (!this.inflateEnded) this.requestInflate(EMPTY, true)
+        return
+      }
+      this.finishMessage()
     } else if (this.frameRole === 'control') {
       const payload = this.controlSingle ?? (this.control ? this.control.slice(0, this.controlLength) : EMPTY)
       this.controlSingle = undefined
@@ -315,6 +379,37 @@ export class Connection implements FrameSink {
 
   headerInvalid(code: ProtocolErrorCode, message: string): void {
     this.fail(code, message)
+  }
+
+  /**
+   * The answer to the last `inflate` event. Parsing resumes, so new events
+   * may follow (collect them again).
+   */
+  receiveInflated(outcome: InflateOutcome): void {
+    const request = this.inflating
+    if (request === undefined) throw new StateError('TETHER_ERR_NO_INFLATE', 'No inflate request is pending')
+    this.inflating = undefined
+    if (this.state === 'closed' || this.error !== undefined) return
+    if (!outcome.ok) {
+      if (outcome.reason === 'too-big') return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
+      return this.fail('WS_ERR_INVALID_COMPRESSED_DATA', `Invalid compressed data: ${outcome.message}`)
+    }
+    const message = this.message!
+    const chunks = outcome.data
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!
+      // The codec honours the limit; checking again keeps a faulty codec from breaking it.
+      if (this.maxPayload > 0 && message.length + chunk.length > this.maxPayload) {
+        return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
+      }
+      if (!message.append(chunk, request.end && i === chunks.length - 1, 0)) {
+        return this.fail('WS_ERR_INVALID_UTF8', 'Invalid WebSocket frame: invalid UTF-8 sequence')
+      }
+    }
+    if (request.end) this.finishMessage()
+    // finishMessage fails the connection when the whole text is not UTF-8 (§8.1). Rule 1: input
+    // after that point is discarded, so the parser stays stopped with whatever is queued behind.
+    if (this.error === undefined) this.parser.resume()
   }
 
   // ------------------------------------------------------------ internals
@@ -333,9 +428,19 @@ export class Connection implements FrameSink {
     this.failConnection(new ProtocolError(code, message))
   }
 
+  /** Asks the transport to inflate a piece of the compressed message; parsing waits (RFC 7692 §7.2.2). */
+  private requestInflate(data: Uint8Array, end: boolean): void {
+    this.inflating = { end }
+    if (end) this.inflateEnded = true
+    const limit = this.maxPayload > 0 ? this.maxPayload - this.message!.length : Number.POSITIVE_INFINITY
+    this.parser.stop()
+    this.emit({ type: 'inflate', data, end, limit })
+  }
+
   private finishMessage(): void {
     const binary = this.messageOpcode === Opcode.Binary
     this.messageOpcode = 0
+    this.messageCompressed = false
     const data = this.message!.finish()
     // §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the
     // byte stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket Connection_."
@@ -404,12 +509,16 @@ export class Connection implements FrameSink {
     if (this.closeReceived !== undefined && this.side === 'server') this.eofPending = true
   }
 
-  private sendData(opcode: number, data: Uint8Array, fin: boolean): void {
+  private sendData(opcode: number, data: Uint8Array, fin: boolean, compressed: boolean): void {
     this.assertCanSend()
-    // §5.4: fragments after the first are continuation frames.
-    const frameOpcode = this.sendingOpcode === 0 ? opcode : Opcode.Continuation
-    this.sendingOpcode = fin ? 0 : this.sendingOpcode === 0 ? opcode : this.sendingOpcode
-    this.writer.writeFrame(firstHeaderByte(fin, frameOpcode), data)
+    if (compressed && this.deflate === undefined) {
+      throw new StateError('TETHER_ERR_NO_DEFLATE', 'permessage-deflate was not negotiated on this connection')
+    }
+    // §5.4: fragments after the first are continuation frames; RFC 7692 §6: RSV1 only on the first.
+    const first = this.sendingOpcode === 0
+    const frameOpcode = first ? opcode : Opcode.Continuation
+    this.sendingOpcode = fin ? 0 : first ? opcode : this.sendingOpcode
+    this.writer.writeFrame(firstHeaderByte(fin, frameOpcode, first && compressed), data)
   }
 
   private sendControl(opcode: number, data: Uint8Array): void {

@@ -18,6 +18,7 @@
  */
 import type { Socket } from 'node:net'
 import type { Connection, ConnectionEvent } from '../core/connection.js'
+import type { InflateCodec } from '../core/deflate/codec.js'
 import type { ProtocolError } from '../core/errors.js'
 
 export const kDriver = Symbol('tether.driver')
@@ -37,6 +38,8 @@ export interface DriverHandler {
 export interface DriverOptions {
   /** How long to wait for the peer to finish the closing handshake, in ms. */
   closeTimeout?: number
+  /** Inflates compressed messages when permessage-deflate was negotiated; closed with the socket. */
+  codec?: InflateCodec & { close(): void }
 }
 
 /** Default close timeout: 30 s, as in `ws`. */
@@ -62,12 +65,18 @@ export class SocketDriver {
   private callbacks: WriteCallback[] | undefined
   private socketClosed = false
   private closedEvent: Extract<ConnectionEvent, { type: 'closed' }> | undefined
+  /** An inflate request is waiting for an asynchronous answer; parsing waits for it. */
+  private inflating = false
+  /** The peer's EOF arrived while inflating; it is handled after the answer (Rule 3). */
+  private endDeferred = false
+  private readonly codec: (InflateCodec & { close(): void }) | undefined
 
   constructor(socket: Socket, connection: Connection, handler: DriverHandler, options: DriverOptions = {}) {
     this.socket = socket
     this.connection = connection
     this.handler = handler
     this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
+    this.codec = options.codec
   }
 
   /** Starts reading; `head` holds bytes that arrived with the handshake. */
@@ -148,6 +157,8 @@ export class SocketDriver {
     const backlog = this.backlog
     this.backlog = undefined
     if (backlog !== undefined) this.dispatch(backlog)
+    // Answers to inflate requests in the backlog may have produced more events.
+    this.collect()
     if (!this.paused && !this.socketClosed) this.socket.resume()
   }
 
@@ -166,6 +177,12 @@ export class SocketDriver {
   }
 
   peerEnded(): void {
+    // EOF must not overtake bytes received before it that wait behind an asynchronous
+    // inflation (a close frame right after a compressed message, then FIN, as ws sends).
+    if (this.inflating) {
+      this.endDeferred = true
+      return
+    }
     this.connection.receiveEof()
     this.collect()
     // The peer will send nothing more; finish our side too.
@@ -177,15 +194,25 @@ export class SocketDriver {
     this.socketClosed = true
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer)
     this.closeTimer = undefined
-    this.connection.abort()
     // Rule 3: the connection is over, so flow control no longer matters: deliver
-    // what was parsed (even while paused), then 'closed'.
+    // what was parsed (even while paused, and finishing compressed messages
+    // already received), then 'closed'.
     this.paused = false
-    const backlog = this.backlog ?? []
+    const backlog = this.backlog
     this.backlog = undefined
-    for (const event of this.connection.eventsReceived()) backlog.push(event)
-    this.dispatch(backlog)
-    this.flush()
+    if (backlog !== undefined) this.dispatch(backlog)
+    this.finishGone()
+  }
+
+  /** The rest of socketGone, once no asynchronous inflation is pending. */
+  private finishGone(): void {
+    this.collect()
+    // A compressed message received before the socket closed is still being inflated:
+    // finish it (and what was received after it) first; the answer calls back here.
+    if (this.inflating) return
+    this.connection.abort()
+    this.collect()
+    this.codec?.close()
     const closed = this.closedEvent
     if (closed !== undefined) this.handler.onClosed(closed.code, asBuffer(closed.reason), closed.wasClean)
   }
@@ -194,18 +221,43 @@ export class SocketDriver {
     this.handler.onDrain?.()
   }
 
-  /** Dispatches new events and flushes what they caused. */
+  /** Dispatches new events, and those their handling caused (inflated messages), then flushes. */
   private collect(): void {
-    if (this.connection.hasEvents) {
+    while (this.connection.hasEvents) {
       const events = this.connection.eventsReceived()
       if (this.paused) {
         if (this.backlog === undefined) this.backlog = events
         else for (const event of events) this.backlog.push(event)
-      } else {
-        this.dispatch(events)
+        break
       }
+      this.dispatch(events)
     }
     this.flush()
+  }
+
+  /**
+   * Answers an inflate request. A synchronous answer is taken up by the
+   * loop in `collect`; a later one starts a new round.
+   */
+  private inflate(request: Extract<ConnectionEvent, { type: 'inflate' }>): void {
+    const codec = this.codec ?? noCodec()
+    let answered = false
+    let synchronous = true
+    codec.inflate(request.data, request.end, request.limit, (outcome) => {
+      if (answered) return
+      answered = true
+      this.inflating = false
+      this.connection.receiveInflated(outcome)
+      if (synchronous) return
+      if (this.socketClosed) return this.finishGone()
+      this.collect()
+      if (this.endDeferred && !this.inflating) {
+        this.endDeferred = false
+        this.peerEnded()
+      }
+    })
+    synchronous = false
+    if (!answered) this.inflating = true
   }
 
   private dispatch(events: ConnectionEvent[]): void {
@@ -237,9 +289,16 @@ export class SocketDriver {
           // Rule 3: reported by socketGone(), once the socket is gone.
           this.closedEvent = event
           break
+        case 'inflate':
+          this.inflate(event)
+          break
       }
     }
   }
+}
+
+function noCodec(): never {
+  throw new Error('A compressed message arrived but no codec is configured')
 }
 
 function callbackAll(callbacks: WriteCallback[]): WriteCallback {

@@ -14,6 +14,10 @@ export type { BinaryType, Data, RawData, SendOptions, WebSocketOptions } from '.
 export type { ServerOptions, VerifyClient, VerifyClientCallback, VerifyClientInfo } from './websocket-server.js'
 export { CloseEvent, ErrorEvent, Event, MessageEvent } from './event-target.js'
 export type { WsProtocolError } from './errors.js'
+export { PreparedMessage } from '../node/prepared.js'
+export { configureDeflateMemory, deflateMemoryStats } from '../node/zlib-codec.js'
+export type { DeflateMemoryStats } from '../node/zlib-codec.js'
+export type { PerMessageDeflateOptions } from '../node/deflate.js'
 
 /** ws attaches its other exports to the class, so `require('ws').Server` works. */
 type WebSocketModule = typeof WebSocket & {

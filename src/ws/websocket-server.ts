@@ -15,6 +15,9 @@ import type { Server as HttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { HandshakeError } from '../core/errors.js'
+import type { ExtensionOffer } from '../core/handshake/headers.js'
+import { type DeflateConfig, type PerMessageDeflateOptions, PERMESSAGE_DEFLATE, acceptDeflate, resolveDeflateOptions } from '../node/deflate.js'
+import { PreparedMessage } from '../node/prepared.js'
 import { checkUpgradeRequest, onHandshakeSocketError, rejectUpgrade, upgradeResponseLines, writeUpgradeResponse } from '../node/server.js'
 import { WebSocket, type WebSocketOptions } from './websocket.js'
 
@@ -48,8 +51,8 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   allowSynchronousEvents?: boolean
   autoPong?: boolean
   closeTimeout?: number
-  /** permessage-deflate (RFC 7692); not negotiated yet by this version. */
-  perMessageDeflate?: boolean | object
+  /** permessage-deflate (RFC 7692): false (the default, as in ws), true, or options. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions
   /** The class instantiated for each connection (a subclass of WebSocket). */
   WebSocket?: T
 }
@@ -113,6 +116,7 @@ export class WebSocketServer extends EventEmitter {
   #removeListeners: (() => void) | undefined
   #state = RUNNING
   #emitCloseWhenEmpty = false
+  readonly #deflate: DeflateConfig | undefined
 
   constructor(options: ServerOptions, callback?: () => void) {
     super()
@@ -135,6 +139,8 @@ export class WebSocketServer extends EventEmitter {
       throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified')
     }
     this.options = resolved
+    // Validates the option now, so a bad value throws here rather than at the first handshake.
+    this.#deflate = resolveDeflateOptions(resolved.perMessageDeflate)
     this.clients = new Set()
     if (!resolved.clientTracking) (this as { clients: Set<WebSocket> | undefined }).clients = undefined
 
@@ -244,7 +250,7 @@ export class WebSocketServer extends EventEmitter {
           if (answered) return
           answered = true
           if (!verified) return rejectUpgrade(socket, code || 401, message, headers)
-          this.#complete(accepted.key, accepted.protocols, request, socket, head, callback)
+          this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, socket, head, callback)
         }
         try {
           ;(verifyClient as (info: VerifyClientInfo, callback: VerifyClientCallback) => void)(info, done)
@@ -266,12 +272,44 @@ export class WebSocketServer extends EventEmitter {
       }
       if (!verified) return rejectUpgrade(socket, 401)
     }
-    this.#complete(accepted.key, accepted.protocols, request, socket, head, callback)
+    this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, socket, head, callback)
+  }
+
+  /**
+   * Sends one message to every tracked client (or those `filter` keeps),
+   * framed once and compressed at most once per compression setting (a
+   * prepared message). Returns how many clients it was sent to.
+   *
+   * @example
+   * ```ts
+   * wss.broadcast(JSON.stringify({ score: '2-1' }))
+   * ```
+   */
+  broadcast(
+    data: string | Buffer | ArrayBuffer | ArrayBufferView,
+    options: { binary?: boolean; compress?: boolean } = {},
+    filter?: (client: WebSocket) => boolean,
+  ): number {
+    const clients = this.clients
+    if (clients === undefined) throw new Error('broadcast() needs clientTracking')
+    const binary = options.binary ?? typeof data !== 'string'
+    const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : ArrayBuffer.isView(data)
+      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+      : Buffer.from(data)
+    const prepared = new PreparedMessage(bytes, binary)
+    let sent = 0
+    for (const client of clients) {
+      if (client.readyState !== WebSocket.OPEN || (filter && !filter(client))) continue
+      client.send(prepared, { compress: options.compress ?? true })
+      sent++
+    }
+    return sent
   }
 
   #complete(
     key: string,
     protocols: string[],
+    extensionOffers: ExtensionOffer[],
     request: IncomingMessage,
     socket: Duplex,
     head: Buffer,
@@ -295,15 +333,17 @@ export class WebSocketServer extends EventEmitter {
       const chosen = handleProtocols ? handleProtocols(new Set(protocols), request) : protocols[0]
       if (chosen) protocol = chosen
     }
-    const lines = upgradeResponseLines(key, protocol, [])
+    // RFC 7692 §5: the first acceptable offer, or none (then no compression, not a refusal).
+    const deflate = this.#deflate ? acceptDeflate(extensionOffers, this.#deflate) : undefined
+    const lines = upgradeResponseLines(key, protocol, deflate ? [deflate.response] : [])
     const Class = (this.options.WebSocket ?? WebSocket) as typeof WebSocket
     const ws = new Class(null, undefined, this.options as WebSocketOptions)
-    ws._setNegotiated(protocol ?? '', '')
+    ws._setNegotiated(protocol ?? '', deflate ? PERMESSAGE_DEFLATE : '')
     this.emit('headers', lines, request)
     writeUpgradeResponse(socket, lines)
     socket.removeListener('error', onHandshakeSocketError)
     marked[kUpgraded] = true
-    ws.setSocket(socket as Socket, head, this.options as WebSocketOptions)
+    ws.setSocket(socket as Socket, head, this.options as WebSocketOptions, deflate?.session)
 
     const clients = this.clients
     if (clients) {

@@ -21,7 +21,6 @@ import type { ClientRequest, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { isValidCloseCode } from '../core/close.js'
 import { Connection } from '../core/connection.js'
-import type { ProtocolError } from '../core/errors.js'
 import type { AcceptedResponse } from '../core/handshake/http1.js'
 import type { GenerateMask } from '../core/writer.js'
 import {
@@ -30,7 +29,20 @@ import {
   checkSubprotocols,
   startClientHandshake,
 } from '../node/client.js'
+import { ProtocolError, TetherError } from '../core/errors.js'
+import {
+  type DeflateOfferState,
+  type DeflateSession,
+  type PerMessageDeflateOptions,
+  PERMESSAGE_DEFLATE,
+  abandonDeflateOffer,
+  completeDeflate,
+  offerDeflate,
+  resolveDeflateOptions,
+} from '../node/deflate.js'
 import { type DriverHandler, SocketDriver } from '../node/driver.js'
+import { PreparedMessage } from '../node/prepared.js'
+import type { ZlibCodec } from '../node/zlib-codec.js'
 import { addEventListener, defineEventAttributes, removeEventListener } from './event-target.js'
 import { toWsError } from './errors.js'
 
@@ -43,8 +55,8 @@ const CLOSING = 2
 const CLOSED = 3
 const EMPTY = Buffer.alloc(0)
 
-/** Data `send` accepts, as in ws. */
-export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Blob | Buffer[] | number
+/** Data `send` accepts, as in ws; plus a message prepared once for many receivers. */
+export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Blob | Buffer[] | number | PreparedMessage
 /** What a `message` event carries, depending on `binaryType`. */
 export type RawData = Buffer | ArrayBuffer | Buffer[] | Blob
 
@@ -62,8 +74,8 @@ export interface WebSocketOptions extends ClientHandshakeOptions {
   maxBufferedChunks?: number
   maxPendingAutoPongs?: number
   skipUTF8Validation?: boolean
-  /** permessage-deflate (RFC 7692); not negotiated yet by this version. */
-  perMessageDeflate?: boolean | object
+  /** permessage-deflate (RFC 7692): true (a client's default), false, or options. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions
   generateMask?: GenerateMask
   protocols?: string | string[]
 }
@@ -77,13 +89,22 @@ export interface SendOptions {
 
 type Callback = (error?: Error | null) => void
 
-/** A send waiting behind a Blob being read, so that order is kept. */
+/**
+ * A send waiting for an earlier one (a Blob being read, a message being
+ * compressed asynchronously), so that order is kept; or a close frame
+ * waiting behind them.
+ */
 interface QueuedSend {
-  data: Buffer | Blob
+  data: Buffer | Blob | PreparedMessage
   binary: boolean
   fin: boolean
+  compress: boolean
   callback: Callback | undefined
-  reading?: boolean
+  close?: { code: number; reason: Buffer }
+}
+
+function queuedSize(item: QueuedSend): number {
+  return isBlob(item.data) ? item.data.size : item.data instanceof PreparedMessage ? item.data.data.length : item.data.length
 }
 
 function isBlob(value: unknown): value is Blob {
@@ -175,6 +196,14 @@ export class WebSocket extends EventEmitter {
   #refusedBytes = 0
   #queue: QueuedSend[] | undefined
   #queuedBytes = 0
+  /** A Blob ahead in the queue is being read. */
+  #readingBlob = false
+  /** An asynchronous compression has not answered yet. */
+  #compressing = false
+  #codec: ZlibCodec | undefined
+  /** Whether the fragmented message being sent is compressed (decided on its first fragment). */
+  #sendingCompressed: boolean | undefined
+  #deflateOffer: DeflateOfferState | undefined
   #errorEmitted = false
   #wasClean = false
 
@@ -202,7 +231,16 @@ export class WebSocket extends EventEmitter {
     const url = address instanceof URL ? address : String(address)
     // Throws SyntaxError for an invalid URL, as ws does.
     this.#url = normalizeUrl(url)
-    startClientHandshake(url, offered, this.#options, new ClientHooks(this))
+    // A client offers permessage-deflate unless told not to (ws's default).
+    const deflate = resolveDeflateOptions(this.#options.perMessageDeflate ?? true)
+    this.#deflateOffer = deflate ? offerDeflate(deflate) : undefined
+    try {
+      const extensionOffers = this.#deflateOffer ? [this.#deflateOffer.offer] : []
+      startClientHandshake(url, offered, { ...this.#options, extensionOffers }, new ClientHooks(this))
+    } catch (error) {
+      this.#releaseOffer()
+      throw error
+    }
   }
 
   get binaryType(): BinaryType {
@@ -246,7 +284,7 @@ export class WebSocket extends EventEmitter {
    * Takes over an upgraded socket (used by WebSocketServer and the client
    * handshake). `head` holds bytes received after the handshake.
    */
-  setSocket(socket: Socket, head: Buffer, options: WebSocketOptions = this.#options): void {
+  setSocket(socket: Socket, head: Buffer, options: WebSocketOptions = this.#options, deflate?: DeflateSession): void {
     const connection = new Connection({
       side: this.#isServer ? 'server' : 'client',
       maxPayload: options.maxPayload,
@@ -254,8 +292,13 @@ export class WebSocket extends EventEmitter {
       autoPong: options.autoPong,
       allocate: Buffer.allocUnsafe,
       generateMask: options.generateMask,
+      deflate: deflate?.parameters,
     })
-    const driver = new SocketDriver(socket, connection, new DriverEvents(this), { closeTimeout: options.closeTimeout })
+    this.#codec = deflate?.codec
+    const driver = new SocketDriver(socket, connection, new DriverEvents(this), {
+      closeTimeout: options.closeTimeout,
+      codec: deflate?.codec,
+    })
     this.#driver = driver
     this.#request = undefined
     driver.start(head)
@@ -277,16 +320,19 @@ export class WebSocket extends EventEmitter {
     }
     if (typeof data === 'number') data = data.toString()
     if (this.#readyState !== OPEN) return this.#refuse(data, callback)
-    const binary = options?.binary ?? typeof data !== 'string'
-    const fin = options?.fin ?? true
-    if (isBlob(data) || this.#queue !== undefined) {
-      const bytes = isBlob(data) ? data : toBuffer(data ?? EMPTY)
-      this.#queuedBytes += isBlob(bytes) ? bytes.size : bytes.length
-      ;(this.#queue ??= []).push({ data: bytes, binary, fin, callback })
-      this.#drainQueue()
-      return
+    const prepared = data instanceof PreparedMessage ? data : undefined
+    const binary = prepared ? prepared.binary : (options?.binary ?? typeof data !== 'string')
+    const item: QueuedSend = {
+      data: prepared ?? (isBlob(data) ? data : toBuffer((data ?? EMPTY) as Exclude<Data, Blob | number | PreparedMessage>)),
+      binary,
+      fin: prepared ? true : (options?.fin ?? true),
+      compress: options?.compress ?? true,
+      callback,
     }
-    this.#sendNow(toBuffer(data ?? EMPTY), binary, fin, callback)
+    if (this.#queue === undefined && !isBlob(item.data)) return this.#sendItem(item)
+    this.#queuedBytes += queuedSize(item)
+    ;(this.#queue ??= []).push(item)
+    this.#drainQueue()
   }
 
   ping(data?: Data | Callback, mask?: boolean | Callback, callback?: Callback): void {
@@ -317,6 +363,11 @@ export class WebSocket extends EventEmitter {
       if (reason.length > 123) throw new RangeError('The message must not be greater than 123 bytes')
     }
     this.#readyState = CLOSING
+    if (this.#queue !== undefined) {
+      // Sends accepted before close() still go first (ws queues its close frame the same way).
+      this.#queue.push({ data: EMPTY, binary: false, fin: true, compress: false, callback: undefined, close: { code: code ?? 1005, reason } })
+      return
+    }
     connection.sendClose(code ?? 1005, reason)
     driver.queued()
   }
@@ -395,19 +446,83 @@ export class WebSocket extends EventEmitter {
 
   /** @internal The client handshake failed. */
   _handshakeFailed(error: Error): void {
+    this.#releaseOffer()
     if (this.#readyState === CONNECTING) this.#emitErrorAndClose(error)
   }
 
   /** @internal The server accepted the client handshake. */
   _handshakeAccepted(socket: Socket, head: Buffer, accepted: AcceptedResponse): void {
-    this._setNegotiated(accepted.protocol, accepted.extensions.map((extension) => extension.name).join())
-    this.setSocket(socket, head)
+    let deflate: DeflateSession | undefined
+    const offer = this.#deflateOffer
+    if (offer !== undefined) {
+      this.#deflateOffer = undefined
+      const outcome = completeDeflate(offer, accepted.extensions.find((extension) => extension.name === PERMESSAGE_DEFLATE))
+      if (typeof outcome === 'string') {
+        // RFC 7692 §7.1: an answer the client cannot accept fails the connection.
+        socket.destroy()
+        this._handshakeFailed(new TetherError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', `Invalid Sec-WebSocket-Extensions header: ${outcome}`))
+        return
+      }
+      deflate = outcome
+    }
+    this._setNegotiated(accepted.protocol, deflate ? PERMESSAGE_DEFLATE : '')
+    this.setSocket(socket, head, this.#options, deflate)
   }
 
-  #sendNow(bytes: Buffer, binary: boolean, fin: boolean, callback: Callback | undefined): void {
+  /** Sends one item now: compressing it if agreed, or queueing what follows while compression is pending. */
+  #sendItem(item: QueuedSend): void {
     const driver = this.#driver!
-    if (binary) driver.connection.sendBinary(bytes, fin)
-    else driver.connection.sendText(bytes, fin)
+    const connection = driver.connection
+    if (item.close !== undefined) {
+      connection.sendClose(item.close.code, item.close.reason)
+      driver.queued()
+      return
+    }
+    if (item.data instanceof PreparedMessage) {
+      const prepared = item.data
+      if (this.#isServer && this.#sendingCompressed === undefined) {
+        const frame = prepared.frameFor(this.#codec, item.compress)
+        // A compressed frame (RSV1) enters the peer's inflate window behind our deflater's back.
+        if ((frame[0]! & 0x40) !== 0) this.#codec!.forgetHistory()
+        connection.sendPrepared(frame)
+        driver.queued(item.callback)
+        return
+      }
+      // Rule of prepared.ts: a client masks every frame, so it sends the payload itself.
+      item = { ...item, data: prepared.data }
+    }
+    const bytes = item.data as Buffer
+    const codec = this.#codec
+    // RFC 7692 §6: compression is decided for a whole message, on its first fragment.
+    const continuation = this.#sendingCompressed !== undefined
+    const compressed = this.#sendingCompressed ?? (codec !== undefined && item.compress && codec.shouldCompress(bytes.length))
+    this.#sendingCompressed = item.fin ? undefined : compressed
+    if (!compressed) return this.#write(bytes, item.binary, item.fin, false, item.callback)
+    this.#compressing = true
+    let synchronous = true
+    codec!.deflate(bytes, item.fin, (output) => {
+      this.#compressing = false
+      if (output === undefined && (continuation || !item.fin)) {
+        // A fragment of a compressed message could not be compressed: the message cannot be finished.
+        connection.failConnection(new ProtocolError('WS_ERR_EXTENSION_FAILURE', 'Compression failed', 1011))
+        driver.queued()
+      } else if (connection.closeSent === undefined && connection.state === 'open') {
+        // undefined: the message goes out as it is (it would not shrink).
+        this.#write(output ?? bytes, item.binary, item.fin, output !== undefined, item.callback)
+      } else {
+        this.#refuse(bytes, item.callback)
+      }
+      if (!synchronous) this.#drainQueue()
+    })
+    synchronous = false
+    // An answer still pending: later sends wait in the queue, in order.
+    if (this.#compressing) this.#queue ??= []
+  }
+
+  #write(bytes: Uint8Array, binary: boolean, fin: boolean, compressed: boolean, callback: Callback | undefined): void {
+    const driver = this.#driver!
+    if (binary) driver.connection.sendBinary(bytes, fin, compressed)
+    else driver.connection.sendText(bytes, fin, compressed)
     driver.queued(callback)
   }
 
@@ -432,7 +547,11 @@ export class WebSocket extends EventEmitter {
   /** A send while CLOSING or CLOSED: counted in bufferedAmount, reported to the callback (ws behaviour). */
   #refuse(data: Data | undefined, callback: Callback | undefined): void {
     if (data !== undefined && data !== null) {
-      this.#refusedBytes += isBlob(data) ? data.size : toBuffer(data as Exclude<Data, Blob | number>).length
+      this.#refusedBytes += isBlob(data)
+        ? data.size
+        : data instanceof PreparedMessage
+          ? data.data.length
+          : toBuffer(data as Exclude<Data, Blob | number | PreparedMessage>).length
     }
     if (callback) {
       const state = this.#readyState
@@ -440,40 +559,43 @@ export class WebSocket extends EventEmitter {
     }
   }
 
-  /** Sends queued items in order; a Blob is read before anything behind it goes out. */
+  /** Sends queued items in order; a Blob is read, and a compression finished, before anything behind it. */
   #drainQueue(): void {
     const queue = this.#queue
-    while (queue !== undefined && queue.length > 0) {
+    while (queue !== undefined && queue.length > 0 && !this.#readingBlob && !this.#compressing) {
       const item = queue[0]!
       if (isBlob(item.data)) {
-        if (item.reading) return
-        item.reading = true
+        this.#readingBlob = true
         const blob = item.data
         blob.arrayBuffer().then(
           (buffer) => {
             item.data = Buffer.from(buffer)
-            item.reading = false
+            this.#queuedBytes += item.data.length - blob.size
+            this.#readingBlob = false
             this.#drainQueue()
           },
           (error: Error) => {
             queue.shift()
             this.#queuedBytes -= blob.size
+            this.#readingBlob = false
             if (item.callback) process.nextTick(item.callback, error)
             this._emitError(error)
             if (this.#readyState === OPEN) this.close(1011)
+            this.#drainQueue()
           },
         )
         return
       }
       queue.shift()
-      this.#queuedBytes -= item.data.length
-      if (this.#readyState !== OPEN) {
-        this.#refuse(item.data, item.callback)
-      } else {
-        this.#sendNow(item.data, item.binary, item.fin, item.callback)
+      this.#queuedBytes -= queuedSize(item)
+      const connection = this.#driver?.connection
+      if (connection === undefined || connection.closeSent !== undefined || connection.state !== 'open') {
+        if (item.close === undefined) this.#refuse(item.data as Buffer, item.callback)
+        continue
       }
+      this.#sendItem(item)
     }
-    this.#queue = undefined
+    if (queue !== undefined && queue.length === 0 && !this.#readingBlob && !this.#compressing) this.#queue = undefined
   }
 
   #failQueue(): void {
@@ -481,9 +603,14 @@ export class WebSocket extends EventEmitter {
     if (queue === undefined) return
     this.#queue = undefined
     for (const item of queue) {
-      this.#queuedBytes -= isBlob(item.data) ? item.data.size : item.data.length
-      this.#refuse(item.data, item.callback)
+      this.#queuedBytes -= queuedSize(item)
+      if (item.close === undefined) this.#refuse(isBlob(item.data) ? item.data : (item.data as Buffer), item.callback)
     }
+  }
+
+  #releaseOffer(): void {
+    if (this.#deflateOffer !== undefined) abandonDeflateOffer(this.#deflateOffer)
+    this.#deflateOffer = undefined
   }
 
   #abortHandshake(message: string): void {
@@ -497,6 +624,10 @@ export class WebSocket extends EventEmitter {
   }
 
   #emitErrorAndClose(error: Error): void {
+    // A handshake abandoned by the application (terminate() from an 'upgrade' or
+    // 'unexpected-response' listener) never reaches _handshakeFailed: give back the
+    // budget the offer reserved here, or it would leak for the life of the process.
+    this.#releaseOffer()
     this.#readyState = CLOSING
     this._emitError(error)
     this.#readyState = CLOSED

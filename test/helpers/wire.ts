@@ -123,6 +123,8 @@ export function plain(events: readonly ConnectionEvent[]): unknown[] {
         return { type: 'closed', code: event.code, reason: Buffer.from(event.reason).toString('hex'), wasClean: event.wasClean }
       case 'error':
         return { type: 'error', code: event.error.code, closeCode: event.error.closeCode }
+      case 'inflate':
+        return { type: 'inflate', data: Buffer.from(event.data).toString('hex'), end: event.end, limit: event.limit }
     }
   })
 }

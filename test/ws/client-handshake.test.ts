@@ -70,7 +70,8 @@ describe('the client verifies the server answer like ws', () => {
   it('an extension that was not offered fails the handshake (1006)', async () => {
     const server = await answering((key) => acceptHead(key, ['Sec-WebSocket-Extensions: permessage-deflate']))
     try {
-      const mine = await outcome(new WebSocket(server.url))
+      // Without perMessageDeflate the client offers nothing, so any extension in the answer is foreign.
+      const mine = await outcome(new WebSocket(server.url, { perMessageDeflate: false }))
       // ws words this case "Server sent a Sec-WebSocket-Extensions header but no extension was
       // requested"; the core has its own wording, so only the outcome is compared.
       assert.equal(mine.length, 2)
@@ -80,10 +81,37 @@ describe('the client verifies the server answer like ws', () => {
       await server.stop()
     }
   })
+
+  it('an extension other than the one offered fails the handshake (1006)', async () => {
+    const server = await answering((key) => acceptHead(key, ['Sec-WebSocket-Extensions: x-webkit-deflate-frame']))
+    try {
+      const mine = await outcome(new WebSocket(server.url))
+      assert.equal(mine.length, 2)
+      assert.match(mine[0]!, /^error: .*extension/i)
+      assert.equal(mine[1], 'close 1006')
+    } finally {
+      await server.stop()
+    }
+  })
+
+  it('permessage-deflate answered with a parameter the client cannot accept fails the handshake (RFC 7692 §7.1)', async () => {
+    // client_max_window_bits in an answer needs a value; server_max_window_bits=7 is out of range.
+    for (const answer of ['permessage-deflate; client_max_window_bits', 'permessage-deflate; server_max_window_bits=7', 'permessage-deflate; x=1']) {
+      const server = await answering((key) => acceptHead(key, [`Sec-WebSocket-Extensions: ${answer}`]))
+      try {
+        const mine = await outcome(new WebSocket(server.url))
+        assert.equal(mine.length, 2, answer)
+        assert.match(mine[0]!, /^error: Invalid Sec-WebSocket-Extensions header/, answer)
+        assert.equal(mine[1], 'close 1006', answer)
+      } finally {
+        await server.stop()
+      }
+    }
+  })
 })
 
 describe('extensions', () => {
-  it('a ws server with perMessageDeflate enabled talks to tether uncompressed (nothing negotiated)', async () => {
+  it('a ws server with perMessageDeflate enabled negotiates permessage-deflate with tether', async () => {
     const { wss, url } = await wsServer({ perMessageDeflate: true })
     wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })))
     try {
@@ -91,8 +119,8 @@ describe('extensions', () => {
       const upgrade = new Promise<IncomingMessage>((resolve) => client.once('upgrade', resolve))
       const inbox = new Inbox(client)
       await opened(client)
-      assert.equal((await upgrade).headers['sec-websocket-extensions'], undefined)
-      assert.equal(client.extensions, '')
+      assert.match(String((await upgrade).headers['sec-websocket-extensions']), /^permessage-deflate/)
+      assert.equal(client.extensions, 'permessage-deflate')
       const text = 'compressible '.repeat(1000)
       client.send(text)
       assert.equal(String((await inbox.one()).data), text)
