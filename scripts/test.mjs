@@ -7,15 +7,9 @@ import { readdirSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
-const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 
-function run(command, args) {
-  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' })
-  if (result.status !== 0) process.exit(result.status ?? 1)
-}
-
-run(process.execPath, [tsc, '-p', 'tsconfig.json'])
-run(process.execPath, [tsc, '-p', 'tsconfig.test.json'])
+const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-tests.mjs')], { cwd: root, stdio: 'inherit' })
+if (build.status !== 0) process.exit(build.status ?? 1)
 
 const filters = process.argv.slice(2)
 const files = readdirSync(join(root, 'build', 'test'), { recursive: true })
