@@ -21,6 +21,22 @@
  * the client waits for the server's EOF, with a timer the transport arms.
  * Rule 4: limits are checked against the declared length in each frame
  * header, before any of its payload is buffered.
+ * Rule 5: a close frame the connection writes on its own (the answer to a
+ * peer's close, or the close of a failure) goes out after whatever the
+ * application sends while handling the events received before it. Input is
+ * parsed a whole read at a time, so a message and the close frame (or the bad
+ * frame) behind it can arrive together; the application sees the message only
+ * once `eventsReceived()` hands it out, after the close was parsed. Such a
+ * close frame is therefore held while events received before it wait to be
+ * handed out, and written at the next `dataToSend()`; until then data may
+ * still be sent (`canSend`), as it could in an implementation that dispatches
+ * while parsing. "An endpoint MAY delay sending a Close frame until its
+ * current message is sent" (§5.5.1).
+ * Rule 6: a header is judged on what its first two bytes and the message in
+ * progress say (reserved bits, opcode, control-frame rules, mask: 1002)
+ * before its 64-bit length is (top bit set: 1002; above 2^53 - 1: 1009). A
+ * ping announcing 2^60 bytes breaks §5.5 ("125 bytes or less"); it is not
+ * a message too big to process.
  */
 import type { InflateOutcome } from './deflate/codec.js'
 import type { DeflateParameters } from './deflate/negotiate.js'
@@ -98,6 +114,8 @@ export class Connection implements FrameSink {
   private events: ConnectionEvent[] = []
   private eofPending = false
   private eofSent = false
+  /** Rule 5: the payload of a close frame waiting for `dataToSend()`. */
+  private heldClose: Uint8Array | undefined
 
   // Receiving.
   private frameRole: FrameRole = 'discard'
@@ -173,9 +191,26 @@ export class Connection implements FrameSink {
 
   // --------------------------------------------------------------- output
 
-  /** Bytes to write to the transport, in order; the caller now owns them. */
+  /**
+   * Bytes to write to the transport, in order; the caller now owns them.
+   * Take them after handling the events of `eventsReceived()` (Rule 5).
+   */
   dataToSend(): Uint8Array[] {
+    const held = this.heldClose
+    if (held !== undefined) {
+      this.heldClose = undefined
+      this.writer.writeFrame(firstHeaderByte(true, Opcode.Close), held)
+    }
     return this.writer.take()
+  }
+
+  /**
+   * Whether data and control frames may still be sent: no close frame has gone
+   * out (§5.5.1: "After sending a Close frame, the endpoint MUST NOT send any
+   * more data frames"), counting a held one as not yet sent (Rule 5).
+   */
+  get canSend(): boolean {
+    return this.state !== 'closed' && (this.closeSent === undefined || this.heldClose !== undefined)
   }
 
   /** Bytes queued and not yet taken by `dataToSend`. */
@@ -185,7 +220,7 @@ export class Connection implements FrameSink {
 
   /** True once, when the transport should half-close (after the queued data). */
   eofToSend(): boolean {
-    if (!this.eofPending || this.eofSent) return false
+    if (!this.eofPending || this.eofSent || this.heldClose !== undefined) return false
     this.eofSent = true
     return true
   }
@@ -264,11 +299,17 @@ export class Connection implements FrameSink {
     if (this.state === 'closed' || this.error !== undefined) return
     this.error = error
     this.parser.stop()
+    // Rule 5: answers to the events before this one go out before the close frame.
+    const hold = this.events.length > 0
     this.emit({ type: 'error', error })
     // §7.1.7: "the endpoint SHOULD send a Close frame with an appropriate status code".
-    if (this.closeSent === undefined) this.writeClose(error.closeCode, EMPTY)
-    // ... "before proceeding to _Close the WebSocket Connection_": close our side now.
-    this.eofPending = true
+    if (this.closeSent === undefined) this.writeClose(error.closeCode, EMPTY, hold)
+    // ... "before proceeding to _Close the WebSocket Connection_" (§7.1.1): "when a server is
+    // instructed to _Close the WebSocket Connection_ it SHOULD initiate a TCP Close immediately,
+    // and when a client is instructed to do the same, it SHOULD wait for a TCP Close from the
+    // server." Rule 3 again: a failing client waits for the server's EOF (the transport's close
+    // timer bounds the wait) instead of ending TCP first.
+    if (this.side === 'server') this.eofPending = true
     if (this.state === 'open') this.state = transition(this.state, 'closing')
   }
 
@@ -281,46 +322,8 @@ export class Connection implements FrameSink {
     this.frameRemaining = header.length
     this.frameRole = 'discard'
 
-    if (header.rsv2 || header.rsv3) {
-      return this.fail('WS_ERR_UNEXPECTED_RSV_2_3', 'Invalid WebSocket frame: RSV2 and RSV3 must be clear')
-    }
-    // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values".
-    // RFC 7692 §6: RSV1 is the "Per-Message Compressed" bit, set on the first frame of a message
-    // only; "An endpoint MUST NOT set the 'Per-Message Compressed' bit of control frames and
-    // non-first fragments of a data message."
-    if (header.rsv1 && (this.deflate === undefined || (opcode !== Opcode.Text && opcode !== Opcode.Binary))) {
-      return this.fail('WS_ERR_UNEXPECTED_RSV_1', 'Invalid WebSocket frame: RSV1 must be clear')
-    }
-
-    if (opcode === Opcode.Continuation) {
-      // §5.4: a continuation frame belongs to a message that was started.
-      if (this.messageOpcode === 0) return this.fail('WS_ERR_INVALID_OPCODE', 'Invalid WebSocket frame: invalid opcode 0')
-    } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
-      // §5.4: fragments of one message are not interleaved with another message's.
-      if (this.messageOpcode !== 0) {
-        return this.fail('WS_ERR_INVALID_OPCODE', `Invalid WebSocket frame: invalid opcode ${opcode}`)
-      }
-    } else if (opcode === Opcode.Close || opcode === Opcode.Ping || opcode === Opcode.Pong) {
-      // §5.5: "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be fragmented."
-      if (!header.fin) return this.fail('WS_ERR_EXPECTED_FIN', 'Invalid WebSocket frame: FIN must be set')
-      if (header.length > MAX_CONTROL_PAYLOAD || (opcode === Opcode.Close && header.length === 1)) {
-        return this.fail(
-          'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
-          `Invalid WebSocket frame: invalid payload length ${header.length}`,
-        )
-      }
-    } else {
-      // §5.2: opcodes 3-7 and 0xB-0xF are reserved.
-      return this.fail('WS_ERR_INVALID_OPCODE', `Invalid WebSocket frame: invalid opcode ${opcode}`)
-    }
-
-    // §5.1: "a server MUST close the connection upon receiving a frame that is not masked";
-    // "A client MUST close a connection if it detects a masked frame."
-    if (this.side === 'server') {
-      if (!header.masked) return this.fail('WS_ERR_EXPECTED_MASK', 'Invalid WebSocket frame: MASK must be set')
-    } else if (header.masked) {
-      return this.fail('WS_ERR_UNEXPECTED_MASK', 'Invalid WebSocket frame: MASK must be clear')
-    }
+    const problem = this.headerProblem(header)
+    if (problem !== undefined) return this.fail(problem[0], problem[1])
 
     if (opcode >= Opcode.Close) {
       this.frameRole = 'control'
@@ -377,8 +380,56 @@ export class Connection implements FrameSink {
     }
   }
 
-  headerInvalid(code: ProtocolErrorCode, message: string): void {
+  headerInvalid(code: ProtocolErrorCode, message: string, header: FrameHeader): void {
+    // Rule 6: what the header's first two bytes break comes before its length.
+    const problem = this.headerProblem(header)
+    if (problem !== undefined) return this.fail(problem[0], problem[1])
     this.fail(code, message)
+  }
+
+  /**
+   * The first rule of §5 a frame header breaks, judged on what its first
+   * two bytes and the message in progress say (reserved bits, opcode,
+   * control-frame rules, mask), or undefined.
+   */
+  private headerProblem(header: FrameHeader): [ProtocolErrorCode, string] | undefined {
+    const { opcode } = header
+    if (header.rsv2 || header.rsv3) {
+      return ['WS_ERR_UNEXPECTED_RSV_2_3', 'Invalid WebSocket frame: RSV2 and RSV3 must be clear']
+    }
+    // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values".
+    // RFC 7692 §6: RSV1 is the "Per-Message Compressed" bit, set on the first frame of a message
+    // only; "An endpoint MUST NOT set the 'Per-Message Compressed' bit of control frames and
+    // non-first fragments of a data message."
+    if (header.rsv1 && (this.deflate === undefined || (opcode !== Opcode.Text && opcode !== Opcode.Binary))) {
+      return ['WS_ERR_UNEXPECTED_RSV_1', 'Invalid WebSocket frame: RSV1 must be clear']
+    }
+
+    if (opcode === Opcode.Continuation) {
+      // §5.4: a continuation frame belongs to a message that was started.
+      if (this.messageOpcode === 0) return ['WS_ERR_INVALID_OPCODE', 'Invalid WebSocket frame: invalid opcode 0']
+    } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
+      // §5.4: fragments of one message are not interleaved with another message's.
+      if (this.messageOpcode !== 0) return ['WS_ERR_INVALID_OPCODE', `Invalid WebSocket frame: invalid opcode ${opcode}`]
+    } else if (opcode === Opcode.Close || opcode === Opcode.Ping || opcode === Opcode.Pong) {
+      // §5.5: "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be fragmented."
+      if (!header.fin) return ['WS_ERR_EXPECTED_FIN', 'Invalid WebSocket frame: FIN must be set']
+      if (header.length > MAX_CONTROL_PAYLOAD || (opcode === Opcode.Close && header.length === 1)) {
+        return ['WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH', `Invalid WebSocket frame: invalid payload length ${header.length}`]
+      }
+    } else {
+      // §5.2: opcodes 3-7 and 0xB-0xF are reserved.
+      return ['WS_ERR_INVALID_OPCODE', `Invalid WebSocket frame: invalid opcode ${opcode}`]
+    }
+
+    // §5.1: "a server MUST close the connection upon receiving a frame that is not masked";
+    // "A client MUST close a connection if it detects a masked frame."
+    if (this.side === 'server') {
+      if (!header.masked) return ['WS_ERR_EXPECTED_MASK', 'Invalid WebSocket frame: MASK must be set']
+    } else if (header.masked) {
+      return ['WS_ERR_UNEXPECTED_MASK', 'Invalid WebSocket frame: MASK must be clear']
+    }
+    return undefined
   }
 
   /**
@@ -488,22 +539,27 @@ export class Connection implements FrameSink {
     // Copy the reason: it is a view into a read buffer the transport may recycle.
     this.closeReceived = { code: close.code, reason: new Uint8Array(close.reason) }
     this.parser.stop()
+    // Rule 5: answers to the events before this one go out before the close frame.
+    const hold = this.events.length > 0
     this.emit({ type: 'close', code: this.closeReceived.code, reason: this.closeReceived.reason })
     if (this.closeSent === undefined) {
       // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
       // frame, the endpoint MUST send a Close frame in response. (When sending a Close frame
       // in response, the endpoint typically echos the status code it received.)"
       // The reason is echoed too, as ws does, so either side sees the same close.
-      this.writeClose(close.code, this.closeReceived.reason)
+      this.writeClose(close.code, this.closeReceived.reason, hold)
     } else if (this.side === 'server') {
       this.eofPending = true
     }
   }
 
-  private writeClose(code: number, reason: Uint8Array): void {
+  /** Sends (or, with `hold`, queues for the next `dataToSend()`: Rule 5) our close frame. */
+  private writeClose(code: number, reason: Uint8Array, hold = false): void {
     this.closeSent = { code, reason }
     this.receivedThenSent = this.closeReceived !== undefined
-    this.writer.writeFrame(firstHeaderByte(true, Opcode.Close), serializeClose(code, reason))
+    const payload = serializeClose(code, reason)
+    if (hold) this.heldClose = payload
+    else this.writer.writeFrame(firstHeaderByte(true, Opcode.Close), payload)
     if (this.state === 'open') this.state = transition(this.state, 'closing')
     // Rule 3: once both close frames have passed, the server ends TCP.
     if (this.closeReceived !== undefined && this.side === 'server') this.eofPending = true
@@ -531,7 +587,7 @@ export class Connection implements FrameSink {
 
   private assertCanSend(): void {
     // §5.5.1: "After sending a Close frame, the endpoint MUST NOT send any more data frames."
-    if (this.closeSent !== undefined || this.state === 'closed') {
+    if (!this.canSend) {
       throw new StateError('TETHER_ERR_NOT_OPEN', `WebSocket is not open: state ${this.state}`)
     }
   }

@@ -16,7 +16,9 @@
  * the unread rest and continues from exactly there on `resume()`.
  * Rule 3: the parser checks only what the header alone can tell (the 64-bit
  * length's top bit); every rule that depends on role, extensions or message
- * state belongs to the sink.
+ * state belongs to the sink. A length it refuses is reported with the rest
+ * of the header, so the sink can put the header's other problems first: a
+ * control frame announcing 2^60 bytes is malformed before it is too big.
  */
 import { applyMask } from './mask.js'
 import type { ProtocolErrorCode } from './errors.js'
@@ -41,8 +43,12 @@ export interface FrameSink {
   payloadReceived(piece: Uint8Array): void
   /** The current frame's payload is complete. */
   frameEnded(): void
-  /** The header is malformed beyond what the sink could judge. */
-  headerInvalid(code: ProtocolErrorCode, message: string): void
+  /**
+   * The header's length is unacceptable (Rule 3). `header` holds everything
+   * else it says (FIN, RSV, opcode, mask bit) and the announced length,
+   * inexact above 2^53; valid only during this call.
+   */
+  headerInvalid(code: ProtocolErrorCode, message: string, header: FrameHeader): void
 }
 
 type ParserState = 'header' | 'payload'
@@ -205,21 +211,24 @@ export class FrameParser {
       const high = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0
       const low = ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0
       offset += 8
+      length = high * 0x100000000 + low
       if (high >= 0x80000000) {
         // §5.2: "the most significant bit MUST be 0".
+        header.length = length
         this.stop()
         this.sink.headerInvalid(
           'WS_ERR_INVALID_PAYLOAD_LENGTH',
           'Invalid WebSocket frame: the most significant bit of a 64-bit payload length must be 0',
+          header,
         )
         return
       }
       if (high > 0x1fffff) {
+        header.length = length
         this.stop()
-        this.sink.headerInvalid('WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'Unsupported WebSocket frame: payload length > 2^53 - 1')
+        this.sink.headerInvalid('WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'Unsupported WebSocket frame: payload length > 2^53 - 1', header)
         return
       }
-      length = high * 0x100000000 + low
     }
     if (header.masked) {
       const mask = this.mask

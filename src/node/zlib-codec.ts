@@ -35,10 +35,19 @@
 import type { InflateOutcome, MessageCodec } from '../core/deflate/codec.js'
 import type { DeflateParameters } from '../core/deflate/negotiate.js'
 import type { Side } from '../core/writer.js'
-import { AsyncZlib, type EngineOptions, type EngineResult, SyncZlib, engineCost, supportsSyncZlib } from './zlib-engine.js'
+import {
+  AsyncZlib,
+  type EngineOptions,
+  type EngineResult,
+  SyncZlib,
+  engineCost,
+  inflateMessageStart,
+  supportsSyncZlib,
+} from './zlib-engine.js'
 
 /** RFC 7692 §7.2.1: the four octets a sync flush ends with, removed on the wire and restored to inflate. */
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff])
+
 const EMPTY = Buffer.alloc(0)
 
 /** Compression settings of one server or client (from the `perMessageDeflate` option). */
@@ -315,6 +324,8 @@ export class ZlibCodec implements MessageCodec {
   /** Compressed pieces of a message that arrived in several reads (peer without context takeover). */
   private pending: Buffer[] | undefined
   private pendingLength = 0
+  /** Bytes of the current incoming message went to the dedicated inflater (zlib-engine Rule 4). */
+  private messageFed = false
   /** Compressing a fragmented message with the shared context. */
   private fragmentedShared = false
   private closed = false
@@ -364,7 +375,24 @@ export class ZlibCodec implements MessageCodec {
     if (this.closed) return done({ ok: false, reason: 'corrupt', message: 'connection closed' })
     if (this.peerTakeover) {
       const engine = (this.inflater ??= this.newEngine('inflate', { windowBits: this.peerWindowBits }))
-      return this.run(engine, end ? joinTail(data) : data, limit, done)
+      const input = end ? joinTail(data) : data
+      // zlib-engine Rule 4: the first bytes of a message go through a new stream if the
+      // last message ended the old one (a final block).
+      const start = !this.messageFed && input.length > 0
+      if (input.length > 0) this.messageFed = !end
+      if (engine instanceof SyncZlib) {
+        return done(toOutcome(start ? inflateMessageStart(engine, input, limit) : engine.process(input, limit)))
+      }
+      return engine.process(input, limit, (result) => {
+        if (start && engine.ended && result.ok && result.length === 0 && this.inflater === engine) {
+          // A stream API context cannot be reset after its end: replace it.
+          engine.close()
+          const fresh = new AsyncZlib('inflate', { windowBits: this.peerWindowBits })
+          this.inflater = fresh
+          return fresh.process(input, limit, (retried) => done(toOutcome(retried)))
+        }
+        done(toOutcome(result))
+      })
     }
     // No context takeover: keep pieces until the message ends, then use a shared context.
     if (!end) {
@@ -486,11 +514,6 @@ export class ZlibCodec implements MessageCodec {
     if (kind === 'inflate') memory.dedicatedInflaters++
     if (this.async) return new AsyncZlib(kind, options)
     return (kind === 'inflate' ? takePooled(kind, options) : undefined) ?? new SyncZlib(kind, options)
-  }
-
-  private run(engine: Engine, input: Uint8Array, limit: number, done: (outcome: InflateOutcome) => void): void {
-    if (engine instanceof SyncZlib) return done(toOutcome(engine.process(input, limit)))
-    engine.process(input, limit, (result) => done(toOutcome(result)))
   }
 }
 

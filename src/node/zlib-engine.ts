@@ -17,6 +17,15 @@
  * leaves the engine unusable (`broken`).
  * Rule 3: where `writeSync` is missing (a future Node), `supportsSyncZlib`
  * is false and the codec falls back to the asynchronous stream API.
+ * Rule 4: an inflate stream can end: a peer may finish a message with a
+ * block whose BFINAL bit is set (RFC 7692 §7.2.3.4). zlib then stops, leaves
+ * the rest of the input unread, and would answer every later message with
+ * nothing. So a message's first bytes that a context does not take at all
+ * (`ended`, nothing consumed) are inflated again with a new stream
+ * (`inflateMessageStart`): no message is dropped silently, and one that
+ * refers back across the end fails as corrupt instead. The end is noticed
+ * there, when the next message starts, because a final block may consume
+ * all the input (even the restored tail) and leave no sign before.
  */
 import zlib from 'node:zlib'
 
@@ -74,6 +83,10 @@ export class SyncZlib {
   readonly kind: 'deflate' | 'inflate'
   readonly cost: number
   broken = false
+  /** The inflate stream reached its end (Rule 4): input was left unread. */
+  ended = false
+  /** Input bytes the last `process` call consumed. */
+  consumed = 0
   private readonly stream: ZlibStream
   private readonly handle: ZlibHandle
   private readonly state: Uint32Array
@@ -127,12 +140,16 @@ export class SyncZlib {
       // A full output buffer means zlib may have more to give.
       if (availableOut !== 0) break
     }
+    // Rule 4: input left unread although there was room for output: the stream ended.
+    if (inLength > 0 && this.kind === 'inflate') this.ended = true
+    this.consumed = inOffset
     return { ok: true, chunks, length }
   }
 
   /** Forgets the history (a new message without context takeover). */
   reset(): void {
     if (!this.broken) this.handle.reset()
+    this.ended = false
   }
 
   close(): void {
@@ -141,11 +158,24 @@ export class SyncZlib {
   }
 }
 
+/**
+ * Inflates the first bytes of a message (Rule 4): if the context's stream had
+ * ended and took none of them, they go through a new stream.
+ */
+export function inflateMessageStart(engine: SyncZlib, input: Uint8Array, limit: number): EngineResult {
+  const result = engine.process(input, limit)
+  if (!result.ok || !engine.ended || engine.consumed > 0 || input.length === 0) return result
+  engine.reset()
+  return engine.process(input, limit)
+}
+
 /** The same operations over the asynchronous stream API (Rule 3). */
 export class AsyncZlib {
   readonly kind: 'deflate' | 'inflate'
   readonly cost: number
   broken = false
+  /** The inflate stream reached its end (Rule 4); a stream API context cannot be reused after it. */
+  ended = false
   private readonly stream: zlib.DeflateRaw | zlib.InflateRaw
   private collecting:
     | { chunks: Buffer[]; length: number; limit: number; answer: (result: EngineResult) => void }
@@ -205,6 +235,8 @@ export class AsyncZlib {
         this.broken = true
         return target.answer({ ok: false, reason: 'corrupt', message: failure?.message ?? 'zlib error' })
       }
+      // Rule 4: Node ends the readable side at the end of the DEFLATE stream.
+      if (this.stream.readableEnded) this.ended = true
       target.answer({ ok: true, chunks: target.chunks, length: target.length })
     })
   }

@@ -478,6 +478,10 @@ export class WebSocket extends EventEmitter {
       driver.queued()
       return
     }
+    // The core may have sent its close frame (the peer's close, a failure) before this
+    // socket's readyState heard of it, e.g. while 'message' listeners of the same read
+    // run or events wait behind pause(): the send is refused like one while CLOSING.
+    if (!connection.canSend) return this.#refuse(item.data instanceof PreparedMessage ? item.data : (item.data as Buffer), item.callback)
     if (item.data instanceof PreparedMessage) {
       const prepared = item.data
       if (this.#isServer && this.#sendingCompressed === undefined) {
@@ -506,7 +510,7 @@ export class WebSocket extends EventEmitter {
         // A fragment of a compressed message could not be compressed: the message cannot be finished.
         connection.failConnection(new ProtocolError('WS_ERR_EXTENSION_FAILURE', 'Compression failed', 1011))
         driver.queued()
-      } else if (connection.closeSent === undefined && connection.state === 'open') {
+      } else if (connection.canSend) {
         // undefined: the message goes out as it is (it would not shrink).
         this.#write(output ?? bytes, item.binary, item.fin, output !== undefined, item.callback)
       } else {
@@ -539,6 +543,8 @@ export class WebSocket extends EventEmitter {
     const bytes = data === undefined || data === null ? EMPTY : toBuffer(data as Exclude<Data, Blob | number>)
     if (bytes.length > 125) throw new RangeError('The data size must not be greater than 125 bytes')
     const driver = this.#driver!
+    // As in #sendItem: the core's close frame may be ahead of readyState.
+    if (!driver.connection.canSend) return this.#refuse(bytes, callback)
     if (kind === 'ping') driver.connection.sendPing(bytes)
     else driver.connection.sendPong(bytes)
     driver.queued(callback)
@@ -554,7 +560,8 @@ export class WebSocket extends EventEmitter {
           : toBuffer(data as Exclude<Data, Blob | number | PreparedMessage>).length
     }
     if (callback) {
-      const state = this.#readyState
+      // OPEN here means the core's close frame went out before readyState heard of it.
+      const state = this.#readyState === OPEN ? CLOSING : this.#readyState
       process.nextTick(callback, new Error(`WebSocket is not open: readyState ${state} (${READY_STATES[state]})`))
     }
   }
@@ -589,7 +596,7 @@ export class WebSocket extends EventEmitter {
       queue.shift()
       this.#queuedBytes -= queuedSize(item)
       const connection = this.#driver?.connection
-      if (connection === undefined || connection.closeSent !== undefined || connection.state !== 'open') {
+      if (connection === undefined || !connection.canSend) {
         if (item.close === undefined) this.#refuse(item.data as Buffer, item.callback)
         continue
       }

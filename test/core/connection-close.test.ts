@@ -285,3 +285,97 @@ describe('connection: sending close (§5.5.1, §7.4)', () => {
     })
   }
 })
+
+describe('connection: answers to earlier events go out before the connection’s own close frame (Rule 5)', () => {
+  // A message and the close frame behind it often arrive in one read. The application sees
+  // the message only when eventsReceived() hands it out, after the close was parsed; its
+  // answer (an echo) must still go out, and before our close frame (§5.5.1: nothing after it).
+  // Found by the conformance suite (cases 7.1.1, 3.2, 4.1.3, 5.15): the echo threw StateError.
+  const echo = (connection: ReturnType<typeof server>, events: ReturnType<typeof feed>): void => {
+    for (const event of events) if (event.type === 'message') connection.sendText(event.data)
+  }
+
+  it('server: message + close in one read; the echo precedes the close answer, then the server ends TCP', () => {
+    const s = server()
+    const events = feed(s, [concat([clientFrame({ fin: true, opcode: Opcode.Text, payload: utf8('hi') }), closeFrame(1000)])])
+    assert.deepEqual(events.map((event) => event.type), ['message', 'close'])
+    assert.equal(s.canSend, true, 'the close answer is held, data may still go out')
+    assert.equal(s.eofToSend(), false, 'no EOF before the held close frame')
+    echo(s, events)
+    assert.deepEqual(sent(s), hex`81 02 68 69 88 02 03 e8`)
+    assert.equal(s.canSend, false)
+    assert.throws(() => s.sendText('late'), (error: unknown) => error instanceof StateError && error.code === 'TETHER_ERR_NOT_OPEN')
+    assert.equal(s.eofToSend(), true)
+    assert.deepEqual(s.closeSent, { code: 1000, reason: new Uint8Array(0) })
+  })
+
+  it('client: message + close in one read; the masked echo precedes the close answer', () => {
+    const c = client()
+    const events = feed(c, [concat([
+      serverFrame({ fin: true, opcode: Opcode.Binary, payload: utf8('data') }),
+      serverFrame({ fin: true, opcode: Opcode.Close, payload: hex`03 e9` }),
+    ])])
+    for (const event of events) if (event.type === 'message') c.sendBinary(event.data)
+    const frames = decodeFrames(sent(c))
+    assert.deepEqual(frames.map((frame) => [frame.opcode, frame.masked]), [[Opcode.Binary, true], [Opcode.Close, true]])
+    assert.deepEqual(frames[0]!.payload, utf8('data'))
+    assert.equal(closeCodeOf(frames[1]!.payload), 1001)
+    assert.equal(c.eofToSend(), false, 'the client still waits for the server to end TCP')
+  })
+
+  it('message + invalid frame in one read: the echo precedes the failing close frame', () => {
+    const s = server()
+    const events = feed(s, [concat([
+      clientFrame({ fin: true, opcode: Opcode.Text, payload: utf8('ok') }),
+      clientFrame({ fin: true, opcode: 3, payload: new Uint8Array(0) }),
+    ])])
+    assert.deepEqual(events.map((event) => event.type), ['message', 'error'])
+    echo(s, events)
+    assert.deepEqual(sent(s), hex`81 02 6f 6b 88 02 03 ea`)
+    assert.equal(s.eofToSend(), true)
+  })
+
+  it('a close alone is answered at once, as before', () => {
+    const s = server()
+    feed(s, [closeFrame(1000)])
+    assert.equal(s.canSend, false)
+    assert.equal(s.bytesToSend, 4)
+  })
+
+  it('the held close is written even if the application sends nothing', () => {
+    const s = server()
+    feed(s, [concat([clientFrame({ fin: true, opcode: Opcode.Ping, payload: utf8('p') }), closeFrame(1001)])])
+    assert.deepEqual(sent(s), hex`8a 01 70 88 02 03 e9`, 'the pong (written while parsing), then the close')
+    assert.equal(s.eofToSend(), true)
+  })
+
+  it('sendClose while the answer is held sends nothing more', () => {
+    const s = server()
+    feed(s, [concat([clientFrame({ fin: true, opcode: Opcode.Text, payload: utf8('x') }), closeFrame(1000)])])
+    s.sendClose(1001)
+    assert.deepEqual(sent(s), hex`88 02 03 e8`)
+  })
+})
+
+describe('connection: a failing client waits for the server to close TCP (§7.1.1)', () => {
+  it('sends its close frame, asks for no EOF, expects the server to close; EOF from the server ends it', () => {
+    // §7.1.7: failing means _Close the WebSocket Connection_; §7.1.1: "when a client is instructed
+    // to do the same, it SHOULD wait for a TCP Close from the server". Found by the conformance
+    // suite (client role, every failure case was NON-STRICT: the client ended TCP first).
+    const c = client()
+    feed(c, [serverFrame({ fin: true, opcode: 3, payload: new Uint8Array(0) })])
+    const [frame] = decodeFrames(sent(c))
+    assert.equal(closeCodeOf(frame!.payload), 1002)
+    assert.equal(c.eofToSend(), false)
+    assert.equal(c.closeExpected(), true, 'the transport arms its close timer')
+    c.receiveEof()
+    assert.deepEqual(plain(c.eventsReceived()), plain([{ type: 'closed', code: 1006, reason: new Uint8Array(0), wasClean: false }]))
+  })
+
+  it('a failing server still ends TCP at once', () => {
+    const s = server()
+    feed(s, [clientFrame({ fin: true, opcode: 3, payload: new Uint8Array(0) })])
+    sent(s)
+    assert.equal(s.eofToSend(), true)
+  })
+})

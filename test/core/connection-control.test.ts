@@ -137,7 +137,9 @@ describe('connection: failing the connection (§7.1.7)', () => {
     assert.equal(more.length, 0)
     assert.equal(frame!.masked, true)
     assert.deepEqual(frame!.payload, hex`03 f0`)
-    assert.equal(c.eofToSend(), true)
+    // §7.1.1: a client waits for the server to close TCP, even when it fails the connection.
+    assert.equal(c.eofToSend(), false)
+    assert.equal(c.closeExpected(), true)
   })
 
   it('after a protocol error, the rest of the same read is discarded', () => {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
+import type { ProtocolErrorCode } from '../../src/core/errors.js'
 import { Opcode } from '../../src/core/frame.js'
 import { bytewise, clientFrame, concat, hex, serverFrame, split, utf8 } from '../helpers/bytes.js'
 import { client, feed, sent, server } from '../helpers/pair.js'
@@ -170,6 +171,34 @@ describe('connection: payload lengths and resumable input (§5.2)', () => {
     assertFailed(s, feed(s, [hex`82 ff 00 20 00 00 00 00 00 00 01 02 03 04`]), 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 1009)
     const c = client({ maxPayload: 0 })
     assertFailed(c, feed(c, [hex`82 7f 7f ff ff ff ff ff ff ff`]), 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 1009)
+  })
+
+  // Found by the fuzzer (fuzz/corpus/frames-*/seed-ping-huge-length.bin and saved inputs): the 64-bit
+  // length was judged before the first two bytes, so a ping announcing 2^60 bytes failed with 1009.
+  it('judges the first two bytes before a 64-bit length: a malformed frame is 1002 whatever it announces', () => {
+    const huge = hex`10 00 00 00 00 00 00 00` // 2^60: above 2^53 - 1
+    const msb = hex`80 00 00 00 00 00 00 00` // top bit set
+    const cases: Array<[string, Uint8Array, ProtocolErrorCode]> = [
+      ['a ping', hex`89 7f`, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH'],
+      ['a fragmented close', hex`08 7f`, 'WS_ERR_EXPECTED_FIN'],
+      ['RSV2', hex`a2 7f`, 'WS_ERR_UNEXPECTED_RSV_2_3'],
+      ['RSV1 without an extension', hex`c2 7f`, 'WS_ERR_UNEXPECTED_RSV_1'],
+      ['a reserved opcode', hex`83 7f`, 'WS_ERR_INVALID_OPCODE'],
+      ['a continuation without a message', hex`80 7f`, 'WS_ERR_INVALID_OPCODE'],
+      ['an unmasked frame to a server', hex`82 7f`, 'WS_ERR_EXPECTED_MASK'],
+    ]
+    for (const [name, head, code] of cases) {
+      for (const length of [huge, msb]) {
+        const s = server({ maxPayload: 0 })
+        assert.doesNotThrow(() => assertFailed(s, feed(s, [concat([head, length])]), code, 1002), name)
+      }
+    }
+    // A masked frame to a client, byte by byte.
+    const c = client()
+    assertFailed(c, feed(c, bytewise(concat([hex`82 ff`, huge, hex`01 02 03 04`]))), 'WS_ERR_UNEXPECTED_MASK', 1002)
+    // With nothing else wrong the length itself is reported, as before.
+    const s = server({ maxPayload: 0 })
+    assertFailed(s, feed(s, [concat([hex`82 ff`, huge, hex`01 02 03 04`])]), 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 1009)
   })
 })
 

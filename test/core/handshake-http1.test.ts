@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { HandshakeError, type HandshakeErrorCode } from '../../src/core/errors.js'
+import { HandshakeError, type HandshakeErrorCode, handshakeErrorStatuses } from '../../src/core/errors.js'
 import type { ExtensionOffer, HeaderValue } from '../../src/core/handshake/headers.js'
 import {
   type AcceptedRequest,
@@ -147,6 +147,43 @@ describe('validateUpgradeRequest: request line', () => {
   it('answers a missing or empty Host with 400', () => {
     rejected(validateUpgradeRequest(request({ host: undefined })), { code: 'TETHER_ERR_HANDSHAKE_HOST', status: 400 })
     rejected(validateUpgradeRequest(request({ host: '' })), { code: 'TETHER_ERR_HANDSHAKE_HOST', status: 400 })
+  })
+
+  // Found by the fuzzer (fuzz/corpus/handshake-server/seed-two-hosts.txt): two Host field lines were
+  // joined into "a, b" and accepted.
+  it('answers a repeated or blank Host with 400 (RFC 7230 §5.4: "more than one Host header field")', () => {
+    for (const host of [['server.example.com', 'evil.example.com'], ['server.example.com', 'server.example.com'], [], ' ', '\t \t']) {
+      rejected(validateUpgradeRequest(request({ host })), { code: 'TETHER_ERR_HANDSHAKE_HOST', status: 400 }, JSON.stringify(host))
+    }
+    // One field line given as an array is one Host.
+    accepted(validateUpgradeRequest(request({ host: ['server.example.com'] })))
+  })
+})
+
+describe('validateUpgradeRequest: every refusal answers the status handshakeErrorStatuses gives its code', () => {
+  // Found by the fuzzer: TETHER_ERR_HANDSHAKE_UPGRADE answered 426 while the table said 400.
+  it('for each kind of bad request', () => {
+    const cases: UpgradeRequest[] = [
+      request({}, { method: 'POST' }),
+      request({}, { httpVersion: '1.0' }),
+      request({ host: undefined }),
+      request({ upgrade: 'h2c' }),
+      request({ connection: 'close' }),
+      request({ 'sec-websocket-key': 'short' }),
+      request({ 'sec-websocket-version': undefined }),
+      request({ 'sec-websocket-version': '8' }),
+      request({ 'sec-websocket-protocol': 'a b' }),
+      request({ 'sec-websocket-extensions': ';' }),
+    ]
+    const codes = new Set<string>()
+    for (const bad of cases) {
+      const error = validateUpgradeRequest(bad)
+      assert.ok(error instanceof HandshakeError)
+      assert.equal(error.status, handshakeErrorStatuses[error.code], error.code)
+      codes.add(error.code)
+    }
+    assert.equal(codes.size, cases.length, 'each case exercises another code')
+    assert.equal(handshakeErrorStatuses.TETHER_ERR_HANDSHAKE_UPGRADE, 426)
   })
 })
 

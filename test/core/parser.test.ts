@@ -119,6 +119,22 @@ describe('frame parser (RFC 6455 §5.2)', () => {
     }
   })
 
+  // Found by the fuzzer: the sink needs the rest of the header to put its other problems first
+  // (a ping announcing 2^60 bytes is malformed, not too big; connection-framing.test.ts).
+  it('reports a refused length with the rest of the header', () => {
+    const seen: FrameHeader[] = []
+    const sink = new Recorder()
+    sink.headerInvalid = (code: string, _message?: string, h?: FrameHeader) => {
+      sink.records.push({ t: 'invalid', code })
+      seen.push({ ...h! })
+    }
+    for (const bytes of [hex`09 ff 10 00 00 00 00 00 00 00 01 02 03 04`, hex`b3 7f 80 00 00 00 00 00 00 01`]) {
+      new FrameParser(sink).feed(bytes)
+    }
+    assert.deepEqual(sink.records.map((r) => (r.t === 'invalid' ? r.code : r.t)), ['WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'WS_ERR_INVALID_PAYLOAD_LENGTH'])
+    assert.deepEqual(seen, [header(false, Opcode.Ping, true, 2 ** 60), header(true, 3, false, 2 ** 63 + 1, 3)])
+  })
+
   it('reads nothing after an invalid header', () => {
     const sink = new Recorder()
     const parser = new FrameParser(sink)

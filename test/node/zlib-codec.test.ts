@@ -10,7 +10,7 @@ import net from 'node:net'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { WebSocket } from '../../src/index.js'
-import { configureDeflateMemory, deflateMemoryStats, inflaterCost, sweepIdle } from '../../src/node/zlib-codec.js'
+import { ZlibCodec, configureDeflateMemory, deflateMemoryStats, inflaterCost, sweepIdle } from '../../src/node/zlib-codec.js'
 import { engineCost } from '../../src/node/zlib-engine.js'
 import {
   compressibleBytes,
@@ -389,4 +389,36 @@ describe('after everything above', () => {
     const stats = deflateMemoryStats()
     assert.deepEqual([stats.used, stats.dedicatedDeflaters, stats.dedicatedInflaters], [0, 0, 0])
   })
+})
+
+describe('a peer that ends messages with a final block (RFC 7692 §7.2.3.4)', () => {
+  // "Hello" in a DEFLATE block with BFINAL set, plus the 0x00 the RFC appends (§7.2.3.4), then
+  // "Hello" in an ordinary block: with context takeover both must inflate to "Hello". Before
+  // the fix the finished stream answered every later message with nothing, silently.
+  const finalBlock = Buffer.from('f348cdc9c9070000', 'hex')
+  const ordinary = Buffer.from('f248cdc9c90700', 'hex')
+  const parameters = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 }
+  const settings = { threshold: 0, level: undefined, memLevel: undefined, strategy: undefined }
+
+  for (const forceAsync of [false, true]) {
+    it(`the next message starts a new stream (${forceAsync ? 'async' : 'sync'} zlib)`, async () => {
+      const codec = new ZlibCodec('server', parameters, { ...settings, forceAsync }, 0)
+      const inflate = (data: Buffer) =>
+        new Promise<string>((resolve, reject) =>
+          codec.inflate(data, true, 1 << 20, (outcome) =>
+            outcome.ok ? resolve(Buffer.concat(outcome.data.map((chunk) => Buffer.from(chunk))).toString()) : reject(new Error(outcome.message)),
+          ),
+        )
+      try {
+        assert.deepEqual([await inflate(finalBlock), await inflate(ordinary), await inflate(finalBlock), await inflate(ordinary)], [
+          'Hello',
+          'Hello',
+          'Hello',
+          'Hello',
+        ])
+      } finally {
+        codec.close()
+      }
+    })
+  }
 })

@@ -172,3 +172,87 @@ describe('tether client and the TCP close', () => {
     }
   })
 })
+
+describe("a message and a close frame in one read: the 'message' listener's echo goes out first", () => {
+  // The conformance suite (case 7.1.1, and 3.2, 4.1.3, 5.15 with a bad frame instead of the
+  // close) found ws.send() throwing StateError inside the 'message' listener: the core had
+  // already answered the close frame parsed from the same read. It is now held until the
+  // listeners have run (core Rule 5).
+  it('tether server: echo, then the close answer, then TCP closed; nothing throws', async () => {
+    const { wss, port } = await tetherServer()
+    try {
+      const connection = waitFor<[WebSocket]>(wss, 'connection')
+      const peer = await rawWebSocket(port)
+      const [ws] = await connection
+      const thrown: unknown[] = []
+      ws.on('message', (data, isBinary) => {
+        try {
+          ws.send(data as Buffer, { binary: isBinary })
+        } catch (error) {
+          thrown.push(error)
+        }
+      })
+      const close = closed(ws)
+      peer.write(Buffer.concat([maskedFrame(1, 'echo me'), maskedFrame(8, closePayload(1000))]))
+      const echo = await readFrame(peer)
+      assert.deepEqual([echo.opcode, String(echo.payload)], [1, 'echo me'])
+      const answer = await readFrame(peer)
+      assert.deepEqual([answer.opcode, answer.payload.readUInt16BE(0)], [8, 1000])
+      await peer.waitEnded()
+      peer.destroy()
+      assert.deepEqual(await close, [1000, ''])
+      assert.deepEqual(thrown, [])
+    } finally {
+      await stopWss(wss)
+    }
+  })
+
+  it('tether server: echo, then the 1002 close of a bad frame that followed in the same read', async () => {
+    const { wss, port } = await tetherServer()
+    try {
+      const connection = waitFor<[WebSocket]>(wss, 'connection')
+      const peer = await rawWebSocket(port)
+      const [ws] = await connection
+      ws.on('error', () => {})
+      ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }))
+      peer.write(Buffer.concat([maskedFrame(2, 'bin'), maskedFrame(3, ''), maskedFrame(9, 'no pong')]))
+      const echo = await readFrame(peer)
+      assert.deepEqual([echo.opcode, String(echo.payload)], [2, 'bin'])
+      const failure = await readFrame(peer)
+      assert.deepEqual([failure.opcode, failure.payload.readUInt16BE(0)], [8, 1002])
+      await peer.waitEnded()
+      assert.equal(peer.buffer.length, 0, 'no pong after the failure')
+      peer.destroy()
+    } finally {
+      await stopWss(wss)
+    }
+  })
+
+  it('tether client: echo, then the close answer; a send after the close event is refused, not thrown', async () => {
+    const server = await rawWsServer()
+    const ws = new WebSocket(server.url)
+    try {
+      const open = waitFor(ws, 'open')
+      const peer = await server.next()
+      await open
+      ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }))
+      const refused = new Promise<Error | null | undefined>((resolve) => {
+        ws.on('close', () => {})
+        ws.once('ping', () => {})
+        ws.on('message', () => setImmediate(() => ws.send('too late', (error) => resolve(error))))
+      })
+      peer.write(Buffer.concat([unmaskedFrame(1, 'from server'), unmaskedFrame(8, closePayload(1001))]))
+      const echo = await readFrame(peer)
+      assert.deepEqual([echo.opcode, echo.masked, String(echo.payload)], [1, true, 'from server'])
+      const answer = await readFrame(peer)
+      assert.deepEqual([answer.opcode, answer.payload.readUInt16BE(0)], [8, 1001])
+      assert.match(String((await refused)?.message), /not open/)
+      const close = closed(ws)
+      peer.socket.end()
+      assert.deepEqual(await close, [1001, ''])
+    } finally {
+      ws.terminate()
+      await server.stop()
+    }
+  })
+})

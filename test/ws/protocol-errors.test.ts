@@ -36,12 +36,15 @@ interface Outcome {
   tcpClosed: boolean
 }
 
-async function observe(ws: EventEmitter, peer: RawPeer, send: Buffer): Promise<Outcome & { error: Shaped }> {
+async function observe(ws: EventEmitter, peer: RawPeer, send: Buffer, peerIsServer = false): Promise<Outcome & { error: Shaped }> {
   const error = waitFor<[Shaped]>(ws, 'error')
   const close = closed(ws)
   peer.write(send)
   const [e] = await error
   const frame = await readFrame(peer)
+  // A raw server answers the client's close frame as a server does: it closes TCP (§7.1.1),
+  // which a failing tether client waits for.
+  if (peerIsServer) peer.socket.end()
   const [closeCode] = await close
   await peer.waitEnded()
   return {
@@ -166,7 +169,7 @@ describe('protocol errors from a server (raw server after a real handshake)', ()
           const open = waitFor(ws, 'open')
           const peer = await server.next()
           await open
-          const outcome = await observe(ws, peer, bytes)
+          const outcome = await observe(ws, peer, bytes, true)
           // A client masks its close frame.
           results.push(outcome)
           peer.destroy()
@@ -212,8 +215,36 @@ describe('protocol errors from a server (raw server after a real handshake)', ()
       await open
       const close = closed(ws)
       peer.write(unmaskedFrame(1, Buffer.from([0xed, 0xa0, 0x80])))
+      assert.equal((await readFrame(peer)).payload.readUInt16BE(0), 1007)
+      peer.socket.end()
       assert.deepEqual(await close, [1006, ''])
       assert.equal(ws.readyState, WebSocket.CLOSED)
+    } finally {
+      ws.terminate()
+      await server.stop()
+    }
+  })
+
+  it('a failing client sends its close frame, then waits for the server to close TCP first (§7.1.1)', async () => {
+    // RFC 6455 §7.1.7: failing means _Close the WebSocket Connection_, and §7.1.1: "when a client
+    // is instructed to do the same, it SHOULD wait for a TCP Close from the server" (ws v8 ends
+    // TCP at once; the server would then keep no TIME_WAIT).
+    const server = await rawWsServer()
+    const ws = new WebSocket(server.url)
+    try {
+      ws.on('error', () => {})
+      const open = waitFor(ws, 'open')
+      const peer = await server.next()
+      await open
+      const close = closed(ws)
+      peer.write(unmaskedFrame(0xb, ''))
+      assert.equal((await readFrame(peer)).payload.readUInt16BE(0), 1002)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(peer.ended, false, 'the client did not end TCP before the server')
+      assert.equal(ws.readyState, WebSocket.CLOSING)
+      peer.socket.end()
+      assert.deepEqual(await close, [1006, ''])
+      await peer.waitEnded()
     } finally {
       ws.terminate()
       await server.stop()

@@ -16,6 +16,7 @@ import {
   Inbox,
   opened,
   rawWsServer,
+  readFrame,
   sha256,
   stopWss,
   tetherServer,
@@ -223,10 +224,12 @@ describe('createWebSocketStream', () => {
       const peer = await server.next()
       await open
       peer.write(unmaskedFrame(1, Buffer.from([0xff])))
+      // The failing client sends its close frame and waits for the server to close TCP (§7.1.1).
+      assert.equal((await readFrame(peer)).opcode, 8)
+      peer.socket.end()
       const [error] = await failed
       assert.equal(error.code, 'WS_ERR_INVALID_UTF8')
       assert.equal(stream.destroyed, true)
-      peer.socket.end()
       assert.deepEqual(await clientClosed, [1006, ''])
     } finally {
       client.terminate()

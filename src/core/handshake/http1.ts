@@ -75,13 +75,16 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   if (!(major! > 1 || (major === 1 && minor! >= 1))) {
     return new HandshakeError('TETHER_ERR_HANDSHAKE_HTTP_VERSION', 'WebSocket requires HTTP/1.1 or higher')
   }
-  // §4.2.1 point 2: "A |Host| header field containing the server's authority."
-  if (!joinHeader(headers.host)) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Missing Host header')
+  // §4.2.1 point 2: "A |Host| header field containing the server's authority." RFC 7230 §5.4: "A server
+  // MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request message that lacks a Host
+  // header field and to any request message that contains more than one Host header field".
+  const host = headers.host
+  if (host === undefined || (typeof host !== 'string' && host.length !== 1) || joinHeader(host)!.trim() === '') {
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Missing, empty or repeated Host header')
   }
   // Points 3 and 4: Upgrade and Connection, "treated as an ASCII case-insensitive value".
   if (!hasToken(headers.upgrade, 'websocket')) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_UPGRADE', 'Invalid Upgrade header', { Upgrade: 'websocket' }, 426)
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_UPGRADE', 'Invalid Upgrade header', { Upgrade: 'websocket' })
   }
   if (!hasToken(headers.connection, 'upgrade')) {
     return new HandshakeError('TETHER_ERR_HANDSHAKE_CONNECTION', 'Invalid Connection header')
