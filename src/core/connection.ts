@@ -46,7 +46,7 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, firstHeaderByte } from './frame
 import { type State, transition } from './lifecycle.js'
 import { MessageAssembler } from './messages.js'
 import { type FrameHeader, FrameParser, type FrameSink } from './parser.js'
-import { type Allocate, FrameWriter, type GenerateMask, type Side } from './writer.js'
+import { type Allocate, FrameWriter, type GenerateMask, type Side, type WriterSettings, writerSettings } from './writer.js'
 
 export type { Side } from './writer.js'
 
@@ -90,6 +90,59 @@ export type ConnectionEvent =
   /** The connection is over; `code` is the received close code, or 1006 if none arrived. */
   | { type: 'closed'; code: number; reason: Uint8Array; wasClean: boolean }
 
+/**
+ * The closing handshake's facts (Rule 2), kept apart from the connection so
+ * that an open, idle connection does not carry them: created when the
+ * handshake (or a failure) begins.
+ */
+class ClosingState {
+  closeSent: Close | undefined = undefined
+  closeReceived: Close | undefined = undefined
+  receivedThenSent: boolean | undefined = undefined
+  error: ProtocolError | undefined = undefined
+  eofPending = false
+  eofSent = false
+  /** Rule 5: the payload of a close frame waiting for `dataToSend()`. */
+  heldClose: Uint8Array | undefined = undefined
+}
+
+/** The resolved options that do not change per connection. */
+interface ConnectionSettings {
+  side: Side
+  maxPayload: number
+  validateUtf8: boolean
+  autoPong: boolean
+  writer: WriterSettings
+}
+
+const settingsCache = new WeakMap<WriterSettings, Map<string, ConnectionSettings>>()
+
+/** One settings object for all connections configured alike. */
+function connectionSettings(options: ConnectionOptions): ConnectionSettings {
+  const writer = writerSettings(options.side, options.allocate, options.generateMask)
+  const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD
+  const validateUtf8 = !options.skipUTF8Validation
+  const autoPong = options.autoPong ?? true
+  const key = `${options.side} ${maxPayload} ${validateUtf8} ${autoPong}`
+  let byKey = settingsCache.get(writer)
+  if (byKey === undefined) settingsCache.set(writer, (byKey = new Map()))
+  let settings = byKey.get(key)
+  if (settings === undefined) byKey.set(key, (settings = { side: options.side, maxPayload, validateUtf8, autoPong, writer }))
+  return settings
+}
+
+/** The compressed message being received (permessage-deflate only). */
+class Inflation {
+  /** The message in progress is compressed (RSV1 on its first frame). */
+  compressed = false
+  /** Its compressed bytes so far, for the size limit. */
+  wireLength = 0
+  /** An inflate request is out; parsing waits for `receiveInflated`. */
+  pending: { end: boolean } | undefined = undefined
+  /** Its final piece was sent to be inflated. */
+  ended = false
+}
+
 /** What the frame being received is for. */
 type FrameRole = 'data' | 'control' | 'discard'
 
@@ -97,41 +150,22 @@ const EMPTY = new Uint8Array(0)
 const textEncoder = new TextEncoder()
 
 export class Connection implements FrameSink {
-  readonly side: Side
+  /** Settings shared by every connection configured alike (an idle connection carries one field for them). */
+  private readonly settings: ConnectionSettings
   state: State = 'open'
-  closeSent: Close | undefined
-  closeReceived: Close | undefined
-  /** True if the close frame was received before ours was sent. */
-  receivedThenSent: boolean | undefined
-  /** The protocol error that failed the connection, if any. */
-  error: ProtocolError | undefined
+  private closing: ClosingState | undefined
 
-  private readonly maxPayload: number
-  private readonly validateUtf8: boolean
-  private readonly autoPong: boolean
   private readonly parser: FrameParser
   private readonly writer: FrameWriter
-  private events: ConnectionEvent[] = []
-  private eofPending = false
-  private eofSent = false
-  /** Rule 5: the payload of a close frame waiting for `dataToSend()`. */
-  private heldClose: Uint8Array | undefined
+  /** Created when the first event is queued; an idle connection holds no array. */
+  private events: ConnectionEvent[] | undefined
 
   // Receiving.
   private frameRole: FrameRole = 'discard'
-  private frameOpcode = 0
-  private frameFin = false
-  private frameRemaining = 0
   /** Opcode of the data message in progress, 0 if none. */
   private messageOpcode = 0
-  /** The message in progress is compressed (RSV1 on its first frame). */
-  private messageCompressed = false
-  /** Compressed bytes of the message in progress, for the size limit. */
-  private messageWireLength = 0
-  /** An inflate request is out; parsing waits for `receiveInflated`. */
-  private inflating: { end: boolean } | undefined
-  /** The current message's final piece was sent to be inflated. */
-  private inflateEnded = false
+  /** With permessage-deflate only: the compressed message in progress. */
+  private readonly inflation: Inflation | undefined
   private message: MessageAssembler | undefined
   private control: Uint8Array | undefined
   private controlLength = 0
@@ -145,13 +179,37 @@ export class Connection implements FrameSink {
   readonly deflate: DeflateParameters | undefined
 
   constructor(options: ConnectionOptions) {
-    this.side = options.side
-    this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD
-    this.validateUtf8 = !options.skipUTF8Validation
-    this.autoPong = options.autoPong ?? true
+    const settings = connectionSettings(options)
+    this.settings = settings
     this.deflate = options.deflate
+    this.inflation = options.deflate === undefined ? undefined : new Inflation()
     this.parser = new FrameParser(this)
-    this.writer = new FrameWriter(options.side, options.allocate, options.generateMask)
+    this.writer = new FrameWriter(settings.writer)
+  }
+
+  get side(): Side {
+    return this.settings.side
+  }
+
+  /** Our close frame, once sent (or held, Rule 5). */
+  get closeSent(): Close | undefined {
+    return this.closing?.closeSent
+  }
+  /** The peer's close frame, once received. */
+  get closeReceived(): Close | undefined {
+    return this.closing?.closeReceived
+  }
+  /** True if the close frame was received before ours was sent. */
+  get receivedThenSent(): boolean | undefined {
+    return this.closing?.receivedThenSent
+  }
+  /** The protocol error that failed the connection, if any. */
+  get error(): ProtocolError | undefined {
+    return this.closing?.error
+  }
+
+  private closingState(): ClosingState {
+    return (this.closing ??= new ClosingState())
   }
 
   // ---------------------------------------------------------------- input
@@ -178,15 +236,15 @@ export class Connection implements FrameSink {
   /** Events since the last call, oldest first. */
   eventsReceived(): ConnectionEvent[] {
     const events = this.events
-    // A fresh array even when empty: the caller owns what it gets, so the queue is never handed out.
-    if (events.length === 0) return []
-    this.events = []
+    // The caller owns what it gets, so the queue itself is never handed out.
+    if (events === undefined) return []
+    this.events = undefined
     return events
   }
 
   /** Whether events are waiting to be collected. */
   get hasEvents(): boolean {
-    return this.events.length > 0
+    return this.events !== undefined
   }
 
   // --------------------------------------------------------------- output
@@ -196,9 +254,9 @@ export class Connection implements FrameSink {
    * Take them after handling the events of `eventsReceived()` (Rule 5).
    */
   dataToSend(): Uint8Array[] {
-    const held = this.heldClose
+    const held = this.closing?.heldClose
     if (held !== undefined) {
-      this.heldClose = undefined
+      this.closing!.heldClose = undefined
       this.writer.writeFrame(firstHeaderByte(true, Opcode.Close), held)
     }
     return this.writer.take()
@@ -210,7 +268,7 @@ export class Connection implements FrameSink {
    * more data frames"), counting a held one as not yet sent (Rule 5).
    */
   get canSend(): boolean {
-    return this.state !== 'closed' && (this.closeSent === undefined || this.heldClose !== undefined)
+    return this.state !== 'closed' && (this.closeSent === undefined || this.closing?.heldClose !== undefined)
   }
 
   /** Bytes queued and not yet taken by `dataToSend`. */
@@ -220,8 +278,8 @@ export class Connection implements FrameSink {
 
   /** True once, when the transport should half-close (after the queued data). */
   eofToSend(): boolean {
-    if (!this.eofPending || this.eofSent || this.heldClose !== undefined) return false
-    this.eofSent = true
+    if (!this.closing?.eofPending || this.closing?.eofSent || this.closing?.heldClose !== undefined) return false
+    this.closing!.eofSent = true
     return true
   }
 
@@ -251,7 +309,7 @@ export class Connection implements FrameSink {
    */
   sendPrepared(frame: Uint8Array): void {
     this.assertCanSend()
-    if (this.side === 'client') throw new StateError('TETHER_ERR_PREPARED_CLIENT', 'A client cannot send prepared frames')
+    if (this.settings.side === 'client') throw new StateError('TETHER_ERR_PREPARED_CLIENT', 'A client cannot send prepared frames')
     if (this.sendingOpcode !== 0) {
       throw new StateError('TETHER_ERR_FRAGMENTED_SEND', 'A fragmented message is being sent; finish it first')
     }
@@ -297,10 +355,10 @@ export class Connection implements FrameSink {
    */
   failConnection(error: ProtocolError): void {
     if (this.state === 'closed' || this.error !== undefined) return
-    this.error = error
+    this.closingState().error = error
     this.parser.stop()
     // Rule 5: answers to the events before this one go out before the close frame.
-    const hold = this.events.length > 0
+    const hold = this.events !== undefined
     this.emit({ type: 'error', error })
     // §7.1.7: "the endpoint SHOULD send a Close frame with an appropriate status code".
     if (this.closeSent === undefined) this.writeClose(error.closeCode, EMPTY, hold)
@@ -309,7 +367,7 @@ export class Connection implements FrameSink {
     // and when a client is instructed to do the same, it SHOULD wait for a TCP Close from the
     // server." Rule 3 again: a failing client waits for the server's EOF (the transport's close
     // timer bounds the wait) instead of ending TCP first.
-    if (this.side === 'server') this.eofPending = true
+    if (this.settings.side === 'server') this.closingState().eofPending = true
     if (this.state === 'open') this.state = transition(this.state, 'closing')
   }
 
@@ -317,9 +375,6 @@ export class Connection implements FrameSink {
 
   frameStarted(header: FrameHeader): void {
     const { opcode } = header
-    this.frameOpcode = opcode
-    this.frameFin = header.fin
-    this.frameRemaining = header.length
     this.frameRole = 'discard'
 
     const problem = this.headerProblem(header)
@@ -334,28 +389,30 @@ export class Connection implements FrameSink {
 
     if (opcode !== Opcode.Continuation) {
       this.messageOpcode = opcode
-      this.messageCompressed = header.rsv1
-      this.messageWireLength = 0
-      this.inflateEnded = false
-      ;(this.message ??= new MessageAssembler()).start(opcode === Opcode.Text && this.validateUtf8)
+      const inflation = this.inflation
+      if (inflation !== undefined) {
+        inflation.compressed = header.rsv1
+        inflation.wireLength = 0
+        inflation.ended = false
+      }
+      ;(this.message ??= new MessageAssembler(this.settings.writer.allocate)).start(opcode === Opcode.Text && this.settings.validateUtf8)
     }
     const message = this.message!
     // Rule 4: the limit is checked before a byte of this frame is buffered. A compressed
     // message is also held to it on the wire; its inflated size is checked while inflating.
-    this.messageWireLength += header.length
-    const size = this.messageCompressed ? this.messageWireLength : message.length + header.length
-    if (this.maxPayload > 0 && size > this.maxPayload) {
+    const inflation = this.inflation
+    const size = inflation?.compressed ? (inflation.wireLength += header.length) : message.length + header.length
+    if (this.settings.maxPayload > 0 && size > this.settings.maxPayload) {
       return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
     }
     this.frameRole = 'data'
   }
 
   payloadReceived(piece: Uint8Array): void {
-    this.frameRemaining -= piece.length
     if (this.frameRole === 'data') {
-      const last = this.frameFin && this.frameRemaining === 0
-      if (this.messageCompressed) return this.requestInflate(piece, last)
-      if (!this.message!.append(piece, last, this.frameRemaining)) {
+      const last = this.parser.fin && this.parser.payloadRemaining === 0
+      if (this.inflation?.compressed) return this.requestInflate(piece, last)
+      if (!this.message!.append(piece, last, this.parser.payloadRemaining)) {
         this.fail('WS_ERR_INVALID_UTF8', 'Invalid WebSocket frame: invalid UTF-8 sequence')
       }
     } else if (this.frameRole === 'control') {
@@ -366,17 +423,17 @@ export class Connection implements FrameSink {
   frameEnded(): void {
     if (this.frameRole === 'data') {
       // Not the last frame, or the message was already completed by receiveInflated.
-      if (!this.frameFin || this.messageOpcode === 0) return
+      if (!this.parser.fin || this.messageOpcode === 0) return
       // A compressed message whose last frame is empty still needs its end inflated.
-      if (this.messageCompressed) {
-        if (!this.inflateEnded) this.requestInflate(EMPTY, true)
+      if (this.inflation?.compressed) {
+        if (!this.inflation.ended) this.requestInflate(EMPTY, true)
         return
       }
       this.finishMessage()
     } else if (this.frameRole === 'control') {
       const payload = this.controlSingle ?? (this.control ? this.control.slice(0, this.controlLength) : EMPTY)
       this.controlSingle = undefined
-      this.receiveControl(this.frameOpcode, payload)
+      this.receiveControl(this.parser.opcode, payload)
     }
   }
 
@@ -424,7 +481,7 @@ export class Connection implements FrameSink {
 
     // §5.1: "a server MUST close the connection upon receiving a frame that is not masked";
     // "A client MUST close a connection if it detects a masked frame."
-    if (this.side === 'server') {
+    if (this.settings.side === 'server') {
       if (!header.masked) return ['WS_ERR_EXPECTED_MASK', 'Invalid WebSocket frame: MASK must be set']
     } else if (header.masked) {
       return ['WS_ERR_UNEXPECTED_MASK', 'Invalid WebSocket frame: MASK must be clear']
@@ -437,9 +494,9 @@ export class Connection implements FrameSink {
    * may follow (collect them again).
    */
   receiveInflated(outcome: InflateOutcome): void {
-    const request = this.inflating
+    const request = this.inflation?.pending
     if (request === undefined) throw new StateError('TETHER_ERR_NO_INFLATE', 'No inflate request is pending')
-    this.inflating = undefined
+    this.inflation!.pending = undefined
     if (this.state === 'closed' || this.error !== undefined) return
     if (!outcome.ok) {
       if (outcome.reason === 'too-big') return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
@@ -450,7 +507,7 @@ export class Connection implements FrameSink {
     for (let i = 0; i < chunks.length; i++) {
       const chunk = chunks[i]!
       // The codec honours the limit; checking again keeps a faulty codec from breaking it.
-      if (this.maxPayload > 0 && message.length + chunk.length > this.maxPayload) {
+      if (this.settings.maxPayload > 0 && message.length + chunk.length > this.settings.maxPayload) {
         return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
       }
       if (!message.append(chunk, request.end && i === chunks.length - 1, 0)) {
@@ -471,7 +528,7 @@ export class Connection implements FrameSink {
   }
 
   private emit(event: ConnectionEvent): void {
-    this.events.push(event)
+    ;(this.events ??= []).push(event)
   }
 
   private fail(code: ProtocolErrorCode, message: string): void {
@@ -481,9 +538,10 @@ export class Connection implements FrameSink {
 
   /** Asks the transport to inflate a piece of the compressed message; parsing waits (RFC 7692 §7.2.2). */
   private requestInflate(data: Uint8Array, end: boolean): void {
-    this.inflating = { end }
-    if (end) this.inflateEnded = true
-    const limit = this.maxPayload > 0 ? this.maxPayload - this.message!.length : Number.POSITIVE_INFINITY
+    const inflation = this.inflation!
+    inflation.pending = { end }
+    if (end) inflation.ended = true
+    const limit = this.settings.maxPayload > 0 ? this.settings.maxPayload - this.message!.length : Number.POSITIVE_INFINITY
     this.parser.stop()
     this.emit({ type: 'inflate', data, end, limit })
   }
@@ -491,7 +549,7 @@ export class Connection implements FrameSink {
   private finishMessage(): void {
     const binary = this.messageOpcode === Opcode.Binary
     this.messageOpcode = 0
-    this.messageCompressed = false
+    if (this.inflation !== undefined) this.inflation.compressed = false
     const data = this.message!.finish()
     // §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the
     // byte stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket Connection_."
@@ -500,7 +558,7 @@ export class Connection implements FrameSink {
   }
 
   private appendControl(piece: Uint8Array): void {
-    if (this.controlLength === 0 && this.frameRemaining === 0) {
+    if (this.controlLength === 0 && this.parser.payloadRemaining === 0) {
       this.controlSingle = piece
       this.controlLength = piece.length
       return
@@ -519,14 +577,14 @@ export class Connection implements FrameSink {
       this.emit({ type: 'ping', data: payload })
       // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response ...
       // [with] identical Application data", unless it already sent a close frame.
-      if (this.autoPong && this.closeSent === undefined) this.writer.writeFrame(firstHeaderByte(true, Opcode.Pong), payload)
+      if (this.settings.autoPong && this.closeSent === undefined) this.writer.writeFrame(firstHeaderByte(true, Opcode.Pong), payload)
       return
     }
     if (opcode === Opcode.Pong) {
       this.emit({ type: 'pong', data: payload })
       return
     }
-    const close = parseClose(payload, !this.validateUtf8)
+    const close = parseClose(payload, !this.settings.validateUtf8)
     if (isCloseParseFailure(close)) {
       if (close.problem === 'utf8') return this.fail('WS_ERR_INVALID_UTF8', 'Invalid WebSocket frame: invalid UTF-8 sequence')
       const code = (payload[0]! << 8) | payload[1]!
@@ -537,32 +595,33 @@ export class Connection implements FrameSink {
 
   private receiveClose(close: Close): void {
     // Copy the reason: it is a view into a read buffer the transport may recycle.
-    this.closeReceived = { code: close.code, reason: new Uint8Array(close.reason) }
+    const received: Close = { code: close.code, reason: new Uint8Array(close.reason) }
+    this.closingState().closeReceived = received
     this.parser.stop()
     // Rule 5: answers to the events before this one go out before the close frame.
-    const hold = this.events.length > 0
-    this.emit({ type: 'close', code: this.closeReceived.code, reason: this.closeReceived.reason })
+    const hold = this.events !== undefined
+    this.emit({ type: 'close', code: received.code, reason: received.reason })
     if (this.closeSent === undefined) {
       // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
       // frame, the endpoint MUST send a Close frame in response. (When sending a Close frame
       // in response, the endpoint typically echos the status code it received.)"
       // The reason is echoed too, as ws does, so either side sees the same close.
-      this.writeClose(close.code, this.closeReceived.reason, hold)
-    } else if (this.side === 'server') {
-      this.eofPending = true
+      this.writeClose(close.code, received.reason, hold)
+    } else if (this.settings.side === 'server') {
+      this.closingState().eofPending = true
     }
   }
 
   /** Sends (or, with `hold`, queues for the next `dataToSend()`: Rule 5) our close frame. */
   private writeClose(code: number, reason: Uint8Array, hold = false): void {
-    this.closeSent = { code, reason }
-    this.receivedThenSent = this.closeReceived !== undefined
+    this.closingState().closeSent = { code, reason }
+    this.closingState().receivedThenSent = this.closeReceived !== undefined
     const payload = serializeClose(code, reason)
-    if (hold) this.heldClose = payload
+    if (hold) this.closingState().heldClose = payload
     else this.writer.writeFrame(firstHeaderByte(true, Opcode.Close), payload)
     if (this.state === 'open') this.state = transition(this.state, 'closing')
     // Rule 3: once both close frames have passed, the server ends TCP.
-    if (this.closeReceived !== undefined && this.side === 'server') this.eofPending = true
+    if (this.closeReceived !== undefined && this.settings.side === 'server') this.closingState().eofPending = true
   }
 
   private sendData(opcode: number, data: Uint8Array, fin: boolean, compressed: boolean): void {

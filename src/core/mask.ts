@@ -17,22 +17,36 @@ const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 /** Below this many bytes the word loop's setup costs more than it saves. */
 const WORD_THRESHOLD = 32
 
+/** The four key bytes as one number, first byte lowest (how a little-endian word holds them). */
+export function packMaskKey(mask: Uint8Array): number {
+  return (mask[0]! | (mask[1]! << 8) | (mask[2]! << 16) | (mask[3]! << 24)) | 0
+}
+
 /** XORs `data` in place with `mask`, as if `data` started at payload offset `maskOffset`. */
 export function applyMask(data: Uint8Array, mask: Uint8Array, maskOffset = 0): void {
+  applyMaskKey(data, packMaskKey(mask), maskOffset)
+}
+
+/**
+ * The same with the key packed into a number (`packMaskKey`): a connection
+ * keeps its current key as a number rather than as a 4-byte array, which would
+ * cost an ArrayBuffer per connection.
+ */
+export function applyMaskKey(data: Uint8Array, key: number, maskOffset = 0): void {
   const length = data.length
   let i = 0
   if (length >= WORD_THRESHOLD && littleEndian) {
     const lead = (4 - (data.byteOffset & 3)) & 3
-    for (; i < lead; i++) data[i]! ^= mask[(maskOffset + i) & 3]!
-    const phase = maskOffset + i
-    const key =
-      (mask[phase & 3]! | (mask[(phase + 1) & 3]! << 8) | (mask[(phase + 2) & 3]! << 16) | (mask[(phase + 3) & 3]! << 24)) | 0
+    for (; i < lead; i++) data[i]! ^= (key >>> (((maskOffset + i) & 3) << 3)) & 0xff
+    // Rotate the key so that its lowest byte applies to the first aligned byte.
+    const shift = ((maskOffset + i) & 3) << 3
+    const word = shift === 0 ? key : ((key >>> shift) | (key << (32 - shift))) | 0
     const words = (length - i) >>> 2
     const view = new Int32Array(data.buffer, data.byteOffset + i, words)
-    for (let w = 0; w < words; w++) view[w]! ^= key
+    for (let w = 0; w < words; w++) view[w]! ^= word
     i += words << 2
   }
-  for (; i < length; i++) data[i]! ^= mask[(maskOffset + i) & 3]!
+  for (; i < length; i++) data[i]! ^= (key >>> (((maskOffset + i) & 3) << 3)) & 0xff
 }
 
 /** Copies `source` into `target` at `offset` and masks the copy; `source` is left untouched. */

@@ -3,54 +3,72 @@
  * pieces of its frames, with its UTF-8 checked as it arrives.
  *
  * Theory of operation: most messages arrive as one piece (one frame inside
- * one read). That piece is kept as a view and delivered without a copy. As
- * soon as a second piece arrives, every piece is copied into one growing
- * buffer. Memory per message is therefore bounded by its size (at most twice
- * it while growing), however it is fragmented: a million one-byte fragments
- * cost a megabyte, not a million retained read buffers and views (the
- * "many tiny fragments" memory exhaustion that hit ws in 2026). The number
- * of fragments is not limited, so a legitimate 4 MiB message sent as 65,536
- * fragments of 64 bytes is accepted.
+ * one read). That piece is kept as a view and delivered without a copy. A
+ * message in several pieces keeps its large pieces as views (a piece that is
+ * most of a read buffer costs nothing to keep) and copies its small pieces
+ * into coalescing buffers; at the end the pieces are copied once into the
+ * message. Memory per message is therefore bounded by about twice its size,
+ * however it is fragmented: a million one-byte fragments cost a megabyte, not
+ * a million retained read buffers and views (the "many tiny fragments" memory
+ * exhaustion that hit ws in 2026). The number of fragments is not limited, so
+ * a legitimate 4 MiB message sent as 65,536 fragments of 64 bytes is accepted.
  *
  * Rule 1: a text piece is validated as soon as it is appended, unless it is
  * the whole message, in which case one native check at `finish` suffices.
  * Rule 2: the size limit is the caller's business: it checks declared frame
  * lengths before any payload is buffered.
- * Rule 3: a frame's announced length is only a sizing hint, trusted no
- * further than the bytes already received; memory follows data, not claims
- * (a peer announcing a 100 MiB frame and sending 32 bytes must not pin
- * 100 MiB, and an announced 2^53 - 1 must not make the allocation throw).
+ * Rule 3: a frame's announced length is never used to allocate; memory
+ * follows data, not claims (a peer announcing a 100 MiB frame and sending 32
+ * bytes must not pin 100 MiB, and an announced 2^53 - 1 must not throw).
+ * Rule 4: a piece is kept as a view only if it is at least VIEW_MIN bytes and
+ * at least half of the buffer it views, so views never hold more than twice
+ * the bytes they carry.
  */
 import { Utf8Validator, isValidUtf8 } from './utf8.js'
 
 const EMPTY = new Uint8Array(0)
+/** Rule 4. */
+const VIEW_MIN = 4096
+/** Coalescing buffers start small and grow up to this, then a new one starts. */
+const TAIL_MAX = 64 * 1024
 
 export class MessageAssembler {
   /** Bytes appended so far. */
   length = 0
+  /** The first piece, while it is the only one (delivered without a copy). */
   private single: Uint8Array | undefined
-  private buffer: Uint8Array | undefined
+  /** Pieces kept in order: views of large pieces, and filled coalescing buffers. */
+  private pieces: Uint8Array[] | undefined
+  /** The coalescing buffer being filled, and how much of it is used. */
+  private tail: Uint8Array | undefined
+  private tailLength = 0
   private validator: Utf8Validator | undefined
   private validating = false
+  private readonly allocate: (size: number) => Uint8Array
+
+  /** `allocate` makes buffers that need not be zeroed (Node: Buffer.allocUnsafe). */
+  constructor(allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size)) {
+    this.allocate = allocate
+  }
 
   /** Begins a message; `validateUtf8` for text messages that must be checked. */
   start(validateUtf8: boolean): void {
     this.length = 0
     this.single = undefined
-    this.buffer = undefined
+    this.pieces = undefined
+    this.tail = undefined
+    this.tailLength = 0
     this.validating = validateUtf8
     this.validator?.reset()
   }
 
   /**
-   * Appends the next piece. `last` says this piece completes the message;
-   * `expectedMore` is how many more bytes the current frame announced, a
-   * hint for sizing the buffer. Returns false at the first invalid UTF-8.
+   * Appends the next piece. `last` says this piece completes the message.
+   * Returns false at the first invalid UTF-8. (`_expectedMore`, what the frame
+   * still announces, is not trusted for sizing: Rule 3.)
    */
-  append(piece: Uint8Array, last: boolean, expectedMore: number): boolean {
+  append(piece: Uint8Array, last: boolean, _expectedMore = 0): boolean {
     if (piece.length === 0) return true
-    // Rule 3: reserve at most as much again as has arrived.
-    const hint = Math.min(expectedMore, this.length + piece.length)
     if (this.length === 0) {
       this.single = piece
       this.length = piece.length
@@ -58,28 +76,44 @@ export class MessageAssembler {
       return true
     }
     if (this.single !== undefined) {
-      const first = this.single
+      this.keep(this.single, this.length)
       this.single = undefined
-      this.reserve(first.length + piece.length, hint, 0)
-      this.buffer!.set(first, 0)
-    } else {
-      this.reserve(this.length + piece.length, hint, this.length)
     }
-    this.buffer!.set(piece, this.length)
     this.length += piece.length
+    this.keep(piece, this.length)
     return this.validating ? this.validate(piece) : true
   }
 
   /** The whole message, or undefined if its text is not valid UTF-8. Resets for the next message. */
   finish(): Uint8Array | undefined {
-    const data = this.single ?? (this.buffer ? this.buffer.subarray(0, this.length) : EMPTY)
+    let data: Uint8Array
+    if (this.single !== undefined) {
+      data = this.single
+    } else if (this.length === 0) {
+      data = EMPTY
+    } else {
+      this.sealTail()
+      const pieces = this.pieces!
+      if (pieces.length === 1) {
+        data = pieces[0]!
+      } else {
+        data = this.allocate(this.length)
+        let offset = 0
+        for (const piece of pieces) {
+          data.set(piece, offset)
+          offset += piece.length
+        }
+      }
+    }
     let valid = true
     if (this.validating) {
       // A lone piece may not have gone through the validator (Rule 1): check it whole.
       valid = this.single !== undefined ? isValidUtf8(data) : (this.validator?.end() ?? true)
     }
     this.single = undefined
-    this.buffer = undefined
+    this.pieces = undefined
+    this.tail = undefined
+    this.tailLength = 0
     this.length = 0
     return valid ? data : undefined
   }
@@ -89,17 +123,39 @@ export class MessageAssembler {
   }
 
   /**
-   * Makes room for `needed` bytes, keeping the first `keep`; grows only when
-   * they do not fit, geometrically, with `extra` bytes of headroom. As
-   * `extra` <= `needed`, the buffer stays within twice the bytes received.
+   * Keeps a piece: a view if it is large (Rule 4), else a copy in the
+   * coalescing buffer. `received` is the message's bytes including this piece.
    */
-  private reserve(needed: number, extra: number, keep: number): void {
-    const current = this.buffer
-    if (current !== undefined && current.length >= needed) return
-    const doubled = current === undefined ? 0 : current.length * 2
-    const capacity = Math.max(needed + extra, doubled)
-    const next = new Uint8Array(capacity)
-    if (current !== undefined && keep > 0) next.set(current.subarray(0, keep), 0)
-    this.buffer = next
+  private keep(piece: Uint8Array, received: number): void {
+    if (piece.length >= VIEW_MIN && piece.length * 2 >= piece.buffer.byteLength) {
+      this.sealTail()
+      ;(this.pieces ??= []).push(piece)
+      return
+    }
+    let offset = 0
+    while (offset < piece.length) {
+      let tail = this.tail
+      if (tail === undefined || this.tailLength === tail.length) {
+        this.sealTail()
+        // Twice what was received so far (so buffers stay within twice the data,
+        // and grow geometrically under many small pieces), at most TAIL_MAX.
+        const size = Math.max(piece.length - offset, Math.min(TAIL_MAX, 2 * received))
+        tail = this.tail = this.allocate(size)
+        this.tailLength = 0
+      }
+      const take = Math.min(piece.length - offset, tail.length - this.tailLength)
+      tail.set(piece.subarray(offset, offset + take), this.tailLength)
+      this.tailLength += take
+      offset += take
+    }
+  }
+
+  /** Moves the used part of the coalescing buffer to the pieces. */
+  private sealTail(): void {
+    if (this.tail !== undefined && this.tailLength > 0) {
+      ;(this.pieces ??= []).push(this.tail.subarray(0, this.tailLength))
+    }
+    this.tail = undefined
+    this.tailLength = 0
   }
 }

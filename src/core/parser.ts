@@ -20,7 +20,7 @@
  * of the header, so the sink can put the header's other problems first: a
  * control frame announcing 2^60 bytes is malformed before it is too big.
  */
-import { applyMask } from './mask.js'
+import { applyMaskKey } from './mask.js'
 import type { ProtocolErrorCode } from './errors.js'
 
 /** The header of the frame being parsed. The parser reuses one instance. */
@@ -59,18 +59,41 @@ function headerSize(secondByte: number): number {
   return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) + (secondByte & 0x80 ? 4 : 0)
 }
 
-export class FrameParser {
-  private state: ParserState = 'header'
-  private readonly header: FrameHeader = {
-    fin: false,
-    rsv1: false,
-    rsv2: false,
-    rsv3: false,
-    opcode: 0,
-    masked: false,
-    length: 0,
+/**
+ * The parser is its own FrameHeader: the current frame's header lives on it,
+ * as its first two bytes and its length, so a connection holds one object
+ * less and no field per header bit.
+ */
+export class FrameParser implements FrameHeader {
+  /** The current frame's first header byte (FIN, RSV1-3, opcode) and second (mask bit). */
+  private first = 0
+  private second = 0
+  length = 0
+  get fin(): boolean {
+    return (this.first & 0x80) !== 0
   }
-  private readonly mask = new Uint8Array(4)
+  get rsv1(): boolean {
+    return (this.first & 0x40) !== 0
+  }
+  get rsv2(): boolean {
+    return (this.first & 0x20) !== 0
+  }
+  get rsv3(): boolean {
+    return (this.first & 0x10) !== 0
+  }
+  get opcode(): number {
+    return this.first & 0x0f
+  }
+  get masked(): boolean {
+    return (this.second & 0x80) !== 0
+  }
+  /** Payload bytes of the current frame still to come. */
+  get payloadRemaining(): number {
+    return this.remaining
+  }
+  private state: ParserState = 'header'
+  /** The current frame's masking key, packed (mask.ts). */
+  private maskKey = 0
   /** Payload bytes of the current frame still to come. */
   private remaining = 0
   /** Offset of the next payload byte within the payload, for the mask phase. */
@@ -135,7 +158,7 @@ export class FrameParser {
         position = this.consumeHeader(chunk, position)
         // consumeHeader moves the state to 'payload' once the header is whole.
         if ((this.state as ParserState) === 'payload' && !this.stopped) {
-          this.sink.frameStarted(this.header)
+          this.sink.frameStarted(this)
           if (this.remaining === 0 && !this.stopped) {
             this.state = 'header'
             this.sink.frameEnded()
@@ -144,7 +167,7 @@ export class FrameParser {
       } else {
         const take = Math.min(this.remaining, length - position)
         const piece = chunk.subarray(position, position + take)
-        if (this.header.masked) applyMask(piece, this.mask, this.payloadOffset)
+        if (this.masked) applyMaskKey(piece, this.maskKey, this.payloadOffset)
         position += take
         this.payloadOffset += take
         this.remaining -= take
@@ -195,13 +218,8 @@ export class FrameParser {
   private readHeader(bytes: Uint8Array, at: number): void {
     const first = bytes[at]!
     const second = bytes[at + 1]!
-    const header = this.header
-    header.fin = (first & 0x80) !== 0
-    header.rsv1 = (first & 0x40) !== 0
-    header.rsv2 = (first & 0x20) !== 0
-    header.rsv3 = (first & 0x10) !== 0
-    header.opcode = first & 0x0f
-    header.masked = (second & 0x80) !== 0
+    this.first = first
+    this.second = second
     let length = second & 0x7f
     let offset = at + 2
     if (length === 126) {
@@ -214,30 +232,26 @@ export class FrameParser {
       length = high * 0x100000000 + low
       if (high >= 0x80000000) {
         // §5.2: "the most significant bit MUST be 0".
-        header.length = length
+        this.length = length
         this.stop()
         this.sink.headerInvalid(
           'WS_ERR_INVALID_PAYLOAD_LENGTH',
           'Invalid WebSocket frame: the most significant bit of a 64-bit payload length must be 0',
-          header,
+          this,
         )
         return
       }
       if (high > 0x1fffff) {
-        header.length = length
+        this.length = length
         this.stop()
-        this.sink.headerInvalid('WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'Unsupported WebSocket frame: payload length > 2^53 - 1', header)
+        this.sink.headerInvalid('WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'Unsupported WebSocket frame: payload length > 2^53 - 1', this)
         return
       }
     }
-    if (header.masked) {
-      const mask = this.mask
-      mask[0] = bytes[offset]!
-      mask[1] = bytes[offset + 1]!
-      mask[2] = bytes[offset + 2]!
-      mask[3] = bytes[offset + 3]!
+    if (this.masked) {
+      this.maskKey = (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) | 0
     }
-    header.length = length
+    this.length = length
     this.remaining = length
     this.payloadOffset = 0
     this.state = 'payload'

@@ -50,32 +50,49 @@ function defaultGenerateMask(mask: Uint8Array): void {
 
 const defaultAllocate: Allocate = (size) => new Uint8Array(size)
 
+/** What a writer needs to know that is the same for every connection of an endpoint. */
+export interface WriterSettings {
+  masked: boolean
+  allocate: Allocate
+  generateMask: GenerateMask
+}
+
+/** Settings by side, allocator and mask generator; weak, so per-connection functions cannot leak. */
+const shared = { client: new WeakMap<Allocate, WeakMap<GenerateMask, WriterSettings>>(), server: new WeakMap<Allocate, WeakMap<GenerateMask, WriterSettings>>() }
+
+/** Writer settings for a side and functions: one object for every connection that uses the same ones. */
+export function writerSettings(side: Side, allocate: Allocate = defaultAllocate, generateMask: GenerateMask = defaultGenerateMask): WriterSettings {
+  let byMask = shared[side].get(allocate)
+  if (byMask === undefined) shared[side].set(allocate, (byMask = new WeakMap()))
+  let settings = byMask.get(generateMask)
+  if (settings === undefined) byMask.set(generateMask, (settings = { masked: side === 'client', allocate, generateMask }))
+  return settings
+}
+
 export class FrameWriter {
   /** Bytes queued and not yet taken. */
   bytes = 0
-  private chunks: Uint8Array[] = []
+  /** Created when the first chunk is queued; an idle connection holds no array. */
+  private chunks: Uint8Array[] | undefined
   private arena: Uint8Array | undefined
   private arenaStart = 0
   private arenaEnd = 0
   private arenaHint = MIN_ARENA
-  private readonly masked: boolean
-  private readonly allocate: Allocate
-  private readonly generateMask: GenerateMask
+  /** Shared between connections (an idle connection should not carry three fields for it). */
+  private readonly settings: WriterSettings
 
-  constructor(side: Side, allocate: Allocate = defaultAllocate, generateMask: GenerateMask = defaultGenerateMask) {
-    this.masked = side === 'client'
-    this.allocate = allocate
-    this.generateMask = generateMask
+  constructor(settings: WriterSettings | Side, allocate?: Allocate, generateMask?: GenerateMask) {
+    this.settings = typeof settings === 'string' ? writerSettings(settings, allocate, generateMask) : settings
   }
 
   /** Queues one frame whose first header byte is `firstByte`. */
   writeFrame(firstByte: number, payload: Uint8Array): void {
     const length = payload.length
-    const headerSize = frameHeaderSize(length, this.masked)
+    const headerSize = frameHeaderSize(length, this.settings.masked)
     let mask: Uint8Array | undefined
-    if (this.masked) {
+    if (this.settings.masked) {
       mask = currentMask
-      this.generateMask(mask)
+      this.settings.generateMask(mask)
     }
     if (length <= COPY_LIMIT) {
       const arena = this.reserve(headerSize + length)
@@ -87,12 +104,12 @@ export class FrameWriter {
       writeFrameHeader(arena, this.arenaEnd - headerSize, firstByte, length, mask)
       this.seal()
       if (mask) {
-        const copy = this.allocate(length)
+        const copy = this.settings.allocate(length)
         copy.set(payload)
         applyMask(copy, mask)
-        this.chunks.push(copy)
+        ;(this.chunks ??= []).push(copy)
       } else {
-        this.chunks.push(payload)
+        ;(this.chunks ??= []).push(payload)
       }
     }
     this.bytes += headerSize + length
@@ -101,7 +118,7 @@ export class FrameWriter {
   /** Queues bytes that are already a whole frame (a prepared broadcast frame). */
   writeRaw(bytes: Uint8Array): void {
     this.seal()
-    this.chunks.push(bytes)
+    ;(this.chunks ??= []).push(bytes)
     this.bytes += bytes.length
   }
 
@@ -109,9 +126,9 @@ export class FrameWriter {
   take(): Uint8Array[] {
     this.seal()
     const chunks = this.chunks
-    // A fresh array even when empty: the caller owns what it gets, so the queue is never handed out.
-    if (chunks.length === 0) return []
-    this.chunks = []
+    // The caller owns what it gets, so the queue itself is never handed out.
+    if (chunks === undefined) return []
+    this.chunks = undefined
     this.bytes = 0
     if (this.arena !== undefined) {
       // Size the next arena for a batch like this one (Rule 2).
@@ -126,7 +143,7 @@ export class FrameWriter {
     let arena = this.arena
     if (arena === undefined || arena.length - this.arenaEnd < size) {
       this.seal()
-      arena = this.arena = this.allocate(Math.max(size, this.arenaHint))
+      arena = this.arena = this.settings.allocate(Math.max(size, this.arenaHint))
       this.arenaStart = 0
       this.arenaEnd = 0
     }
@@ -137,7 +154,7 @@ export class FrameWriter {
   /** Moves the arena's unsealed bytes to the chunk list. */
   private seal(): void {
     if (this.arena !== undefined && this.arenaEnd > this.arenaStart) {
-      this.chunks.push(this.arena.subarray(this.arenaStart, this.arenaEnd))
+      ;(this.chunks ??= []).push(this.arena.subarray(this.arenaStart, this.arenaEnd))
       this.arenaStart = this.arenaEnd
     }
   }

@@ -1,38 +1,38 @@
 /**
- * The driver pumps bytes between a Node socket and a sans-I/O `Connection`,
+ * The driver pumps bytes between a transport and a sans-I/O `Connection`,
  * and owns everything that needs time or I/O: flushing, the close timer,
  * pausing, and delivering events to a front end.
  *
- * Theory of operation: socket 'data' goes to `connection.receiveData`; the
+ * Theory of operation: transport data goes to `connection.receiveData`; the
  * events it yields are dispatched to the handler in order, then whatever the
  * connection queued (pongs, close echoes, replies the handler sent) is
  * flushed. Sends from outside a data callback schedule one flush per tick,
  * so everything written to a socket in one turn of the event loop leaves in
  * one write (one writev for large payloads).
  *
- * Rule 1: socket listeners are shared functions that find their driver
- * through a symbol, so a connection costs no closures.
- * Rule 2: while paused, no event is dispatched and the socket is not read;
- * events already parsed wait in order.
- * Rule 3: 'closed' is delivered exactly once, after the socket is gone.
+ * Rule 1: the driver is the transport's sink; the transport owns its
+ * listeners (transport.ts), so a connection costs no closures.
+ * Rule 2: while paused, no event is dispatched and the transport is not
+ * read; events already parsed wait in order.
+ * Rule 3: 'closed' is delivered exactly once, after the transport is gone.
  */
-import type { Socket } from 'node:net'
 import type { Connection, ConnectionEvent } from '../core/connection.js'
 import type { InflateCodec } from '../core/deflate/codec.js'
 import type { ProtocolError } from '../core/errors.js'
+import { type Transport, type TransportSink, type WriteCallback, asBuffer } from './transport.js'
 
-export const kDriver = Symbol('tether.driver')
+export { asBuffer } from './transport.js'
 
 /** What a front end hears from a driver. `data` are Buffers viewing the received bytes. */
 export interface DriverHandler {
-  onMessage(data: Buffer, binary: boolean): void
-  onPing(data: Buffer): void
-  onPong(data: Buffer): void
-  onCloseFrame(code: number, reason: Buffer): void
-  onError(error: ProtocolError): void
-  onClosed(code: number, reason: Buffer, wasClean: boolean): void
+  driverMessage(data: Buffer, binary: boolean): void
+  driverPing(data: Buffer): void
+  driverPong(data: Buffer): void
+  driverCloseFrame(code: number, reason: Buffer): void
+  driverError(error: ProtocolError): void
+  driverClosed(code: number, reason: Buffer, wasClean: boolean): void
   /** The socket's write buffer emptied (after a write returned false). */
-  onDrain?(): void
+  driverDrain?(): void
 }
 
 export interface DriverOptions {
@@ -42,197 +42,195 @@ export interface DriverOptions {
   codec?: InflateCodec & { close(): void }
 }
 
+const FLUSH_SCHEDULED = 1
+const PAUSED = 2
+const CLOSED = 4
+/** Events are being dispatched; the flush that ends the dispatch takes what they send. */
+const DISPATCHING = 8
+
 /** Default close timeout: 30 s, as in `ws`. */
 export const DEFAULT_CLOSE_TIMEOUT = 30_000
 
-type SocketWithDriver = Socket & { [kDriver]?: SocketDriver }
-type WriteCallback = (error?: Error | null) => void
-
-/** A view of bytes as a Buffer, without copying. */
-export function asBuffer(data: Uint8Array): Buffer {
-  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+/**
+ * What only some connections need at some times: kept apart, so that an
+ * open, idle connection does not carry it.
+ */
+class DriverRare {
+  closeTimer: NodeJS.Timeout | undefined = undefined
+  /** Events parsed while paused (Rule 2). */
+  backlog: ConnectionEvent[] | undefined = undefined
+  closedEvent: Extract<ConnectionEvent, { type: 'closed' }> | undefined = undefined
+  /** An inflate request is waiting for an asynchronous answer; parsing waits for it. */
+  inflating = false
+  /** The peer's EOF arrived while inflating; it is handled after the answer (Rule 3). */
+  endDeferred = false
 }
 
-export class SocketDriver {
-  readonly socket: Socket
+export class SocketDriver implements TransportSink {
+  private rare: DriverRare | undefined
+  readonly transport: Transport
   readonly connection: Connection
   private readonly handler: DriverHandler
   private readonly closeTimeout: number
-  private closeTimer: NodeJS.Timeout | undefined
-  private flushScheduled = false
-  private paused = false
-  private backlog: ConnectionEvent[] | undefined
+  /** FLUSH_SCHEDULED | PAUSED | CLOSED: one field, not three. */
+  private flags = 0
   private callbacks: WriteCallback[] | undefined
-  private socketClosed = false
-  private closedEvent: Extract<ConnectionEvent, { type: 'closed' }> | undefined
-  /** An inflate request is waiting for an asynchronous answer; parsing waits for it. */
-  private inflating = false
-  /** The peer's EOF arrived while inflating; it is handled after the answer (Rule 3). */
-  private endDeferred = false
   private readonly codec: (InflateCodec & { close(): void }) | undefined
 
-  constructor(socket: Socket, connection: Connection, handler: DriverHandler, options: DriverOptions = {}) {
-    this.socket = socket
+  constructor(transport: Transport, connection: Connection, handler: DriverHandler, options: DriverOptions = {}) {
+    this.transport = transport
     this.connection = connection
     this.handler = handler
     this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
     this.codec = options.codec
   }
 
+  private rareState(): DriverRare {
+    return (this.rare ??= new DriverRare())
+  }
+
   /** Starts reading; `head` holds bytes that arrived with the handshake. */
   start(head?: Uint8Array): void {
-    const socket = this.socket as SocketWithDriver
-    socket[kDriver] = this
-    if (typeof socket.setTimeout === 'function') socket.setTimeout(0)
-    if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true)
-    // Bytes that came with the handshake must not be dispatched from inside
-    // start(): the front end emits 'open'/'connection' after it returns, and
-    // only then are 'message' listeners attached. While the socket is paused,
-    // neither the 'data' listener nor unshift() emits anything; resume()
-    // delivers the bytes on the next tick, ahead of anything read later.
-    socket.pause()
-    socket.on('data', onSocketData)
-    socket.on('end', onSocketEnd)
-    socket.on('close', onSocketClose)
-    socket.on('error', onSocketError)
-    socket.on('drain', onSocketDrain)
-    if (head !== undefined && head.length > 0) socket.unshift(asBuffer(head))
-    socket.resume()
-    if (socket.destroyed) process.nextTick(() => this.socketGone())
+    this.transport.start(this, head)
   }
 
   /** Call after the front end queued frames on the connection; `callback` runs once they are written. */
   queued(callback?: WriteCallback): void {
     if (callback !== undefined) (this.callbacks ??= []).push(callback)
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
+    // Sends made while events are dispatched leave with the flush that ends the dispatch.
+    if ((this.flags & (FLUSH_SCHEDULED | DISPATCHING)) === 0) {
+      this.flags |= FLUSH_SCHEDULED
       process.nextTick(flushDriver, this)
     }
   }
 
   /** Writes everything the connection queued, then half-closes if it asks to. */
   flush(): void {
-    this.flushScheduled = false
+    this.flags &= ~FLUSH_SCHEDULED
     const connection = this.connection
-    const socket = this.socket
+    const transport = this.transport
     const chunks = connection.dataToSend()
     const callbacks = this.callbacks
     this.callbacks = undefined
-    if (chunks.length > 0 && !socket.destroyed && socket.writable) {
-      const done = callbacks === undefined ? undefined : callbackAll(callbacks)
-      if (chunks.length === 1) {
-        socket.write(chunks[0]!, done)
-      } else {
-        socket.cork()
-        const last = chunks.length - 1
-        for (let i = 0; i < last; i++) socket.write(chunks[i]!)
-        socket.write(chunks[last]!, done)
-        socket.uncork()
-      }
+    if (chunks.length > 0 && transport.writable) {
+      transport.write(chunks, callbacks === undefined ? undefined : callbackAll(callbacks))
     } else if (callbacks !== undefined) {
       const error = new Error('WebSocket is not open: the socket is closed')
       for (const callback of callbacks) process.nextTick(callback, chunks.length > 0 ? error : undefined)
     }
-    if (connection.eofToSend() && !socket.destroyed) socket.end()
-    if (connection.closeExpected() && this.closeTimer === undefined && !this.socketClosed) {
-      this.closeTimer = setTimeout(onCloseTimeout, this.closeTimeout, this)
-      this.closeTimer.unref?.()
+    if (connection.eofToSend() && !transport.destroyed) transport.end()
+    if (connection.closeExpected() && this.rare?.closeTimer === undefined && (this.flags & CLOSED) === 0) {
+      const timer = setTimeout(onCloseTimeout, this.closeTimeout, this)
+      timer.unref?.()
+      this.rareState().closeTimer = timer
     }
   }
 
   /** Bytes accepted for sending and not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.connection.bytesToSend + (this.socketClosed ? 0 : this.socket.writableLength)
+    return this.connection.bytesToSend + ((this.flags & CLOSED) !== 0 ? 0 : this.transport.writableLength)
   }
 
   pause(): void {
-    if (this.paused) return
-    this.paused = true
-    if (!this.socketClosed) this.socket.pause()
+    if ((this.flags & PAUSED) !== 0) return
+    this.flags |= PAUSED
+    if ((this.flags & CLOSED) === 0) this.transport.pause()
   }
 
   resume(): void {
-    if (!this.paused) return
-    this.paused = false
-    const backlog = this.backlog
-    this.backlog = undefined
+    if ((this.flags & PAUSED) === 0) return
+    this.flags &= ~PAUSED
+    const backlog = this.rare?.backlog
+    if (this.rare !== undefined) this.rare.backlog = undefined
     if (backlog !== undefined) this.dispatch(backlog)
     // Answers to inflate requests in the backlog may have produced more events.
     this.collect()
-    if (!this.paused && !this.socketClosed) this.socket.resume()
+    if ((this.flags & PAUSED) === 0 && (this.flags & CLOSED) === 0) this.transport.resume()
   }
 
   get isPaused(): boolean {
-    return this.paused
+    return (this.flags & PAUSED) !== 0
   }
 
   /** Tears the connection down at once (ws `terminate`). */
   destroy(): void {
-    this.socket.destroy()
+    this.transport.destroy()
   }
 
-  receive(chunk: Buffer): void {
+  // ---------------------------------------------------- TransportSink
+
+  transportData(chunk: Buffer): void {
     this.connection.receiveData(chunk)
     this.collect()
   }
 
-  peerEnded(): void {
+  transportEnd(): void {
     // EOF must not overtake bytes received before it that wait behind an asynchronous
     // inflation (a close frame right after a compressed message, then FIN, as ws sends).
-    if (this.inflating) {
-      this.endDeferred = true
+    if (this.rare?.inflating) {
+      this.rareState().endDeferred = true
       return
     }
     this.connection.receiveEof()
     this.collect()
     // The peer will send nothing more; finish our side too.
-    if (!this.socket.destroyed) this.socket.end()
+    if (!this.transport.destroyed) this.transport.end()
   }
 
-  socketGone(): void {
-    if (this.socketClosed) return
-    this.socketClosed = true
-    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer)
-    this.closeTimer = undefined
+  transportClosed(): void {
+    if ((this.flags & CLOSED) !== 0) return
+    this.flags |= CLOSED
+    if (this.rare?.closeTimer !== undefined) clearTimeout(this.rare?.closeTimer)
+    if (this.rare !== undefined) this.rare.closeTimer = undefined
     // Rule 3: the connection is over, so flow control no longer matters: deliver
     // what was parsed (even while paused, and finishing compressed messages
     // already received), then 'closed'.
-    this.paused = false
-    const backlog = this.backlog
-    this.backlog = undefined
+    this.flags &= ~PAUSED
+    const backlog = this.rare?.backlog
+    if (this.rare !== undefined) this.rare.backlog = undefined
     if (backlog !== undefined) this.dispatch(backlog)
     this.finishGone()
   }
 
-  /** The rest of socketGone, once no asynchronous inflation is pending. */
+  /** The rest of transportClosed, once no asynchronous inflation is pending. */
   private finishGone(): void {
     this.collect()
     // A compressed message received before the socket closed is still being inflated:
     // finish it (and what was received after it) first; the answer calls back here.
-    if (this.inflating) return
+    if (this.rare?.inflating) return
     this.connection.abort()
     this.collect()
     this.codec?.close()
-    const closed = this.closedEvent
-    if (closed !== undefined) this.handler.onClosed(closed.code, asBuffer(closed.reason), closed.wasClean)
+    const closed = this.rare?.closedEvent
+    if (closed !== undefined) this.handler.driverClosed(closed.code, asBuffer(closed.reason), closed.wasClean)
   }
 
-  drained(): void {
-    this.handler.onDrain?.()
+  transportDrained(): void {
+    this.handler.driverDrain?.()
   }
 
   /** Dispatches new events, and those their handling caused (inflated messages), then flushes. */
   private collect(): void {
+    const nested = (this.flags & DISPATCHING) !== 0
+    this.flags |= DISPATCHING
+    try {
+      this.dispatchAll()
+    } finally {
+      if (!nested) this.flags &= ~DISPATCHING
+    }
+    this.flush()
+  }
+
+  private dispatchAll(): void {
     while (this.connection.hasEvents) {
       const events = this.connection.eventsReceived()
-      if (this.paused) {
-        if (this.backlog === undefined) this.backlog = events
-        else for (const event of events) this.backlog.push(event)
+      if ((this.flags & PAUSED) !== 0) {
+        if (this.rare?.backlog === undefined) this.rareState().backlog = events
+        else for (const event of events) this.rare?.backlog.push(event)
         break
       }
       this.dispatch(events)
     }
-    this.flush()
   }
 
   /**
@@ -246,48 +244,48 @@ export class SocketDriver {
     codec.inflate(request.data, request.end, request.limit, (outcome) => {
       if (answered) return
       answered = true
-      this.inflating = false
+      if (this.rare !== undefined) this.rare.inflating = false
       this.connection.receiveInflated(outcome)
       if (synchronous) return
-      if (this.socketClosed) return this.finishGone()
+      if ((this.flags & CLOSED) !== 0) return this.finishGone()
       this.collect()
-      if (this.endDeferred && !this.inflating) {
-        this.endDeferred = false
-        this.peerEnded()
+      if (this.rare?.endDeferred && !this.rare?.inflating) {
+        this.rare!.endDeferred = false
+        this.transportEnd()
       }
     })
     synchronous = false
-    if (!answered) this.inflating = true
+    if (!answered) this.rareState().inflating = true
   }
 
   private dispatch(events: ConnectionEvent[]): void {
     const handler = this.handler
     for (let i = 0; i < events.length; i++) {
-      if (this.paused) {
+      if ((this.flags & PAUSED) !== 0) {
         // Rule 2: the rest waits for resume().
-        this.backlog = events.slice(i).concat(this.backlog ?? [])
+        this.rareState().backlog = events.slice(i).concat(this.rare?.backlog ?? [])
         return
       }
       const event = events[i]!
       switch (event.type) {
         case 'message':
-          handler.onMessage(asBuffer(event.data), event.binary)
+          handler.driverMessage(asBuffer(event.data), event.binary)
           break
         case 'ping':
-          handler.onPing(asBuffer(event.data))
+          handler.driverPing(asBuffer(event.data))
           break
         case 'pong':
-          handler.onPong(asBuffer(event.data))
+          handler.driverPong(asBuffer(event.data))
           break
         case 'close':
-          handler.onCloseFrame(event.code, asBuffer(event.reason))
+          handler.driverCloseFrame(event.code, asBuffer(event.reason))
           break
         case 'error':
-          handler.onError(event.error)
+          handler.driverError(event.error)
           break
         case 'closed':
-          // Rule 3: reported by socketGone(), once the socket is gone.
-          this.closedEvent = event
+          // Rule 3: reported by transportClosed(), once the transport is gone.
+          this.rareState().closedEvent = event
           break
         case 'inflate':
           this.inflate(event)
@@ -313,25 +311,4 @@ function flushDriver(driver: SocketDriver): void {
 
 function onCloseTimeout(driver: SocketDriver): void {
   driver.destroy()
-}
-
-function onSocketData(this: SocketWithDriver, chunk: Buffer): void {
-  this[kDriver]!.receive(chunk)
-}
-
-function onSocketEnd(this: SocketWithDriver): void {
-  this[kDriver]!.peerEnded()
-}
-
-function onSocketClose(this: SocketWithDriver): void {
-  this[kDriver]!.socketGone()
-}
-
-function onSocketError(this: SocketWithDriver): void {
-  // Transport errors (ECONNRESET, EPIPE) end in 'close'; the close code (1006) tells the story.
-  this.destroy()
-}
-
-function onSocketDrain(this: SocketWithDriver): void {
-  this[kDriver]!.drained()
 }

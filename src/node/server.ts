@@ -13,6 +13,7 @@
  * during the handshake destroys that socket and nothing else.
  */
 import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { HandshakeError } from '../core/errors.js'
 import type { ExtensionOffer } from '../core/handshake/headers.js'
@@ -23,6 +24,8 @@ import {
   serializeResponseHead,
   validateUpgradeRequest,
 } from '../core/handshake/http1.js'
+import type { RequestHead } from '../core/handshake/request-head.js'
+import { NetTransport, type Transport } from './transport.js'
 
 /** Applies RFC 6455 §4.2.1 to a Node request. */
 export function checkUpgradeRequest(request: IncomingMessage): AcceptedRequest | HandshakeError {
@@ -58,4 +61,103 @@ export function upgradeResponseLines(key: string, protocol: string | undefined, 
 /** Writes the 101 answer. */
 export function writeUpgradeResponse(socket: Duplex, lines: readonly string[]): void {
   socket.write(serializeResponseHead(lines))
+}
+
+/**
+ * The connection an upgrade request arrived on, whatever carries it: a Node
+ * socket handed over by an HTTP server, or a bare TCP handle (tcp.ts). The
+ * server answers through it and, on success, takes the transport that will
+ * carry the WebSocket.
+ */
+export interface UpgradeChannel {
+  /** What the application sees as the socket (`wsClientError`, `request.socket`). */
+  readonly socket: Duplex
+  /** Whether the connection can still be answered. */
+  readonly usable: boolean
+  /** Whether a WebSocket already took this connection. */
+  readonly upgraded: boolean
+  /** Answers with an HTTP error and closes (Rule 1: never throws). */
+  reject(status: number, message?: string, headers?: Readonly<Record<string, string | number>>): void
+  /** Writes the 101 head and returns the transport for the WebSocket. */
+  accept(responseHead: string): Transport
+  /** Closes at once. */
+  destroy(): void
+}
+
+const kUpgraded = Symbol('tether.upgraded')
+
+/** An UpgradeChannel over a Node socket (`handleUpgrade`). */
+export class SocketChannel implements UpgradeChannel {
+  readonly socket: Duplex
+
+  constructor(socket: Duplex) {
+    this.socket = socket
+    socket.on('error', onHandshakeSocketError)
+  }
+
+  get usable(): boolean {
+    return this.socket.readable && this.socket.writable
+  }
+
+  get upgraded(): boolean {
+    return (this.socket as Duplex & { [kUpgraded]?: boolean })[kUpgraded] === true
+  }
+
+  reject(status: number, message?: string, headers?: Readonly<Record<string, string | number>>): void {
+    rejectUpgrade(this.socket, status, message, headers)
+  }
+
+  accept(responseHead: string): Transport {
+    const socket = this.socket as Duplex & { [kUpgraded]?: boolean }
+    socket.write(responseHead)
+    socket.removeListener('error', onHandshakeSocketError)
+    socket[kUpgraded] = true
+    return new NetTransport(socket as Socket)
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+}
+
+/**
+ * The request of an upgrade read by tether itself (a server that owns its
+ * port, tcp.ts), in place of Node's `IncomingMessage`: the members upgrade
+ * handlers use (`method`, `url`, `headers`, `rawHeaders`, `httpVersion`,
+ * `socket`/`connection`). It has no body stream, as an upgrade request has
+ * none. Servers that need a full IncomingMessage use `useNodeHttp`.
+ */
+export class UpgradeRequest {
+  readonly method: string
+  readonly url: string
+  readonly httpVersion: string
+  readonly httpVersionMajor: number
+  readonly httpVersionMinor: number
+  readonly headers: Record<string, string | string[]>
+  readonly rawHeaders: string[]
+  readonly complete = true
+  readonly aborted = false
+  readonly #channel: { readonly socket: Duplex }
+
+  constructor(head: RequestHead, channel: { readonly socket: Duplex }) {
+    this.method = head.method
+    this.url = head.url
+    this.httpVersion = head.httpVersion
+    const [major, minor] = head.httpVersion.split('.')
+    this.httpVersionMajor = Number(major)
+    this.httpVersionMinor = Number(minor)
+    this.headers = head.headers
+    this.rawHeaders = head.rawHeaders
+    this.#channel = channel
+  }
+
+  /** The connection's socket, built on first use (tcp.ts Rule 4). */
+  get socket(): Socket {
+    return this.#channel.socket as Socket
+  }
+
+  /** Node's older name for `socket`. */
+  get connection(): Socket {
+    return this.socket
+  }
 }

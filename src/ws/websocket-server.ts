@@ -18,8 +18,17 @@ import { HandshakeError } from '../core/errors.js'
 import type { ExtensionOffer } from '../core/handshake/headers.js'
 import { type DeflateConfig, type PerMessageDeflateOptions, PERMESSAGE_DEFLATE, acceptDeflate, resolveDeflateOptions } from '../node/deflate.js'
 import { PreparedMessage } from '../node/prepared.js'
-import { checkUpgradeRequest, onHandshakeSocketError, rejectUpgrade, upgradeResponseLines, writeUpgradeResponse } from '../node/server.js'
-import { WebSocket, type WebSocketOptions } from './websocket.js'
+import { hasToken } from '../core/handshake/headers.js'
+import { serializeResponseHead } from '../core/handshake/http1.js'
+import {
+  SocketChannel,
+  type UpgradeChannel,
+  UpgradeRequest,
+  checkUpgradeRequest,
+  upgradeResponseLines,
+} from '../node/server.js'
+import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
+import { WebSocket, type WebSocketOptions, kTrackedBy } from './websocket.js'
 
 export interface VerifyClientInfo {
   origin: string | undefined
@@ -55,6 +64,17 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   perMessageDeflate?: boolean | PerMessageDeflateOptions
   /** The class instantiated for each connection (a subclass of WebSocket). */
   WebSocket?: T
+  /**
+   * With `port`: run on Node's `http.Server` and `net.Socket`, as ws does, so
+   * that `request` is a full `IncomingMessage`. By default tether owns the port
+   * itself (no HTTP server or stream objects per connection: faster, and a
+   * third of the memory per idle connection), and `request` is a lightweight
+   * record with `method`, `url`, `headers`, `rawHeaders`, `httpVersion` and
+   * `socket`.
+   */
+  useNodeHttp?: boolean
+  /** With `port`: how long a client may take to send its upgrade request, in ms. Default 60 000. */
+  handshakeTimeout?: number
 }
 
 const RUNNING = 0
@@ -63,7 +83,9 @@ const CLOSED = 2
 
 type UpgradeCallback = (ws: WebSocket, request: IncomingMessage) => void
 
-const kUpgraded = Symbol('tether.upgraded')
+
+/** Limits on an upgrade request read by tether itself (Node's HTTP server has the same defaults). */
+const REQUEST_LIMITS = { maxHeadSize: 16 * 1024, maxHeaders: 100 }
 
 /** The server's events and their arguments. */
 interface ServerEvents {
@@ -113,6 +135,7 @@ export class WebSocketServer extends EventEmitter {
   /** Connected clients, when `clientTracking` is on (the default). */
   readonly clients: Set<WebSocket>
   #server: HttpServer | HttpsServer | undefined
+  #listener: TcpListener | undefined
   #removeListeners: (() => void) | undefined
   #state = RUNNING
   #emitCloseWhenEmpty = false
@@ -144,7 +167,20 @@ export class WebSocketServer extends EventEmitter {
     this.clients = new Set()
     if (!resolved.clientTracking) (this as { clients: Set<WebSocket> | undefined }).clients = undefined
 
-    if (resolved.port != null) {
+    if (resolved.port != null && !resolved.useNodeHttp && tcpHandlesAvailable) {
+      const listener = new TcpListener((transport) => this.#acceptTcp(transport))
+      this.#listener = listener
+      listener.listen(resolved.port, resolved.host, resolved.backlog ?? undefined).then(
+        () => {
+          if (callback) this.once('listening', callback)
+          this.emit('listening')
+        },
+        (error: Error) => {
+          this.#listener = undefined
+          this.emit('error', error)
+        },
+      )
+    } else if (resolved.port != null) {
       const server = http.createServer((_request, response) => {
         const body = http.STATUS_CODES[426]!
         response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' })
@@ -183,6 +219,7 @@ export class WebSocketServer extends EventEmitter {
   /** The bound address of the internal or attached server (ws `address()`). */
   address(): AddressInfo | string | null {
     if (this.options.noServer) throw new Error('The server is operating in "noServer" mode')
+    if (this.#listener) return this.#listener.address()
     if (!this.#server) return null
     return this.#server.address()
   }
@@ -207,17 +244,26 @@ export class WebSocketServer extends EventEmitter {
       this.#server = undefined
       if (this.clients && this.clients.size > 0) this.#emitCloseWhenEmpty = true
       else process.nextTick(() => this.#emitClose())
-    } else {
-      const server = this.#server!
+    } else if (this.#listener) {
+      // Like ws over its own HTTP server: stop accepting; 'close' once the connections are gone.
+      this.#listener.close()
+      this.#listener = undefined
+      if (this.clients && this.clients.size > 0) this.#emitCloseWhenEmpty = true
+      else process.nextTick(() => this.#emitClose())
+    } else if (this.#server) {
+      const server = this.#server
       this.#removeListeners?.()
       this.#removeListeners = undefined
       this.#server = undefined
       server.close(() => this.#emitClose())
+    } else {
+      // The port could not be bound; nothing is open.
+      process.nextTick(() => this.#emitClose())
     }
   }
 
   /** Whether this server handles `request` (the `path` option). */
-  shouldHandle(request: IncomingMessage): boolean {
+  shouldHandle(request: IncomingMessage | UpgradeRequest): boolean {
     if (this.options.path) {
       const url = request.url ?? ''
       const query = url.indexOf('?')
@@ -229,35 +275,57 @@ export class WebSocketServer extends EventEmitter {
 
   /** Completes (or refuses) the upgrade of `socket`; `callback` gets the new WebSocket. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void {
-    socket.on('error', onHandshakeSocketError)
-    const accepted = checkUpgradeRequest(request)
+    this.#upgrade(request, new SocketChannel(socket), head, callback)
+  }
+
+  /** A connection to the port tether owns: read its request, then upgrade it or answer. */
+  #acceptTcp(transport: TcpTransport): void {
+    transport.readHead(REQUEST_LIMITS, this.options.handshakeTimeout ?? 60_000, (channel, result) => {
+      if ('status' in result) return channel.reject(result.status, result.message)
+      const request = new UpgradeRequest(result.head, channel)
+      // Node's HTTP server treats a request as an upgrade only with both Upgrade and
+      // "Connection: upgrade"; anything else is a plain request, answered as ws's server does.
+      const upgrade = request.headers.upgrade !== undefined && hasToken(request.headers.connection, 'upgrade')
+      if (!upgrade) return channel.reject(426, http.STATUS_CODES[426], { Upgrade: 'websocket' })
+      this.#upgrade(request, channel, undefined, (ws) => this.emit('connection', ws, request))
+    })
+  }
+
+  #upgrade(
+    request: IncomingMessage | UpgradeRequest,
+    channel: UpgradeChannel,
+    head: Buffer | undefined,
+    callback: UpgradeCallback,
+  ): void {
+    const accepted = checkUpgradeRequest(request as IncomingMessage)
     if (accepted instanceof HandshakeError) {
-      return this.#refuse(request, socket, accepted.status, accepted.message, accepted.headers, accepted)
+      return this.#refuse(request, channel, accepted.status, accepted.message, accepted.headers, accepted)
     }
-    if (!this.shouldHandle(request)) return this.#refuse(request, socket, 400)
+    if (!this.shouldHandle(request)) return this.#refuse(request, channel, 400)
 
     const verifyClient = this.options.verifyClient
     if (verifyClient) {
+      // A port tether owns is plain TCP; otherwise ask the socket (TLS sockets say so).
+      const socket = request instanceof UpgradeRequest ? undefined : (request.socket as Socket & { authorized?: boolean; encrypted?: boolean })
       const info: VerifyClientInfo = {
         origin: accepted.origin,
-        secure: Boolean((request.socket as Socket & { authorized?: boolean; encrypted?: boolean }).authorized ||
-          (request.socket as Socket & { encrypted?: boolean }).encrypted),
-        req: request,
+        secure: Boolean(socket?.authorized || socket?.encrypted),
+        req: request as IncomingMessage,
       }
       if (verifyClient.length === 2) {
         let answered = false
         const done: VerifyClientCallback = (verified, code, message, headers) => {
           if (answered) return
           answered = true
-          if (!verified) return rejectUpgrade(socket, code || 401, message, headers)
-          this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, socket, head, callback)
+          if (!verified) return channel.reject(code || 401, message, headers)
+          this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback)
         }
         try {
           ;(verifyClient as (info: VerifyClientInfo, callback: VerifyClientCallback) => void)(info, done)
         } catch (error) {
           if (!answered) {
             answered = true
-            rejectUpgrade(socket, 500)
+            channel.reject(500)
           }
           this.#reportCallbackError(error)
         }
@@ -267,12 +335,12 @@ export class WebSocketServer extends EventEmitter {
       try {
         verified = (verifyClient as (info: VerifyClientInfo) => boolean)(info)
       } catch (error) {
-        rejectUpgrade(socket, 500)
+        channel.reject(500)
         return this.#reportCallbackError(error)
       }
-      if (!verified) return rejectUpgrade(socket, 401)
+      if (!verified) return channel.reject(401)
     }
-    this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, socket, head, callback)
+    this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback)
   }
 
   /**
@@ -310,27 +378,26 @@ export class WebSocketServer extends EventEmitter {
     key: string,
     protocols: string[],
     extensionOffers: ExtensionOffer[],
-    request: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
+    request: IncomingMessage | UpgradeRequest,
+    channel: UpgradeChannel,
+    head: Buffer | undefined,
     callback: UpgradeCallback,
   ): void {
-    if (!socket.readable || !socket.writable) {
-      socket.destroy()
+    if (!channel.usable) {
+      channel.destroy()
       return
     }
-    const marked = socket as Duplex & { [kUpgraded]?: boolean }
-    if (marked[kUpgraded]) {
+    if (channel.upgraded) {
       throw new Error(
         'server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration',
       )
     }
-    if (this.#state > RUNNING) return rejectUpgrade(socket, 503)
+    if (this.#state > RUNNING) return channel.reject(503)
 
     let protocol: string | undefined
     if (protocols.length > 0) {
       const handleProtocols = this.options.handleProtocols
-      const chosen = handleProtocols ? handleProtocols(new Set(protocols), request) : protocols[0]
+      const chosen = handleProtocols ? handleProtocols(new Set(protocols), request as IncomingMessage) : protocols[0]
       if (chosen) protocol = chosen
     }
     // RFC 7692 §5: the first acceptable offer, or none (then no compression, not a refusal).
@@ -340,35 +407,38 @@ export class WebSocketServer extends EventEmitter {
     const ws = new Class(null, undefined, this.options as WebSocketOptions)
     ws._setNegotiated(protocol ?? '', deflate ? PERMESSAGE_DEFLATE : '')
     this.emit('headers', lines, request)
-    writeUpgradeResponse(socket, lines)
-    socket.removeListener('error', onHandshakeSocketError)
-    marked[kUpgraded] = true
-    ws.setSocket(socket as Socket, head, this.options as WebSocketOptions, deflate?.session)
+    const transport = channel.accept(serializeResponseHead(lines))
+    ws._attach(transport, head, this.options as WebSocketOptions, deflate?.session)
 
-    const clients = this.clients
-    if (clients) {
-      clients.add(ws)
-      ws.on('close', () => {
-        clients.delete(ws)
-        if (this.#emitCloseWhenEmpty && clients.size === 0) process.nextTick(() => this.#emitClose())
-      })
+    if (this.clients) {
+      this.clients.add(ws)
+      ws[kTrackedBy] = this
+      ws.on('close', WebSocketServer.#onClientClose)
     }
-    callback(ws, request)
+    callback(ws, request as IncomingMessage)
   }
 
   #refuse(
-    request: IncomingMessage,
-    socket: Duplex,
+    request: IncomingMessage | UpgradeRequest,
+    channel: UpgradeChannel,
     status: number,
     message?: string,
     headers?: Readonly<Record<string, string>>,
     error?: Error,
   ): void {
     if (this.listenerCount('wsClientError') > 0) {
-      this.emit('wsClientError', error ?? new Error(message ?? http.STATUS_CODES[status]), socket, request)
+      this.emit('wsClientError', error ?? new Error(message ?? http.STATUS_CODES[status]), channel.socket, request)
       return
     }
-    rejectUpgrade(socket, status, message, headers)
+    channel.reject(status, message, headers)
+  }
+
+  /** A tracked client closed; one shared listener (no closure per connection): `this` is the client. */
+  static #onClientClose(this: WebSocket): void {
+    const server = this[kTrackedBy] as WebSocketServer
+    const clients = server.clients
+    clients.delete(this)
+    if (server.#emitCloseWhenEmpty && clients.size === 0) process.nextTick(() => server.#emitClose())
   }
 
   #emitClose(): void {

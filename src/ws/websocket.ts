@@ -41,12 +41,16 @@ import {
   resolveDeflateOptions,
 } from '../node/deflate.js'
 import { type DriverHandler, SocketDriver } from '../node/driver.js'
+import { NetTransport, type Transport } from '../node/transport.js'
 import { PreparedMessage } from '../node/prepared.js'
 import type { ZlibCodec } from '../node/zlib-codec.js'
 import { addEventListener, defineEventAttributes, removeEventListener } from './event-target.js'
 import { toWsError } from './errors.js'
 
 export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob'
+/** @internal The slot a WebSocketServer marks its tracked clients with. */
+export const kTrackedBy = Symbol('tether.trackedBy')
+
 const BINARY_TYPES: readonly string[] = ['nodebuffer', 'arraybuffer', 'fragments', 'blob']
 const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const
 const CONNECTING = 0
@@ -125,34 +129,27 @@ function toArrayBuffer(data: Buffer): ArrayBuffer {
   return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer
 }
 
-/** Forwards driver events to the WebSocket's internals; one small object per connection. */
-class DriverEvents implements DriverHandler {
-  readonly ws: WebSocket
-  constructor(ws: WebSocket) {
-    this.ws = ws
-  }
-  onMessage(data: Buffer, binary: boolean): void {
-    this.ws._receivedMessage(data, binary)
-  }
-  onPing(data: Buffer): void {
-    this.ws.emit('ping', data)
-  }
-  onPong(data: Buffer): void {
-    this.ws.emit('pong', data)
-  }
-  onCloseFrame(): void {
-    this.ws._closing()
-  }
-  onError(error: ProtocolError): void {
-    this.ws._closing()
-    this.ws._emitError(toWsError(error))
-  }
-  onClosed(code: number, reason: Buffer): void {
-    this.ws._closed(code, reason)
-  }
-  onDrain(): void {
-    this.ws.emit('drain')
-  }
+/**
+ * The part of a WebSocket's state an idle server connection never touches,
+ * kept out of the object so that 10,000 idle connections do not carry it.
+ */
+class ColdState {
+  url: string | undefined = undefined
+  /** The client's upgrade request, while the handshake runs. */
+  request: ClientRequest | undefined = undefined
+  deflateOffer: DeflateOfferState | undefined = undefined
+  /** Bytes of sends refused because the connection was not open (ws counts them). */
+  refusedBytes = 0
+  queue: QueuedSend[] | undefined = undefined
+  queuedBytes = 0
+  /** A Blob ahead in the queue is being read. */
+  readingBlob = false
+  /** An asynchronous compression has not answered yet. */
+  compressing = false
+  /** Whether the fragmented message being sent is compressed (decided on its first fragment). */
+  sendingCompressed: boolean | undefined = undefined
+  errorEmitted = false
+  wasClean = false
 }
 
 export interface WebSocket {
@@ -177,35 +174,28 @@ export interface WebSocket {
  * ws.on('message', (data, isBinary) => console.log(isBinary ? data : data.toString()))
  * ```
  */
-export class WebSocket extends EventEmitter {
+export class WebSocket extends EventEmitter implements DriverHandler {
   static readonly CONNECTING = 0 as const
   static readonly OPEN = 1 as const
   static readonly CLOSING = 2 as const
   static readonly CLOSED = 3 as const
 
   #readyState: number = CONNECTING
+  /** @internal The server that tracks this client (declared, so that setting it adds no property store). */
+  ;[kTrackedBy]: unknown = undefined
+  /** What only some connections need (clients, queued sends, fragmented sends): created on first use. */
+  #cold: ColdState | undefined
   #binaryType: BinaryType = 'nodebuffer'
   #protocol = ''
   #extensions = ''
-  #url: string | undefined
   #isServer: boolean
   #options: WebSocketOptions
   #driver: SocketDriver | undefined
-  #request: ClientRequest | undefined
   /** Bytes of sends refused because the connection was not open (ws counts them). */
-  #refusedBytes = 0
-  #queue: QueuedSend[] | undefined
-  #queuedBytes = 0
   /** A Blob ahead in the queue is being read. */
-  #readingBlob = false
   /** An asynchronous compression has not answered yet. */
-  #compressing = false
   #codec: ZlibCodec | undefined
   /** Whether the fragmented message being sent is compressed (decided on its first fragment). */
-  #sendingCompressed: boolean | undefined
-  #deflateOffer: DeflateOfferState | undefined
-  #errorEmitted = false
-  #wasClean = false
 
   constructor(address: string | URL | null, protocols?: string | string[] | WebSocketOptions, options?: WebSocketOptions) {
     super()
@@ -230,17 +220,23 @@ export class WebSocket extends EventEmitter {
     const offered = checkSubprotocols(list)
     const url = address instanceof URL ? address : String(address)
     // Throws SyntaxError for an invalid URL, as ws does.
-    this.#url = normalizeUrl(url)
+    this.#warm().url = normalizeUrl(url)
     // A client offers permessage-deflate unless told not to (ws's default).
     const deflate = resolveDeflateOptions(this.#options.perMessageDeflate ?? true)
-    this.#deflateOffer = deflate ? offerDeflate(deflate) : undefined
+    this.#warm().deflateOffer = deflate ? offerDeflate(deflate) : undefined
     try {
-      const extensionOffers = this.#deflateOffer ? [this.#deflateOffer.offer] : []
+      const offer = this.#cold?.deflateOffer
+      const extensionOffers = offer ? [offer.offer] : []
       startClientHandshake(url, offered, { ...this.#options, extensionOffers }, new ClientHooks(this))
     } catch (error) {
       this.#releaseOffer()
       throw error
     }
+  }
+
+  /** The cold state, created if needed (only for writes). */
+  #warm(): ColdState {
+    return (this.#cold ??= new ColdState())
   }
 
   get binaryType(): BinaryType {
@@ -253,7 +249,7 @@ export class WebSocket extends EventEmitter {
   /** Bytes queued for sending and not yet handed to the operating system. */
   get bufferedAmount(): number {
     const driver = this.#driver
-    return (driver ? driver.bufferedAmount : 0) + this.#queuedBytes + this.#refusedBytes
+    return (driver ? driver.bufferedAmount : 0) + (this.#cold?.queuedBytes ?? 0) + (this.#cold?.refusedBytes ?? 0)
   }
 
   get extensions(): string {
@@ -269,15 +265,15 @@ export class WebSocket extends EventEmitter {
     return this.#readyState
   }
   get url(): string {
-    return this.#url as string
+    return this.#cold?.url as string
   }
   /** The underlying socket (ws exposes it as `_socket`; apps read `remoteAddress` from it). */
   get _socket(): Socket | null {
-    return (this.#driver?.socket as Socket | undefined) ?? null
+    return this.#driver?.transport.socket ?? null
   }
   /** Whether both close frames were exchanged (CloseEvent.wasClean). */
   get wasClean(): boolean {
-    return this.#wasClean
+    return (this.#cold?.wasClean ?? false)
   }
 
   /**
@@ -285,6 +281,11 @@ export class WebSocket extends EventEmitter {
    * handshake). `head` holds bytes received after the handshake.
    */
   setSocket(socket: Socket, head: Buffer, options: WebSocketOptions = this.#options, deflate?: DeflateSession): void {
+    this._attach(new NetTransport(socket), head, options, deflate)
+  }
+
+  /** @internal Takes over an upgraded transport (a socket, or a bare TCP handle: tcp.ts). */
+  _attach(transport: Transport, head: Uint8Array | undefined, options: WebSocketOptions = this.#options, deflate?: DeflateSession): void {
     const connection = new Connection({
       side: this.#isServer ? 'server' : 'client',
       maxPayload: options.maxPayload,
@@ -295,12 +296,12 @@ export class WebSocket extends EventEmitter {
       deflate: deflate?.parameters,
     })
     this.#codec = deflate?.codec
-    const driver = new SocketDriver(socket, connection, new DriverEvents(this), {
+    const driver = new SocketDriver(transport, connection, this, {
       closeTimeout: options.closeTimeout,
       codec: deflate?.codec,
     })
     this.#driver = driver
-    this.#request = undefined
+    if (this.#cold !== undefined) this.#cold.request = undefined
     driver.start(head)
     this.#readyState = OPEN
     this.emit('open')
@@ -320,6 +321,25 @@ export class WebSocket extends EventEmitter {
     }
     if (typeof data === 'number') data = data.toString()
     if (this.#readyState !== OPEN) return this.#refuse(data, callback)
+    // The common case, without building a queue item: a whole message, nothing queued
+    // before it, no compression negotiated.
+    if (
+      this.#codec === undefined &&
+      (typeof data === 'string' || Buffer.isBuffer(data)) &&
+      options?.fin !== false &&
+      this.#cold?.queue === undefined &&
+      this.#cold?.sendingCompressed === undefined
+    ) {
+      const driver = this.#driver!
+      if (driver.connection.canSend) {
+        const binary = options?.binary ?? typeof data !== 'string'
+        const bytes = typeof data === 'string' ? Buffer.from(data) : data
+        if (binary) driver.connection.sendBinary(bytes)
+        else driver.connection.sendText(bytes)
+        driver.queued(callback)
+        return
+      }
+    }
     const prepared = data instanceof PreparedMessage ? data : undefined
     const binary = prepared ? prepared.binary : (options?.binary ?? typeof data !== 'string')
     const item: QueuedSend = {
@@ -329,9 +349,9 @@ export class WebSocket extends EventEmitter {
       compress: options?.compress ?? true,
       callback,
     }
-    if (this.#queue === undefined && !isBlob(item.data)) return this.#sendItem(item)
-    this.#queuedBytes += queuedSize(item)
-    ;(this.#queue ??= []).push(item)
+    if (this.#cold?.queue === undefined && !isBlob(item.data)) return this.#sendItem(item)
+    this.#warm().queuedBytes += queuedSize(item)
+    ;(this.#warm().queue ??= []).push(item)
     this.#drainQueue()
   }
 
@@ -351,7 +371,7 @@ export class WebSocket extends EventEmitter {
     const driver = this.#driver!
     const connection = driver.connection
     if (this.#readyState === CLOSING) {
-      if (connection.closeSent && (connection.closeReceived || connection.error)) driver.socket.end()
+      if (connection.closeSent && (connection.closeReceived || connection.error)) driver.transport.end()
       return
     }
     if (code !== undefined && (typeof code !== 'number' || !isValidCloseCode(code))) {
@@ -363,9 +383,9 @@ export class WebSocket extends EventEmitter {
       if (reason.length > 123) throw new RangeError('The message must not be greater than 123 bytes')
     }
     this.#readyState = CLOSING
-    if (this.#queue !== undefined) {
+    if (this.#cold?.queue !== undefined) {
       // Sends accepted before close() still go first (ws queues its close frame the same way).
-      this.#queue.push({ data: EMPTY, binary: false, fin: true, compress: false, callback: undefined, close: { code: code ?? 1005, reason } })
+      this.#cold!.queue!.push({ data: EMPTY, binary: false, fin: true, compress: false, callback: undefined, close: { code: code ?? 1005, reason } })
       return
     }
     connection.sendClose(code ?? 1005, reason)
@@ -392,6 +412,39 @@ export class WebSocket extends EventEmitter {
   }
 
   // ------------------------------------------------------------ internals
+
+  // ---------------------------------------------------- DriverHandler (internal)
+  // The WebSocket hears its driver directly, so a connection costs no forwarding object.
+
+  /** @internal */
+  driverMessage(data: Buffer, binary: boolean): void {
+    this._receivedMessage(data, binary)
+  }
+  /** @internal */
+  driverPing(data: Buffer): void {
+    this.emit('ping', data)
+  }
+  /** @internal */
+  driverPong(data: Buffer): void {
+    this.emit('pong', data)
+  }
+  /** @internal */
+  driverCloseFrame(): void {
+    this._closing()
+  }
+  /** @internal */
+  driverError(error: ProtocolError): void {
+    this._closing()
+    this._emitError(toWsError(error))
+  }
+  /** @internal */
+  driverClosed(code: number, reason: Buffer): void {
+    this._closed(code, reason)
+  }
+  /** @internal */
+  driverDrain(): void {
+    this.emit('drain')
+  }
 
   /** @internal */
   _receivedMessage(data: Buffer, binary: boolean): void {
@@ -422,8 +475,8 @@ export class WebSocket extends EventEmitter {
 
   /** @internal */
   _emitError(error: Error): void {
-    if (this.#errorEmitted) return
-    this.#errorEmitted = true
+    if ((this.#cold?.errorEmitted ?? false)) return
+    this.#warm().errorEmitted = true
     // Do not crash the process when nobody listens (see the module comment).
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }
@@ -431,7 +484,7 @@ export class WebSocket extends EventEmitter {
   /** @internal */
   _closed(code: number, reason: Buffer): void {
     const connection = this.#driver?.connection
-    this.#wasClean = connection !== undefined && connection.closeSent !== undefined && connection.closeReceived !== undefined
+    this.#warm().wasClean = connection !== undefined && connection.closeSent !== undefined && connection.closeReceived !== undefined
     this.#readyState = CLOSED
     this.#failQueue()
     this.emit('close', code, reason)
@@ -439,8 +492,8 @@ export class WebSocket extends EventEmitter {
 
   /** @internal The client handshake sent a request to `url`. */
   _requestCreated(url: string, request: ClientRequest, redirected: boolean): void {
-    this.#url = url
-    this.#request = request
+    this.#warm().url = url
+    this.#warm().request = request
     if (redirected) this.emit('redirect', url, request)
   }
 
@@ -453,9 +506,9 @@ export class WebSocket extends EventEmitter {
   /** @internal The server accepted the client handshake. */
   _handshakeAccepted(socket: Socket, head: Buffer, accepted: AcceptedResponse): void {
     let deflate: DeflateSession | undefined
-    const offer = this.#deflateOffer
+    const offer = this.#cold?.deflateOffer
     if (offer !== undefined) {
-      this.#deflateOffer = undefined
+      this.#warm().deflateOffer = undefined
       const outcome = completeDeflate(offer, accepted.extensions.find((extension) => extension.name === PERMESSAGE_DEFLATE))
       if (typeof outcome === 'string') {
         // RFC 7692 §7.1: an answer the client cannot accept fails the connection.
@@ -484,7 +537,7 @@ export class WebSocket extends EventEmitter {
     if (!connection.canSend) return this.#refuse(item.data instanceof PreparedMessage ? item.data : (item.data as Buffer), item.callback)
     if (item.data instanceof PreparedMessage) {
       const prepared = item.data
-      if (this.#isServer && this.#sendingCompressed === undefined) {
+      if (this.#isServer && this.#cold?.sendingCompressed === undefined) {
         const frame = prepared.frameFor(this.#codec, item.compress)
         // A compressed frame (RSV1) enters the peer's inflate window behind our deflater's back.
         if ((frame[0]! & 0x40) !== 0) this.#codec!.forgetHistory()
@@ -498,14 +551,15 @@ export class WebSocket extends EventEmitter {
     const bytes = item.data as Buffer
     const codec = this.#codec
     // RFC 7692 §6: compression is decided for a whole message, on its first fragment.
-    const continuation = this.#sendingCompressed !== undefined
-    const compressed = this.#sendingCompressed ?? (codec !== undefined && item.compress && codec.shouldCompress(bytes.length))
-    this.#sendingCompressed = item.fin ? undefined : compressed
+    const continuation = this.#cold?.sendingCompressed !== undefined
+    const compressed = this.#cold?.sendingCompressed ?? (codec !== undefined && item.compress && codec.shouldCompress(bytes.length))
+    // Only a fragmented message needs the mark (and the cold state it lives in).
+    if (!item.fin || continuation) this.#warm().sendingCompressed = item.fin ? undefined : compressed
     if (!compressed) return this.#write(bytes, item.binary, item.fin, false, item.callback)
-    this.#compressing = true
+    this.#warm().compressing = true
     let synchronous = true
     codec!.deflate(bytes, item.fin, (output) => {
-      this.#compressing = false
+      this.#warm().compressing = false
       if (output === undefined && (continuation || !item.fin)) {
         // A fragment of a compressed message could not be compressed: the message cannot be finished.
         connection.failConnection(new ProtocolError('WS_ERR_EXTENSION_FAILURE', 'Compression failed', 1011))
@@ -520,7 +574,7 @@ export class WebSocket extends EventEmitter {
     })
     synchronous = false
     // An answer still pending: later sends wait in the queue, in order.
-    if (this.#compressing) this.#queue ??= []
+    if ((this.#cold?.compressing ?? false)) this.#warm().queue ??= []
   }
 
   #write(bytes: Uint8Array, binary: boolean, fin: boolean, compressed: boolean, callback: Callback | undefined): void {
@@ -553,7 +607,7 @@ export class WebSocket extends EventEmitter {
   /** A send while CLOSING or CLOSED: counted in bufferedAmount, reported to the callback (ws behaviour). */
   #refuse(data: Data | undefined, callback: Callback | undefined): void {
     if (data !== undefined && data !== null) {
-      this.#refusedBytes += isBlob(data)
+      this.#warm().refusedBytes += isBlob(data)
         ? data.size
         : data instanceof PreparedMessage
           ? data.data.length
@@ -568,23 +622,23 @@ export class WebSocket extends EventEmitter {
 
   /** Sends queued items in order; a Blob is read, and a compression finished, before anything behind it. */
   #drainQueue(): void {
-    const queue = this.#queue
-    while (queue !== undefined && queue.length > 0 && !this.#readingBlob && !this.#compressing) {
+    const queue = this.#cold?.queue
+    while (queue !== undefined && queue.length > 0 && !(this.#cold?.readingBlob ?? false) && !(this.#cold?.compressing ?? false)) {
       const item = queue[0]!
       if (isBlob(item.data)) {
-        this.#readingBlob = true
+        this.#warm().readingBlob = true
         const blob = item.data
         blob.arrayBuffer().then(
           (buffer) => {
             item.data = Buffer.from(buffer)
-            this.#queuedBytes += item.data.length - blob.size
-            this.#readingBlob = false
+            this.#warm().queuedBytes += item.data.length - blob.size
+            this.#warm().readingBlob = false
             this.#drainQueue()
           },
           (error: Error) => {
             queue.shift()
-            this.#queuedBytes -= blob.size
-            this.#readingBlob = false
+            this.#warm().queuedBytes -= blob.size
+            this.#warm().readingBlob = false
             if (item.callback) process.nextTick(item.callback, error)
             this._emitError(error)
             if (this.#readyState === OPEN) this.close(1011)
@@ -594,7 +648,7 @@ export class WebSocket extends EventEmitter {
         return
       }
       queue.shift()
-      this.#queuedBytes -= queuedSize(item)
+      this.#warm().queuedBytes -= queuedSize(item)
       const connection = this.#driver?.connection
       if (connection === undefined || !connection.canSend) {
         if (item.close === undefined) this.#refuse(item.data as Buffer, item.callback)
@@ -602,27 +656,32 @@ export class WebSocket extends EventEmitter {
       }
       this.#sendItem(item)
     }
-    if (queue !== undefined && queue.length === 0 && !this.#readingBlob && !this.#compressing) this.#queue = undefined
+    if (queue !== undefined && queue.length === 0 && !(this.#cold?.readingBlob ?? false) && !(this.#cold?.compressing ?? false)) {
+      this.#cold!.queue = undefined
+    }
   }
 
   #failQueue(): void {
-    const queue = this.#queue
+    const queue = this.#cold?.queue
     if (queue === undefined) return
-    this.#queue = undefined
+    this.#cold!.queue = undefined
     for (const item of queue) {
-      this.#queuedBytes -= queuedSize(item)
+      this.#warm().queuedBytes -= queuedSize(item)
       if (item.close === undefined) this.#refuse(isBlob(item.data) ? item.data : (item.data as Buffer), item.callback)
     }
   }
 
   #releaseOffer(): void {
-    if (this.#deflateOffer !== undefined) abandonDeflateOffer(this.#deflateOffer)
-    this.#deflateOffer = undefined
+    const offer = this.#cold?.deflateOffer
+    if (offer !== undefined) {
+      abandonDeflateOffer(offer)
+      this.#cold!.deflateOffer = undefined
+    }
   }
 
   #abortHandshake(message: string): void {
     this.#readyState = CLOSING
-    const request = this.#request
+    const request = this.#cold?.request
     if (request) {
       request.destroy()
       if (request.socket && !request.socket.destroyed) request.socket.destroy()

@@ -17,7 +17,9 @@ class Recorder implements FrameSink {
   pieces: Uint8Array[] = []
   onEvent: ((record: Record) => void) | undefined
   frameStarted(header: FrameHeader): void {
-    this.push({ t: 'start', header: { ...header } })
+    // Copy the FrameHeader fields: the object is the parser's own and changes with the next frame.
+    const { fin, rsv1, rsv2, rsv3, opcode, masked, length } = header
+    this.push({ t: 'start', header: { fin, rsv1, rsv2, rsv3, opcode, masked, length } })
   }
   payloadReceived(piece: Uint8Array): void {
     this.pieces.push(piece)
@@ -126,7 +128,8 @@ describe('frame parser (RFC 6455 §5.2)', () => {
     const sink = new Recorder()
     sink.headerInvalid = (code: string, _message?: string, h?: FrameHeader) => {
       sink.records.push({ t: 'invalid', code })
-      seen.push({ ...h! })
+      const { fin, rsv1, rsv2, rsv3, opcode, masked, length } = h!
+      seen.push({ fin, rsv1, rsv2, rsv3, opcode, masked, length })
     }
     for (const bytes of [hex`09 ff 10 00 00 00 00 00 00 00 01 02 03 04`, hex`b3 7f 80 00 00 00 00 00 00 01`]) {
       new FrameParser(sink).feed(bytes)

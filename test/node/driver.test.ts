@@ -9,6 +9,8 @@ import net, { type Socket } from 'node:net'
 import { describe, it } from 'node:test'
 import { Connection } from '../../src/core/connection.js'
 import { type DriverHandler, SocketDriver } from '../../src/node/driver.js'
+import { NetTransport, type WriteCallback } from '../../src/node/transport.js'
+import { TcpTransport } from '../../src/node/tcp.js'
 import { WebSocket } from '../../src/index.js'
 import {
   closePayload,
@@ -25,103 +27,121 @@ import {
   waitFor,
 } from '../helpers/net.js'
 
-/** Counts what reaches a socket's low-level write methods, and what `write` was given. */
-function spyOnWrites(socket: Socket) {
-  const spy = { write: [] as Uint8Array[], _write: 0, _writev: 0, chunksPerWritev: [] as number[] }
+/** What a spy saw: each batch is the chunks handed to the operating system in one call. */
+interface WriteSpy {
+  batches: Uint8Array[][]
+  restore(): void
+}
+
+/** Over net.Socket: one _write is a batch of one chunk, one _writev a batch of several. */
+function spyOnSocket(socket: Socket): WriteSpy {
+  const spy: WriteSpy = { batches: [], restore() {} }
   const target = socket as Socket & { _write: Function; _writev: Function }
-  const write = socket.write
-  socket.write = function (this: Socket, chunk: Uint8Array, ...rest: unknown[]) {
-    spy.write.push(chunk)
-    return (write as Function).call(this, chunk, ...rest)
-  } as Socket['write']
   const lowWrite = target._write
-  target._write = function (this: Socket, ...args: unknown[]) {
-    spy._write++
-    return lowWrite.apply(this, args)
+  target._write = function (this: Socket, chunk: Uint8Array, ...args: unknown[]) {
+    spy.batches.push([chunk])
+    return lowWrite.call(this, chunk, ...args)
   }
   const lowWritev = target._writev
-  target._writev = function (this: Socket, chunks: unknown[], ...args: unknown[]) {
-    spy._writev++
-    spy.chunksPerWritev.push(chunks.length)
+  target._writev = function (this: Socket, chunks: Array<{ chunk: Uint8Array }>, ...args: unknown[]) {
+    spy.batches.push(chunks.map((entry) => entry.chunk))
     return lowWritev.call(this, chunks, ...args)
   }
   return spy
 }
 
-/** A tether server-side WebSocket with spies on its socket, and a tether client. */
-async function spiedPair() {
-  const server = await tetherServer()
+/** Over a bare TCP handle: one TcpTransport.write is one writeBuffer/writev call. */
+function spyOnTcp(socket: Socket): WriteSpy {
+  const spy: WriteSpy = { batches: [], restore: () => (TcpTransport.prototype.write = write) }
+  const write = TcpTransport.prototype.write
+  TcpTransport.prototype.write = function (this: TcpTransport, chunks: Uint8Array[], callback?: WriteCallback) {
+    if (this.socket === socket) spy.batches.push([...chunks])
+    return write.call(this, chunks, callback)
+  }
+  return spy
+}
+
+/** A tether server-side WebSocket (over `transport`) with a spy on its writes, and a tether client. */
+async function spiedPair(transport: 'net' | 'tcp') {
+  const server = await tetherServer(transport === 'net' ? { useNodeHttp: true } : {})
   const connection = waitFor<[WebSocket]>(server.wss, 'connection')
   const client = await opened(new WebSocket(server.url))
   const [ws] = await connection
-  return { ...server, client, ws, spy: spyOnWrites(ws._socket!) }
+  const spy = transport === 'net' ? spyOnSocket(ws._socket!) : spyOnTcp(ws._socket!)
+  return { ...server, client, ws, spy }
 }
 
-describe('driver writes', () => {
-  it('N small sends in one tick leave in one socket write', async () => {
-    const { wss, client, ws, spy } = await spiedPair()
-    try {
-      const inbox = new Inbox(client)
-      for (let i = 0; i < 20; i++) ws.send(`small ${i}`)
-      ws.ping('p')
-      assert.equal(spy.write.length, 0, 'nothing is written synchronously')
-      const got = await inbox.next(20)
-      assert.equal(String(got[19]!.data), 'small 19')
-      assert.equal(spy.write.length, 1)
-      assert.equal(spy._write + spy._writev, 1)
-      // One frame costs one write, header and payload together.
-      ws.send('x')
-      await inbox.one()
-      assert.equal(spy.write.length, 2)
-      assert.deepEqual([...spy.write[1]!], [0x81, 0x01, 0x78])
-    } finally {
-      client.terminate()
-      await stopWss(wss)
-    }
-  })
+for (const transport of ['tcp', 'net'] as const) {
+  describe(`driver writes over ${transport === 'tcp' ? 'a bare TCP handle (port mode)' : 'net.Socket (useNodeHttp)'}`, () => {
+    it('N small sends in one tick leave in one system call', async () => {
+      const { wss, client, ws, spy } = await spiedPair(transport)
+      try {
+        const inbox = new Inbox(client)
+        for (let i = 0; i < 20; i++) ws.send(`small ${i}`)
+        ws.ping('p')
+        assert.equal(spy.batches.length, 0, 'nothing is written synchronously')
+        const got = await inbox.next(20)
+        assert.equal(String(got[19]!.data), 'small 19')
+        assert.equal(spy.batches.length, 1)
+        assert.equal(spy.batches[0]!.length, 1, 'small frames share one buffer')
+        // One frame costs one write, header and payload together.
+        ws.send('x')
+        await inbox.one()
+        assert.equal(spy.batches.length, 2)
+        assert.deepEqual(spy.batches[1]!.map((chunk) => [...chunk]), [[0x81, 0x01, 0x78]])
+      } finally {
+        spy.restore()
+        client.terminate()
+        await stopWss(wss)
+      }
+    })
 
-  it('small and large frames sent in one tick leave in one corked batch (one writev)', async () => {
-    const { wss, client, ws, spy } = await spiedPair()
-    try {
-      const inbox = new Inbox(client)
-      ws.send('before')
-      ws.send(Buffer.alloc(100_000, 1))
-      ws.send('after')
-      await inbox.next(3)
-      assert.ok(spy.write.length > 1, 'several chunks were handed to the socket')
-      assert.equal(spy._write, 0)
-      assert.equal(spy._writev, 1)
-      assert.equal(spy.chunksPerWritev[0], spy.write.length)
-    } finally {
-      client.terminate()
-      await stopWss(wss)
-    }
-  })
+    it('small and large frames sent in one tick leave in one writev', async () => {
+      const { wss, client, ws, spy } = await spiedPair(transport)
+      try {
+        const inbox = new Inbox(client)
+        ws.send('before')
+        ws.send(Buffer.alloc(100_000, 1))
+        ws.send('after')
+        await inbox.next(3)
+        assert.equal(spy.batches.length, 1)
+        assert.ok(spy.batches[0]!.length > 1, 'several chunks in the one call')
+      } finally {
+        spy.restore()
+        client.terminate()
+        await stopWss(wss)
+      }
+    })
 
-  it('a large payload sent by the server is not copied (same ArrayBuffer reaches the socket)', async () => {
-    const { wss, client, ws, spy } = await spiedPair()
-    try {
-      const inbox = new Inbox(client)
-      const payload = Buffer.allocUnsafeSlow(1024 * 1024).fill(0x5a)
-      const view = new Uint8Array(new ArrayBuffer(2 * 1024 * 1024), 4096, 1024 * 1024).fill(0x33)
-      ws.send(payload)
-      ws.send(view)
-      await inbox.next(2)
-      const same = spy.write.filter((chunk) => chunk.buffer === payload.buffer)
-      assert.equal(same.length, 1, 'the Buffer itself reaches socket.write')
-      assert.equal(same[0]!.byteOffset, payload.byteOffset)
-      assert.equal(same[0]!.byteLength, payload.byteLength)
-      const sameView = spy.write.filter((chunk) => chunk.buffer === view.buffer)
-      assert.equal(sameView.length, 1, 'a typed-array view reaches socket.write as is')
-      assert.equal(sameView[0]!.byteOffset, 4096)
-    } finally {
-      client.terminate()
-      await stopWss(wss)
-    }
+    it('a large payload sent by the server is not copied (the same ArrayBuffer reaches the system call)', async () => {
+      const { wss, client, ws, spy } = await spiedPair(transport)
+      try {
+        const inbox = new Inbox(client)
+        const payload = Buffer.allocUnsafeSlow(1024 * 1024).fill(0x5a)
+        const view = new Uint8Array(new ArrayBuffer(2 * 1024 * 1024), 4096, 1024 * 1024).fill(0x33)
+        ws.send(payload)
+        ws.send(view)
+        await inbox.next(2)
+        const chunks = spy.batches.flat()
+        const same = chunks.filter((chunk) => chunk.buffer === payload.buffer)
+        assert.equal(same.length, 1, 'the Buffer itself is written')
+        assert.equal(same[0]!.byteOffset, payload.byteOffset)
+        assert.equal(same[0]!.byteLength, payload.byteLength)
+        const sameView = chunks.filter((chunk) => chunk.buffer === view.buffer)
+        assert.equal(sameView.length, 1, 'a typed-array view is written as is')
+        assert.equal(sameView[0]!.byteOffset, 4096)
+      } finally {
+        spy.restore()
+        client.terminate()
+        await stopWss(wss)
+      }
+    })
   })
+}
 
+describe('driver writes: clients', () => {
   it("a client masks a copy: the caller's buffer is left untouched", async () => {
-    const { wss, client, ws } = await spiedPair()
+    const { wss, client, ws, spy } = await spiedPair('tcp')
     try {
       const inbox = new Inbox(ws)
       const payload = Buffer.alloc(1024 * 1024, 0x11)
@@ -132,6 +152,7 @@ describe('driver writes', () => {
       assert.ok(big!.data.equals(payload))
       assert.ok(small!.data.equals(payload.subarray(0, 100)))
     } finally {
+      spy.restore()
       client.terminate()
       await stopWss(wss)
     }
@@ -161,12 +182,12 @@ function recorder(): DriverHandler & { log: string[] } {
   const log: string[] = []
   return {
     log,
-    onMessage: (data, binary) => log.push(`message ${binary ? 'binary' : 'text'} ${data}`),
-    onPing: (data) => log.push(`ping ${data}`),
-    onPong: (data) => log.push(`pong ${data}`),
-    onCloseFrame: (code, reason) => log.push(`close frame ${code} ${reason}`),
-    onError: (error) => log.push(`error ${error.code}`),
-    onClosed: (code, reason, wasClean) => log.push(`closed ${code} ${reason} ${wasClean}`),
+    driverMessage: (data, binary) => log.push(`message ${binary ? 'binary' : 'text'} ${data}`),
+    driverPing: (data) => log.push(`ping ${data}`),
+    driverPong: (data) => log.push(`pong ${data}`),
+    driverCloseFrame: (code, reason) => log.push(`close frame ${code} ${reason}`),
+    driverError: (error) => log.push(`error ${error.code}`),
+    driverClosed: (code, reason, wasClean) => log.push(`closed ${code} ${reason} ${wasClean}`),
   }
 }
 
@@ -175,7 +196,7 @@ describe('SocketDriver', () => {
     const { near, far, close } = await socketPair()
     try {
       const handler = recorder()
-      const driver = new SocketDriver(near, new Connection({ side: 'server' }), handler)
+      const driver = new SocketDriver(new NetTransport(near), new Connection({ side: 'server' }), handler)
       driver.start(maskedFrame(1, 'from head'))
       assert.deepEqual(handler.log, [], 'nothing is dispatched from inside start()')
       far.write(maskedFrame(1, 'from socket'))
@@ -190,7 +211,7 @@ describe('SocketDriver', () => {
     const { near, close } = await socketPair()
     try {
       const handler = recorder()
-      const driver = new SocketDriver(near, new Connection({ side: 'server' }), handler)
+      const driver = new SocketDriver(new NetTransport(near), new Connection({ side: 'server' }), handler)
       driver.start(Buffer.concat([maskedFrame(1, 'a'), maskedFrame(1, 'b')]))
       // What a 'connection' handler calling ws.pause() does.
       driver.pause()
@@ -208,7 +229,7 @@ describe('SocketDriver', () => {
     const { near, far, close } = await socketPair()
     try {
       const handler = recorder()
-      const driver = new SocketDriver(near, new Connection({ side: 'server' }), handler)
+      const driver = new SocketDriver(new NetTransport(near), new Connection({ side: 'server' }), handler)
       driver.start()
       far.write(maskedFrame(8, closePayload(4000, 'done')))
       const echo = await readFrame(far)
@@ -228,7 +249,7 @@ describe('SocketDriver', () => {
     const { near, far, close } = await socketPair()
     try {
       const handler = recorder()
-      const driver = new SocketDriver(near, new Connection({ side: 'server' }), handler)
+      const driver = new SocketDriver(new NetTransport(near), new Connection({ side: 'server' }), handler)
       driver.start()
       far.write(Buffer.concat([maskedFrame(1, 'one'), maskedFrame(9, 'p'), maskedFrame(2, 'two')]))
       await until(() => handler.log.length === 3)
@@ -252,7 +273,7 @@ describe('SocketDriver', () => {
     const { near, close } = await socketPair()
     try {
       const connection = new Connection({ side: 'server' })
-      const driver = new SocketDriver(near, connection, recorder())
+      const driver = new SocketDriver(new NetTransport(near), connection, recorder())
       driver.start()
       connection.sendText('never written')
       const outcome = new Promise<Error | null | undefined>((resolve) => driver.queued(resolve))
@@ -268,7 +289,7 @@ describe('SocketDriver', () => {
     const { near, far, close } = await socketPair()
     try {
       const connection = new Connection({ side: 'server' })
-      const driver = new SocketDriver(near, connection, recorder())
+      const driver = new SocketDriver(new NetTransport(near), connection, recorder())
       driver.start()
       connection.sendText('hello')
       assert.equal(driver.bufferedAmount, 7)

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// A benchmark server with the same endpoints for every library under test:
+//   /echo       every message is sent back to its sender, same type
+//   /broadcast  every message is sent to every connected client, the sender included
+//
+//   node bench/servers/node-server.mjs <tether|ws> <port> [--deflate]
+//
+// It prints "ready <port>" once listening. On stdin, "rss" answers "rss <bytes> <clients>"
+// after a full GC (run node with --expose-gc), and "exit" ends it. Each library uses its
+// natural way to broadcast: tether frames the message once (wss.broadcast), ws sends in
+// the usual wss.clients.forEach loop.
+import { createInterface } from 'node:readline'
+import { getHeapSpaceStatistics } from 'node:v8'
+
+const [impl, portArg, ...flags] = process.argv.slice(2)
+const deflate = flags.includes('--deflate')
+const library = impl === 'tether' ? await import('tether') : impl === 'ws' ? await import('ws') : undefined
+if (!library) {
+  console.error(`unknown implementation: ${impl}`)
+  process.exit(2)
+}
+const { WebSocketServer } = library
+const wss = new WebSocketServer({
+  port: Number(portArg),
+  host: '127.0.0.1',
+  backlog: 4096,
+  maxPayload: 64 * 1024 * 1024,
+  // Compress every message, however small, so both libraries do the same work.
+  perMessageDeflate: deflate ? { threshold: 0 } : false,
+})
+
+const broadcast =
+  impl === 'tether'
+    ? (data, isBinary) => wss.broadcast(data, { binary: isBinary })
+    : (data, isBinary) => {
+        for (const client of wss.clients) if (client.readyState === 1) client.send(data, { binary: isBinary })
+      }
+
+wss.on('connection', (ws, request) => {
+  if (request.url === '/broadcast') ws.on('message', (data, isBinary) => broadcast(data, isBinary))
+  else ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+  ws.on('error', () => {})
+})
+wss.on('listening', () => console.log(`ready ${wss.address().port}`))
+
+for await (const line of createInterface({ input: process.stdin })) {
+  if (line === 'rss') {
+    for (let i = 0; i < 3; i++) {
+      globalThis.gc?.()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const young = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0
+    console.log(`rss ${process.memoryUsage().rss} ${wss.clients.size} ${young}`)
+  } else if (line === 'exit') {
+    process.exit(0)
+  }
+}
