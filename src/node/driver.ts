@@ -33,6 +33,8 @@ export interface DriverHandler {
   driverClosed(code: number, reason: Buffer, wasClean: boolean): void
   /** The socket's write buffer emptied (after a write returned false). */
   driverDrain?(): void
+  /** What was asked for with `watchWritable`: the socket can take more. */
+  driverWritable?(): void
 }
 
 export interface DriverOptions {
@@ -47,6 +49,8 @@ const PAUSED = 2
 const CLOSED = 4
 /** Events are being dispatched; the flush that ends the dispatch takes what they send. */
 const DISPATCHING = 8
+/** `watchWritable` was called: tell the handler once the socket can take more. */
+const WANT_WRITABLE = 16
 
 /** Default close timeout: 30 s, as in `ws`. */
 export const DEFAULT_CLOSE_TIMEOUT = 30_000
@@ -104,6 +108,17 @@ export class SocketDriver implements TransportSink {
     }
   }
 
+  /**
+   * Asks for one `driverWritable` call once what is queued now has been
+   * handed to the kernel without filling the transport's buffer, or, if it
+   * fills it, once the buffer drains.
+   */
+  watchWritable(): void {
+    if ((this.flags & CLOSED) !== 0) return
+    this.flags |= WANT_WRITABLE
+    this.queued()
+  }
+
   /** Writes everything the connection queued, then half-closes if it asks to. */
   flush(): void {
     this.flags &= ~FLUSH_SCHEDULED
@@ -119,6 +134,10 @@ export class SocketDriver implements TransportSink {
       for (const callback of callbacks) process.nextTick(callback, chunks.length > 0 ? error : undefined)
     }
     if (connection.eofToSend() && !transport.destroyed) transport.end()
+    if ((this.flags & WANT_WRITABLE) !== 0 && !transport.needsDrain && !transport.destroyed) {
+      this.flags &= ~WANT_WRITABLE
+      process.nextTick(notifyWritable, this.handler)
+    }
     if (connection.closeExpected() && this.rare?.closeTimer === undefined && (this.flags & CLOSED) === 0) {
       const timer = setTimeout(onCloseTimeout, this.closeTimeout, this)
       timer.unref?.()
@@ -206,6 +225,10 @@ export class SocketDriver implements TransportSink {
   }
 
   transportDrained(): void {
+    if ((this.flags & WANT_WRITABLE) !== 0) {
+      this.flags &= ~WANT_WRITABLE
+      this.handler.driverWritable?.()
+    }
     this.handler.driverDrain?.()
   }
 
@@ -311,4 +334,8 @@ function flushDriver(driver: SocketDriver): void {
 
 function onCloseTimeout(driver: SocketDriver): void {
   driver.destroy()
+}
+
+function notifyWritable(handler: DriverHandler): void {
+  handler.driverWritable?.()
 }

@@ -22,13 +22,16 @@ export const preparedStats = { framed: 0, compressed: 0 }
 export class PreparedMessage {
   readonly data: Buffer
   readonly binary: boolean
+  /** Whether to compress it for connections with permessage-deflate (publish's `compress`). */
+  readonly compress: boolean
   private plain: Uint8Array | undefined
   /** Compressed frames by codec settings; null when the message does not shrink. */
   private readonly variants = new Map<string, Uint8Array | null>()
 
-  constructor(data: Buffer, binary: boolean) {
+  constructor(data: Buffer, binary: boolean, compress = true) {
     this.data = data
     this.binary = binary
+    this.compress = compress
   }
 
   /** The frame for a server connection with `codec` (undefined: no permessage-deflate). */

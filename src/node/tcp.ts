@@ -291,6 +291,10 @@ export class TcpTransport implements Transport, UpgradeChannel {
     return this.destroyed ? 0 : this.handle.writeQueueSize
   }
 
+  get needsDrain(): boolean {
+    return (this.flags & NEED_DRAIN) !== 0 && !this.destroyed
+  }
+
   get writable(): boolean {
     return !this.destroyed && (this.flags & SHUTDOWN_SENT) === 0
   }

@@ -41,6 +41,8 @@ export interface Transport {
   resume(): void
   /** Bytes accepted and not yet handed to the operating system. */
   readonly writableLength: number
+  /** A write filled the buffer: `transportDrained` will follow when it empties. */
+  readonly needsDrain: boolean
   readonly writable: boolean
   readonly destroyed: boolean
   /** What the ws API exposes as `ws._socket`. */
@@ -115,6 +117,10 @@ export class NetTransport implements Transport {
 
   get writableLength(): number {
     return this.socket.writableLength
+  }
+
+  get needsDrain(): boolean {
+    return this.socket.writableNeedDrain
   }
 
   get writable(): boolean {

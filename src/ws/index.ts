@@ -11,7 +11,10 @@ import { WebSocketServer } from './websocket-server.js'
 
 export { WebSocket, WebSocketServer, createWebSocketStream }
 export type { BinaryType, Data, RawData, SendOptions, WebSocketOptions } from './websocket.js'
-export type { ServerOptions, VerifyClient, VerifyClientCallback, VerifyClientInfo } from './websocket-server.js'
+export type { PublishOptions, ServerOptions, VerifyClient, VerifyClientCallback, VerifyClientInfo } from './websocket-server.js'
+export type { PublishResult, SlowConsumerInfo, TopicStats } from '../pubsub/hub.js'
+export type { SlowConsumerPolicy, TopicPolicy } from '../pubsub/policy.js'
+export type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
 export { CloseEvent, ErrorEvent, Event, MessageEvent } from './event-target.js'
 export type { WsProtocolError } from './errors.js'
 export { PreparedMessage } from '../node/prepared.js'

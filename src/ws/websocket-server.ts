@@ -28,7 +28,11 @@ import {
   upgradeResponseLines,
 } from '../node/server.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
-import { WebSocket, type WebSocketOptions, kTrackedBy } from './websocket.js'
+import { WebSocket, type WebSocketOptions, type SocketTopicHub, kHub, kTrackedBy } from './websocket.js'
+import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
+import { type PublishResult, type SlowConsumerInfo, type TopicStats, TopicHub } from '../pubsub/hub.js'
+import type { TopicPolicy } from '../pubsub/policy.js'
+import { checkTopic } from '../pubsub/topics.js'
 
 export interface VerifyClientInfo {
   origin: string | undefined
@@ -75,6 +79,23 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   useNodeHttp?: boolean
   /** With `port`: how long a client may take to send its upgrade request, in ms. Default 60 000. */
   handshakeTimeout?: number
+  /**
+   * Topics (tether's addition to the ws API): the slow-consumer policy for
+   * every topic (see `setTopicPolicy` for one topic), and the backplane that
+   * shares published messages with other nodes. Without a backplane, topics
+   * are local to this server. The server closes its backplane when it closes.
+   */
+  topics?: Partial<TopicPolicy> & { backplane?: Backplane }
+}
+
+/** Options of `publish`. */
+export interface PublishOptions {
+  /** Defaults to true for a Buffer or other bytes, false for a string (as `send`). */
+  binary?: boolean
+  /** Compress for subscribers with permessage-deflate (default true). */
+  compress?: boolean
+  /** The conflation key under the `latest` policy (default: the topic). */
+  key?: string
 }
 
 const RUNNING = 0
@@ -95,6 +116,10 @@ interface ServerEvents {
   close: []
   listening: []
   wsClientError: [error: Error, socket: Duplex, request: IncomingMessage]
+  /** A subscriber was over its backpressure limit when a message was published (tether). */
+  slowConsumer: [socket: WebSocket, info: SlowConsumerInfo]
+  /** The backplane's errors, disconnections, reconnections and counted losses (tether). */
+  backplane: [event: BackplaneEvent]
 }
 type ServerListener<K extends keyof ServerEvents> = (this: WebSocketServer, ...args: ServerEvents[K]) => void
 type AnyListener = (this: WebSocketServer, ...args: any[]) => void
@@ -140,6 +165,7 @@ export class WebSocketServer extends EventEmitter {
   #state = RUNNING
   #emitCloseWhenEmpty = false
   readonly #deflate: DeflateConfig | undefined
+  readonly #hub: SocketTopicHub
 
   constructor(options: ServerOptions, callback?: () => void) {
     super()
@@ -166,6 +192,18 @@ export class WebSocketServer extends EventEmitter {
     this.#deflate = resolveDeflateOptions(resolved.perMessageDeflate)
     this.clients = new Set()
     if (!resolved.clientTracking) (this as { clients: Set<WebSocket> | undefined }).clients = undefined
+    const { backplane, ...policy } = resolved.topics ?? {}
+    this.#hub = new TopicHub<WebSocket, PreparedMessage>(
+      (message) => new PreparedMessage(toBuffer(message.data), message.binary, message.compress),
+      {
+        policy,
+        backplane,
+        onSlowConsumer: (socket, info) => {
+          if (this.listenerCount('slowConsumer') > 0) this.emit('slowConsumer', socket, info)
+        },
+        onBackplaneEvent: (event) => this.emit('backplane', event),
+      },
+    )
 
     if (resolved.port != null && !resolved.useNodeHttp && tcpHandlesAvailable) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
@@ -361,9 +399,7 @@ export class WebSocketServer extends EventEmitter {
     const clients = this.clients
     if (clients === undefined) throw new Error('broadcast() needs clientTracking')
     const binary = options.binary ?? typeof data !== 'string'
-    const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : ArrayBuffer.isView(data)
-      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-      : Buffer.from(data)
+    const bytes = typeof data === 'string' ? Buffer.from(data) : toBuffer(data)
     const prepared = new PreparedMessage(bytes, binary)
     let sent = 0
     for (const client of clients) {
@@ -372,6 +408,66 @@ export class WebSocketServer extends EventEmitter {
       sent++
     }
     return sent
+  }
+
+  /**
+   * Publishes a message to every subscriber of `topic` on this server, framed
+   * once (compressed at most once per compression setting), and through the
+   * backplane to the subscribers on other nodes. Subscribers over their
+   * backpressure limit get the topic's slow-consumer policy. Never throws
+   * because of a subscriber or the backplane: see the result, `topicStats`,
+   * and the `slowConsumer` and `backplane` events.
+   *
+   * @example
+   * ```ts
+   * const { delivered } = wss.publish('room:lobby', JSON.stringify({ from: 'ada', text: 'hi' }))
+   * ```
+   */
+  publish(topic: string, data: string | Buffer | ArrayBuffer | ArrayBufferView, options: PublishOptions = {}): PublishResult {
+    checkTopic(topic, 'publish()')
+    if (this.#state === CLOSED) {
+      throw new Error('publish() on a closed WebSocketServer: publish before close(), or create a new server')
+    }
+    if (typeof data !== 'string' && !(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) {
+      throw new TypeError(
+        `publish(): data must be a string, Buffer, ArrayBuffer or typed array, got ${data === null ? 'null' : typeof data}`,
+      )
+    }
+    if (options.key !== undefined && typeof options.key !== 'string') throw new TypeError('publish(): key must be a string')
+    return this.#hub.publish({
+      topic,
+      data: typeof data === 'string' ? Buffer.from(data) : toBuffer(data),
+      binary: options.binary ?? typeof data !== 'string',
+      compress: options.compress ?? true,
+      key: options.key,
+    })
+  }
+
+  /** How many sockets of this server are subscribed to `topic`. */
+  subscriberCount(topic: string): number {
+    checkTopic(topic, 'subscriberCount()')
+    return this.#hub.registry.subscriberCount(topic)
+  }
+
+  /** Topics with at least one subscriber on this server. */
+  get topics(): string[] {
+    return this.#hub.registry.topics
+  }
+
+  /** Sets the slow-consumer policy of one topic, over the server's (`topics` option). */
+  setTopicPolicy(topic: string, policy: Partial<TopicPolicy>): TopicPolicy {
+    checkTopic(topic, 'setTopicPolicy()')
+    return this.#hub.setPolicy(topic, policy)
+  }
+
+  /** Running totals of publishing: delivered, dropped, conflated, closed, and backplane traffic and losses. */
+  get topicStats(): TopicStats {
+    return { ...this.#hub.stats }
+  }
+
+  /** The backplane given in the `topics` option, if any. */
+  get backplane(): Backplane | undefined {
+    return this.#hub.backplane
   }
 
   #complete(
@@ -405,6 +501,7 @@ export class WebSocketServer extends EventEmitter {
     const lines = upgradeResponseLines(key, protocol, deflate ? [deflate.response] : [])
     const Class = (this.options.WebSocket ?? WebSocket) as typeof WebSocket
     const ws = new Class(null, undefined, this.options as WebSocketOptions)
+    ws[kHub] = this.#hub
     ws._setNegotiated(protocol ?? '', deflate ? PERMESSAGE_DEFLATE : '')
     this.emit('headers', lines, request)
     const transport = channel.accept(serializeResponseHead(lines))
@@ -443,6 +540,8 @@ export class WebSocketServer extends EventEmitter {
 
   #emitClose(): void {
     this.#state = CLOSED
+    // The backplane's own trouble while closing is reported like any other (Rule 1 of hub.ts).
+    this.#hub.close().catch((error: Error) => this.emit('backplane', { type: 'error', stage: 'connect', error }))
     this.emit('close')
   }
 
@@ -452,3 +551,9 @@ export class WebSocketServer extends EventEmitter {
   }
 }
 
+/** A view of bytes as a Buffer, without copying. */
+function toBuffer(data: ArrayBuffer | ArrayBufferView): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  return Buffer.from(data)
+}

@@ -44,6 +44,9 @@ import { type DriverHandler, SocketDriver } from '../node/driver.js'
 import { NetTransport, type Transport } from '../node/transport.js'
 import { PreparedMessage } from '../node/prepared.js'
 import type { ZlibCodec } from '../node/zlib-codec.js'
+import { type TopicHub, kCloseSlow, kDeliver, kHeld, kWatchWritable } from '../pubsub/hub.js'
+import type { LatestPending } from '../pubsub/policy.js'
+import { checkTopic } from '../pubsub/topics.js'
 import { addEventListener, defineEventAttributes, removeEventListener } from './event-target.js'
 import { toWsError } from './errors.js'
 
@@ -150,7 +153,17 @@ class ColdState {
   sendingCompressed: boolean | undefined = undefined
   errorEmitted = false
   wasClean = false
+  /** Published messages held back under the `latest` policy (the hub's slot). */
+  held: LatestPending<PreparedMessage> | undefined = undefined
+  /** Published messages that arrived in the middle of a fragmented send; they follow its last fragment. */
+  waitingPublished: PreparedMessage[] | undefined = undefined
 }
+
+/** The topic hub of a server's sockets. */
+export type SocketTopicHub = TopicHub<WebSocket, PreparedMessage>
+
+/** @internal The hub of the server that accepted a socket. */
+export const kHub = Symbol('tether.hub')
 
 export interface WebSocket {
   onopen: ((event: import('./event-target.js').Event) => void) | null
@@ -183,6 +196,8 @@ export class WebSocket extends EventEmitter implements DriverHandler {
   #readyState: number = CONNECTING
   /** @internal The server that tracks this client (declared, so that setting it adds no property store). */
   ;[kTrackedBy]: unknown = undefined
+  /** @internal The topic hub of the server that accepted this socket (declared, as above). */
+  ;[kHub]: SocketTopicHub | undefined = undefined
   /** What only some connections need (clients, queued sends, fragmented sends): created on first use. */
   #cold: ColdState | undefined
   #binaryType: BinaryType = 'nodebuffer'
@@ -321,6 +336,8 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     }
     if (typeof data === 'number') data = data.toString()
     if (this.#readyState !== OPEN) return this.#refuse(data, callback)
+    // Published messages held back for this socket were published before this send: they go first.
+    if (this.#cold?.held !== undefined) this[kHub]!.release(this)
     // The common case, without building a queue item: a whole message, nothing queued
     // before it, no compression negotiated.
     if (
@@ -487,6 +504,7 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     this.#warm().wasClean = connection !== undefined && connection.closeSent !== undefined && connection.closeReceived !== undefined
     this.#readyState = CLOSED
     this.#failQueue()
+    this[kHub]?.remove(this)
     this.emit('close', code, reason)
   }
 
@@ -538,12 +556,7 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     if (item.data instanceof PreparedMessage) {
       const prepared = item.data
       if (this.#isServer && this.#cold?.sendingCompressed === undefined) {
-        const frame = prepared.frameFor(this.#codec, item.compress)
-        // A compressed frame (RSV1) enters the peer's inflate window behind our deflater's back.
-        if ((frame[0]! & 0x40) !== 0) this.#codec!.forgetHistory()
-        connection.sendPrepared(frame)
-        driver.queued(item.callback)
-        return
+        return this.#sendPrepared(prepared, item.compress, item.callback)
       }
       // Rule of prepared.ts: a client masks every frame, so it sends the payload itself.
       item = { ...item, data: prepared.data }
@@ -582,6 +595,111 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     if (binary) driver.connection.sendBinary(bytes, fin, compressed)
     else driver.connection.sendText(bytes, fin, compressed)
     driver.queued(callback)
+    if (fin && this.#cold?.waitingPublished !== undefined) {
+      const waiting = this.#cold.waitingPublished
+      this.#cold.waitingPublished = undefined
+      for (const prepared of waiting) this[kDeliver](prepared)
+    }
+  }
+
+  /** Writes a prepared (server) frame: the same bytes every receiver with these settings gets. */
+  #sendPrepared(prepared: PreparedMessage, compress: boolean, callback: Callback | undefined): void {
+    const driver = this.#driver!
+    const frame = prepared.frameFor(this.#codec, compress)
+    // A compressed frame (RSV1) enters the peer's inflate window behind our deflater's back.
+    if ((frame[0]! & 0x40) !== 0) this.#codec!.forgetHistory()
+    driver.connection.sendPrepared(frame)
+    driver.queued(callback)
+  }
+
+  // ------------------------------------------------------------------ topics
+
+  /**
+   * Subscribes this socket to `topic`: it receives what `server.publish(topic, …)`
+   * publishes (on this node, and on every node sharing the server's backplane).
+   * Returns false if it already was subscribed, or is no longer open.
+   *
+   * @example
+   * ```ts
+   * wss.on('connection', (ws) => ws.subscribe('scores'))
+   * wss.publish('scores', JSON.stringify({ home: 2, away: 1 }))
+   * ```
+   */
+  subscribe(topic: string): boolean {
+    checkTopic(topic, 'subscribe()')
+    const hub = this.#hubFor('subscribe')
+    if (this.#readyState !== OPEN) return false
+    return hub.registry.subscribe(this, topic)
+  }
+
+  /** Unsubscribes from `topic`; returns false if this socket was not subscribed. */
+  unsubscribe(topic: string): boolean {
+    checkTopic(topic, 'unsubscribe()')
+    return this.#hubFor('unsubscribe').registry.unsubscribe(this, topic)
+  }
+
+  isSubscribed(topic: string): boolean {
+    checkTopic(topic, 'isSubscribed()')
+    return this[kHub]?.registry.isSubscribed(this, topic) ?? false
+  }
+
+  /** The topics this socket is subscribed to, in the order it subscribed. */
+  get topics(): string[] {
+    return this[kHub]?.registry.topicsOf(this) ?? []
+  }
+
+  #hubFor(method: string): SocketTopicHub {
+    const hub = this[kHub]
+    if (hub === undefined) {
+      throw new Error(`${method}() is for sockets a WebSocketServer accepted: a client socket has no server to publish from`)
+    }
+    return hub
+  }
+
+  /** @internal The hub's slot (kept in the cold state: most sockets never need it). */
+  get [kHeld](): LatestPending<PreparedMessage> | undefined {
+    return this.#cold?.held
+  }
+  set [kHeld](held: LatestPending<PreparedMessage> | undefined) {
+    if (held !== undefined || this.#cold !== undefined) this.#warm().held = held
+  }
+
+  /** @internal A published message for this subscriber, behind what it was sent before. */
+  [kDeliver](prepared: PreparedMessage): boolean {
+    if (this.#readyState !== OPEN) return false
+    const cold = this.#cold
+    if (cold !== undefined) {
+      // A fragmented message is being sent: frames of another message may not come between its fragments.
+      if (cold.sendingCompressed !== undefined) {
+        ;(cold.waitingPublished ??= []).push(prepared)
+        return true
+      }
+      if (cold.queue !== undefined) {
+        const item: QueuedSend = { data: prepared, binary: prepared.binary, fin: true, compress: prepared.compress, callback: undefined }
+        cold.queuedBytes += queuedSize(item)
+        cold.queue.push(item)
+        this.#drainQueue()
+        return true
+      }
+    }
+    if (!this.#driver!.connection.canSend) return false
+    this.#sendPrepared(prepared, prepared.compress, undefined)
+    return true
+  }
+
+  /** @internal */
+  [kCloseSlow](code: number, reason: string): void {
+    if (this.#readyState === OPEN) this.close(code, reason)
+  }
+
+  /** @internal */
+  [kWatchWritable](): void {
+    this.#driver?.watchWritable()
+  }
+
+  /** @internal */
+  driverWritable(): void {
+    this[kHub]?.release(this)
   }
 
   #control(kind: 'ping' | 'pong', data: unknown, mask: unknown, callback: Callback | undefined): void {

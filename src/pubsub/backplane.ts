@@ -1,0 +1,222 @@
+/**
+ * The backplane seam: how tether nodes on many machines share published
+ * messages over a real broker (Redis, NATS), or inside one process (memory).
+ *
+ * Delivery semantics across nodes: at most once, in order per publisher per
+ * topic. Every node publishes to one broker channel and receives every
+ * message on it; each message carries its origin's instance id (so a node
+ * drops its own echo instead of delivering twice) and a sequence number per
+ * origin (so a receiver counts what it missed, e.g. during a broker outage,
+ * as `lost`, and drops a repeat as a duplicate instead of delivering twice).
+ *
+ * Rule 1: a backplane never throws into `publish`; failures and connection
+ * changes go to the sink's `event` (the server re-emits them).
+ */
+import { fillRandom } from '../core/platform.js'
+
+/** One published message as it crosses the broker. */
+export interface BackplaneMessage {
+  topic: string
+  data: Uint8Array
+  binary: boolean
+  compress: boolean
+  /** The conflation key (`latest` policy); the topic when absent. */
+  key?: string | undefined
+}
+
+export type BackplaneEvent =
+  | { type: 'error'; stage: 'connect' | 'publish' | 'subscribe' | 'decode'; error: Error }
+  | { type: 'disconnected' }
+  | { type: 'reconnected' }
+  /** A gap in an origin's sequence: `count` messages from `origin` never arrived. */
+  | { type: 'lost'; origin: string; count: number }
+  /** A publish that could not be handed to the broker (it was counted, not retried). */
+  | { type: 'unsent'; topic: string }
+
+export interface BackplaneSink {
+  deliver(message: BackplaneMessage): void
+  event(event: BackplaneEvent): void
+}
+
+export interface Backplane {
+  /** This node's id; messages carrying it are this node's own and are not delivered again. */
+  readonly instanceId: string
+  /** Connects the backplane to the node that delivers what it receives; once. */
+  attach(sink: BackplaneSink): void
+  /** Hands a message to the broker; never throws (Rule 1). */
+  publish(message: BackplaneMessage): void
+  /** Stops receiving and releases broker connections the backplane opened. */
+  close(): Promise<void>
+}
+
+const VERSION = 1
+const BINARY = 1
+const COMPRESS = 2
+const HAS_KEY = 4
+const ID_BYTES = 16
+/** version, flags, origin id, sequence (u32 high, u32 low), topic length. */
+const FIXED = 2 + ID_BYTES + 8 + 2
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** A message with its origin and sequence, as it travels. */
+export interface Envelope extends BackplaneMessage {
+  origin: string
+  seq: number
+}
+
+/**
+ * Envelope bytes: version, flags, 16-byte origin, 64-bit sequence, then the
+ * topic and (optionally) the key as length-prefixed UTF-8, then the payload
+ * as is. Binary, so a binary message is not inflated by base64 on the way.
+ */
+export function encodeEnvelope(origin: Uint8Array, seq: number, message: BackplaneMessage): Uint8Array {
+  const topic = encoder.encode(message.topic)
+  const key = message.key === undefined ? undefined : encoder.encode(message.key)
+  if (topic.length > 0xffff || (key !== undefined && key.length > 0xffff)) {
+    throw new RangeError('A topic or key longer than 65535 bytes cannot cross the backplane')
+  }
+  const size = FIXED + topic.length + (key === undefined ? 0 : 2 + key.length) + message.data.length
+  const bytes = new Uint8Array(size)
+  const view = new DataView(bytes.buffer)
+  bytes[0] = VERSION
+  bytes[1] = (message.binary ? BINARY : 0) | (message.compress ? COMPRESS : 0) | (key === undefined ? 0 : HAS_KEY)
+  bytes.set(origin, 2)
+  view.setUint32(2 + ID_BYTES, Math.floor(seq / 2 ** 32))
+  view.setUint32(6 + ID_BYTES, seq >>> 0)
+  view.setUint16(10 + ID_BYTES, topic.length)
+  let offset = FIXED
+  bytes.set(topic, offset)
+  offset += topic.length
+  if (key !== undefined) {
+    view.setUint16(offset, key.length)
+    bytes.set(key, offset + 2)
+    offset += 2 + key.length
+  }
+  bytes.set(message.data, offset)
+  return bytes
+}
+
+/** The inverse of `encodeEnvelope`; throws a RangeError on bytes it did not make. */
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  if (bytes.length < FIXED || bytes[0] !== VERSION) throw new RangeError('Not a tether backplane envelope')
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const flags = bytes[1]!
+  const origin = hex(bytes.subarray(2, 2 + ID_BYTES))
+  const seq = view.getUint32(2 + ID_BYTES) * 2 ** 32 + view.getUint32(6 + ID_BYTES)
+  const topicLength = view.getUint16(10 + ID_BYTES)
+  let offset = FIXED
+  if (offset + topicLength > bytes.length) throw new RangeError('Truncated backplane envelope')
+  const topic = decoder.decode(bytes.subarray(offset, offset + topicLength))
+  offset += topicLength
+  let key: string | undefined
+  if ((flags & HAS_KEY) !== 0) {
+    if (offset + 2 > bytes.length) throw new RangeError('Truncated backplane envelope')
+    const keyLength = view.getUint16(offset)
+    offset += 2
+    if (offset + keyLength > bytes.length) throw new RangeError('Truncated backplane envelope')
+    key = decoder.decode(bytes.subarray(offset, offset + keyLength))
+    offset += keyLength
+  }
+  return {
+    origin,
+    seq,
+    topic,
+    key,
+    binary: (flags & BINARY) !== 0,
+    compress: (flags & COMPRESS) !== 0,
+    data: bytes.subarray(offset),
+  }
+}
+
+function hex(bytes: Uint8Array): string {
+  let text = ''
+  for (const byte of bytes) text += byte.toString(16).padStart(2, '0')
+  return text
+}
+
+/**
+ * What every broker backplane shares: the instance id, sequence numbers, the
+ * envelope, dropping its own echoes, and counting gaps and duplicates. A
+ * subclass moves envelope bytes: `send` them, and call `received` with what
+ * the broker delivers.
+ */
+export abstract class EnvelopeBackplane implements Backplane {
+  readonly instanceId: string
+  readonly #origin: Uint8Array
+  #seq = 0
+  /** The last sequence number seen from each other origin. */
+  readonly #lastSeen = new Map<string, number>()
+  #sink: BackplaneSink | undefined
+  /** Counts for observability; the server exposes them in its topic stats. */
+  readonly counts = { sent: 0, unsent: 0, received: 0, lost: 0, duplicates: 0 }
+
+  constructor() {
+    this.#origin = fillRandom(new Uint8Array(ID_BYTES))
+    this.instanceId = hex(this.#origin)
+  }
+
+  attach(sink: BackplaneSink): void {
+    if (this.#sink !== undefined) throw new Error('This backplane is already attached to a server; create one per server')
+    this.#sink = sink
+  }
+
+  publish(message: BackplaneMessage): void {
+    let bytes: Uint8Array
+    try {
+      bytes = encodeEnvelope(this.#origin, ++this.#seq, message)
+    } catch (error) {
+      this.counts.unsent++
+      this.report({ type: 'error', stage: 'publish', error: error as Error })
+      return
+    }
+    this.send(bytes, message.topic)
+  }
+
+  abstract close(): Promise<void>
+
+  /** Hands envelope bytes to the broker; on failure calls `sendFailed`. */
+  protected abstract send(bytes: Uint8Array, topic: string): void
+
+  /** A subclass reports a publish the broker did not take. */
+  protected sendFailed(topic: string, error: Error | undefined): void {
+    this.counts.unsent++
+    if (error !== undefined) this.report({ type: 'error', stage: 'publish', error })
+    this.report({ type: 'unsent', topic })
+  }
+
+  /** A subclass reports a publish the broker took. */
+  protected sent(): void {
+    this.counts.sent++
+  }
+
+  /** A subclass passes on every message the broker delivers. */
+  protected received(bytes: Uint8Array): void {
+    let envelope: Envelope
+    try {
+      envelope = decodeEnvelope(bytes)
+    } catch (error) {
+      this.report({ type: 'error', stage: 'decode', error: error as Error })
+      return
+    }
+    if (envelope.origin === this.instanceId) return
+    const last = this.#lastSeen.get(envelope.origin)
+    if (last !== undefined && envelope.seq <= last) {
+      this.counts.duplicates++
+      return
+    }
+    this.#lastSeen.set(envelope.origin, envelope.seq)
+    if (last !== undefined && envelope.seq > last + 1) {
+      const count = envelope.seq - last - 1
+      this.counts.lost += count
+      this.report({ type: 'lost', origin: envelope.origin, count })
+    }
+    this.counts.received++
+    this.#sink?.deliver(envelope)
+  }
+
+  protected report(event: BackplaneEvent): void {
+    this.#sink?.event(event)
+  }
+}

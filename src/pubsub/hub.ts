@@ -1,0 +1,209 @@
+/**
+ * The topic hub: publish a message once to every local subscriber of a topic,
+ * apply the slow-consumer policy per subscriber, and share messages with
+ * other nodes through a backplane.
+ *
+ * Theory of operation: `publish` turns the payload into a message `M` once
+ * (for WebSocket servers, a prepared frame: framed once, compressed at most
+ * once per compression setting) and hands the same `M` to every subscriber
+ * whose backlog is under the limit. The hub knows nothing of sockets: a
+ * subscriber is anything with a backlog, a way to deliver, a way to close,
+ * and a way to say when it can take more.
+ *
+ * Ordering: a subscriber gets messages in the order they were published on
+ * this node, and a delivery goes behind everything the subscriber was sent
+ * before (direct sends included). Messages from another node arrive in that
+ * node's publish order (the backplane keeps per-publisher order).
+ *
+ * Rule 1: `publish` never throws because of a subscriber or the backplane;
+ * drops, closes and backplane trouble are counted and reported as events.
+ */
+import type { Backplane, BackplaneEvent, BackplaneMessage } from './backplane.js'
+import { DEFAULT_TOPIC_POLICY, LatestPending, resolveTopicPolicy, type TopicPolicy } from './policy.js'
+import { TopicRegistry } from './topics.js'
+
+/** The hub's slot on a subscriber for messages held back under `latest`. */
+export const kHeld = Symbol('tether.heldMessages')
+export const kDeliver = Symbol('tether.deliver')
+export const kCloseSlow = Symbol('tether.closeSlow')
+export const kWatchWritable = Symbol('tether.watchWritable')
+
+/** What the hub needs of a subscriber; symbol keys keep it off a socket's public API. */
+export interface Subscriber<M> {
+  /** Bytes accepted for this subscriber and not yet written out. */
+  readonly bufferedAmount: number
+  [kHeld]: LatestPending<M> | undefined
+  /** Writes `message` behind everything sent before; false if it can no longer send. */
+  [kDeliver](message: M): boolean
+  /** Closes a subscriber that fell behind (the `close` policy). */
+  [kCloseSlow](code: number, reason: string): void
+  /** Asks to hear, through `hub.release(this)`, when it can take more. */
+  [kWatchWritable](): void
+}
+
+/** What one `publish` did on this node. */
+export interface PublishResult {
+  /** Local subscribers of the topic when it was published. */
+  subscribers: number
+  delivered: number
+  /** Skipped under the `drop` policy. */
+  dropped: number
+  /** Held back (replacing an older message with the same key) under `latest`. */
+  conflated: number
+  /** Closed under the `close` policy. */
+  closed: number
+  /** Handed to the backplane for other nodes. */
+  forwarded: boolean
+}
+
+/** Running totals since the server started. */
+export interface TopicStats {
+  published: number
+  delivered: number
+  dropped: number
+  conflated: number
+  closed: number
+  /** Messages that came from other nodes through the backplane. */
+  received: number
+  /** Messages the backplane could not hand to the broker. */
+  unsent: number
+  /** Messages from other nodes that never arrived (sequence gaps). */
+  lost: number
+}
+
+export interface SlowConsumerInfo {
+  topic: string
+  action: 'drop' | 'close' | 'conflate'
+  bufferedAmount: number
+}
+
+export interface TopicHubOptions<S> {
+  policy?: Partial<TopicPolicy> | undefined
+  backplane?: Backplane | undefined
+  onSlowConsumer?: ((subscriber: S, info: SlowConsumerInfo) => void) | undefined
+  onBackplaneEvent?: ((event: BackplaneEvent) => void) | undefined
+}
+
+export class TopicHub<S extends Subscriber<M>, M> {
+  readonly registry = new TopicRegistry<S>()
+  readonly stats: TopicStats = { published: 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, received: 0, unsent: 0, lost: 0 }
+  readonly #prepare: (message: BackplaneMessage) => M
+  readonly #defaultPolicy: TopicPolicy
+  readonly #policies = new Map<string, TopicPolicy>()
+  readonly #backplane: Backplane | undefined
+  readonly #onSlowConsumer: ((subscriber: S, info: SlowConsumerInfo) => void) | undefined
+  readonly #onBackplaneEvent: ((event: BackplaneEvent) => void) | undefined
+
+  constructor(prepare: (message: BackplaneMessage) => M, options: TopicHubOptions<S> = {}) {
+    this.#prepare = prepare
+    this.#defaultPolicy = resolveTopicPolicy(options.policy, DEFAULT_TOPIC_POLICY)
+    this.#onSlowConsumer = options.onSlowConsumer
+    this.#onBackplaneEvent = options.onBackplaneEvent
+    this.#backplane = options.backplane
+    this.#backplane?.attach({
+      deliver: (message) => {
+        this.stats.received++
+        this.#deliverLocal(message)
+      },
+      event: (event) => {
+        if (event.type === 'unsent') this.stats.unsent++
+        else if (event.type === 'lost') this.stats.lost += event.count
+        this.#onBackplaneEvent?.(event)
+      },
+    })
+  }
+
+  get backplane(): Backplane | undefined {
+    return this.#backplane
+  }
+
+  /** Sets the slow-consumer policy of one topic (merged over the server's). */
+  setPolicy(topic: string, options: Partial<TopicPolicy>): TopicPolicy {
+    const policy = resolveTopicPolicy(options, this.#policies.get(topic) ?? this.#defaultPolicy)
+    this.#policies.set(topic, policy)
+    return policy
+  }
+
+  policyFor(topic: string): Readonly<TopicPolicy> {
+    return this.#policies.get(topic) ?? this.#defaultPolicy
+  }
+
+  /** Delivers to local subscribers and forwards to the backplane (Rule 1). */
+  publish(message: BackplaneMessage): PublishResult {
+    this.stats.published++
+    const result = this.#deliverLocal(message)
+    if (this.#backplane !== undefined) {
+      this.#backplane.publish(message)
+      result.forwarded = true
+    }
+    return result
+  }
+
+  /** Sends what was held for `subscriber` (it drained), oldest first. */
+  release(subscriber: S): void {
+    const held = subscriber[kHeld]
+    if (held === undefined) return
+    subscriber[kHeld] = undefined
+    for (const message of held.takeAll()) if (subscriber[kDeliver](message)) this.stats.delivered++
+  }
+
+  /** Forgets a subscriber that closed, with what was held for it. */
+  remove(subscriber: S): void {
+    subscriber[kHeld] = undefined
+    this.registry.unsubscribeAll(subscriber)
+  }
+
+  async close(): Promise<void> {
+    await this.#backplane?.close()
+  }
+
+  #deliverLocal(message: BackplaneMessage): PublishResult {
+    const topic = message.topic
+    const subscribers = this.registry.subscribersOf(topic)
+    const result: PublishResult = { subscribers: subscribers?.size ?? 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, forwarded: false }
+    if (subscribers === undefined) return result
+    const policy = this.#policies.get(topic) ?? this.#defaultPolicy
+    const limit = policy.backpressureLimit
+    // Framed (and compressed) once for every subscriber.
+    const prepared = this.#prepare(message)
+    for (const subscriber of subscribers) {
+      const held = subscriber[kHeld]
+      // A subscriber with held messages gets new ones held too, so none overtakes another.
+      if (held === undefined && subscriber.bufferedAmount <= limit) {
+        if (subscriber[kDeliver](prepared)) result.delivered++
+        continue
+      }
+      this.#slow(subscriber, policy, message, prepared, result)
+    }
+    this.stats.delivered += result.delivered
+    this.stats.dropped += result.dropped
+    this.stats.conflated += result.conflated
+    this.stats.closed += result.closed
+    return result
+  }
+
+  #slow(subscriber: S, policy: TopicPolicy, message: BackplaneMessage, prepared: M, result: PublishResult): void {
+    const bufferedAmount = subscriber.bufferedAmount
+    let action: SlowConsumerInfo['action']
+    if (policy.policy === 'latest') {
+      let held = subscriber[kHeld]
+      if (held === undefined) {
+        held = subscriber[kHeld] = new LatestPending<M>()
+        subscriber[kWatchWritable]()
+      }
+      held.hold(message.key ?? message.topic, prepared)
+      result.conflated++
+      action = 'conflate'
+    } else if (policy.policy === 'drop') {
+      result.dropped++
+      action = 'drop'
+    } else {
+      result.closed++
+      action = 'close'
+      // Out of every topic at once, so that later publishes do not count it again.
+      this.remove(subscriber)
+      subscriber[kCloseSlow](policy.closeCode, 'Subscriber too slow: backpressure limit exceeded')
+    }
+    this.#onSlowConsumer?.(subscriber, { topic: message.topic, action, bufferedAmount })
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * tether/pubsub: topics and backplanes. Servers publish with
+ * `wss.publish(topic, data)`; this entry holds what plugs into them: the
+ * backplane interface, the in-process broker, and the pieces (registry,
+ * policies, hub) for building topics over another transport. Redis and NATS
+ * are at 'tether/pubsub/redis' and 'tether/pubsub/nats', so that their
+ * clients load only when used.
+ */
+export {
+  type Backplane,
+  type BackplaneEvent,
+  type BackplaneMessage,
+  type BackplaneSink,
+  type Envelope,
+  EnvelopeBackplane,
+  decodeEnvelope,
+  encodeEnvelope,
+} from './backplane.js'
+export {
+  type PublishResult,
+  type SlowConsumerInfo,
+  type Subscriber,
+  type TopicHubOptions,
+  type TopicStats,
+  TopicHub,
+  kCloseSlow,
+  kDeliver,
+  kHeld,
+  kWatchWritable,
+} from './hub.js'
+export { MemoryBackplane, MemoryBroker } from './memory.js'
+export { DEFAULT_TOPIC_POLICY, LatestPending, type SlowConsumerPolicy, type TopicPolicy, resolveTopicPolicy } from './policy.js'
+export { TopicRegistry, checkTopic } from './topics.js'

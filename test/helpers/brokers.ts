@@ -1,0 +1,76 @@
+/**
+ * Real brokers for the backplane tests: Debian's `redis-server` and
+ * `nats-server`, started on 127.0.0.1 on a free port, stopped by the test.
+ * `restart()` stops the process and starts a new one on the same port, as
+ * an outage would.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import net from 'node:net'
+import { HOST, withTimeout } from './net.js'
+
+export interface Broker {
+  readonly kind: 'redis' | 'nats'
+  readonly port: number
+  readonly url: string
+  stop(): Promise<void>
+  start(): Promise<void>
+}
+
+/** The broker's executable: on PATH, or where Debian puts it (nats-server is in /usr/sbin). */
+function executable(name: string): string {
+  for (const candidate of [name, `/usr/sbin/${name}`, `/usr/bin/${name}`]) {
+    if (spawnSync(candidate, ['--version']).status === 0) return candidate
+  }
+  // The tests fail, not skip, when a broker is missing: CI installs both.
+  throw new Error(`${name} is not installed (Debian package ${name}; .ci/run installs it)`)
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve))
+  const port = (server.address() as net.AddressInfo).port
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+/** Starts a broker process and waits until it accepts TCP connections. */
+export async function startBroker(kind: 'redis' | 'nats'): Promise<Broker> {
+  const port = await freePort()
+  let child: ChildProcess | undefined
+  const start = async (): Promise<void> => {
+    const [command, args] =
+      kind === 'redis'
+        ? [executable('redis-server'), ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no']]
+        : [executable('nats-server'), ['-a', HOST, '-p', String(port)]]
+    const spawned = spawn(command, args, { stdio: 'ignore' })
+    child = spawned
+    const failed = new Promise<never>((_, reject) => spawned.once('error', reject))
+    await withTimeout(Promise.race([failed, acceptsConnections(port)]), 10_000, `${kind} to start`)
+  }
+  const stop = async (): Promise<void> => {
+    const running = child
+    child = undefined
+    if (running === undefined || running.exitCode !== null) return
+    const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()))
+    running.kill('SIGKILL')
+    await withTimeout(exited, 10_000, `${kind} to stop`)
+  }
+  await start()
+  return { kind, port, url: kind === 'redis' ? `redis://${HOST}:${port}` : `nats://${HOST}:${port}`, start, stop }
+}
+
+async function acceptsConnections(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, HOST)
+      socket.once('connect', () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`nothing listens on port ${port}`)
+}

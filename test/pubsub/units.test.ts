@@ -1,0 +1,272 @@
+/**
+ * The pub/sub pieces on their own: the topic registry, slow-consumer
+ * policies and conflation, the backplane envelope, and the hub with plain
+ * object subscribers (no sockets).
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
+import {
+  type BackplaneEvent,
+  type BackplaneMessage,
+  LatestPending,
+  MemoryBroker,
+  type Subscriber,
+  TopicHub,
+  TopicRegistry,
+  decodeEnvelope,
+  encodeEnvelope,
+  kCloseSlow,
+  kDeliver,
+  kHeld,
+  kWatchWritable,
+  resolveTopicPolicy,
+  DEFAULT_TOPIC_POLICY,
+} from '../../src/pubsub/index.js'
+import { until } from '../helpers/net.js'
+
+describe('TopicRegistry', () => {
+  test('subscribe, unsubscribe and counts, both directions', () => {
+    const registry = new TopicRegistry<object>()
+    const a = {}
+    const b = {}
+    assert.equal(registry.subscribe(a, 'x'), true)
+    assert.equal(registry.subscribe(a, 'x'), false, 'a second subscribe is a no-op')
+    registry.subscribe(a, 'y')
+    registry.subscribe(b, 'x')
+    assert.equal(registry.subscriberCount('x'), 2)
+    assert.deepEqual(registry.topicsOf(a), ['x', 'y'])
+    assert.deepEqual(registry.topics.sort(), ['x', 'y'])
+    assert.equal(registry.isSubscribed(b, 'y'), false)
+    assert.equal(registry.unsubscribe(b, 'y'), false)
+    assert.equal(registry.unsubscribe(b, 'x'), true)
+    assert.equal(registry.subscriberCount('x'), 1)
+    assert.equal(registry.unsubscribeAll(a), 2)
+    assert.deepEqual(registry.topics, [], 'topics without subscribers are forgotten')
+    assert.equal(registry.subscribersOf('x'), undefined)
+  })
+
+  test('stays consistent under random operations (model check)', () => {
+    const op = fc.record({ kind: fc.constantFrom('sub', 'unsub', 'all'), who: fc.integer({ min: 0, max: 3 }), topic: fc.constantFrom('a', 'b', 'c') })
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const registry = new TopicRegistry<object>()
+        const subscribers = [{}, {}, {}, {}]
+        const model = subscribers.map(() => new Set<string>())
+        for (const { kind, who, topic } of ops) {
+          const s = subscribers[who]!
+          if (kind === 'sub') assert.equal(registry.subscribe(s, topic), !model[who]!.has(topic)), model[who]!.add(topic)
+          else if (kind === 'unsub') assert.equal(registry.unsubscribe(s, topic), model[who]!.delete(topic))
+          else assert.equal(registry.unsubscribeAll(s), model[who]!.size), model[who]!.clear()
+        }
+        for (const topic of ['a', 'b', 'c']) {
+          const expected = model.filter((set) => set.has(topic)).length
+          assert.equal(registry.subscriberCount(topic), expected)
+          assert.equal(registry.topics.includes(topic), expected > 0)
+        }
+        subscribers.forEach((s, i) => assert.deepEqual(new Set(registry.topicsOf(s)), model[i]))
+      }),
+    )
+  })
+})
+
+describe('policies', () => {
+  test('defaults: close with 1013 over 1 MiB', () => {
+    assert.deepEqual({ ...DEFAULT_TOPIC_POLICY }, { policy: 'close', backpressureLimit: 1024 * 1024, closeCode: 1013 })
+  })
+
+  test('bad options are TypeErrors that say what to use', () => {
+    assert.throws(() => resolveTopicPolicy({ policy: 'fast' as never }, DEFAULT_TOPIC_POLICY), /use 'drop', 'close' or 'latest'/)
+    assert.throws(() => resolveTopicPolicy({ backpressureLimit: -1 }, DEFAULT_TOPIC_POLICY), TypeError)
+    assert.throws(() => resolveTopicPolicy({ closeCode: 1000 as never }, DEFAULT_TOPIC_POLICY), /1013 .* or 1008/)
+  })
+
+  test('conflation keeps the newest per key, in publish order', () => {
+    const pending = new LatestPending<string>()
+    assert.equal(pending.hold('A', 'm1'), false)
+    pending.hold('B', 'm2')
+    assert.equal(pending.hold('A', 'm3'), true)
+    assert.deepEqual(pending.takeAll(), ['m2', 'm3'])
+    assert.equal(pending.size, 0)
+  })
+})
+
+describe('backplane envelope', () => {
+  test('round-trips every field', () => {
+    const origin = new Uint8Array(16).fill(7)
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 40 }),
+        fc.option(fc.string({ maxLength: 20 }), { nil: undefined }),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+        (topic, key, data, binary, compress, seq) => {
+          const envelope = decodeEnvelope(encodeEnvelope(origin, seq, { topic, key, data, binary, compress }))
+          assert.equal(envelope.origin, '07'.repeat(16))
+          assert.equal(envelope.seq, seq)
+          assert.equal(envelope.topic, topic)
+          assert.equal(envelope.key, key)
+          assert.equal(envelope.binary, binary)
+          assert.equal(envelope.compress, compress)
+          assert.deepEqual(Buffer.from(envelope.data), Buffer.from(data))
+        },
+      ),
+    )
+  })
+
+  test('rejects bytes it did not make, never returning garbage', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          const envelope = decodeEnvelope(bytes)
+          assert.equal(typeof envelope.topic, 'string')
+        } catch (error) {
+          assert.ok(error instanceof RangeError || error instanceof TypeError, String(error))
+        }
+      }),
+    )
+    assert.throws(() => decodeEnvelope(new Uint8Array([2, 0])), /Not a tether backplane envelope/)
+  })
+})
+
+/** A subscriber whose backlog the test sets. */
+class FakeSubscriber implements Subscriber<string> {
+  bufferedAmount = 0
+  open = true
+  readonly got: string[] = []
+  closedWith: number | undefined
+  watching = 0
+  ;[kHeld]: LatestPending<string> | undefined = undefined;
+  [kDeliver](message: string): boolean {
+    if (!this.open) return false
+    this.got.push(message)
+    return true
+  }
+  [kCloseSlow](code: number): void {
+    this.closedWith = code
+    this.open = false
+  }
+  [kWatchWritable](): void {
+    this.watching++
+  }
+}
+
+const text = (topic: string, value: string, key?: string): BackplaneMessage => ({ topic, data: Buffer.from(value), binary: false, compress: false, key })
+
+describe('TopicHub', () => {
+  test('prepares once per publish and delivers to every subscriber in order', () => {
+    let prepared = 0
+    const hub = new TopicHub<FakeSubscriber, string>((m) => (prepared++, Buffer.from(m.data).toString()))
+    const subs = [new FakeSubscriber(), new FakeSubscriber(), new FakeSubscriber()]
+    for (const s of subs) hub.registry.subscribe(s, 't')
+    for (let i = 0; i < 5; i++) assert.deepEqual(hub.publish(text('t', `m${i}`)), { subscribers: 3, delivered: 3, dropped: 0, conflated: 0, closed: 0, forwarded: false })
+    assert.equal(prepared, 5)
+    for (const s of subs) assert.deepEqual(s.got, ['m0', 'm1', 'm2', 'm3', 'm4'])
+    assert.deepEqual(hub.publish(text('nobody', 'x')).subscribers, 0)
+    assert.equal(prepared, 5, 'nothing is prepared for a topic without subscribers')
+  })
+
+  test('drop: a slow subscriber skips, is counted and reported; others still get it', () => {
+    const reports: unknown[] = []
+    const hub = new TopicHub<FakeSubscriber, string>((m) => Buffer.from(m.data).toString(), {
+      policy: { policy: 'drop', backpressureLimit: 100 },
+      onSlowConsumer: (_s, info) => reports.push(info),
+    })
+    const fast = new FakeSubscriber()
+    const slow = new FakeSubscriber()
+    slow.bufferedAmount = 101
+    hub.registry.subscribe(fast, 't')
+    hub.registry.subscribe(slow, 't')
+    const result = hub.publish(text('t', 'a'))
+    assert.equal(result.delivered, 1)
+    assert.equal(result.dropped, 1)
+    assert.deepEqual(slow.got, [])
+    assert.deepEqual(reports, [{ topic: 't', action: 'drop', bufferedAmount: 101 }])
+    assert.equal(hub.stats.dropped, 1)
+    slow.bufferedAmount = 100
+    hub.publish(text('t', 'b'))
+    assert.deepEqual(slow.got, ['b'], 'at the limit it is delivered again')
+  })
+
+  test('close: the slow subscriber is closed with the configured code, once, and leaves its topics', () => {
+    const hub = new TopicHub<FakeSubscriber, string>((m) => Buffer.from(m.data).toString(), { policy: { backpressureLimit: 10 } })
+    hub.setPolicy('strict', { closeCode: 1008 })
+    const slow = new FakeSubscriber()
+    slow.bufferedAmount = 11
+    hub.registry.subscribe(slow, 't')
+    hub.registry.subscribe(slow, 'strict')
+    assert.equal(hub.publish(text('strict', 'a')).closed, 1)
+    assert.equal(slow.closedWith, 1008)
+    assert.equal(hub.registry.isSubscribed(slow, 't'), false)
+    assert.equal(hub.publish(text('t', 'b')).closed, 0, 'not closed (or counted) twice')
+    assert.equal(hub.stats.closed, 1)
+  })
+
+  test('latest: holds the newest per key while slow, releases in publish order, later ones wait behind', () => {
+    const hub = new TopicHub<FakeSubscriber, string>((m) => Buffer.from(m.data).toString(), { policy: { policy: 'latest', backpressureLimit: 10 } })
+    const s = new FakeSubscriber()
+    hub.registry.subscribe(s, 'scores')
+    s.bufferedAmount = 50
+    hub.publish(text('scores', 'A 1-0', 'A'))
+    hub.publish(text('scores', 'B 0-0', 'B'))
+    hub.publish(text('scores', 'A 2-0', 'A'))
+    assert.equal(s.watching, 1, 'asks once to hear when writable')
+    assert.deepEqual(s.got, [])
+    s.bufferedAmount = 0
+    // Still held: a new message must not overtake those held before it.
+    hub.publish(text('scores', 'C 0-1', 'C'))
+    assert.deepEqual(s.got, [])
+    hub.release(s)
+    assert.deepEqual(s.got, ['B 0-0', 'A 2-0', 'C 0-1'])
+    assert.equal(s[kHeld], undefined)
+    hub.publish(text('scores', 'A 3-0', 'A'))
+    assert.deepEqual(s.got.at(-1), 'A 3-0')
+    assert.equal(hub.stats.conflated, 4)
+  })
+
+  test('a subscriber that closed is not counted as delivered', () => {
+    const hub = new TopicHub<FakeSubscriber, string>((m) => Buffer.from(m.data).toString())
+    const s = new FakeSubscriber()
+    s.open = false
+    hub.registry.subscribe(s, 't')
+    assert.equal(hub.publish(text('t', 'x')).delivered, 0)
+  })
+})
+
+describe('MemoryBroker backplane', () => {
+  test('nodes share messages, drop their own echo, and count what an outage lost', async () => {
+    const broker = new MemoryBroker()
+    const events: BackplaneEvent[][] = [[], []]
+    const hubs = [0, 1].map((i) =>
+      new TopicHub<FakeSubscriber, string>((m) => Buffer.from(m.data).toString(), {
+        backplane: broker.backplane(),
+        onBackplaneEvent: (e) => events[i]!.push(e),
+      }),
+    )
+    const subs = hubs.map((hub) => {
+      const s = new FakeSubscriber()
+      hub.registry.subscribe(s, 't')
+      return s
+    })
+    assert.equal(hubs[0]!.publish(text('t', 'one')).forwarded, true)
+    await until(() => subs[1]!.got.length === 1)
+    assert.deepEqual(subs[0]!.got, ['one'], 'delivered once locally, its echo dropped')
+    assert.deepEqual(subs[1]!.got, ['one'])
+
+    broker.setOnline(false)
+    hubs[0]!.publish(text('t', 'lost-1'))
+    hubs[0]!.publish(text('t', 'lost-2'))
+    broker.setOnline(true)
+    hubs[0]!.publish(text('t', 'after'))
+    await until(() => subs[1]!.got.length === 2)
+    assert.deepEqual(subs[1]!.got, ['one', 'after'])
+    assert.deepEqual(subs[0]!.got, ['one', 'lost-1', 'lost-2', 'after'], 'local subscribers are not affected by the outage')
+    assert.equal(hubs[0]!.stats.unsent, 2)
+    assert.equal(hubs[1]!.stats.lost, 2)
+    assert.deepEqual(events[1]!.map((e) => e.type), ['disconnected', 'reconnected', 'lost'])
+    assert.ok(events[0]!.some((e) => e.type === 'unsent'))
+    await Promise.all(hubs.map((hub) => hub.close()))
+  })
+})
