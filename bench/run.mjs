@@ -10,7 +10,8 @@
 // The server runs pinned to CPU 0 and the generator to CPU 1 (taskset) when the machine
 // has two or more. The generator reports its own CPU use: a value near 1.0 means the
 // client, not the server, was the limit, and the table flags it. Results: a table on
-// stdout, bench/results/latest.json and bench/results/chart.svg.
+// stdout, bench/results/latest.json and bench/results/chart.svg (a run with --only writes
+// bench/results/only-NAMES.json instead, and --quick quick.json).
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -31,8 +32,8 @@ const WORKLOADS = [
   { name: 'latency-100', title: 'latency p50, 100 connections', gen: ['--mode', 'latency', '--conns', '100', '--size', '32'], metric: 'p50us', unit: 'us', lower: true, target: ['<=', 0.6] },
   { name: 'handshake', title: 'handshakes per second, 64 concurrent', gen: ['--mode', 'handshake', '--concurrency', '64'], metric: 'rate', unit: '/s', target: ['>=', 2.0] },
   { name: 'idle-10k', title: 'RSS per idle connection, 10,000 connections (young gen. excluded)', gen: ['--mode', 'idle', '--conns', '10000'], metric: 'rssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true, target: ['<=', 0.45] },
-  { name: 'broadcast-1k', title: 'broadcast deliveries, 1,000 subscribers', gen: ['--mode', 'broadcast', '--conns', '1000', '--size', '64', '--window', '32'], path: '/broadcast', metric: 'rate', unit: 'msg/s', target: ['>=', 4.0] },
-  { name: 'broadcast-10k', title: 'broadcast deliveries, 10,000 subscribers', gen: ['--mode', 'broadcast', '--conns', '10000', '--size', '64', '--window', '32'], path: '/broadcast', metric: 'rate', unit: 'msg/s', target: ['>=', 3.0] },
+  { name: 'broadcast-1k', title: 'fan-out 64 B, 1,000 subscribers (deliveries)', gen: ['--mode', 'broadcast', '--conns', '1000', '--size', '64', '--window', '32'], path: '/broadcast', metric: 'rate', unit: 'msg/s', target: ['>=', 4.0] },
+  { name: 'broadcast-10k', title: 'fan-out 64 B, 10,000 subscribers (deliveries)', gen: ['--mode', 'broadcast', '--conns', '10000', '--size', '64', '--window', '32'], path: '/broadcast', metric: 'rate', unit: 'msg/s', target: ['>=', 3.0] },
   { name: 'deflate-32B', title: 'permessage-deflate echo 32 B, 100 conns x 16', gen: ['--mode', 'echo', '--conns', '100', '--inflight', '16'], deflate: 32, metric: 'rate', unit: 'msg/s', target: ['>=', 5.0] },
   { name: 'deflate-16KiB', title: 'permessage-deflate echo 16 KiB, 100 conns x 4', gen: ['--mode', 'echo', '--conns', '100', '--inflight', '4'], deflate: 16384, metric: 'rate', unit: 'msg/s', target: ['>=', 1.3] },
 ]
@@ -250,8 +251,11 @@ async function main() {
     console.log(`${pad(row.title, 48)} ${cells.join(' ')} ${pad(row.ratio.toFixed(2) + 'x', 7)} ${pad(row.target + (row.met ? ' met' : ' MISSED'), 16)} ${cpu}${flag}`)
   }
   const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples }
-  writeFileSync(join(results, args.quick ? 'quick.json' : 'latest.json'), JSON.stringify(json, null, 2) + '\n')
-  if (!args.quick) writeFileSync(join(results, 'chart.svg'), chart(rows))
+  // A partial run (--only) or a quick one does not replace the full run's report and chart.
+  const partial = args.quick || args.only !== undefined
+  const name = args.quick ? 'quick.json' : args.only ? `only-${args.only.join('+')}.json` : 'latest.json'
+  writeFileSync(join(results, name), JSON.stringify(json, null, 2) + '\n')
+  if (!partial) writeFileSync(join(results, 'chart.svg'), chart(rows))
 }
 
 await main()

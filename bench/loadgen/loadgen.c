@@ -74,6 +74,10 @@ static struct {
   const char *deflate_file;
 } opt = {ECHO, "127.0.0.1", 0, "/echo", 1, 1, 64, 16, 32, 5.0, 1.0, NULL};
 
+/* --ports: connections spread round-robin over several servers (a cluster); the publisher uses the first. */
+static int ports[16];
+static int nports;
+
 static int ep;
 static struct conn *conns;
 static int nconns;
@@ -197,7 +201,8 @@ static void open_conn(struct conn *c) {
   if (fd < 0) die("socket");
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(opt.port)};
+  int port = nports == 0 ? opt.port : c->publisher ? ports[0] : ports[(c - conns) % nports];
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
   inet_pton(AF_INET, opt.host, &addr.sin_addr);
   int publisher = c->publisher;
   memset(c, 0, sizeof *c);
@@ -408,7 +413,7 @@ static void build_frame(void) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: loadgen --port P [--host H] [--path /echo] [--mode echo|latency|handshake|idle|broadcast]\n"
+          "usage: loadgen --port P | --ports P1,P2,... [--host H] [--path /echo] [--mode echo|latency|handshake|idle|broadcast]\n"
           "               [--conns N] [--inflight D] [--size S] [--duration s] [--warmup s]\n"
           "               [--concurrency C] [--window W] [--deflate FILE]\n");
   exit(2);
@@ -424,6 +429,10 @@ int main(int argc, char **argv) {
                : !strcmp(v, "idle") ? IDLE : !strcmp(v, "broadcast") ? BROADCAST : (usage(), ECHO);
     } else if (!strcmp(a, "--host")) opt.host = v;
     else if (!strcmp(a, "--port")) opt.port = atoi(v);
+    else if (!strcmp(a, "--ports")) {
+      for (const char *p = v; *p && nports < 16; p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p)) ports[nports++] = atoi(p);
+      opt.port = ports[0];
+    }
     else if (!strcmp(a, "--path")) opt.path = v;
     else if (!strcmp(a, "--conns")) opt.conns = atoi(v);
     else if (!strcmp(a, "--inflight")) opt.inflight = atoi(v);

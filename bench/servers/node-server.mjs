@@ -3,23 +3,28 @@
 //   /echo       every message is sent back to its sender, same type
 //   /broadcast  every message is sent to every connected client, the sender included
 //
-//   node bench/servers/node-server.mjs <tether|ws> <port> [--deflate]
+//   node bench/servers/node-server.mjs <tether|ws> <port> [--deflate] [--redis URL | --nats URL]
 //
 // It prints "ready <port>" once listening. On stdin, "rss" answers "rss <bytes> <clients>"
 // after a full GC (run node with --expose-gc), and "exit" ends it. Each library uses its
-// natural way to broadcast: tether frames the message once (wss.broadcast), ws sends in
-// the usual wss.clients.forEach loop.
+// natural way to broadcast: tether publishes on a topic every /broadcast client subscribed
+// to (framed once; with --redis or --nats, shared with the other nodes of a cluster), ws
+// sends in the usual wss.clients.forEach loop.
 import { createInterface } from 'node:readline'
 import { getHeapSpaceStatistics } from 'node:v8'
 
 const [impl, portArg, ...flags] = process.argv.slice(2)
 const deflate = flags.includes('--deflate')
+const flagValue = (name) => (flags.includes(name) ? flags[flags.indexOf(name) + 1] : undefined)
 const library = impl === 'tether' ? await import('tether') : impl === 'ws' ? await import('ws') : undefined
 if (!library) {
   console.error(`unknown implementation: ${impl}`)
   process.exit(2)
 }
 const { WebSocketServer } = library
+let backplane
+if (flagValue('--redis')) backplane = await (await import('tether/pubsub/redis')).RedisBackplane.connect({ url: flagValue('--redis') })
+if (flagValue('--nats')) backplane = await (await import('tether/pubsub/nats')).NatsBackplane.connect({ servers: flagValue('--nats') })
 const wss = new WebSocketServer({
   port: Number(portArg),
   host: '127.0.0.1',
@@ -27,17 +32,21 @@ const wss = new WebSocketServer({
   maxPayload: 64 * 1024 * 1024,
   // Compress every message, however small, so both libraries do the same work.
   perMessageDeflate: deflate ? { threshold: 0 } : false,
+  ...(impl === 'tether' ? { topics: { backplane } } : {}),
 })
 
 const broadcast =
   impl === 'tether'
-    ? (data, isBinary) => wss.broadcast(data, { binary: isBinary })
+    ? (data, isBinary) => wss.publish('broadcast', data, { binary: isBinary })
     : (data, isBinary) => {
         for (const client of wss.clients) if (client.readyState === 1) client.send(data, { binary: isBinary })
       }
 
 wss.on('connection', (ws, request) => {
-  if (request.url === '/broadcast') ws.on('message', (data, isBinary) => broadcast(data, isBinary))
+  if (request.url === '/broadcast') {
+    if (impl === 'tether') ws.subscribe('broadcast')
+    ws.on('message', (data, isBinary) => broadcast(data, isBinary))
+  }
   else ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
   ws.on('error', () => {})
 })

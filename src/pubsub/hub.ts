@@ -93,6 +93,8 @@ export class TopicHub<S extends Subscriber<M>, M> {
   readonly #backplane: Backplane | undefined
   readonly #onSlowConsumer: ((subscriber: S, info: SlowConsumerInfo) => void) | undefined
   readonly #onBackplaneEvent: ((event: BackplaneEvent) => void) | undefined
+  /** In-process listeners of a topic (`onPublish`): not subscribers, so not counted or throttled. */
+  readonly #observers = new Map<string, Set<(message: BackplaneMessage) => void>>()
 
   constructor(prepare: (message: BackplaneMessage) => M, options: TopicHubOptions<S> = {}) {
     this.#prepare = prepare
@@ -106,7 +108,7 @@ export class TopicHub<S extends Subscriber<M>, M> {
         this.#deliverLocal(message)
       },
       event: (event) => {
-        if (event.type === 'unsent') this.stats.unsent++
+        if (event.type === 'unsent') this.stats.unsent += event.count
         else if (event.type === 'lost') this.stats.lost += event.count
         this.#onBackplaneEvent?.(event)
       },
@@ -128,11 +130,22 @@ export class TopicHub<S extends Subscriber<M>, M> {
     return this.#policies.get(topic) ?? this.#defaultPolicy
   }
 
-  /** Delivers to local subscribers and forwards to the backplane (Rule 1). */
-  publish(message: BackplaneMessage): PublishResult {
+  /** Calls `listener` with every message published on `topic` here or on another node; returns a function that stops it. */
+  observe(topic: string, listener: (message: BackplaneMessage) => void): () => void {
+    let listeners = this.#observers.get(topic)
+    if (listeners === undefined) this.#observers.set(topic, (listeners = new Set()))
+    listeners.add(listener)
+    return () => {
+      listeners.delete(listener)
+      if (listeners.size === 0 && this.#observers.get(topic) === listeners) this.#observers.delete(topic)
+    }
+  }
+
+  /** Delivers to local subscribers and, unless `local`, forwards to the backplane (Rule 1). */
+  publish(message: BackplaneMessage, local = false): PublishResult {
     this.stats.published++
     const result = this.#deliverLocal(message)
-    if (this.#backplane !== undefined) {
+    if (this.#backplane !== undefined && !local) {
       this.#backplane.publish(message)
       result.forwarded = true
     }
@@ -159,6 +172,19 @@ export class TopicHub<S extends Subscriber<M>, M> {
 
   #deliverLocal(message: BackplaneMessage): PublishResult {
     const topic = message.topic
+    const observers = this.#observers.get(topic)
+    if (observers !== undefined) {
+      for (const observer of observers) {
+        try {
+          observer(message)
+        } catch (error) {
+          // An observer's bug must not stop delivery to subscribers (Rule 1); it is reported.
+          queueMicrotask(() => {
+            throw error
+          })
+        }
+      }
+    }
     const subscribers = this.registry.subscribersOf(topic)
     const result: PublishResult = { subscribers: subscribers?.size ?? 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, forwarded: false }
     if (subscribers === undefined) return result

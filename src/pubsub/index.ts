@@ -14,7 +14,9 @@ export {
   type Envelope,
   EnvelopeBackplane,
   decodeEnvelope,
+  encodeBatch,
   encodeEnvelope,
+  splitBatch,
 } from './backplane.js'
 export {
   type PublishResult,

@@ -54,9 +54,9 @@ export class MemoryBackplane extends EnvelopeBackplane {
     this.#broker = broker
   }
 
-  protected send(bytes: Uint8Array, topic: string): void {
-    if (this.#broker._fanOut(bytes)) this.sent()
-    else this.sendFailed(topic, new Error('The memory broker is offline'))
+  protected send(bytes: Uint8Array, count: number): void {
+    if (this.#broker._fanOut(bytes)) this.sent(count)
+    else this.sendFailed(count, new Error('The memory broker is offline'))
   }
 
   async close(): Promise<void> {

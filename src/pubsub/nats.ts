@@ -102,13 +102,13 @@ export class NatsBackplane extends EnvelopeBackplane {
     }
   }
 
-  protected send(bytes: Uint8Array, topic: string): void {
+  protected send(bytes: Uint8Array, count: number): void {
     try {
       this.#connection.publish(this.subject, bytes)
-      this.sent()
+      this.sent(count)
     } catch (error) {
       // A closed connection (or one whose reconnect buffer is full) refuses at once.
-      this.sendFailed(topic, error as Error)
+      this.sendFailed(count, error as Error)
     }
   }
 

@@ -120,18 +120,18 @@ export class RedisBackplane extends EnvelopeBackplane {
     }
   }
 
-  protected send(bytes: Uint8Array, topic: string): void {
+  protected send(bytes: Uint8Array, count: number): void {
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     let sending: Promise<unknown>
     try {
       sending = this.#publisher.publish(this.channel, buffer)
     } catch (error) {
-      this.sendFailed(topic, error as Error)
+      this.sendFailed(count, error as Error)
       return
     }
     sending.then(
-      () => this.sent(),
-      (error: Error) => this.sendFailed(topic, this.#closed ? undefined : error),
+      () => this.sent(count),
+      (error: Error) => this.sendFailed(count, this.#closed ? undefined : error),
     )
   }
 

@@ -96,6 +96,8 @@ export interface PublishOptions {
   compress?: boolean
   /** The conflation key under the `latest` policy (default: the topic). */
   key?: string
+  /** Deliver on this server only, not through the backplane to other nodes. */
+  local?: boolean
 }
 
 const RUNNING = 0
@@ -440,7 +442,19 @@ export class WebSocketServer extends EventEmitter {
       binary: options.binary ?? typeof data !== 'string',
       compress: options.compress ?? true,
       key: options.key,
-    })
+    }, options.local === true)
+  }
+
+  /**
+   * Calls `listener` with every message published on `topic`, on this server
+   * or (through the backplane) on another node, before subscribers get it.
+   * For what the server itself keeps, such as a room's recent history.
+   * Returns a function that removes the listener.
+   */
+  onPublish(topic: string, listener: (data: Buffer, isBinary: boolean) => void): () => void {
+    checkTopic(topic, 'onPublish()')
+    if (typeof listener !== 'function') throw new TypeError('onPublish(): the listener must be a function')
+    return this.#hub.observe(topic, (message) => listener(toBuffer(message.data), message.binary))
   }
 
   /** How many sockets of this server are subscribed to `topic`. */

@@ -225,6 +225,29 @@ describe('several servers joined by the in-process broker', () => {
     kill(...clients.map((c) => c.ws))
   })
 
+  test('onPublish sees local and remote publishes; local publishes stay on their node', async () => {
+    const broker = new MemoryBroker()
+    const [a, b] = await Promise.all([0, 1].map(() => topicServer({ topics: { backplane: broker.backplane() } })))
+    const seenOnB: string[] = []
+    const stop = b!.wss.onPublish('room', (data, isBinary) => seenOnB.push(`${data}:${isBinary}`))
+    const onB = await client(`${b!.url}/t/room`)
+    await until(() => b!.wss.subscriberCount('room') === 1)
+    assert.equal(b!.wss.subscriberCount('room'), 1, 'an onPublish listener is not a subscriber')
+    a!.wss.publish('room', 'from a')
+    b!.wss.publish('room', 'from b')
+    a!.wss.publish('room', 'a only', { local: true })
+    await until(() => seenOnB.length === 2)
+    assert.deepEqual(String((await onB.inbox.next(2)).map((m) => String(m.data))), 'from b,from a')
+    await delay(50)
+    assert.deepEqual(seenOnB.sort(), ['from a:false', 'from b:false'])
+    assert.equal(onB.inbox.messages.length, 2, 'the local publish on a did not reach b')
+    stop()
+    b!.wss.publish('room', 'after stop')
+    assert.equal(seenOnB.length, 2)
+    assert.throws(() => b!.wss.onPublish('room', 5 as never), /listener must be a function/)
+    kill(onB.ws)
+  })
+
   test('backplane events reach the server as events, never as throws', async () => {
     const broker = new MemoryBroker()
     const { wss } = await topicServer({ topics: { backplane: broker.backplane() } })
@@ -232,6 +255,7 @@ describe('several servers joined by the in-process broker', () => {
     wss.on('backplane', (event) => events.push(event.type))
     broker.setOnline(false)
     assert.doesNotThrow(() => wss.publish('t', 'x'))
+    await delay(0)
     broker.setOnline(true)
     assert.deepEqual(events, ['disconnected', 'error', 'unsent', 'reconnected'])
     assert.equal(wss.topicStats.unsent, 1)
