@@ -5,6 +5,7 @@
  * an outage would.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import net from 'node:net'
 import { HOST, withTimeout } from './net.js'
 
@@ -17,10 +18,10 @@ export interface Broker {
 }
 
 /** The broker's executable: on PATH, or where Debian puts it (nats-server is in /usr/sbin). */
-function executable(name: string): string {
-  for (const candidate of [name, `/usr/sbin/${name}`, `/usr/bin/${name}`]) {
-    if (spawnSync(candidate, ['--version']).status === 0) return candidate
-  }
+export function executable(name: string): string {
+  const onPath = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim()
+  if (onPath) return onPath
+  for (const candidate of [`/usr/sbin/${name}`, `/usr/bin/${name}`]) if (existsSync(candidate)) return candidate
   // The tests fail, not skip, when a broker is missing: CI installs both.
   throw new Error(`${name} is not installed (Debian package ${name}; .ci/run installs it)`)
 }
@@ -73,4 +74,41 @@ async function acceptsConnections(port: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   throw new Error(`nothing listens on port ${port}`)
+}
+
+export interface ForwardProxy {
+  readonly port: number
+  readonly url: string
+  stop(): Promise<void>
+}
+
+/**
+ * Debian's tinyproxy, a real forward proxy, on a free loopback port; with
+ * `auth`, it asks for HTTP basic credentials (407 without them).
+ */
+export async function startTinyproxy(auth?: { user: string; password: string }): Promise<ForwardProxy> {
+  const { mkdtempSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'tether-tinyproxy-'))
+  const config = join(dir, 'tinyproxy.conf')
+  // No ConnectPort line: CONNECT is allowed to any port (the test servers use free ports).
+  writeFileSync(
+    config,
+    [`Port ${port}`, `Listen ${HOST}`, 'Timeout 30', `Allow ${HOST}`, 'MaxClients 50', 'LogLevel Critical', auth ? `BasicAuth ${auth.user} ${auth.password}` : ''].join('\n') + '\n',
+  )
+  const proc = spawn(executable('tinyproxy'), ['-d', '-c', config], { stdio: 'ignore' })
+  const failed = new Promise<never>((_, reject) => proc.once('error', reject))
+  await withTimeout(Promise.race([failed, acceptsConnections(port)]), 10_000, 'tinyproxy to start')
+  return {
+    port,
+    url: auth ? `http://${auth.user}:${auth.password}@${HOST}:${port}` : `http://${HOST}:${port}`,
+    async stop() {
+      if (proc.exitCode !== null) return
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+      proc.kill('SIGKILL')
+      await withTimeout(exited, 10_000, 'tinyproxy to stop')
+    },
+  }
 }

@@ -29,19 +29,9 @@ import { after, before, describe, it } from 'node:test'
 import { TLSSocket } from 'node:tls'
 import type { Browser, Page } from 'playwright-core'
 import { WebSocket, WebSocketServer, type ServerOptions } from '../../src/index.js'
+import { launchChromium } from '../helpers/browser.js'
 import { closeServer, HOST, Inbox, listen, ROOT, selfSignedCertificate, sha256, TIMEOUT, until, withTimeout } from '../helpers/net.js'
 
-const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--ignore-certificate-errors',
-]
 const FIXTURE = join(ROOT, 'test', 'interop', 'fixtures', 'browser-agent.html')
 const SOCKET_PATH = '/socket'
 const KiB = 1024
@@ -51,28 +41,6 @@ const MiB = 1024 * 1024
 
 let browser: Browser | undefined
 let launchError: Error | undefined
-
-async function launchChromium(): Promise<Browser> {
-  const hint =
-    `The browser interop tests need Debian's chromium at ${CHROMIUM} (override with TETHER_CHROMIUM) and the npm ` +
-    'package playwright-core: .ci/run installs chromium (apt-get install chromium) and `npm ci` installs playwright-core.'
-  if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}. ${hint}`)
-  let playwright: typeof import('playwright-core')
-  try {
-    playwright = await import('playwright-core')
-  } catch (error) {
-    throw new Error(`playwright-core cannot be loaded (${(error as Error).message}). ${hint}`)
-  }
-  try {
-    return await withTimeout(
-      playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 }),
-      35_000,
-      'chromium to start',
-    )
-  } catch (error) {
-    throw new Error(`chromium at ${CHROMIUM} did not start (${(error as Error).message}). ${hint}`)
-  }
-}
 
 /** The launched browser; fails the calling test with the launch error if there is none. */
 function theBrowser(): Browser {

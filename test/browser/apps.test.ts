@@ -1,0 +1,120 @@
+/**
+ * The demo pages of `tether serve` in a real browser (Debian's chromium via
+ * playwright-core): two people chat in a room, the live-scores page updates,
+ * a page reconnects after the server restarts, and two `tether serve` nodes
+ * joined by a real Redis carry a chat between a user on each.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { Browser, Page } from 'playwright-core'
+import { launchChromium } from '../helpers/browser.js'
+import { type Broker, startBroker } from '../helpers/brokers.js'
+import { type ServeProcess, startServe } from '../helpers/cli.js'
+
+let browser: Browser
+const stops: Array<() => Promise<unknown>> = []
+before(async () => {
+  browser = await launchChromium()
+})
+after(async () => {
+  for (const stop of stops.reverse()) await stop().catch(() => {})
+  await browser?.close()
+})
+
+async function serveFor(args: string[] = [], port = 0): Promise<ServeProcess> {
+  const serve = await startServe(args, port)
+  stops.push(() => serve.stop('SIGKILL'))
+  return serve
+}
+
+async function joinChat(url: string, nick: string, room: string): Promise<Page> {
+  const context = await browser.newContext()
+  stops.push(() => context.close())
+  const page = await context.newPage()
+  await page.goto(`${url}/chat?room=${room}`)
+  await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 })
+  await page.fill('#nick', nick)
+  await page.click('#join button')
+  await page.locator('#log li.notice', { hasText: `You joined #${room} as ${nick}` }).waitFor({ timeout: 10_000 })
+  return page
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.fill('#text', text)
+  await page.press('#text', 'Enter')
+}
+
+const messageIn = (page: Page, nick: string, text: string) =>
+  page.locator('#log li.message', { hasText: text }).filter({ has: page.locator('strong', { hasText: nick }) })
+
+describe('the demo pages in chromium', { timeout: 120_000 }, () => {
+  test('two people chat in a room: each sees the other, who is online, join notices', async () => {
+    const serve = await serveFor()
+    const ada = await joinChat(serve.url, 'ada', 'garden')
+    const bob = await joinChat(serve.url, 'bob', 'garden')
+    await ada.locator('#log li.notice', { hasText: 'bob joined.' }).waitFor({ timeout: 10_000 })
+    await say(ada, 'hello from ada')
+    await messageIn(bob, 'ada', 'hello from ada').waitFor({ timeout: 10_000 })
+    await say(bob, 'hi ada, bob here')
+    await messageIn(ada, 'bob', 'hi ada, bob here').waitFor({ timeout: 10_000 })
+    assert.deepEqual(await bob.locator('#online li').allTextContents(), ['ada', 'bob'])
+    assert.equal(await ada.locator('#online-count').textContent(), '2')
+    // A third person gets the room's recent messages on join.
+    const cy = await joinChat(serve.url, 'cy', 'garden')
+    await messageIn(cy, 'ada', 'hello from ada').waitFor({ timeout: 10_000 })
+    await messageIn(cy, 'bob', 'hi ada, bob here').waitFor({ timeout: 10_000 })
+    await cy.context().close()
+    await ada.locator('#log li.notice', { hasText: 'cy left.' }).waitFor({ timeout: 10_000 })
+  })
+
+  test('the live-scores page shows every match and updates its clocks', async () => {
+    const serve = await serveFor()
+    const page = await (await browser.newContext()).newPage()
+    stops.push(() => page.context().close())
+    await page.goto(`${serve.url}/scores`)
+    await page.locator('.match').nth(5).waitFor({ timeout: 10_000 })
+    assert.equal(await page.locator('.match').count(), 6)
+    const before = await page.locator('#updated').textContent()
+    const clocks = await page.locator('.match .clock').allTextContents()
+    await page.waitForFunction(`document.getElementById('updated').textContent !== ${JSON.stringify(before)}`, undefined, { timeout: 5_000 })
+    await page.waitForFunction(
+      `[...document.querySelectorAll('.match .clock')].some((clock, i) => clock.textContent !== ${JSON.stringify(clocks)}[i])`,
+      undefined,
+      { timeout: 5_000 },
+    )
+  })
+
+  test('a page reconnects after the server restarts, and updates resume', async () => {
+    const first = await serveFor()
+    const page = await (await browser.newContext()).newPage()
+    stops.push(() => page.context().close())
+    await page.goto(`${first.url}/scores`)
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 })
+    assert.equal(await first.stop('SIGTERM'), 0)
+    await page.locator('#status[data-state="closed"]').waitFor({ timeout: 10_000 })
+    // Same port, new process.
+    await serveFor([], first.port)
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 20_000 })
+    const stamp = await page.locator('#updated').textContent()
+    await page.waitForFunction(`document.getElementById('updated').textContent !== ${JSON.stringify(stamp)}`, undefined, { timeout: 5_000 })
+  })
+
+  test('two tether serve nodes joined by a real Redis: a user on node A chats with a user on node B', async () => {
+    const redis: Broker = await startBroker('redis')
+    stops.push(() => redis.stop())
+    const nodeA = await serveFor(['--redis', redis.url])
+    const nodeB = await serveFor(['--redis', redis.url])
+    const health = (await (await fetch(`${nodeA.url}/health`)).json()) as { backplane: unknown }
+    assert.deepEqual(health.backplane, { kind: 'redis', state: 'connected' })
+    const ada = await joinChat(nodeA.url, 'ada', 'cluster')
+    const bob = await joinChat(nodeB.url, 'bob', 'cluster')
+    await ada.locator('#log li.notice', { hasText: 'bob joined.' }).waitFor({ timeout: 10_000 })
+    await say(ada, 'sent on node A')
+    await messageIn(bob, 'ada', 'sent on node A').waitFor({ timeout: 10_000 })
+    await say(bob, 'answered on node B')
+    await messageIn(ada, 'bob', 'answered on node B').waitFor({ timeout: 10_000 })
+    // Who is online spans both nodes.
+    await bob.waitForFunction(`document.getElementById('online-count').textContent === '2'`, undefined, { timeout: 10_000 })
+    assert.deepEqual(await ada.locator('#online li').allTextContents(), ['ada', 'bob'])
+  })
+})

@@ -1,0 +1,314 @@
+/**
+ * The `tether` command, run as a user runs it: `tether serve` as a child
+ * process, `tether connect` and `tether bench` through pipes and a
+ * pseudo-terminal, against it. Bad input must end in one line and a non-zero
+ * exit status, never a stack trace.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { WebSocket as WsClient } from 'ws'
+import { startTinyproxy } from '../helpers/brokers.js'
+import { CLI, type ServeProcess, runCli, startServe } from '../helpers/cli.js'
+import { HOST, Inbox, closed, delay, opened, selfSignedCertificate, withTimeout } from '../helpers/net.js'
+
+let hub: ServeProcess
+before(async () => {
+  hub = await startServe()
+})
+after(async () => {
+  await hub?.stop()
+})
+
+/** No stack trace: no "    at " frame lines, and one line of error output. */
+function assertOneLineError(stderr: string, pattern: RegExp): void {
+  assert.doesNotMatch(stderr, /^\s+at /m, `a stack trace leaked:\n${stderr}`)
+  const lines = stderr.trim().split('\n').filter((line) => !line.startsWith('(run with --help'))
+  assert.equal(lines.length, 1, `one line expected:\n${stderr}`)
+  assert.match(lines[0]!, pattern)
+}
+
+describe('tether serve', () => {
+  test('serves the index, both apps, their scripts and /health', async () => {
+    for (const [path, type, text] of [
+      ['/', 'text/html', '/topics/NAME'],
+      ['/chat', 'text/html', 'id="log"'],
+      ['/scores', 'text/html', 'id="board"'],
+      ['/js/chat.js', 'text/javascript', 'reconnecting'],
+      ['/style.css', 'text/css', '#board'],
+    ] as const) {
+      const response = await fetch(hub.url + path)
+      assert.equal(response.status, 200, path)
+      assert.match(response.headers.get('content-type')!, new RegExp(type))
+      assert.match(await response.text(), new RegExp(text.replace(/[/]/g, '\\/')))
+    }
+    const health = (await (await fetch(`${hub.url}/health`)).json()) as { status: string; backplane: unknown }
+    assert.equal(health.status, 'ok')
+    assert.deepEqual(health.backplane, { kind: 'memory', state: 'none' })
+    assert.equal((await fetch(`${hub.url}/nope`)).status, 404)
+    assert.equal((await fetch(`${hub.url}/`, { method: 'POST' })).status, 405)
+  })
+
+  test('an unknown WebSocket path gets 404 with the endpoints listed, a bad topic 400', async () => {
+    for (const [path, status] of [['/nope', 404], ['/topics/', 400], ['/topics/%E0%A4%A', 400]] as const) {
+      const ws = new WsClient(hub.wsUrl + path)
+      const [, response] = await new Promise<[unknown, import('node:http').IncomingMessage]>((resolve) => ws.once('unexpected-response', (...args) => resolve(args as never)))
+      assert.equal(response.statusCode, status, path)
+      ws.on('error', () => {})
+      ws.terminate()
+    }
+  })
+
+  test('the topic relay: what one client sends, every client on that topic receives', async () => {
+    const a = await opened(new WsClient(`${hub.wsUrl}/topics/news`))
+    const b = await opened(new WsClient(`${hub.wsUrl}/topics/news`))
+    const other = await opened(new WsClient(`${hub.wsUrl}/topics/sport`))
+    const [inboxA, inboxB, inboxOther] = [new Inbox(a), new Inbox(b), new Inbox(other)]
+    a.send('first')
+    b.send(Buffer.from([1, 2]))
+    for (const inbox of [inboxA, inboxB]) {
+      const [text, binary] = await inbox.next(2)
+      assert.deepEqual([String(text!.data), text!.isBinary, [...binary!.data], binary!.isBinary], ['first', false, [1, 2], true])
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.equal(inboxOther.messages.length, 0)
+    for (const ws of [a, b, other]) ws.terminate()
+  })
+
+  test('the live-scores endpoint sends a snapshot, then updates every second', async () => {
+    // The snapshot can arrive with the 101 response: listen before 'open'.
+    const ws = new WsClient(`${hub.wsUrl}/scores/ws`)
+    const inbox = new Inbox(ws)
+    await opened(ws)
+    const snapshot = JSON.parse(String((await inbox.one()).data))
+    assert.equal(snapshot.type, 'snapshot')
+    assert.equal(snapshot.matches.length, 6)
+    const update = JSON.parse(String((await inbox.one(3000)).data))
+    assert.equal(update.type, 'match')
+    assert.match(update.match.id, /^m\d$/)
+    ws.terminate()
+  })
+
+  test('chat: welcome with history and who is online, messages, join and leave notices, clear errors', async () => {
+    const ada = await opened(new WsClient(`${hub.wsUrl}/chat/ws`))
+    const adaInbox = new Inbox(ada)
+    const json = async (inbox: Inbox) => JSON.parse(String((await inbox.one()).data))
+    ada.send(JSON.stringify({ type: 'say', text: 'too early' }))
+    assert.match((await json(adaInbox)).message, /Join a room first/)
+    ada.send(JSON.stringify({ type: 'join', room: 'bad room!', nick: 'ada' }))
+    assert.match((await json(adaInbox)).message, /room name/)
+    ada.send(JSON.stringify({ type: 'join', room: 'lab', nick: 'ada' }))
+    assert.deepEqual((await json(adaInbox)).online, ['ada'])
+    assert.equal((await json(adaInbox)).type, 'join')
+    ada.send(JSON.stringify({ type: 'say', text: 'hello lab' }))
+    assert.equal((await json(adaInbox)).text, 'hello lab')
+    const bob = await opened(new WsClient(`${hub.wsUrl}/chat/ws`))
+    const bobInbox = new Inbox(bob)
+    bob.send(JSON.stringify({ type: 'join', room: 'lab', nick: 'bob' }))
+    const welcome = await json(bobInbox)
+    assert.deepEqual(welcome.history.map((m: { text: string }) => m.text), ['hello lab'])
+    assert.deepEqual(welcome.online, ['ada', 'bob'])
+    assert.equal((await json(adaInbox)).nick, 'bob')
+    bob.close()
+    const leave = await json(adaInbox)
+    assert.deepEqual([leave.type, leave.nick], ['leave', 'bob'])
+    ada.terminate()
+  })
+
+  test('a port in use, an unreadable certificate, an unknown option: one line, non-zero exit', async () => {
+    const busy = await runCli(['serve', '--port', String(hub.port)])
+    assert.equal(busy.status, 1)
+    assertOneLineError(busy.stderr, /port \d+ is already in use/)
+    const cert = await runCli(['serve', '--port', '0', '--tls-cert', '/nonexistent/cert.pem', '--tls-key', '/nonexistent/key.pem'])
+    assert.equal(cert.status, 1)
+    assertOneLineError(cert.stderr, /cannot read --tls-cert \/nonexistent\/cert.pem: ENOENT/)
+    const unknown = await runCli(['serve', '--colour'])
+    assert.equal(unknown.status, 2)
+    assertOneLineError(unknown.stderr, /unknown option '--colour'/)
+    const badPort = await runCli(['serve', '--port', 'eighty'])
+    assert.equal(badPort.status, 2)
+    assertOneLineError(badPort.stderr, /--port must be a whole number/)
+  })
+
+  test('wss with --tls-cert and --tls-key; SIGTERM closes clients with 1001 and exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tether-tls-'))
+    const { key, cert } = selfSignedCertificate()
+    writeFileSync(join(dir, 'key.pem'), key)
+    writeFileSync(join(dir, 'cert.pem'), cert)
+    const secure = await startServe(['--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')])
+    try {
+      assert.match(secure.url, /^https:/)
+      const trusted = await runCli(['connect', `${secure.wsUrl}/echo`, '-k', '-x', 'over tls'])
+      assert.equal(trusted.status, 0, trusted.stderr)
+      assert.equal(trusted.stdout, 'over tls\n')
+      const untrusted = await runCli(['connect', `${secure.wsUrl}/echo`, '-x', 'x'])
+      assert.equal(untrusted.status, 1)
+      assertOneLineError(untrusted.stderr, /certificate/)
+      const client = await opened(new WsClient(`${secure.wsUrl}/echo`, { rejectUnauthorized: false }))
+      const closing = closed(client)
+      assert.equal(await secure.stop('SIGTERM'), 0)
+      assert.deepEqual(await closing, [1001, 'server shutting down'])
+    } finally {
+      await secure.stop('SIGKILL')
+    }
+  })
+})
+
+describe('tether connect', () => {
+  test('--execute sends, waits for the replies, prints them and exits 0', async () => {
+    const result = await runCli(['connect', `${hub.wsUrl}/echo`, '-x', 'hello', '-x', 'world'])
+    assert.equal(result.status, 0, result.stderr)
+    assert.equal(result.stdout, 'hello\nworld\n')
+    assert.match(result.stderr, /closed: 1000/)
+  })
+
+  test('pipe mode: a line per message in, a line per message out (binary as hex)', async () => {
+    const result = await runCli(['connect', `${hub.wsUrl}/echo`], { input: 'one\ntwo\nthree\n' })
+    assert.equal(result.status, 0, result.stderr)
+    assert.equal(result.stdout, 'one\ntwo\nthree\n')
+    const sub = await opened(new WsClient(`${hub.wsUrl}/topics/pipe`))
+    const listening = runCli(['connect', `${hub.wsUrl}/topics/pipe`, '-w', '1'], { input: '' })
+    await delay(300)
+    sub.send(Buffer.from([0xde, 0xad]))
+    const heard = await listening
+    assert.equal(heard.stdout, 'dead\n')
+    sub.terminate()
+  })
+
+  test('headers and subprotocols reach the server', async () => {
+    const { WebSocketServer } = await import('../../src/index.js')
+    const wss = new WebSocketServer({ port: 0, host: HOST, handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false) })
+    await new Promise((resolve) => wss.once('listening', resolve))
+    const port = (wss.address() as net.AddressInfo).port
+    wss.on('connection', (ws, request) => ws.send(`${request.headers['x-token']} ${ws.protocol}`))
+    const result = await runCli(['connect', `ws://${HOST}:${port}/`, '-H', 'X-Token: abc', '-s', 'chat.v1', '-s', 'chat.v2', '-x', 'hi'])
+    assert.equal(result.stdout.split('\n')[0], 'abc chat.v2')
+    await new Promise((resolve) => wss.close(resolve))
+  })
+
+  test('--proxy tunnels through a real forward proxy (tinyproxy), with basic auth; a refusal is one line', async () => {
+    const open = await startTinyproxy()
+    const guarded = await startTinyproxy({ user: 'ada', password: 's3cret' })
+    try {
+      const through = await runCli(['connect', `${hub.wsUrl}/echo`, '--proxy', open.url, '-x', 'via proxy'])
+      assert.equal(through.status, 0, through.stderr)
+      assert.equal(through.stdout, 'via proxy\n')
+      const authed = await runCli(['connect', `${hub.wsUrl}/echo`, '--proxy', guarded.url, '-x', 'with auth'])
+      assert.equal(authed.status, 0, authed.stderr)
+      assert.equal(authed.stdout, 'with auth\n')
+      const denied = await runCli(['connect', `${hub.wsUrl}/echo`, '--proxy', `http://127.0.0.1:${guarded.port}`, '-x', 'x'])
+      assert.equal(denied.status, 1)
+      assertOneLineError(denied.stderr, /the proxy refused the tunnel: HTTP 407/)
+    } finally {
+      await open.stop()
+      await guarded.stop()
+    }
+  })
+
+  test('a refused handshake shows the HTTP status; a bad URL or a closed port is one line; exit 1', async () => {
+    const refused = await runCli(['connect', `${hub.wsUrl}/nowhere`, '-x', 'x'])
+    assert.equal(refused.status, 1)
+    assertOneLineError(refused.stderr, /refused the WebSocket handshake: HTTP 404 Not Found/)
+    const badUrl = await runCli(['connect', 'not a url'])
+    assert.equal(badUrl.status, 1)
+    assertOneLineError(badUrl.stderr, /invalid URL "not a url"/)
+    const ftp = await runCli(['connect', 'ftp://example.test/'])
+    assertOneLineError(ftp.stderr, /scheme must be ws: or wss:/)
+    const server = net.createServer()
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve))
+    const port = (server.address() as net.AddressInfo).port
+    await new Promise((resolve) => server.close(resolve))
+    const closedPort = await runCli(['connect', `ws://${HOST}:${port}/`])
+    assert.equal(closedPort.status, 1)
+    assertOneLineError(closedPort.stderr, /connection refused/)
+  })
+
+  test('a peer closing with an error code gives exit status 3 and prints the code and reason', async () => {
+    const { WebSocketServer } = await import('../../src/index.js')
+    const wss = new WebSocketServer({ port: 0, host: HOST })
+    await new Promise((resolve) => wss.once('listening', resolve))
+    wss.on('connection', (ws) => ws.close(4001, 'go away'))
+    const result = await runCli(['connect', `ws://${HOST}:${(wss.address() as net.AddressInfo).port}/`], { input: '' })
+    assert.equal(result.status, 3)
+    assert.match(result.stderr, /closed: 4001 go away/)
+    await new Promise((resolve) => wss.close(resolve))
+  })
+
+  test('interactive, in a pseudo-terminal: directions and types shown, /ping, /binary, /close CODE REASON', async () => {
+    // Python's pty module gives the CLI a real terminal on both stdin and stdout.
+    const driver = `
+import os, pty, sys, time, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b''
+def read_for(seconds):
+    global out
+    end = time.time() + seconds
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:
+                return
+read_for(1.5)
+for line in [b'hello\\r', b'/binary 01ff\\r', b'/ping\\r', b'/close 4000 done\\r']:
+    os.write(fd, line)
+    read_for(0.5)
+read_for(1.0)
+sys.stdout.write(out.decode('utf-8', 'replace'))
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+`
+    const child = spawn('python3', ['-c', driver, process.execPath, CLI, 'connect', `${hub.wsUrl}/echo`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk) => (output += chunk))
+    const status = await withTimeout(new Promise<number | null>((resolve) => child.once('close', resolve)), 20_000, 'the pty session')
+    assert.match(output, /connected to ws:\/\//)
+    assert.match(output, /< hello/)
+    assert.match(output, /< \[binary 2 B\] 01 ff/)
+    assert.match(output, /< pong/)
+    assert.match(output, /closed: 4000/)
+    assert.equal(status, 3, 'closed with a code other than 1000/1001/1005')
+  })
+})
+
+describe('tether bench and help', () => {
+  test('echo and fan-out runs report rates, latency percentiles and the client CPU as JSON', async () => {
+    const echo = await runCli(['bench', `${hub.wsUrl}/echo`, '-c', '4', '-d', '1', '--json'])
+    assert.equal(echo.status, 0, echo.stderr)
+    const report = JSON.parse(echo.stdout)
+    assert.equal(report.mode, 'echo')
+    assert.ok(report.count > 0 && report.rate > 0)
+    assert.ok(report.latencyMs.p50 > 0 && report.latencyMs.p99 >= report.latencyMs.p50)
+    assert.ok(report.clientCpu > 0)
+    const fanout = JSON.parse((await runCli(['bench', `${hub.wsUrl}/topics/bench`, '-m', 'fanout', '-c', '20', '-d', '1', '--json'])).stdout)
+    assert.ok(fanout.count > 0, 'deliveries counted')
+    const ramp = JSON.parse((await runCli(['bench', `${hub.wsUrl}/echo`, '-m', 'ramp', '-c', '50', '--json'])).stdout)
+    assert.equal(ramp.count, 50)
+    const table = await runCli(['bench', `${hub.wsUrl}/echo`, '-c', '2', '-d', '0.5'])
+    assert.match(table.stdout, /rate +[\d,]+ messages\/s/)
+    assert.match(table.stdout, /client CPU/)
+    const refused = await runCli(['bench', `${hub.wsUrl}/nowhere`, '-d', '0.5'])
+    assert.equal(refused.status, 1)
+    assertOneLineError(refused.stderr, /HTTP 404/)
+  })
+
+  test('--help reads well for the program and each command', async () => {
+    const main = await runCli(['--help'])
+    assert.equal(main.status, 0)
+    for (const command of ['serve', 'connect', 'bench']) assert.match(main.stdout, new RegExp(`^  ${command}`, 'm'))
+    const serve = await runCli(['serve', '--help'])
+    assert.match(serve.stdout, /--redis <url>/)
+    assert.match(serve.stdout, /\/topics\/NAME/)
+    const connect = await runCli(['connect', '--help'])
+    assert.match(connect.stdout, /Exit status/)
+    const version = await runCli(['--version'])
+    assert.match(version.stdout, /^\d+\.\d+\.\d+/)
+  })
+})

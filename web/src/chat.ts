@@ -1,0 +1,122 @@
+/** The chat page: join a room with a nickname, talk, see who is online. */
+import { reconnecting } from './connection.js'
+
+interface ChatEvent {
+  type: 'welcome' | 'message' | 'join' | 'leave' | 'here' | 'error'
+  room?: string
+  nick?: string
+  nicks?: string[]
+  text?: string
+  at?: number
+  history?: ChatEvent[]
+  online?: string[]
+  message?: string
+}
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
+const joinForm = $<HTMLFormElement>('join')
+const sayForm = $<HTMLFormElement>('say')
+const log = $<HTMLOListElement>('log')
+const online = $<HTMLUListElement>('online')
+const roomTitle = $<HTMLElement>('room-title')
+const text = $<HTMLInputElement>('text')
+const params = new URLSearchParams(location.search)
+$<HTMLInputElement>('nick').value = params.get('nick') ?? localStorage.getItem('tether.nick') ?? ''
+$<HTMLInputElement>('room').value = params.get('room') ?? 'lobby'
+
+let joined: { room: string; nick: string } | undefined
+const people = new Set<string>()
+
+function time(at: number | undefined): string {
+  return new Date(at ?? Date.now()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+}
+
+function add(kind: string, content: string, at?: number, nick?: string): void {
+  const item = document.createElement('li')
+  item.className = kind
+  const stamp = document.createElement('time')
+  stamp.textContent = time(at)
+  item.append(stamp, ' ')
+  if (nick !== undefined) {
+    const who = document.createElement('strong')
+    who.textContent = nick
+    item.append(who, ' ')
+  }
+  item.append(content)
+  log.append(item)
+  log.scrollTop = log.scrollHeight
+}
+
+function renderOnline(): void {
+  online.replaceChildren(
+    ...[...people].sort((a, b) => a.localeCompare(b)).map((nick) => {
+      const item = document.createElement('li')
+      item.textContent = nick
+      return item
+    }),
+  )
+  $<HTMLElement>('online-count').textContent = String(people.size)
+}
+
+const connection = reconnecting({
+  path: '/chat/ws',
+  status: $('status'),
+  onOpen() {
+    // After a reconnect, join again as before.
+    if (joined) connection.send({ type: 'join', ...joined })
+  },
+  onMessage(data) {
+    const event = data as ChatEvent
+    switch (event.type) {
+      case 'welcome':
+        log.replaceChildren()
+        for (const past of event.history ?? []) add('message', past.text ?? '', past.at, past.nick)
+        add('notice', `You joined #${event.room} as ${event.nick}.`)
+        people.clear()
+        for (const nick of event.online ?? []) people.add(nick)
+        people.add(event.nick!)
+        renderOnline()
+        break
+      case 'message':
+        add('message', event.text ?? '', event.at, event.nick)
+        break
+      case 'join':
+        if (event.nick !== joined?.nick || !people.has(event.nick!)) add('notice', `${event.nick} joined.`, event.at)
+        people.add(event.nick!)
+        renderOnline()
+        break
+      case 'leave':
+        add('notice', `${event.nick} left.`, event.at)
+        people.delete(event.nick!)
+        renderOnline()
+        break
+      case 'here':
+        for (const nick of event.nicks ?? []) people.add(nick)
+        renderOnline()
+        break
+      case 'error':
+        add('error', event.message ?? 'error')
+        break
+    }
+  },
+})
+
+joinForm.addEventListener('submit', (event) => {
+  event.preventDefault()
+  const nick = $<HTMLInputElement>('nick').value.trim()
+  const room = $<HTMLInputElement>('room').value.trim()
+  if (!nick || !room) return
+  localStorage.setItem('tether.nick', nick)
+  joined = { room, nick }
+  roomTitle.textContent = `#${room}`
+  document.body.dataset.joined = 'true'
+  connection.send({ type: 'join', room, nick })
+  text.focus()
+})
+
+sayForm.addEventListener('submit', (event) => {
+  event.preventDefault()
+  const value = text.value.trim()
+  if (!value) return
+  if (connection.send({ type: 'say', text: value })) text.value = ''
+})
