@@ -312,3 +312,34 @@ describe('tether bench and help', () => {
     assert.match(version.stdout, /^\d+\.\d+\.\d+/)
   })
 })
+
+describe('tether serve clusters: the topic relay over a real broker', { timeout: 60_000 }, () => {
+  for (const kind of ['redis', 'nats'] as const) {
+    test(`two nodes over ${kind}: plain clients on either node receive what is sent on the other`, async () => {
+      const { startBroker } = await import('../helpers/brokers.js')
+      const broker = await startBroker(kind)
+      const nodes: ServeProcess[] = []
+      try {
+        for (let i = 0; i < 2; i++) nodes.push(await startServe([`--${kind}`, broker.url]))
+        const health = (await (await fetch(`${nodes[1]!.url}/health`)).json()) as { backplane: unknown }
+        assert.deepEqual(health.backplane, { kind, state: 'connected' })
+        const onA = await opened(new WsClient(`${nodes[0]!.wsUrl}/topics/alerts`))
+        const onB = await opened(new WsClient(`${nodes[1]!.wsUrl}/topics/alerts`))
+        const [inboxA, inboxB] = [new Inbox(onA), new Inbox(onB)]
+        for (let i = 0; i < 20; i++) (i % 2 === 0 ? onA : onB).send(`alert ${i}`)
+        for (const inbox of [inboxA, inboxB]) {
+          const received = (await inbox.next(20)).map((m) => String(m.data))
+          assert.deepEqual(received.filter((m) => Number(m.split(' ')[1]) % 2 === 0), Array.from({ length: 10 }, (_, i) => `alert ${2 * i}`))
+          assert.deepEqual(received.filter((m) => Number(m.split(' ')[1]) % 2 === 1), Array.from({ length: 10 }, (_, i) => `alert ${2 * i + 1}`))
+        }
+        await delay(100)
+        assert.equal(inboxA.messages.length, 20, 'each exactly once')
+        onA.terminate()
+        onB.terminate()
+      } finally {
+        for (const node of nodes) await node.stop()
+        await broker.stop()
+      }
+    })
+  }
+})
