@@ -141,10 +141,18 @@ async function waitForPort(port) {
   throw new Error(`nothing listening on ${port}`)
 }
 
-let nextPort = 19000 + Math.floor(Math.random() * 20000)
+/** A port nothing listens on now (the kernel's choice), so runs never collide with other servers. */
+async function freePort() {
+  const { createServer } = await import('node:net')
+  const server = createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
 
 async function runOnce(impl, workload, args) {
-  const port = nextPort++
+  const port = await freePort()
   const server = await startServer(impl, workload, port)
   try {
     const gen = [loadgen, '--port', String(port), '--path', workload.path ?? '/echo', ...workload.gen]
