@@ -118,6 +118,17 @@ export async function connect(urlText: string, options: ConnectOptions, io: Conn
       : {}),
   } as never)
 
+  // Listening from the start: a server may send its first message with the handshake's response.
+  let received = 0
+  ws.on('message', (data, isBinary) => {
+    received++
+    const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer)
+    if (interactive) io.output.write(`< ${describe(bytes, isBinary)}\n`)
+    else io.output.write(`${isBinary ? bytes.toString('hex') : bytes.toString()}\n`)
+  })
+  ws.on('ping', (data) => interactive && io.output.write(`< ping ${data.length ? describe(data, true) : ''}\n`))
+  ws.on('pong', (data) => interactive && io.output.write(`< pong ${data.length ? describe(data, true) : ''}\n`))
+
   const opened = await new Promise<boolean>((resolve) => {
     ws.once('open', () => resolve(true))
     ws.once('unexpected-response', (_request, response) => {
@@ -139,15 +150,6 @@ export async function connect(urlText: string, options: ConnectOptions, io: Conn
   ws.on('error', (error) => say(`error: ${error.message}`))
 
   const closedWith = new Promise<[number, string]>((resolve) => ws.once('close', (code, reason) => resolve([code, reason.toString()])))
-  let received = 0
-  ws.on('message', (data, isBinary) => {
-    received++
-    const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer)
-    if (interactive) io.output.write(`< ${describe(bytes, isBinary)}\n`)
-    else io.output.write(`${isBinary ? bytes.toString('hex') : bytes.toString()}\n`)
-  })
-  ws.on('ping', (data) => interactive && io.output.write(`< ping ${data.length ? describe(data, true) : ''}\n`))
-  ws.on('pong', (data) => interactive && io.output.write(`< pong ${data.length ? describe(data, true) : ''}\n`))
 
   if (interactive) {
     say(`connected to ${url.href}${ws.protocol ? ` (subprotocol ${ws.protocol})` : ''}; /help for commands, Ctrl-D to close`)
