@@ -52,11 +52,20 @@ export type { Side } from './writer.js'
 
 /** Default `maxPayload`: 100 MiB, as in `ws`. */
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
+/** Default `maxFragments`: 16,384 data frames per message, as in `ws` 8.18 and later. */
+export const DEFAULT_MAX_FRAGMENTS = 16 * 1024
 
 export interface ConnectionOptions {
   side: Side
   /** Largest message accepted, in bytes; 0 means no limit. Default 100 MiB. */
   maxPayload?: number
+  /**
+   * Most data frames one message may arrive in; 0 means no limit. Default
+   * 16,384. Memory is bounded by `maxPayload` whatever this is; this bounds
+   * the work a peer can make us do for one message (empty fragments cost
+   * nothing to buffer but never end the message).
+   */
+  maxFragments?: number
   /** Deliver text messages without checking their UTF-8 (the peer is trusted). */
   skipUTF8Validation?: boolean
   /** Answer pings with pongs automatically. Default true. */
@@ -110,6 +119,7 @@ class ClosingState {
 interface ConnectionSettings {
   side: Side
   maxPayload: number
+  maxFragments: number
   validateUtf8: boolean
   autoPong: boolean
   writer: WriterSettings
@@ -121,13 +131,14 @@ const settingsCache = new WeakMap<WriterSettings, Map<string, ConnectionSettings
 function connectionSettings(options: ConnectionOptions): ConnectionSettings {
   const writer = writerSettings(options.side, options.allocate, options.generateMask)
   const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD
+  const maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS
   const validateUtf8 = !options.skipUTF8Validation
   const autoPong = options.autoPong ?? true
-  const key = `${options.side} ${maxPayload} ${validateUtf8} ${autoPong}`
+  const key = `${options.side} ${maxPayload} ${maxFragments} ${validateUtf8} ${autoPong}`
   let byKey = settingsCache.get(writer)
   if (byKey === undefined) settingsCache.set(writer, (byKey = new Map()))
   let settings = byKey.get(key)
-  if (settings === undefined) byKey.set(key, (settings = { side: options.side, maxPayload, validateUtf8, autoPong, writer }))
+  if (settings === undefined) byKey.set(key, (settings = { side: options.side, maxPayload, maxFragments, validateUtf8, autoPong, writer }))
   return settings
 }
 
@@ -398,6 +409,9 @@ export class Connection implements FrameSink {
       ;(this.message ??= new MessageAssembler(this.settings.writer.allocate)).start(opcode === Opcode.Text && this.settings.validateUtf8)
     }
     const message = this.message!
+    if (this.settings.maxFragments > 0 && ++message.fragments > this.settings.maxFragments) {
+      return this.fail('WS_ERR_TOO_MANY_BUFFERED_PARTS', 'Too many message fragments')
+    }
     // Rule 4: the limit is checked before a byte of this frame is buffered. A compressed
     // message is also held to it on the wire; its inflated size is checked while inflating.
     const inflation = this.inflation

@@ -22,6 +22,8 @@ export const protocolErrorCloseCodes = {
   WS_ERR_INVALID_PAYLOAD_LENGTH: CloseCode.ProtocolError,
   WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: CloseCode.MessageTooBig,
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MessageTooBig,
+  /** More data frames in one message than `maxFragments` (ws's code and close code). */
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: CloseCode.PolicyViolation,
   WS_ERR_INVALID_UTF8: CloseCode.InvalidFramePayloadData,
   WS_ERR_INVALID_COMPRESSED_DATA: CloseCode.InvalidFramePayloadData,
   WS_ERR_EXTENSION_FAILURE: CloseCode.InternalError,

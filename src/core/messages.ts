@@ -10,8 +10,8 @@
  * message. Memory per message is therefore bounded by about twice its size,
  * however it is fragmented: a million one-byte fragments cost a megabyte, not
  * a million retained read buffers and views (the "many tiny fragments" memory
- * exhaustion that hit ws in 2026). The number of fragments is not limited, so
- * a legitimate 4 MiB message sent as 65,536 fragments of 64 bytes is accepted.
+ * exhaustion that hit ws in 2026). The number of fragments is counted here and
+ * limited by the connection (`maxFragments`, 16,384 by default, as in ws).
  *
  * Rule 1: a text piece is validated as soon as it is appended, unless it is
  * the whole message, in which case one native check at `finish` suffices.
@@ -35,6 +35,8 @@ const TAIL_MAX = 64 * 1024
 export class MessageAssembler {
   /** Bytes appended so far. */
   length = 0
+  /** Data frames of this message so far (the connection checks `maxFragments`). */
+  fragments = 0
   /** The first piece, while it is the only one (delivered without a copy). */
   private single: Uint8Array | undefined
   /** Pieces kept in order: views of large pieces, and filled coalescing buffers. */
@@ -53,6 +55,7 @@ export class MessageAssembler {
 
   /** Begins a message; `validateUtf8` for text messages that must be checked. */
   start(validateUtf8: boolean): void {
+    this.fragments = 0
     this.length = 0
     this.single = undefined
     this.pieces = undefined

@@ -60,6 +60,8 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
   clientTracking?: boolean
   maxPayload?: number
+  /** Most data frames one message may have (0: no limit). Default 16,384, as in ws; more fail with 1008. */
+  maxFragments?: number
   skipUTF8Validation?: boolean
   allowSynchronousEvents?: boolean
   autoPong?: boolean

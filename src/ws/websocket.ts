@@ -9,8 +9,6 @@
  *   RFC's close code and `close` reports 1006, as in ws.
  * - A client does not fail when the server selects no subprotocol although
  *   some were offered (RFC 6455 §4.1 allows it; browsers accept it).
- * - Messages are never limited by fragment count, only by size
- *   (`maxPayload`), so `maxFragments` is accepted and ignored.
  * - `allowSynchronousEvents: false` is accepted and ignored: events are
  *   always dispatched synchronously, and `pause()` stops them at once.
  * - After the closing handshake a client waits for the server to close TCP
@@ -76,7 +74,7 @@ export interface WebSocketOptions extends ClientHandshakeOptions {
   closeTimeout?: number
   /** Largest message accepted (after decompression), in bytes. Default 100 MiB. */
   maxPayload?: number
-  /** Accepted for ws compatibility; tether bounds memory by size, not fragment count. */
+  /** Most data frames one received message may have; 0: no limit. Default 16,384 (ws's); more fail with 1008. */
   maxFragments?: number
   maxBufferedChunks?: number
   maxPendingAutoPongs?: number
@@ -304,6 +302,7 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     const connection = new Connection({
       side: this.#isServer ? 'server' : 'client',
       maxPayload: options.maxPayload,
+      maxFragments: options.maxFragments,
       skipUTF8Validation: options.skipUTF8Validation,
       autoPong: options.autoPong,
       allocate: Buffer.allocUnsafe,

@@ -155,12 +155,12 @@ describe('connection: fragmentation (§5.4)', () => {
   }
 })
 
-describe('connection: memory bound of fragmented messages (many tiny fragments)', () => {
+describe('connection: memory bound of fragmented messages (many tiny fragments), with maxFragments: 0', () => {
   it('assembles 200,000 one-byte fragments fed as one chunk into one buffer of at most twice the message size', () => {
     const count = 200_000
     const byteAt = (i: number) => (i * 31) & 0xff
     const chunk = tinyFragments(count, byteAt, true)
-    const s = server()
+    const s = server({ maxFragments: 0 })
     s.receiveData(chunk)
     const [message, ...rest] = messages(s.eventsReceived())
     assert.equal(rest.length, 0)
@@ -180,7 +180,7 @@ describe('connection: memory bound of fragmented messages (many tiny fragments)'
       out[i * 6 + 1] = 0x80
     }
     out.set(clientFrame({ fin: true, opcode: Opcode.Continuation, payload: utf8('ok') }), count * 6)
-    const s = server()
+    const s = server({ maxFragments: 0 })
     s.receiveData(out)
     assert.deepEqual(plain(s.eventsReceived()), plain([{ type: 'message', data: utf8('ok'), binary: false }]))
   })
@@ -203,7 +203,7 @@ describe('connection: memory bound of fragmented messages (many tiny fragments)'
     const byteAt = (i: number) => (i * 7) & 0xff
     let finalized = 0
     const registry = new FinalizationRegistry<string>(() => finalized++)
-    const s = server()
+    const s = server({ maxFragments: 0 })
     // A separate function, so no local variable of this test keeps the chunk.
     ;((connection: Connection) => {
       const chunk = tinyFragments(count - 1, byteAt, false)
@@ -223,7 +223,7 @@ describe('connection: memory bound of fragmented messages (many tiny fragments)'
     const count = 20_000
     let finalized = 0
     const registry = new FinalizationRegistry<number>(() => finalized++)
-    const s = server()
+    const s = server({ maxFragments: 0 })
     ;((connection: Connection) => {
       for (let i = 0; i < count; i++) {
         // Each read is a 64-byte buffer holding one 7-byte frame, as a socket would deliver it.
@@ -249,7 +249,7 @@ describe('connection: memory bound of fragmented messages (many tiny fragments)'
     // from both the correct growth (bytes) and the bug (100 MiB).
     gc()
     const before = process.memoryUsage().arrayBuffers
-    const s = server()
+    const s = server({ maxFragments: 0 })
     s.receiveData(hex`82 ff 00 00 00 00 06 40 00 00 00 00 00 00`) // 100 MiB, masked with a zero key
     s.receiveData(new Uint8Array(16))
     s.receiveData(new Uint8Array(16))
@@ -268,7 +268,7 @@ describe('connection: memory bound of fragmented messages (many tiny fragments)'
     assert.equal(s.state, 'open')
   })
 
-  it('accepts a legitimate 4 MiB message sent as 65,536 fragments of 64 bytes, byte-identical, with default options', () => {
+  it('accepts a legitimate 4 MiB message sent as 65,536 fragments of 64 bytes, byte-identical, when maxFragments is 0', () => {
     const fragmentSize = 64
     const count = 65_536
     const payload = new Uint8Array(randomBytes(fragmentSize * count))
@@ -281,7 +281,7 @@ describe('connection: memory bound of fragmented messages (many tiny fragments)'
       const end = writeFrameHeader(stream, at, firstHeaderByte(i === count - 1, opcode), fragmentSize, mask)
       for (let j = 0; j < fragmentSize; j++) stream[end + j] = payload[i * fragmentSize + j]! ^ mask[j & 3]!
     }
-    const s = server()
+    const s = server({ maxFragments: 0 })
     const events: ConnectionEvent[] = []
     for (let at = 0; at < stream.length; at += 65536) {
       s.receiveData(stream.subarray(at, at + 65536))
@@ -293,5 +293,32 @@ describe('connection: memory bound of fragmented messages (many tiny fragments)'
     assert.ok(Buffer.from(message!.data).equals(Buffer.from(payload)), 'byte-identical')
     assert.equal(s.error, undefined)
     assert.deepEqual(decodeFrames(sent(s)), [], 'nothing to send back')
+  })
+})
+
+describe('connection: maxFragments (ws: WS_ERR_TOO_MANY_BUFFERED_PARTS)', () => {
+  const fragments = (count: number) =>
+    Array.from({ length: count }, (_, i) => clientFrame({ fin: i === count - 1, opcode: i === 0 ? Opcode.Binary : Opcode.Continuation, payload: utf8('x') }))
+
+  it('accepts 16,384 fragments by default', () => {
+    const s = server()
+    const events = feed(s, [concat(fragments(16_384))])
+    assert.equal(messages(events)[0]!.data.length, 16_384)
+    assert.equal(s.error, undefined)
+  })
+
+  it('fails the 16,385th fragment with 1008 by default, before buffering it', () => {
+    const s = server()
+    const events = feed(s, [concat(fragments(16_385))])
+    assertFailed(s, events, 'WS_ERR_TOO_MANY_BUFFERED_PARTS', 1008)
+  })
+
+  it('counts per message, honours a configured limit, and 0 means no limit', () => {
+    const s = server({ maxFragments: 3 })
+    const ok = feed(s, [concat([...fragments(3), ...fragments(3)])])
+    assert.equal(messages(ok).length, 2)
+    assertFailed(s, feed(s, [concat(fragments(4))]), 'WS_ERR_TOO_MANY_BUFFERED_PARTS', 1008)
+    const unlimited = server({ maxFragments: 0 })
+    assert.equal(messages(feed(unlimited, [concat(fragments(20_000))])).length, 1)
   })
 })
