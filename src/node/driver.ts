@@ -35,6 +35,8 @@ export interface DriverHandler {
   driverDrain?(): void
   /** What was asked for with `watchWritable`: the socket can take more. */
   driverWritable?(): void
+  /** The peer did not finish the closing handshake within the close timeout; the socket is being destroyed. */
+  driverCloseTimeout?(): void
 }
 
 export interface DriverOptions {
@@ -42,6 +44,33 @@ export interface DriverOptions {
   closeTimeout?: number
   /** Inflates compressed messages when permessage-deflate was negotiated; closed with the socket. */
   codec?: InflateCodec & { close(): void }
+  /** Record when data and messages arrive, for heartbeats and idle timeouts (`sweep`). */
+  trackActivity?: boolean
+}
+
+/** Heartbeat and idle-timeout settings, in milliseconds; 0 turns one off. */
+export interface SweepSettings {
+  /** Ping a peer that sent nothing for this long. */
+  pingInterval: number
+  /** A pinged peer that still sent nothing after this long is dead. */
+  pongTimeout: number
+  /** Close a connection whose peer sent no message for this long. */
+  idleTimeout: number
+}
+
+/** What `sweep` found. */
+export const SWEEP_OK = 0
+export const SWEEP_IDLE = 1
+export const SWEEP_DEAD = 2
+
+const START = Date.now()
+/**
+ * Time in tenths of a second since this module loaded: small integers (V8
+ * keeps them in the object's fields without a heap box), fine enough for
+ * timeouts of seconds, and good for three years.
+ */
+export function coarseNow(): number {
+  return Math.floor((Date.now() - START) / 100)
 }
 
 const FLUSH_SCHEDULED = 1
@@ -51,6 +80,10 @@ const CLOSED = 4
 const DISPATCHING = 8
 /** `watchWritable` was called: tell the handler once the socket can take more. */
 const WANT_WRITABLE = 16
+/** Heartbeats or an idle timeout need `lastReceived` and `lastMessage`. */
+const TRACK_ACTIVITY = 32
+/** Data arrived since our last heartbeat ping (a pong, or anything else: the peer is alive). */
+const RECEIVED = 64
 
 /** Default close timeout: 30 s, as in `ws`. */
 export const DEFAULT_CLOSE_TIMEOUT = 30_000
@@ -80,6 +113,10 @@ export class SocketDriver implements TransportSink {
   private flags = 0
   private callbacks: WriteCallback[] | undefined
   private readonly codec: (InflateCodec & { close(): void }) | undefined
+  /** With TRACK_ACTIVITY, in coarseNow() units: when data last arrived, a message last arrived, and our unanswered ping left (0: none). */
+  private lastReceived = 0
+  private lastMessage = 0
+  private pingSentAt = 0
 
   constructor(transport: Transport, connection: Connection, handler: DriverHandler, options: DriverOptions = {}) {
     this.transport = transport
@@ -87,6 +124,35 @@ export class SocketDriver implements TransportSink {
     this.handler = handler
     this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
     this.codec = options.codec
+    if (options.trackActivity) {
+      this.flags |= TRACK_ACTIVITY
+      this.lastReceived = this.lastMessage = coarseNow()
+    }
+  }
+
+  /**
+   * One heartbeat and idle check, called periodically by whoever owns the
+   * timer (a server sweeps all its sockets with one timer). Pings a peer
+   * that has been silent for `pingInterval`; reports it dead if, `pongTimeout`
+   * after the ping, nothing at all has arrived; reports idle when no message
+   * arrived for `idleTimeout`.
+   */
+  sweep(now: number, settings: SweepSettings): number {
+    if ((this.flags & (CLOSED | TRACK_ACTIVITY)) !== TRACK_ACTIVITY) return SWEEP_OK
+    if (settings.idleTimeout > 0 && (now - this.lastMessage) * 100 >= settings.idleTimeout) return SWEEP_IDLE
+    if (settings.pingInterval <= 0) return SWEEP_OK
+    if (this.pingSentAt !== 0) {
+      if ((this.flags & RECEIVED) !== 0) this.pingSentAt = 0
+      else if ((now - this.pingSentAt) * 100 >= settings.pongTimeout) return SWEEP_DEAD
+      else return SWEEP_OK
+    }
+    if ((now - this.lastReceived) * 100 >= settings.pingInterval && this.connection.canSend) {
+      this.connection.sendPing(new Uint8Array(0))
+      this.flags &= ~RECEIVED
+      this.pingSentAt = Math.max(now, 1)
+      this.queued()
+    }
+    return SWEEP_OK
   }
 
   private rareState(): DriverRare {
@@ -171,6 +237,12 @@ export class SocketDriver implements TransportSink {
     return (this.flags & PAUSED) !== 0
   }
 
+  /** @internal The close timer fired. */
+  closeTimedOut(): void {
+    this.handler.driverCloseTimeout?.()
+    this.destroy()
+  }
+
   /** Tears the connection down at once (ws `terminate`). */
   destroy(): void {
     this.transport.destroy()
@@ -179,6 +251,10 @@ export class SocketDriver implements TransportSink {
   // ---------------------------------------------------- TransportSink
 
   transportData(chunk: Buffer): void {
+    if ((this.flags & TRACK_ACTIVITY) !== 0) {
+      this.lastReceived = coarseNow()
+      this.flags |= RECEIVED
+    }
     this.connection.receiveData(chunk)
     this.collect()
   }
@@ -292,6 +368,7 @@ export class SocketDriver implements TransportSink {
       const event = events[i]!
       switch (event.type) {
         case 'message':
+          if ((this.flags & TRACK_ACTIVITY) !== 0) this.lastMessage = coarseNow()
           handler.driverMessage(asBuffer(event.data), event.binary)
           break
         case 'ping':
@@ -333,7 +410,7 @@ function flushDriver(driver: SocketDriver): void {
 }
 
 function onCloseTimeout(driver: SocketDriver): void {
-  driver.destroy()
+  driver.closeTimedOut()
 }
 
 function notifyWritable(handler: DriverHandler): void {

@@ -143,7 +143,8 @@ interface HeadReading {
 type Phase = 'head' | 'waiting' | 'open' | 'closed'
 
 /** What the server does with a connection's request head (or its refusal). */
-export type HeadHandler = (transport: TcpTransport, result: { head: RequestHead } | { status: 400 | 431; message: string }) => void
+/** The head, or its refusal (400, 431; 408 after the timeout), or `status: 0` when the client left before it was complete. */
+export type HeadHandler = (transport: TcpTransport, result: { head: RequestHead } | { status: 0 | 400 | 408 | 431; message: string }) => void
 
 export class TcpTransport implements Transport, UpgradeChannel {
   private readonly handle: StreamHandle
@@ -169,13 +170,22 @@ export class TcpTransport implements Transport, UpgradeChannel {
     handle.onread = onHandleRead
   }
 
-  /** Reads the HTTP request head; `onHead` hears it once (or its refusal, 400/431). */
+  /** Reads the HTTP request head; `onHead` hears it once (or its refusal: 400, 431, or 408 after `timeoutMs`). */
   readHead(limits: RequestHeadLimits, timeoutMs: number, onHead: HeadHandler): void {
     const timer = timeoutMs > 0 ? setTimeout(onHeadTimeout, timeoutMs, this) : undefined
     timer?.unref()
     this.headReading = { onHead, limits, timer }
     this.handle.setNoDelay(true)
     this.startReading()
+  }
+
+  /** @internal The request head did not arrive in time (slow loris): 408, and the connection goes. */
+  headTimedOut(): void {
+    const reading = this.headReading
+    if (reading === undefined || this.destroyed) return
+    this.headReading = undefined
+    this.phase = 'waiting'
+    reading.onHead(this, { status: 408, message: 'Request Timeout' })
   }
 
   // ---------------------------------------------------------- Transport
@@ -270,7 +280,11 @@ export class TcpTransport implements Transport, UpgradeChannel {
   destroy(): void {
     if (this.destroyed) return
     this.destroyed = true
-    if (this.headReading?.timer !== undefined) clearTimeout(this.headReading.timer)
+    const reading = this.headReading
+    this.headReading = undefined
+    if (reading?.timer !== undefined) clearTimeout(reading.timer)
+    // Whoever waits for the head hears that it will not come (it counts pending handshakes).
+    if (reading !== undefined) reading.onHead(this, { status: 0, message: 'The client left before its request was complete' })
     // The handle's onread must stay a function (Node asserts it); reads after close are ignored.
     this.handle.onread = ignoreRead
     this.handle.close(() => onHandleClosed(this))
@@ -435,7 +449,7 @@ function onHandleClosed(transport: TcpTransport): void {
 }
 
 function onHeadTimeout(transport: TcpTransport): void {
-  transport.destroy()
+  transport.headTimedOut()
 }
 
 function deliverEarly(transport: TcpTransport, data: Buffer): void {

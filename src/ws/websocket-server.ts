@@ -28,11 +28,13 @@ import {
   upgradeResponseLines,
 } from '../node/server.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
-import { WebSocket, type WebSocketOptions, type SocketTopicHub, kHub, kTrackedBy } from './websocket.js'
+import { WebSocket, type WebSocketOptions, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
 import { type PublishResult, type SlowConsumerInfo, type TopicStats, TopicHub } from '../pubsub/hub.js'
 import type { TopicPolicy } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
+import { coarseNow } from '../node/driver.js'
+import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, emptyLimitStats, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
 
 export interface VerifyClientInfo {
   origin: string | undefined
@@ -79,8 +81,22 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
    * `socket`.
    */
   useNodeHttp?: boolean
-  /** With `port`: how long a client may take to send its upgrade request, in ms. Default 60 000. */
+  /** With `port`: how long a client may take to send its upgrade request (slow loris), in ms; then 408. Default 10 000. */
   handshakeTimeout?: number
+  /** With `port`: the largest request head, in bytes; larger gets 431. Default 16 KiB (Node's HTTP server's too). */
+  maxHeaderSize?: number
+  /** With `port`: the most header fields in a request; more gets 431. Default 100. */
+  maxHeaders?: number
+  /** Most connections still in their opening handshake; more get 503. Default 1024. */
+  maxPendingHandshakes?: number
+  /** Most open WebSocket connections; an upgrade beyond it gets 503. Default 0: no limit. */
+  maxConnections?: number
+  /** See WebSocketOptions: the send-buffer limit and policy of each connection. Default 64 MiB, `close` (1013). */
+  sendBuffer?: SendBufferOptions
+  /** Heartbeats for every connection, swept by one timer. Default `{ interval: 30_000, timeout: 30_000 }`; false: off. */
+  heartbeat?: HeartbeatOptions | false
+  /** Closes (1001) connections whose peer sent no message for this many ms. Default 0: never. */
+  idleTimeout?: number
   /**
    * Topics (tether's addition to the ws API): the slow-consumer policy for
    * every topic (see `setTopicPolicy` for one topic), and the backplane that
@@ -109,8 +125,11 @@ const CLOSED = 2
 type UpgradeCallback = (ws: WebSocket, request: IncomingMessage) => void
 
 
-/** Limits on an upgrade request read by tether itself (Node's HTTP server has the same defaults). */
-const REQUEST_LIMITS = { maxHeadSize: 16 * 1024, maxHeaders: 100 }
+/** Defaults of the handshake limits (port mode; Node's HTTP server has the same header defaults). */
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
+const DEFAULT_MAX_HEADER_SIZE = 16 * 1024
+const DEFAULT_MAX_HEADERS = 100
+const DEFAULT_MAX_PENDING = 1024
 
 /** The server's events and their arguments. */
 interface ServerEvents {
@@ -170,6 +189,15 @@ export class WebSocketServer extends EventEmitter {
   #emitCloseWhenEmpty = false
   readonly #deflate: DeflateConfig | undefined
   readonly #hub: SocketTopicHub
+  readonly #stats: LimitStats = emptyLimitStats()
+  readonly #context: { hub: SocketTopicHub; stats: LimitStats }
+  /** Handshakes in progress (head being read, or the upgrade being decided). */
+  #pending = 0
+  /** Open connections (tracked or not). */
+  #open = 0
+  /** Sockets to sweep when clientTracking is off. */
+  #untracked: Set<WebSocket> | undefined
+  #sweeper: NodeJS.Timeout | undefined
 
   constructor(options: ServerOptions, callback?: () => void) {
     super()
@@ -208,6 +236,17 @@ export class WebSocketServer extends EventEmitter {
         onBackplaneEvent: (event) => this.emit('backplane', event),
       },
     )
+    this.#context = { hub: this.#hub, stats: this.#stats }
+    // Validates the limit options now, and starts the one timer that sweeps every socket.
+    const limits = socketLimits(resolved as WebSocketOptions, true)
+    if (sweeps(limits)) {
+      this.#sweeper = setInterval(() => this.#sweep(), sweepPeriod(limits))
+      this.#sweeper.unref()
+    }
+    for (const name of ['maxConnections', 'maxPendingHandshakes', 'maxHeaderSize', 'maxHeaders', 'handshakeTimeout'] as const) {
+      const value = resolved[name]
+      if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw new TypeError(`${name} must be a number, 0 or more`)
+    }
 
     if (resolved.port != null && !resolved.useNodeHttp && tcpHandlesAvailable) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
@@ -317,19 +356,66 @@ export class WebSocketServer extends EventEmitter {
 
   /** Completes (or refuses) the upgrade of `socket`; `callback` gets the new WebSocket. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void {
-    this.#upgrade(request, new SocketChannel(socket), head, callback)
+    const channel = new SocketChannel(socket)
+    if (this.#pending >= (this.options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING)) {
+      this.#stats.tooManyPending++
+      return channel.reject(503, 'Too many handshakes in progress')
+    }
+    this.#pending++
+    let pending = true
+    this.#upgrade(request, channel, head, callback, () => {
+      if (pending) this.#pending--
+      pending = false
+    })
+  }
+
+  /** How often each limit tripped (tether's addition): 408/431/503/403/401 refusals, 1009/1008/1013/1001 closes, timeouts. */
+  get limitStats(): LimitStats {
+    return { ...this.#stats }
+  }
+
+  /** Open connections and handshakes in progress. */
+  get load(): { connections: number; pendingHandshakes: number } {
+    return { connections: this.#open, pendingHandshakes: this.#pending }
+  }
+
+  /** One heartbeat and idle check of every socket. */
+  #sweep(): void {
+    const now = coarseNow()
+    for (const ws of this.clients ?? this.#untracked ?? []) ws._sweep(now)
   }
 
   /** A connection to the port tether owns: read its request, then upgrade it or answer. */
   #acceptTcp(transport: TcpTransport): void {
-    transport.readHead(REQUEST_LIMITS, this.options.handshakeTimeout ?? 60_000, (channel, result) => {
-      if ('status' in result) return channel.reject(result.status, result.message)
+    const options = this.options
+    if (this.#pending >= (options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING)) {
+      this.#stats.tooManyPending++
+      return transport.reject(503, 'Too many handshakes in progress')
+    }
+    this.#pending++
+    let pending = true
+    const settled = (): void => {
+      if (pending) this.#pending--
+      pending = false
+    }
+    const limits = { maxHeadSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, maxHeaders: options.maxHeaders ?? DEFAULT_MAX_HEADERS }
+    transport.readHead(limits, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, (channel, result) => {
+      if ('status' in result) {
+        settled()
+        if (result.status === 0) return
+        if (result.status === 408) this.#stats.handshakeTimeouts++
+        else if (result.status === 431) this.#stats.headersTooLarge++
+        return channel.reject(result.status, result.message)
+      }
       const request = new UpgradeRequest(result.head, channel)
       // Node's HTTP server treats a request as an upgrade only with both Upgrade and
       // "Connection: upgrade"; anything else is a plain request, answered as ws's server does.
       const upgrade = request.headers.upgrade !== undefined && hasToken(request.headers.connection, 'upgrade')
-      if (!upgrade) return channel.reject(426, http.STATUS_CODES[426], { Upgrade: 'websocket' })
-      this.#upgrade(request, channel, undefined, (ws) => this.emit('connection', ws, request))
+      if (!upgrade) {
+        settled()
+        return channel.reject(426, http.STATUS_CODES[426], { Upgrade: 'websocket' })
+      }
+      this.#upgrade(request, channel, undefined, (ws) => this.emit('connection', ws, request), settled)
     })
   }
 
@@ -338,12 +424,21 @@ export class WebSocketServer extends EventEmitter {
     channel: UpgradeChannel,
     head: Buffer | undefined,
     callback: UpgradeCallback,
+    settled: () => void,
   ): void {
+    const reject = (status: number, message?: string, headers?: Readonly<Record<string, string | number>>): void => {
+      settled()
+      channel.reject(status, message, headers)
+    }
     const accepted = checkUpgradeRequest(request as IncomingMessage)
     if (accepted instanceof HandshakeError) {
+      settled()
       return this.#refuse(request, channel, accepted.status, accepted.message, accepted.headers, accepted)
     }
-    if (!this.shouldHandle(request)) return this.#refuse(request, channel, 400)
+    if (!this.shouldHandle(request)) {
+      settled()
+      return this.#refuse(request, channel, 400)
+    }
 
     const verifyClient = this.options.verifyClient
     if (verifyClient) {
@@ -359,15 +454,15 @@ export class WebSocketServer extends EventEmitter {
         const done: VerifyClientCallback = (verified, code, message, headers) => {
           if (answered) return
           answered = true
-          if (!verified) return channel.reject(code || 401, message, headers)
-          this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback)
+          if (!verified) return reject(code || 401, message, headers)
+          this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback, settled)
         }
         try {
           ;(verifyClient as (info: VerifyClientInfo, callback: VerifyClientCallback) => void)(info, done)
         } catch (error) {
           if (!answered) {
             answered = true
-            channel.reject(500)
+            reject(500)
           }
           this.#reportCallbackError(error)
         }
@@ -377,12 +472,12 @@ export class WebSocketServer extends EventEmitter {
       try {
         verified = (verifyClient as (info: VerifyClientInfo) => boolean)(info)
       } catch (error) {
-        channel.reject(500)
+        reject(500)
         return this.#reportCallbackError(error)
       }
-      if (!verified) return channel.reject(401)
+      if (!verified) return reject(401)
     }
-    this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback)
+    this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback, settled)
   }
 
   /**
@@ -494,7 +589,9 @@ export class WebSocketServer extends EventEmitter {
     channel: UpgradeChannel,
     head: Buffer | undefined,
     callback: UpgradeCallback,
+    settled: () => void,
   ): void {
+    settled()
     if (!channel.usable) {
       channel.destroy()
       return
@@ -505,6 +602,11 @@ export class WebSocketServer extends EventEmitter {
       )
     }
     if (this.#state > RUNNING) return channel.reject(503)
+    const maxConnections = this.options.maxConnections ?? 0
+    if (maxConnections > 0 && this.#open >= maxConnections) {
+      this.#stats.tooManyConnections++
+      return channel.reject(503, 'Too many connections')
+    }
 
     let protocol: string | undefined
     if (protocols.length > 0) {
@@ -517,17 +619,17 @@ export class WebSocketServer extends EventEmitter {
     const lines = upgradeResponseLines(key, protocol, deflate ? [deflate.response] : [])
     const Class = (this.options.WebSocket ?? WebSocket) as typeof WebSocket
     const ws = new Class(null, undefined, this.options as WebSocketOptions)
-    ws[kHub] = this.#hub
+    ws[kServer] = this.#context
     ws._setNegotiated(protocol ?? '', deflate ? PERMESSAGE_DEFLATE : '')
     this.emit('headers', lines, request)
     const transport = channel.accept(serializeResponseHead(lines))
     ws._attach(transport, head, this.options as WebSocketOptions, deflate?.session)
 
-    if (this.clients) {
-      this.clients.add(ws)
-      ws[kTrackedBy] = this
-      ws.on('close', WebSocketServer.#onClientClose)
-    }
+    this.#open++
+    ws[kTrackedBy] = this
+    if (this.clients) this.clients.add(ws)
+    else if (this.#sweeper !== undefined) (this.#untracked ??= new Set()).add(ws)
+    ws.on('close', WebSocketServer.#onClientClose)
     callback(ws, request as IncomingMessage)
   }
 
@@ -549,13 +651,17 @@ export class WebSocketServer extends EventEmitter {
   /** A tracked client closed; one shared listener (no closure per connection): `this` is the client. */
   static #onClientClose(this: WebSocket): void {
     const server = this[kTrackedBy] as WebSocketServer
+    server.#open--
+    server.#untracked?.delete(this)
     const clients = server.clients
+    if (clients === undefined) return
     clients.delete(this)
     if (server.#emitCloseWhenEmpty && clients.size === 0) process.nextTick(() => server.#emitClose())
   }
 
   #emitClose(): void {
     this.#state = CLOSED
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
     // The backplane's own trouble while closing is reported like any other (Rule 1 of hub.ts).
     this.#hub.close().catch((error: Error) => this.emit('backplane', { type: 'error', stage: 'connect', error }))
     this.emit('close')

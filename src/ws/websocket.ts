@@ -38,7 +38,8 @@ import {
   offerDeflate,
   resolveDeflateOptions,
 } from '../node/deflate.js'
-import { type DriverHandler, SocketDriver } from '../node/driver.js'
+import { type DriverHandler, SWEEP_DEAD, SWEEP_IDLE, SocketDriver, coarseNow } from '../node/driver.js'
+import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, type SocketLimits, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
 import { NetTransport, type Transport } from '../node/transport.js'
 import { PreparedMessage } from '../node/prepared.js'
 import type { ZlibCodec } from '../node/zlib-codec.js'
@@ -76,6 +77,20 @@ export interface WebSocketOptions extends ClientHandshakeOptions {
   maxPayload?: number
   /** Most data frames one received message may have; 0: no limit. Default 16,384 (ws's); more fail with 1008. */
   maxFragments?: number
+  /**
+   * Bytes waiting to be sent above which a new send is refused (`drop`) or the
+   * socket is closed with 1013 (`close`, the default), or buffered anyway
+   * (`wait`, ws's behaviour). Default limit 64 MiB. tether's addition.
+   */
+  sendBuffer?: SendBufferOptions
+  /**
+   * Pings a silent peer and terminates one that does not answer (close 1006
+   * with a reason). Servers: `{ interval: 30_000, timeout: 30_000 }` by
+   * default; clients: off unless set. `false` turns it off. tether's addition.
+   */
+  heartbeat?: HeartbeatOptions | false
+  /** Closes (1001) a connection whose peer sent no message for this many ms; 0 (default): never. tether's addition. */
+  idleTimeout?: number
   maxBufferedChunks?: number
   maxPendingAutoPongs?: number
   skipUTF8Validation?: boolean
@@ -155,13 +170,23 @@ class ColdState {
   held: LatestPending<PreparedMessage> | undefined = undefined
   /** Published messages that arrived in the middle of a fragmented send; they follow its last fragment. */
   waitingPublished: PreparedMessage[] | undefined = undefined
+  /** Why the connection was torn down without a closing handshake (close 1006), when tether did it. */
+  abnormalReason: string | undefined = undefined
+  /** A client's own heartbeat timer. */
+  sweepTimer: NodeJS.Timeout | undefined = undefined
 }
 
 /** The topic hub of a server's sockets. */
 export type SocketTopicHub = TopicHub<WebSocket, PreparedMessage>
 
-/** @internal The hub of the server that accepted a socket. */
-export const kHub = Symbol('tether.hub')
+/** What a socket shares with the server that accepted it. */
+export interface SocketServerContext {
+  hub: SocketTopicHub
+  stats: LimitStats
+}
+
+/** @internal The server context of a socket a server accepted. */
+export const kServer = Symbol('tether.server')
 
 export interface WebSocket {
   onopen: ((event: import('./event-target.js').Event) => void) | null
@@ -194,8 +219,10 @@ export class WebSocket extends EventEmitter implements DriverHandler {
   #readyState: number = CONNECTING
   /** @internal The server that tracks this client (declared, so that setting it adds no property store). */
   ;[kTrackedBy]: unknown = undefined
-  /** @internal The topic hub of the server that accepted this socket (declared, as above). */
-  ;[kHub]: SocketTopicHub | undefined = undefined
+  /** @internal What this socket shares with the server that accepted it (declared, as above). */
+  ;[kServer]: SocketServerContext | undefined = undefined
+  /** The limits this socket enforces (one object shared by sockets configured alike). */
+  #limits: SocketLimits | undefined
   /** What only some connections need (clients, queued sends, fragmented sends): created on first use. */
   #cold: ColdState | undefined
   #binaryType: BinaryType = 'nodebuffer'
@@ -310,12 +337,22 @@ export class WebSocket extends EventEmitter implements DriverHandler {
       deflate: deflate?.parameters,
     })
     this.#codec = deflate?.codec
+    const limits = socketLimits(options, this.#isServer)
+    this.#limits = limits
+    const tracking = sweeps(limits)
     const driver = new SocketDriver(transport, connection, this, {
       closeTimeout: options.closeTimeout,
       codec: deflate?.codec,
+      trackActivity: tracking,
     })
     this.#driver = driver
     if (this.#cold !== undefined) this.#cold.request = undefined
+    // A server sweeps its sockets with one timer; a client keeps its own.
+    if (tracking && !this.#isServer) {
+      const timer = setInterval(() => this._sweep(coarseNow()), sweepPeriod(limits))
+      timer.unref()
+      this.#warm().sweepTimer = timer
+    }
     driver.start(head)
     this.#readyState = OPEN
     this.emit('open')
@@ -335,8 +372,12 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     }
     if (typeof data === 'number') data = data.toString()
     if (this.#readyState !== OPEN) return this.#refuse(data, callback)
+    const limits = this.#limits!
+    if (limits.sendLimit > 0 && limits.sendPolicy !== 'wait' && this.bufferedAmount > limits.sendLimit) {
+      return this.#overflow(data, callback)
+    }
     // Published messages held back for this socket were published before this send: they go first.
-    if (this.#cold?.held !== undefined) this[kHub]!.release(this)
+    if (this.#cold?.held !== undefined) this[kServer]!.hub.release(this)
     // The common case, without building a queue item: a whole message, nothing queued
     // before it, no compression negotiated.
     if (
@@ -450,6 +491,11 @@ export class WebSocket extends EventEmitter implements DriverHandler {
   }
   /** @internal */
   driverError(error: ProtocolError): void {
+    const stats = this[kServer]?.stats
+    if (stats !== undefined) {
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') stats.payloadTooBig++
+      else if (error.code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') stats.tooManyFragments++
+    }
     this._closing()
     this._emitError(toWsError(error))
   }
@@ -499,11 +545,14 @@ export class WebSocket extends EventEmitter implements DriverHandler {
 
   /** @internal */
   _closed(code: number, reason: Buffer): void {
+    const cold = this.#cold
+    if (cold?.sweepTimer !== undefined) clearInterval(cold.sweepTimer)
+    if (code === 1006 && cold?.abnormalReason !== undefined && reason.length === 0) reason = Buffer.from(cold.abnormalReason)
     const connection = this.#driver?.connection
     this.#warm().wasClean = connection !== undefined && connection.closeSent !== undefined && connection.closeReceived !== undefined
     this.#readyState = CLOSED
     this.#failQueue()
-    this[kHub]?.remove(this)
+    this[kServer]?.hub.remove(this)
     this.emit('close', code, reason)
   }
 
@@ -639,16 +688,16 @@ export class WebSocket extends EventEmitter implements DriverHandler {
 
   isSubscribed(topic: string): boolean {
     checkTopic(topic, 'isSubscribed()')
-    return this[kHub]?.registry.isSubscribed(this, topic) ?? false
+    return this[kServer]?.hub.registry.isSubscribed(this, topic) ?? false
   }
 
   /** The topics this socket is subscribed to, in the order it subscribed. */
   get topics(): string[] {
-    return this[kHub]?.registry.topicsOf(this) ?? []
+    return this[kServer]?.hub.registry.topicsOf(this) ?? []
   }
 
   #hubFor(method: string): SocketTopicHub {
-    const hub = this[kHub]
+    const hub = this[kServer]?.hub
     if (hub === undefined) {
       throw new Error(`${method}() is for sockets a WebSocketServer accepted: a client socket has no server to publish from`)
     }
@@ -698,7 +747,37 @@ export class WebSocket extends EventEmitter implements DriverHandler {
 
   /** @internal */
   driverWritable(): void {
-    this[kHub]?.release(this)
+    this[kServer]?.hub.release(this)
+  }
+
+  /** @internal */
+  driverCloseTimeout(): void {
+    const stats = this[kServer]?.stats
+    if (stats !== undefined) stats.closeTimeouts++
+  }
+
+  /**
+   * @internal One heartbeat and idle check (a server calls it for all its
+   * sockets from one timer; a client from its own). A dead peer is
+   * terminated: the application sees close 1006 with a reason.
+   */
+  _sweep(now: number): void {
+    const driver = this.#driver
+    const limits = this.#limits
+    if (driver === undefined || limits === undefined || this.#readyState !== OPEN) return
+    const found = driver.sweep(now, limits.sweep)
+    if (found === SWEEP_DEAD) {
+      const stats = this[kServer]?.stats
+      if (stats !== undefined) stats.heartbeatTimeouts++
+      const waited = limits.sweep.pingInterval + limits.sweep.pongTimeout
+      this.#warm().abnormalReason = `heartbeat timeout: no data and no pong for ${waited} ms`
+      this.#readyState = CLOSING
+      driver.destroy()
+    } else if (found === SWEEP_IDLE) {
+      const stats = this[kServer]?.stats
+      if (stats !== undefined) stats.idleTimeouts++
+      this.close(1001, 'idle timeout')
+    }
   }
 
   #control(kind: 'ping' | 'pong', data: unknown, mask: unknown, callback: Callback | undefined): void {
@@ -719,6 +798,23 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     if (kind === 'ping') driver.connection.sendPing(bytes)
     else driver.connection.sendPong(bytes)
     driver.queued(callback)
+  }
+
+  /**
+   * A send over the send-buffer limit: refused (`drop`) or the socket closed
+   * with 1013 (`close`); either way the callback hears of it and the server
+   * counts it.
+   */
+  #overflow(data: Data, callback: Callback | undefined): void {
+    const limits = this.#limits!
+    const stats = this[kServer]?.stats
+    if (stats !== undefined) stats.sendBufferOverflows++
+    const error = Object.assign(new Error(`Send buffer limit exceeded: ${this.bufferedAmount} bytes are waiting (limit ${limits.sendLimit})`), {
+      code: 'TETHER_ERR_SEND_BUFFER_FULL',
+    })
+    if (callback) process.nextTick(callback, error)
+    this.emit('sendBufferFull', { dropped: data, bufferedAmount: this.bufferedAmount, policy: limits.sendPolicy })
+    if (limits.sendPolicy === 'close') this.close(1013, 'send buffer limit exceeded: the peer does not read')
   }
 
   /** A send while CLOSING or CLOSED: counted in bufferedAmount, reported to the callback (ws behaviour). */
