@@ -225,13 +225,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     (closing ??= (async () => {
       stopFeed()
       server.close()
-      const clients = [...wss.clients]
-      for (const ws of clients) ws.close(1001, 'server shutting down')
-      const deadline = Date.now() + options.shutdownTimeout
-      while (wss.clients.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-      for (const ws of wss.clients) ws.terminate()
+      await wss.shutdown({ code: 1001, reason: 'server shutting down', timeout: options.shutdownTimeout })
       server.closeAllConnections()
-      await new Promise<void>((resolve) => wss.close(() => resolve()))
     })())
 
   return { wss, port: address.port, url, close }

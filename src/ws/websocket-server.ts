@@ -98,12 +98,41 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   /** Closes (1001) connections whose peer sent no message for this many ms. Default 0: never. */
   idleTimeout?: number
   /**
+   * Origins a browser may connect from (exact `scheme://host[:port]` strings),
+   * or `'same-origin'`: the Origin's host must be the request's Host. Others
+   * get 403. Requests without an Origin (not from a browser) are allowed
+   * unless `allowMissingOrigin` is false. Default: any origin (as ws).
+   */
+  allowOrigins?: readonly string[] | 'same-origin'
+  allowMissingOrigin?: boolean
+  /**
+   * Decides whether an upgrade may proceed, after `verifyClient`. Return (or
+   * resolve to) `true` or `{ user }` to accept (the socket's `user` is then
+   * set), `false` to refuse with 401, or `{ status, message?, headers? }` to
+   * refuse with that status (401, 403, ...). A throw or rejection refuses
+   * with 500 and is reported as an `error` event when there is a listener.
+   */
+  authenticate?: (request: IncomingMessage, info: { origin: string | undefined; protocols: string[]; secure: boolean }) => AuthResult | Promise<AuthResult>
+  /**
    * Topics (tether's addition to the ws API): the slow-consumer policy for
    * every topic (see `setTopicPolicy` for one topic), and the backplane that
    * shares published messages with other nodes. Without a backplane, topics
    * are local to this server. The server closes its backplane when it closes.
    */
   topics?: Partial<TopicPolicy> & { backplane?: Backplane }
+}
+
+/** What `authenticate` answers. */
+export type AuthResult = boolean | { user: unknown } | { status: number; message?: string; headers?: Record<string, string> }
+
+/** Whether `origin` (a browser's Origin header) names the host the request was sent to. */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false
+  try {
+    return new URL(origin).host.toLowerCase() === host.toLowerCase()
+  } catch {
+    return false
+  }
 }
 
 /** Options of `publish`. */
@@ -343,6 +372,49 @@ export class WebSocketServer extends EventEmitter {
     }
   }
 
+  /**
+   * Graceful shutdown (tether's addition): stops accepting, closes every
+   * connection with `code` (default 1001, Going Away) and `reason`, waits up
+   * to `timeout` ms (default 10 000) for their closing handshakes, terminates
+   * the rest, and resolves once the server emitted `close`. Messages sent
+   * before it are delivered ahead of the close frame; those a terminated
+   * connection could not deliver fail their send callbacks.
+   *
+   * @example
+   * ```ts
+   * process.on('SIGTERM', async () => { await wss.shutdown({ timeout: 5_000 }); process.exit(0) })
+   * ```
+   */
+  async shutdown(options: { code?: number; reason?: string; timeout?: number } = {}): Promise<{ closed: number; terminated: number }> {
+    const code = options.code ?? 1001
+    const reason = options.reason ?? 'server shutting down'
+    const timeout = options.timeout ?? 10_000
+    const sockets = [...(this.clients ?? this.#untracked ?? [])]
+    const closing = new Promise<void>((resolve) => this.close(() => resolve()))
+    const gone = sockets.map(
+      (ws) =>
+        new Promise<boolean>((resolve) => {
+          if (ws.readyState === WebSocket.CLOSED) return resolve(true)
+          ws.once('close', () => resolve(true))
+          if (ws.readyState === WebSocket.OPEN) ws.close(code, reason)
+        }),
+    )
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))
+    await Promise.race([Promise.all(gone), deadline])
+    clearTimeout(timer)
+    let terminated = 0
+    for (const ws of sockets) {
+      if (ws.readyState !== WebSocket.CLOSED) {
+        terminated++
+        ws.terminate()
+      }
+    }
+    await Promise.all(gone)
+    await closing.catch(() => {})
+    return { closed: sockets.length - terminated, terminated }
+  }
+
   /** Whether this server handles `request` (the `path` option). */
   shouldHandle(request: IncomingMessage | UpgradeRequest): boolean {
     if (this.options.path) {
@@ -439,6 +511,20 @@ export class WebSocketServer extends EventEmitter {
       settled()
       return this.#refuse(request, channel, 400)
     }
+    const allowOrigins = this.options.allowOrigins
+    if (allowOrigins !== undefined) {
+      const origin = accepted.origin
+      const allowed =
+        origin === undefined
+          ? this.options.allowMissingOrigin !== false
+          : allowOrigins === 'same-origin'
+            ? sameOrigin(origin, request.headers.host as string | undefined)
+            : allowOrigins.includes(origin)
+      if (!allowed) {
+        this.#stats.originRefused++
+        return reject(403, origin === undefined ? 'An Origin header is required' : `Origin ${origin} is not allowed`)
+      }
+    }
 
     const verifyClient = this.options.verifyClient
     if (verifyClient) {
@@ -455,7 +541,7 @@ export class WebSocketServer extends EventEmitter {
           if (answered) return
           answered = true
           if (!verified) return reject(code || 401, message, headers)
-          this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback, settled)
+          this.#authenticate(accepted, request, channel, head, callback, settled, reject)
         }
         try {
           ;(verifyClient as (info: VerifyClientInfo, callback: VerifyClientCallback) => void)(info, done)
@@ -477,7 +563,7 @@ export class WebSocketServer extends EventEmitter {
       }
       if (!verified) return reject(401)
     }
-    this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback, settled)
+    this.#authenticate(accepted, request, channel, head, callback, settled, reject)
   }
 
   /**
@@ -581,6 +667,45 @@ export class WebSocketServer extends EventEmitter {
     return this.#hub.backplane
   }
 
+  /** The `authenticate` hook, if any, then the upgrade. */
+  #authenticate(
+    accepted: { key: string; protocols: string[]; extensions: ExtensionOffer[]; origin: string | undefined },
+    request: IncomingMessage | UpgradeRequest,
+    channel: UpgradeChannel,
+    head: Buffer | undefined,
+    callback: UpgradeCallback,
+    settled: () => void,
+    reject: (status: number, message?: string, headers?: Readonly<Record<string, string | number>>) => void,
+  ): void {
+    const authenticate = this.options.authenticate
+    const complete = (user?: unknown): void =>
+      this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback, settled, user)
+    if (authenticate === undefined) return complete()
+    const socket = request instanceof UpgradeRequest ? undefined : (request.socket as Socket & { encrypted?: boolean })
+    const info = { origin: accepted.origin, protocols: accepted.protocols, secure: Boolean(socket?.encrypted) }
+    const decide = (result: AuthResult): void => {
+      if (result === true) return complete()
+      if (typeof result === 'object' && result !== null && 'user' in result) return complete(result.user)
+      this.#stats.authRefused++
+      if (typeof result === 'object' && result !== null && 'status' in result && typeof result.status === 'number') {
+        return reject(result.status, result.message, result.headers)
+      }
+      reject(401)
+    }
+    const failed = (error: unknown): void => {
+      reject(500)
+      this.#reportCallbackError(error)
+    }
+    let result: AuthResult | Promise<AuthResult>
+    try {
+      result = authenticate(request as IncomingMessage, info)
+    } catch (error) {
+      return failed(error)
+    }
+    if (result instanceof Promise) result.then(decide, failed)
+    else decide(result)
+  }
+
   #complete(
     key: string,
     protocols: string[],
@@ -590,6 +715,7 @@ export class WebSocketServer extends EventEmitter {
     head: Buffer | undefined,
     callback: UpgradeCallback,
     settled: () => void,
+    user?: unknown,
   ): void {
     settled()
     if (!channel.usable) {
@@ -620,6 +746,7 @@ export class WebSocketServer extends EventEmitter {
     const Class = (this.options.WebSocket ?? WebSocket) as typeof WebSocket
     const ws = new Class(null, undefined, this.options as WebSocketOptions)
     ws[kServer] = this.#context
+    if (user !== undefined) ws.user = user
     ws._setNegotiated(protocol ?? '', deflate ? PERMESSAGE_DEFLATE : '')
     this.emit('headers', lines, request)
     const transport = channel.accept(serializeResponseHead(lines))

@@ -174,6 +174,8 @@ class ColdState {
   abnormalReason: string | undefined = undefined
   /** A client's own heartbeat timer. */
   sweepTimer: NodeJS.Timeout | undefined = undefined
+  /** What the server's `authenticate` hook accepted the connection as. */
+  user: unknown = undefined
 }
 
 /** The topic hub of a server's sockets. */
@@ -702,6 +704,14 @@ export class WebSocket extends EventEmitter implements DriverHandler {
       throw new Error(`${method}() is for sockets a WebSocketServer accepted: a client socket has no server to publish from`)
     }
     return hub
+  }
+
+  /** On a server socket: what the server's `authenticate` hook returned as `{ user }` (tether's addition). */
+  get user(): unknown {
+    return this.#cold?.user
+  }
+  set user(user: unknown) {
+    if (user !== undefined || this.#cold !== undefined) this.#warm().user = user
   }
 
   /** @internal The hub's slot (kept in the cold state: most sockets never need it). */
