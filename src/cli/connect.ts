@@ -12,11 +12,7 @@
  * connection failed (bad URL, refused or failed handshake, network error),
  * 3 when the peer closed with another code or the connection dropped.
  */
-import http from 'node:http'
-import type { IncomingMessage } from 'node:http'
 import { createInterface } from 'node:readline'
-import type { Socket } from 'node:net'
-import tls from 'node:tls'
 import { WebSocket } from '../index.js'
 import { CliError } from './errors.js'
 
@@ -65,34 +61,6 @@ function parseHeaders(lines: string[]): Record<string, string> {
   return headers
 }
 
-/** Opens a tunnel through an HTTP proxy (CONNECT, with basic auth from the proxy URL). */
-export async function proxyTunnel(proxyText: string, target: URL): Promise<Socket> {
-  let proxy: URL
-  try {
-    proxy = new URL(proxyText)
-  } catch {
-    throw new CliError(`invalid --proxy ${JSON.stringify(proxyText)}: use http://[user:password@]host:port`)
-  }
-  if (proxy.protocol !== 'http:') throw new CliError(`invalid --proxy: only http:// proxies are supported, not ${proxy.protocol}`)
-  const port = target.port || (target.protocol === 'wss:' ? '443' : '80')
-  const authority = `${target.hostname.includes(':') ? `[${target.hostname}]` : target.hostname}:${port}`
-  const headers: Record<string, string> = { Host: authority }
-  if (proxy.username) {
-    const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`
-    headers['Proxy-Authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`
-  }
-  return new Promise((resolve, reject) => {
-    const request = http.request({ host: proxy.hostname, port: proxy.port || 80, method: 'CONNECT', path: authority, headers })
-    request.once('connect', (response: IncomingMessage, socket: Socket) => {
-      if (response.statusCode === 200) return resolve(socket)
-      socket.destroy()
-      reject(new CliError(`the proxy refused the tunnel: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trim()))
-    })
-    request.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(`cannot reach the proxy ${proxy.host}: ${error.code ?? error.message}`)))
-    request.end()
-  })
-}
-
 function describe(data: Buffer, isBinary: boolean): string {
   return isBinary ? `[binary ${data.length} B] ${data.toString('hex').replace(/(..)(?!$)/g, '$1 ')}` : data.toString()
 }
@@ -102,7 +70,13 @@ export async function connect(urlText: string, options: ConnectOptions, io: Conn
   const url = parseUrl(urlText)
   const headers = parseHeaders(options.header)
   const interactive = Boolean(io.input.isTTY && io.output.isTTY) && options.execute.length === 0
-  const tunnel = options.proxy ? await proxyTunnel(options.proxy, url) : undefined
+  if (options.proxy !== undefined) {
+    try {
+      new URL(options.proxy)
+    } catch {
+      throw new CliError(`invalid --proxy ${JSON.stringify(options.proxy)}: use http://[user:password@]host:port`)
+    }
+  }
   const say = (line: string): void => {
     io.errors.write(`${line}\n`)
   }
@@ -113,10 +87,8 @@ export async function connect(urlText: string, options: ConnectOptions, io: Conn
     rejectUnauthorized: !options.insecure,
     perMessageDeflate: options.compression,
     handshakeTimeout: 10_000,
-    ...(tunnel
-      ? { createConnection: () => (url.protocol === 'wss:' ? tls.connect({ socket: tunnel, servername: url.hostname, rejectUnauthorized: !options.insecure }) : tunnel) }
-      : {}),
-  } as never)
+    proxy: options.proxy,
+  })
 
   // Listening from the start: a server may send its first message with the handshake's response.
   let received = 0
@@ -141,7 +113,8 @@ export async function connect(urlText: string, options: ConnectOptions, io: Conn
       resolve(false)
     })
     ws.once('error', (error: NodeJS.ErrnoException) => {
-      const reason = error.code === 'ECONNREFUSED' ? `connection refused by ${url.host}` : error.code === 'ENOTFOUND' ? `host not found: ${url.hostname}` : error.message
+      const reason =
+        error.code === 'ECONNREFUSED' ? `connection refused by ${url.host}` : error.code === 'ENOTFOUND' ? `host not found: ${url.hostname}` : error.message
       say(`error: ${reason}`)
       resolve(false)
     })

@@ -22,6 +22,7 @@ import type { Duplex } from 'node:stream'
 import { type HandshakeError, TetherError } from '../core/errors.js'
 import { isToken } from '../core/handshake/headers.js'
 import type { ExtensionOffer } from '../core/handshake/headers.js'
+import { type ProxySetting, resolveProxy, tunnel } from './proxy.js'
 import {
   type AcceptedResponse,
   clientRequestHeaders,
@@ -43,6 +44,12 @@ export interface ClientHandshakeOptions extends Omit<https.RequestOptions, 'time
   finishRequest?: (request: ClientRequest, context: unknown) => void
   /** Extensions to offer. */
   extensionOffers?: readonly ExtensionOffer[]
+  /**
+   * A forward proxy to tunnel through (HTTP CONNECT): a URL such as
+   * `http://user:password@proxy:3128` or `https://...`, full `ProxyOptions`,
+   * or `'env'` to use HTTPS_PROXY / HTTP_PROXY / NO_PROXY. tether's addition.
+   */
+  proxy?: ProxySetting
 }
 
 export interface ClientHandshakeHooks {
@@ -155,6 +162,7 @@ function attempt(
     finishRequest,
     extensionOffers,
     headers: userHeaders,
+    proxy,
     ...requestOptions
   } = userOptions
   if (protocolVersion !== 13 && protocolVersion !== 8) {
@@ -194,6 +202,17 @@ function attempt(
   }
   if (url.username || url.password) {
     options.auth = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`
+  }
+  const viaProxy = ipc || proxy === undefined ? undefined : resolveProxy(url, proxy)
+  if (viaProxy !== undefined) {
+    const host = String(options.host)
+    const port = Number(options.port)
+    const targetTls = requestOptions as tls.ConnectionOptions
+    // Node's request accepts a connection made asynchronously (the callback form).
+    options.createConnection = ((_: unknown, created: (error: Error | null, socket?: Duplex) => void) => {
+      tunnel(viaProxy, { host, port, secure, servername: targetTls.servername ?? (net.isIP(host) ? undefined : host), tls: targetTls }, created)
+      return undefined
+    }) as unknown as https.RequestOptions['createConnection']
   }
 
   const here: Origin = { ipc, secure, hostOrSocketPath: ipc ? String(options.socketPath) : url.host }

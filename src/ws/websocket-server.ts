@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events'
 import http, { type IncomingMessage, type Server as HttpServer } from 'node:http'
-import type { Server as HttpsServer } from 'node:https'
+import https, { type Server as HttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { HandshakeError } from '../core/errors.js'
@@ -81,6 +81,12 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
    * `socket`.
    */
   useNodeHttp?: boolean
+  /**
+   * With `port`: serve wss:// with these TLS options (`key` and `cert`, or
+   * `pfx`, and any other `tls.createServer` option) on Node's HTTPS server.
+   * tether's addition; with ws, pass an https server as `server`.
+   */
+  tls?: import('node:tls').TlsOptions
   /** With `port`: how long a client may take to send its upgrade request (slow loris), in ms; then 408. Default 10 000. */
   handshakeTimeout?: number
   /** With `port`: the largest request head, in bytes; larger gets 431. Default 16 KiB (Node's HTTP server's too). */
@@ -277,7 +283,7 @@ export class WebSocketServer extends EventEmitter {
       if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw new TypeError(`${name} must be a number, 0 or more`)
     }
 
-    if (resolved.port != null && !resolved.useNodeHttp && tcpHandlesAvailable) {
+    if (resolved.port != null && !resolved.useNodeHttp && !resolved.tls && tcpHandlesAvailable) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
       this.#listener = listener
       listener.listen(resolved.port, resolved.host, resolved.backlog ?? undefined).then(
@@ -291,11 +297,12 @@ export class WebSocketServer extends EventEmitter {
         },
       )
     } else if (resolved.port != null) {
-      const server = http.createServer((_request, response) => {
+      const answer426 = (_request: IncomingMessage, response: http.ServerResponse): void => {
         const body = http.STATUS_CODES[426]!
         response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' })
         response.end(body)
-      })
+      }
+      const server = resolved.tls ? https.createServer(resolved.tls, answer426) : http.createServer(answer426)
       server.listen(resolved.port, resolved.host, resolved.backlog, callback)
       this.#server = server
     } else if (resolved.server) {

@@ -112,3 +112,82 @@ export async function startTinyproxy(auth?: { user: string; password: string }):
     },
   }
 }
+
+export interface Nginx {
+  readonly port: number
+  /** The stream (TLS-terminating TCP) listener's port, when one was configured. */
+  readonly streamPort: number | undefined
+  stop(): Promise<void>
+}
+
+/**
+ * Debian's nginx on loopback, as a WebSocket reverse proxy in front of
+ * `upstreamPort` (the configuration the README documents), and optionally a
+ * TLS-terminating TCP relay (stream module) in front of `streamTo` with the
+ * given certificate: an HTTPS forward proxy when put before tinyproxy.
+ */
+export async function startNginx(options: { upstreamPort: number; streamTo?: number; tls?: { cert: string; key: string } }): Promise<Nginx> {
+  const { mkdtempSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = mkdtempSync(join(tmpdir(), 'tether-nginx-'))
+  const port = await freePort()
+  const streamPort = options.streamTo !== undefined ? await freePort() : undefined
+  if (options.tls) {
+    writeFileSync(join(dir, 'cert.pem'), options.tls.cert)
+    writeFileSync(join(dir, 'key.pem'), options.tls.key)
+  }
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((name) => `${name}_temp_path ${join(dir, name)};`).join(' ')
+  const stream =
+    streamPort === undefined
+      ? ''
+      : `stream { server { listen ${HOST}:${streamPort} ssl; ssl_certificate ${join(dir, 'cert.pem')}; ssl_certificate_key ${join(dir, 'key.pem')}; proxy_pass ${HOST}:${options.streamTo}; } }`
+  const config = `
+${streamPort === undefined ? '' : 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;'}
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')} warn;
+events { worker_connections 512; }
+http {
+  access_log off;
+  ${temp}
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  server {
+    listen ${HOST}:${port};
+    location / {
+      proxy_pass http://${HOST}:${options.upstreamPort};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_read_timeout 120s;
+    }
+  }
+}
+${stream}
+`
+  const file = join(dir, 'nginx.conf')
+  writeFileSync(file, config)
+  const proc = spawn(executable('nginx'), ['-p', dir, '-c', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  proc.stderr!.on('data', (chunk) => (stderr += chunk))
+  const failed = new Promise<never>((_, reject) => {
+    proc.once('error', reject)
+    proc.once('exit', (code) => reject(new Error(`nginx exited ${code}: ${stderr}`)))
+  })
+  await withTimeout(Promise.race([failed, acceptsConnections(port)]), 10_000, 'nginx to start')
+  if (streamPort !== undefined) await withTimeout(Promise.race([failed, acceptsConnections(streamPort)]), 10_000, 'nginx stream to start')
+  failed.catch(() => {})
+  return {
+    port,
+    streamPort,
+    async stop() {
+      if (proc.exitCode !== null) return
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+      proc.kill('SIGKILL')
+      await withTimeout(exited, 10_000, 'nginx to stop')
+    },
+  }
+}
