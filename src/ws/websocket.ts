@@ -349,8 +349,8 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     })
     this.#driver = driver
     if (this.#cold !== undefined) this.#cold.request = undefined
-    // A server sweeps its sockets with one timer; a client keeps its own.
-    if (tracking && !this.#isServer) {
+    // A server sweeps its sockets with one timer; a client (or a socket no server owns) keeps its own.
+    if (tracking && this[kServer] === undefined) {
       const timer = setInterval(() => this._sweep(coarseNow()), sweepPeriod(limits))
       timer.unref()
       this.#warm().sweepTimer = timer
@@ -358,6 +358,17 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     driver.start(head)
     this.#readyState = OPEN
     this.emit('open')
+  }
+
+  /**
+   * @internal A socket already open over `transport`, with no HTTP handshake
+   * (tether/testing's linked pairs): `side` says which role it plays.
+   */
+  static _overTransport(transport: Transport, side: 'client' | 'server', options: WebSocketOptions = {}): WebSocket {
+    const ws = new WebSocket(null, undefined, options)
+    ws.#isServer = side === 'server'
+    ws._attach(transport, undefined, options)
+    return ws
   }
 
   /** Records what the handshake agreed on (server: before `setSocket`). */

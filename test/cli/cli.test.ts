@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { startTinyproxy } from '../helpers/brokers.js'
 import { CLI, type ServeProcess, runCli, startServe } from '../helpers/cli.js'
-import { HOST, Inbox, closed, delay, opened, selfSignedCertificate, withTimeout } from '../helpers/net.js'
+import { HOST, Inbox, closed, delay, opened, selfSignedCertificate, until, withTimeout } from '../helpers/net.js'
 
 let hub: ServeProcess
 before(async () => {
@@ -69,6 +69,8 @@ describe('tether serve', () => {
     const other = await opened(new WsClient(`${hub.wsUrl}/topics/sport`))
     const [inboxA, inboxB, inboxOther] = [new Inbox(a), new Inbox(b), new Inbox(other)]
     a.send('first')
+    // Order is promised per publisher: let the first publish land before the second client publishes.
+    await until(() => inboxB.messages.length === 1)
     b.send(Buffer.from([1, 2]))
     for (const inbox of [inboxA, inboxB]) {
       const [text, binary] = await inbox.next(2)
