@@ -215,6 +215,9 @@ static void open_conn(struct conn *c) {
   epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
+static int setup_done;
+static void start_traffic(struct conn *c);
+
 static void upgraded(struct conn *c) {
   c->state = OPEN;
   upgrades++;
@@ -228,6 +231,12 @@ static void upgraded(struct conn *c) {
     open_conn(c);
     return;
   }
+  /* Echo traffic starts once every connection is open (start_traffic), so that opening
+     thousands of connections does not compete with the traffic of the first ones. */
+  if (setup_done) start_traffic(c);
+}
+
+static void start_traffic(struct conn *c) {
   if (opt.mode == ECHO) {
     for (int i = 0; i < opt.inflight; i++) send_message(c);
   } else if (opt.mode == LATENCY) {
@@ -468,9 +477,12 @@ int main(int argc, char **argv) {
   int opened = 0;
   struct epoll_event events[512];
   double setup_start = now();
+  int scanned_from = 0;
   while (opened < nconns || opt.mode != HANDSHAKE) {
+    /* Connections open in order: only those from the first not yet open need a look. */
+    while (scanned_from < opened && conns[scanned_from].state != CONNECTING && conns[scanned_from].state != UPGRADING) scanned_from++;
     int connecting = 0;
-    for (int i = 0; i < opened; i++)
+    for (int i = scanned_from; i < opened; i++)
       if (conns[i].state == CONNECTING || conns[i].state == UPGRADING) connecting++;
     while (opened < nconns && connecting < 256) {
       open_conn(&conns[opened++]);
@@ -494,6 +506,10 @@ int main(int argc, char **argv) {
     }
   }
   double setup_seconds = now() - setup_start;
+  setup_done = 1;
+  if (opt.mode == ECHO || opt.mode == LATENCY)
+    for (int i = 0; i < nconns; i++)
+      if (conns[i].state == OPEN) start_traffic(&conns[i]);
   int open_count = 0;
   for (int i = 0; i < nconns; i++) open_count += conns[i].state == OPEN;
 

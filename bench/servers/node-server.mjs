@@ -5,8 +5,9 @@
 //
 //   node bench/servers/node-server.mjs <tether|ws> <port> [--deflate] [--redis URL | --nats URL]
 //
-// It prints "ready <port>" once listening. On stdin, "rss" answers "rss <bytes> <clients>"
-// after a full GC (run node with --expose-gc), and "exit" ends it. Each library uses its
+// It prints "ready <port>" once listening. On stdin, "rss" answers
+// "rss <bytes> <clients> <young> <heapUsed> <external>" after a full GC (run node with --expose-gc), "mem" answers "mem <rss> <young> <clients>" at
+// once, and "exit" ends it. Each library uses its
 // natural way to broadcast: tether publishes on a topic every /broadcast client subscribed
 // to (framed once; with --redis or --nats, shared with the other nodes of a cluster), ws
 // sends in the usual wss.clients.forEach loop.
@@ -59,7 +60,13 @@ for await (const line of createInterface({ input: process.stdin })) {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     const young = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0
-    console.log(`rss ${process.memoryUsage().rss} ${wss.clients.size} ${young}`)
+    const memory = process.memoryUsage()
+    console.log(`rss ${memory.rss} ${wss.clients.size} ${young} ${memory.heapUsed} ${memory.external}`)
+  } else if (line === 'mem') {
+    // Without a GC: for sampling during traffic. The young generation is reported apart:
+    // V8 grows it under sustained load and keeps it, which is not memory held per connection.
+    const young = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0
+    console.log(`mem ${process.memoryUsage().rss} ${young} ${wss.clients.size}`)
   } else if (line === 'exit') {
     process.exit(0)
   }

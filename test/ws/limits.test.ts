@@ -5,12 +5,14 @@
  * where a well-behaved client could not misbehave, npm ws otherwise.
  */
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { after, describe, test } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { WebSocket, type WebSocketServer } from '../../src/index.js'
 import {
   HOST,
+  ROOT,
   RawPeer,
   acceptHead,
   closed,
@@ -192,6 +194,26 @@ describe('idle timeout, heartbeats, close timeout', () => {
     assert.equal(live.readyState, WsClient.OPEN, 'and kept: it answered')
     live.terminate()
     dead.destroy()
+  })
+
+  test('a peer process that is stopped (SIGSTOP) is found by the server heartbeat and dropped', async () => {
+    const { wss, url, sockets } = await server({ heartbeat: { interval: 200, timeout: 300 } })
+    // A real client in its own process; stopped, its kernel still holds the TCP connection open.
+    const child = spawn(process.execPath, ['-e', `const { WebSocket } = require('ws'); const ws = new WebSocket(${JSON.stringify(url)}); ws.on('open', () => console.log('open'))`], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    try {
+      await waitFor(child.stdout!, 'data', 10_000)
+      await until(() => sockets.length === 1)
+      child.kill('SIGSTOP')
+      const [code, reason] = await closed(sockets[0]!, 5_000)
+      assert.equal(code, 1006)
+      assert.match(reason, /heartbeat timeout/)
+      assert.equal(wss.limitStats.heartbeatTimeouts, 1)
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
 
   test('client heartbeats detect a server that went silent', async () => {
