@@ -8,47 +8,19 @@
 //   npm run bench:fanout -- --only redis --subscribers 1000
 //
 // Needs redis-server and nats-server (Debian packages) and the machine's cc.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
-import net from 'node:net'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const loadgen = join(root, 'build', 'loadgen')
+import { buildLoadgen, executable, freePort, loadgen, root, waitForPort } from './lib.mjs'
 const results = join(root, 'bench', 'results')
 const args = process.argv.slice(2)
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['redis', 'nats']
 const sizes = args.includes('--subscribers') ? args[args.indexOf('--subscribers') + 1].split(',').map(Number) : [1000, 10000]
 const duration = args.includes('--duration') ? args[args.indexOf('--duration') + 1] : '5'
 
-function executable(name) {
-  for (const candidate of [name, `/usr/sbin/${name}`, `/usr/bin/${name}`]) {
-    if (spawnSync(candidate, ['--version']).status === 0) return candidate
-  }
-  throw new Error(`${name} is not installed (Debian package ${name})`)
-}
 
-async function freePort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
-async function waitForPort(port) {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1')
-      socket.once('connect', () => (socket.destroy(), resolve(true)))
-      socket.once('error', () => resolve(false))
-    })
-    if (ok) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`nothing listening on ${port}`)
-}
 
 /** CPU seconds (user + system) a process has used so far. */
 function cpuSeconds(pid) {
@@ -109,8 +81,7 @@ async function run(kind, subscribers) {
   }
 }
 
-mkdirSync(dirname(loadgen), { recursive: true })
-execFileSync('cc', ['-O2', '-Wall', '-o', loadgen, join(root, 'bench', 'loadgen', 'loadgen.c'), '-lm'], { stdio: 'inherit' })
+buildLoadgen()
 const rows = []
 for (const kind of only) {
   for (const subscribers of sizes) {

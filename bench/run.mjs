@@ -12,16 +12,14 @@
 // client, not the server, was the limit, and the table flags it. Results: a table on
 // stdout, bench/results/latest.json and bench/results/chart.svg (a run with --only writes
 // bench/results/only-NAMES.json instead, and --quick quick.json).
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { deflateRawSync, constants as zlibConstants } from 'node:zlib'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const loadgen = join(root, 'build', 'loadgen')
+import { buildLoadgen, freePort, loadgen, root, waitForPort } from './lib.mjs'
 const results = join(root, 'bench', 'results')
 
 /** Each workload: what the generator does, which figure counts, and the target ratio (tether / ws). */
@@ -58,10 +56,6 @@ function parseArgs(argv) {
 const pinned = availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
 const pin = (cpu, command) => (pinned ? ['taskset', ['-c', String(cpu), ...command]] : [command[0], command.slice(1)])
 
-function buildLoadgen() {
-  mkdirSync(dirname(loadgen), { recursive: true })
-  execFileSync('cc', ['-O2', '-Wall', '-o', loadgen, join(root, 'bench', 'loadgen', 'loadgen.c'), '-lm'], { stdio: 'inherit' })
-}
 
 /** A compressible payload, raw-DEFLATE compressed with the 00 00 FF FF tail removed (RFC 7692 §7.2.1). */
 function deflatePayload(size) {
@@ -127,29 +121,7 @@ function readRss(pid) {
   return kib * 1024
 }
 
-async function waitForPort(port) {
-  const { connect } = await import('node:net')
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((resolve) => {
-      const socket = connect(port, '127.0.0.1')
-      socket.once('connect', () => (socket.destroy(), resolve(true)))
-      socket.once('error', () => resolve(false))
-    })
-    if (ok) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`nothing listening on ${port}`)
-}
 
-/** A port nothing listens on now (the kernel's choice), so runs never collide with other servers. */
-async function freePort() {
-  const { createServer } = await import('node:net')
-  const server = createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 async function runOnce(impl, workload, args) {
   const port = await freePort()

@@ -19,15 +19,12 @@
 // The server is bench/servers/node-server.mjs (tether); the traffic comes from the C load
 // generator of the benchmark suite (built with cc). Writes bench/results/soak.json (or the
 // file given with --json) and exits 1 if a check fails.
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const loadgen = join(root, 'build', 'loadgen')
+import { buildLoadgen, freePort, loadgen, root } from '../bench/lib.mjs'
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback)
 const connections = Number(arg('--connections', 5000))
@@ -37,16 +34,8 @@ const output = arg('--json', join(root, 'bench', 'results', 'soak.json'))
 const MiB = 1024 * 1024
 
 
-async function freePort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
-mkdirSync(dirname(loadgen), { recursive: true })
-execFileSync('cc', ['-O2', '-Wall', '-o', loadgen, join(root, 'bench', 'loadgen', 'loadgen.c'), '-lm'], { stdio: 'inherit' })
+buildLoadgen()
 
 const port = await freePort()
 const server = spawn(process.execPath, ['--expose-gc', join(root, 'bench', 'servers', 'node-server.mjs'), 'tether', String(port)], {

@@ -14,6 +14,7 @@ import type { Server as HttpServer } from 'node:http'
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws'
 import { WebSocket, WebSocketServer, type ServerOptions } from '../../src/index.js'
@@ -136,6 +137,28 @@ export async function tetherServer(options: Omit<ServerOptions, 'port'> = {}): P
   await waitFor(wss, 'listening')
   const port = portOf(wss as never)
   return { wss, port, url: `ws://${HOST}:${port}` }
+}
+
+/**
+ * For a test file: a function that starts tether servers on free ports, with
+ * their sockets listed and silenced (no error listener needed in tests), and
+ * stops them all after the file.
+ */
+export function serverPool(): (options?: Omit<ServerOptions, 'port'>) => Promise<{ wss: WebSocketServer; port: number; url: string; sockets: WebSocket[] }> {
+  const servers: WebSocketServer[] = []
+  after(async () => {
+    for (const wss of servers) await stopWss(wss).catch(() => {})
+  })
+  return async (options = {}) => {
+    const started = await tetherServer(options)
+    servers.push(started.wss)
+    const sockets: WebSocket[] = []
+    started.wss.on('connection', (ws) => {
+      sockets.push(ws)
+      ws.on('error', () => {})
+    })
+    return { ...started, sockets }
+  }
 }
 
 /** A standalone npm `ws` WebSocketServer on a free port. */

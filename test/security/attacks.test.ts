@@ -21,6 +21,7 @@ import {
   opened,
   rawWebSocket,
   readFrame,
+  serverPool,
   stopWss,
   tetherServer,
   until,
@@ -31,12 +32,7 @@ const servers: WebSocketServer[] = []
 after(async () => {
   for (const wss of servers) await stopWss(wss).catch(() => {})
 })
-
-async function server(options: Parameters<typeof tetherServer>[0] = {}) {
-  const started = await tetherServer(options)
-  servers.push(started.wss)
-  return started
-}
+const server = serverPool()
 
 function elapsed(work: () => void): number {
   const start = performance.now()
@@ -130,9 +126,10 @@ describe('known attacks', () => {
   })
 
   test('a bad frame with no error listener (ws#1140, ws#2019): close 1002, and the process is still here', async () => {
-    const { wss, port } = await server()
+    // Not from the pool, which adds error listeners: deliberately none on the server socket here.
+    const { wss, port } = await tetherServer()
+    servers.push(wss)
     const sockets: WebSocket[] = []
-    // Deliberately no 'error' listener on the server socket.
     wss.on('connection', (ws) => sockets.push(ws))
     const peer = await rawWebSocket(port)
     peer.write(Buffer.from([0x83, 0x80, 1, 2, 3, 4])) // reserved opcode 3

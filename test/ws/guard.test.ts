@@ -5,21 +5,11 @@
  */
 import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
-import type { WebSocketServer } from '../../src/index.js'
-import { Inbox, closed, delay, opened, stopWss, tetherServer, until, waitFor } from '../helpers/net.js'
+import { Inbox, closed, delay, opened, serverPool, until, waitFor } from '../helpers/net.js'
 
-const servers: WebSocketServer[] = []
-after(async () => {
-  for (const wss of servers) await stopWss(wss).catch(() => {})
-})
-
-async function server(options: Parameters<typeof tetherServer>[0] = {}) {
-  const started = await tetherServer(options)
-  servers.push(started.wss)
-  return started
-}
+const server = serverPool()
 
 /** Resolves with the HTTP status of a refused upgrade, or 101 when it opened. */
 async function statusOf(url: string, options: ConstructorParameters<typeof WsClient>[2] = {}, protocols?: string[]): Promise<number> {

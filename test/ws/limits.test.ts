@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
-import { WebSocket, type WebSocketServer } from '../../src/index.js'
+import { WebSocket } from '../../src/index.js'
 import {
   HOST,
   ROOT,
@@ -22,27 +22,12 @@ import {
   opened,
   rawWebSocket,
   readFrame,
-  stopWss,
-  tetherServer,
+  serverPool,
   until,
   waitFor,
 } from '../helpers/net.js'
 
-const servers: WebSocketServer[] = []
-after(async () => {
-  for (const wss of servers) await stopWss(wss).catch(() => {})
-})
-
-async function server(options: Parameters<typeof tetherServer>[0] = {}) {
-  const started = await tetherServer(options)
-  servers.push(started.wss)
-  const sockets: WebSocket[] = []
-  started.wss.on('connection', (ws) => {
-    sockets.push(ws)
-    ws.on('error', () => {})
-  })
-  return { ...started, sockets }
-}
+const server = serverPool()
 
 async function refusedStatus(url: string): Promise<number> {
   const ws = new WsClient(url)

@@ -1,0 +1,47 @@
+// What the benchmark and soak scripts share: the load generator's build, free ports, and
+// waiting for a server to listen.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import net from 'node:net'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const loadgen = join(root, 'build', 'loadgen')
+
+/** Builds the C load generator with the machine's cc. */
+export function buildLoadgen() {
+  mkdirSync(dirname(loadgen), { recursive: true })
+  execFileSync('cc', ['-O2', '-Wall', '-o', loadgen, join(root, 'bench', 'loadgen', 'loadgen.c'), '-lm'], { stdio: 'inherit' })
+}
+
+/** A port nothing listens on now (the kernel's choice), so runs never collide with other servers. */
+export async function freePort() {
+  const server = net.createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Resolves once something accepts connections on `port` (at most 10 s). */
+export async function waitForPort(port) {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1')
+      socket.once('connect', () => (socket.destroy(), resolve(true)))
+      socket.once('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`nothing listening on ${port}`)
+}
+
+/** A Debian executable, on PATH or in /usr/sbin (where nats-server is). */
+export function executable(name) {
+  const onPath = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim()
+  if (onPath) return onPath
+  for (const candidate of [`/usr/sbin/${name}`, `/usr/bin/${name}`]) if (spawnSync('test', ['-x', candidate]).status === 0) return candidate
+  throw new Error(`${name} is not installed (Debian package ${name})`)
+}
