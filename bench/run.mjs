@@ -9,11 +9,13 @@
 //
 // The server runs pinned to CPU 0 and the generator to CPU 1 (taskset) when the machine
 // has two or more. The generator reports its own CPU use: a value near 1.0 means the
-// client, not the server, was the limit, and the table flags it. Results: a table on
+// client, not the server, was the limit, and the table flags it. The server's CPU use
+// (from /proc, averaged over the generator's whole run) is shown beside it: a server well
+// under 1.0 was waiting for the generator or the kernel. Results: a table on
 // stdout, bench/results/latest.json and bench/results/chart.svg (a run with --only writes
 // bench/results/only-NAMES.json instead, and --quick quick.json).
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
 import { deflateRawSync, constants as zlibConstants } from 'node:zlib'
@@ -36,18 +38,27 @@ const WORKLOADS = [
   { name: 'deflate-16KiB', title: 'permessage-deflate echo 16 KiB, 100 conns x 4', gen: ['--mode', 'echo', '--conns', '100', '--inflight', '4'], deflate: 16384, metric: 'rate', unit: 'msg/s', target: ['>=', 1.3] },
 ]
 
+const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [--server 'name=command {port}']
+workloads: ${WORKLOADS.map((w) => w.name).join(', ')}`
+
 function parseArgs(argv) {
   const args = { reps: 3, quick: false, only: undefined, servers: [] }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
-    if (a === '--quick') args.quick = true
+    if (a === '--help' || a === '-h') {
+      console.log(USAGE)
+      process.exit(0)
+    } else if (a === '--quick') args.quick = true
     else if (a === '--reps') args.reps = Number(argv[++i])
     else if (a === '--only') args.only = argv[++i].split(',')
     else if (a === '--server') {
       const spec = argv[++i]
       const eq = spec.indexOf('=')
       args.servers.push({ name: spec.slice(0, eq), command: spec.slice(eq + 1) })
-    } else throw new Error(`unknown option ${a}`)
+    } else {
+      console.error(`bench: unknown option ${a}\n\n${USAGE}`)
+      process.exit(2)
+    }
   }
   if (args.quick) args.reps = Math.min(args.reps, 1)
   return args
@@ -115,6 +126,19 @@ async function startServer(impl, workload, port) {
   }
 }
 
+const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100
+
+/** User + system CPU seconds the process has used so far (warm-up included, so a run's figure is an average). */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+  } catch {
+    return NaN
+  }
+}
+
 function readRss(pid) {
   const status = spawnSync('cat', [`/proc/${pid}/status`]).stdout.toString()
   const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
@@ -151,11 +175,14 @@ async function runOnce(impl, workload, args) {
         serverClients: after.clients,
       }
     }
+    const cpuBefore = cpuSeconds(server.proc.pid)
+    const started = performance.now()
     const out = spawnSync(file, genArgs, { encoding: 'utf8', timeout: 300_000 })
+    const serverCpu = (cpuSeconds(server.proc.pid) - cpuBefore) / ((performance.now() - started) / 1000)
     if (out.status !== 0) throw new Error(`${impl.name} ${workload.name}: loadgen exited ${out.status}: ${out.stderr}`)
     const report = JSON.parse(out.stdout.trim().split('\n').pop())
     if (report.errors > 0) throw new Error(`${impl.name} ${workload.name}: ${report.errors} connection errors`)
-    return report
+    return { ...report, serverCpu }
   } finally {
     await server.stop()
   }
@@ -203,7 +230,7 @@ async function main() {
         process.stderr.write(`${workload.name} ${impl.name} #${rep + 1} ... `)
         const report = await runOnce(impl, workload, args)
         ;((samples[workload.name] ??= {})[impl.name] ??= []).push(report)
-        process.stderr.write(`${(report[workload.metric] * (workload.scale ?? 1)).toFixed(1)} ${workload.unit} (loadgen cpu ${(report.cpu ?? 0).toFixed(2)})\n`)
+        process.stderr.write(`${(report[workload.metric] * (workload.scale ?? 1)).toFixed(1)} ${workload.unit} (server cpu ${report.serverCpu?.toFixed(2) ?? '-'}, loadgen cpu ${(report.cpu ?? 0).toFixed(2)})\n`)
       }
     }
   }
@@ -212,7 +239,8 @@ async function main() {
     for (const impl of impls) {
       const values = samples[workload.name][impl.name].map((r) => r[workload.metric] * (workload.scale ?? 1))
       const cpus = samples[workload.name][impl.name].map((r) => r.cpu ?? 0)
-      byImpl[impl.name] = { median: median(values), min: Math.min(...values), max: Math.max(...values), loadgenCpu: median(cpus) }
+      const serverCpus = samples[workload.name][impl.name].map((r) => r.serverCpu ?? NaN)
+      byImpl[impl.name] = { median: median(values), min: Math.min(...values), max: Math.max(...values), loadgenCpu: median(cpus), serverCpu: median(serverCpus) }
     }
     const ratio = byImpl.tether.median / byImpl.ws.median
     const [op, targetValue] = workload.target
@@ -223,12 +251,13 @@ async function main() {
   console.log(`tether benchmark suite: ${machine}; ${args.reps} interleaved repetition(s), medians (min-max)`)
   const pad = (text, n) => String(text).padEnd(n)
   const fmt = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1))
-  console.log(`${pad('workload', 48)} ${impls.map((i) => pad(i.name, 26)).join(' ')} ratio   target   loadgen cpu`)
+  console.log(`${pad('workload', 48)} ${impls.map((i) => pad(i.name, 26)).join(' ')} ratio   target           server cpu  loadgen cpu`)
   for (const row of rows) {
     const cells = impls.map((i) => pad(`${fmt(row.byImpl[i.name].median)} (${fmt(row.byImpl[i.name].min)}-${fmt(row.byImpl[i.name].max)}) ${row.unit}`, 26))
     const cpu = impls.map((i) => row.byImpl[i.name].loadgenCpu.toFixed(2)).join('/')
+    const serverCpu = impls.map((i) => (Number.isNaN(row.byImpl[i.name].serverCpu) ? '-' : row.byImpl[i.name].serverCpu.toFixed(2))).join('/')
     const flag = impls.some((i) => row.byImpl[i.name].loadgenCpu > 0.9) ? ' (generator near its limit)' : ''
-    console.log(`${pad(row.title, 48)} ${cells.join(' ')} ${pad(row.ratio.toFixed(2) + 'x', 7)} ${pad(row.target + (row.met ? ' met' : ' MISSED'), 16)} ${cpu}${flag}`)
+    console.log(`${pad(row.title, 48)} ${cells.join(' ')} ${pad(row.ratio.toFixed(2) + 'x', 7)} ${pad(row.target + (row.met ? ' met' : ' MISSED'), 16)} ${pad(serverCpu, 11)} ${cpu}${flag}`)
   }
   const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples }
   // A partial run (--only) or a quick one does not replace the full run's report and chart.

@@ -29,7 +29,8 @@ for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1
 for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1
 for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1
 
-function isTchar(code: number): boolean {
+/** Whether a character code is a tchar of RFC 7230 §3.2.6. */
+export function isTchar(code: number): boolean {
   return code < 128 && TCHAR[code] === 1
 }
 

@@ -19,7 +19,7 @@
  * Rule 3: a field name is a token and has no whitespace before its colon
  * (§3.2.4: "No whitespace is allowed between the header field-name and colon").
  */
-import { isToken } from './headers.js'
+import { isTchar, isToken } from './headers.js'
 
 export interface RequestHead {
   method: string
@@ -52,68 +52,129 @@ const SINGLE = new Set([
   'retry-after', 'server', 'user-agent',
 ])
 
+/** ASCII heads (nearly all) are decoded natively; obs-text falls back to a latin1 loop. */
+const asciiDecoder = new TextDecoder()
+
 /**
  * Looks for a whole request head at the start of `bytes`. `bytes` is all that
  * was received so far on the connection.
+ *
+ * One pass over the decoded head, by index: no split lines, no regular
+ * expressions, so the cost is linear in the head and small for the usual one.
  */
 export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = {}): RequestHeadResult {
   const maxHeadSize = limits.maxHeadSize ?? 16 * 1024
   const maxHeaders = limits.maxHeaders ?? 100
-  const end = findHeadEnd(bytes, Math.min(bytes.length, maxHeadSize + 4))
-  if (end === -1) {
+  const limit = Math.min(bytes.length, maxHeadSize + 4)
+  // Where the head ends: at the first "\n\n" or "\n\r\n"; `headEnd` excludes the blank line, `consumed` includes it.
+  let headEnd = -1
+  let consumed = 0
+  let high = 0
+  for (let i = 0; i < limit; i++) {
+    const byte = bytes[i]!
+    high |= byte
+    if (byte !== 0x0a) continue
+    if (bytes[i + 1] === 0x0a) {
+      headEnd = i
+      consumed = i + 2
+      break
+    }
+    if (bytes[i + 1] === 0x0d && bytes[i + 2] === 0x0a) {
+      headEnd = i
+      consumed = i + 3
+      break
+    }
+  }
+  if (headEnd === -1) {
     if (bytes.length > maxHeadSize) return { state: 'error', status: 431, message: 'Request header fields too large' }
     return { state: 'incomplete' }
   }
-  const text = latin1(bytes, end.headEnd)
-  const lines = text.split('\n')
-  const requestLine = stripCr(lines[0]!)
-  if (requestLine === undefined) return bad('Invalid request line')
-  const parts = requestLine.split(' ')
-  if (parts.length !== 3) return bad('Invalid request line')
-  const [method, url, version] = parts as [string, string, string]
-  if (!isToken(method)) return bad('Invalid method')
-  if (url.length === 0 || !isVisible(url)) return bad('Invalid request target')
-  const versionMatch = /^HTTP\/(\d)\.(\d)$/.exec(version)
-  if (!versionMatch) return bad('Invalid HTTP version')
+  const text = high < 0x80 ? asciiDecoder.decode(bytes.subarray(0, headEnd)) : latin1(bytes, headEnd)
+  const length = text.length
+  // The first CR at or after the current line's start: Rule 2 allows one only at a line's end.
+  let nextCr = text.indexOf('\r')
+  if (nextCr === -1) nextCr = length
 
-  const headers: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>
+  let lineEnd = text.indexOf('\n')
+  if (lineEnd === -1) lineEnd = length
+  let contentEnd = lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd
+  if (nextCr < contentEnd) return bad('Invalid request line')
+  const space1 = text.indexOf(' ')
+  const space2 = space1 === -1 ? -1 : text.indexOf(' ', space1 + 1)
+  if (space2 === -1 || space2 >= contentEnd) return bad('Invalid request line')
+  const space3 = text.indexOf(' ', space2 + 1)
+  if (space3 !== -1 && space3 < contentEnd) return bad('Invalid request line')
+  const method = text.slice(0, space1)
+  if (!isToken(method)) return bad('Invalid method')
+  if (space2 === space1 + 1 || !isVisible(text, space1 + 1, space2)) return bad('Invalid request target')
+  const url = text.slice(space1 + 1, space2)
+  const v = space2 + 1
+  if (
+    contentEnd - v !== 8 ||
+    !text.startsWith('HTTP/', v) ||
+    !isDigit(text.charCodeAt(v + 5)) ||
+    text.charCodeAt(v + 6) !== 0x2e ||
+    !isDigit(text.charCodeAt(v + 7))
+  ) {
+    return bad('Invalid HTTP version')
+  }
+  const httpVersion = text.slice(v + 5, contentEnd)
+
+  const headers: Record<string, string | string[]> = {}
   const rawHeaders: string[] = []
   let count = 0
-  for (let i = 1; i < lines.length; i++) {
-    const line = stripCr(lines[i]!)
-    if (line === undefined) return bad('Invalid header line')
-    if (line.length === 0) continue
-    if (line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09) return bad('Obsolete line folding is not allowed')
+  for (let start = lineEnd + 1; start <= length; start = lineEnd + 1) {
+    lineEnd = text.indexOf('\n', start)
+    if (lineEnd === -1) lineEnd = length
+    contentEnd = lineEnd > start && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd
+    if (nextCr < start) {
+      nextCr = text.indexOf('\r', start)
+      if (nextCr === -1) nextCr = length
+    }
+    if (nextCr < contentEnd) return bad('Invalid header line')
+    if (contentEnd === start) continue
+    const first = text.charCodeAt(start)
+    if (first === SP || first === HT) return bad('Obsolete line folding is not allowed')
     if (++count > maxHeaders) return { state: 'error', status: 431, message: 'Too many header fields' }
-    const colon = line.indexOf(':')
-    if (colon <= 0) return bad('Invalid header line')
-    const name = line.slice(0, colon)
-    if (!isToken(name)) return bad('Invalid header name')
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')
-    if (!isFieldValue(value)) return bad('Invalid header value')
+    let nameEnd = start
+    while (nameEnd < contentEnd && isTchar(text.charCodeAt(nameEnd))) nameEnd++
+    if (nameEnd === start || nameEnd === contentEnd || text.charCodeAt(nameEnd) !== COLON) {
+      // Rule 3: a colon somewhere after a non-token character is a bad name; no colon, or nothing before it, a bad line.
+      const colon = text.indexOf(':', start)
+      return bad(colon === -1 || colon === start || colon >= contentEnd ? 'Invalid header line' : 'Invalid header name')
+    }
+    let valueStart = nameEnd + 1
+    let valueEnd = contentEnd
+    while (valueStart < valueEnd && isOws(text.charCodeAt(valueStart))) valueStart++
+    while (valueEnd > valueStart && isOws(text.charCodeAt(valueEnd - 1))) valueEnd--
+    if (!isFieldValue(text, valueStart, valueEnd)) return bad('Invalid header value')
+    const name = text.slice(start, nameEnd)
+    const value = text.slice(valueStart, valueEnd)
     rawHeaders.push(name, value)
     addHeader(headers, name.toLowerCase(), value)
   }
   return {
     state: 'done',
-    head: { method, url, httpVersion: `${versionMatch[1]}.${versionMatch[2]}`, headers: { ...headers }, rawHeaders },
-    consumed: end.consumed,
+    head: { method, url, httpVersion, headers, rawHeaders },
+    consumed,
   }
 }
+
+const CR = 0x0d
+const SP = 0x20
+const HT = 0x09
+const COLON = 0x3a
 
 function bad(message: string): RequestHeadResult {
   return { state: 'error', status: 400, message }
 }
 
-/** Where the head ends: `headEnd` excludes the blank line, `consumed` includes it; -1 if not within `limit`. */
-function findHeadEnd(bytes: Uint8Array, limit: number): { headEnd: number; consumed: number } | -1 {
-  for (let i = 0; i < limit; i++) {
-    if (bytes[i] !== 0x0a) continue
-    // "\n\n" or "\n\r\n" ends the head.
-    if (bytes[i + 1] === 0x0a) return { headEnd: i, consumed: i + 2 }
-    if (bytes[i + 1] === 0x0d && bytes[i + 2] === 0x0a) return { headEnd: i, consumed: i + 3 }
-  }
-  return -1
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39
+}
+
+function isOws(code: number): boolean {
+  return code === SP || code === HT
 }
 
 function latin1(bytes: Uint8Array, end: number): string {
@@ -124,15 +185,9 @@ function latin1(bytes: Uint8Array, end: number): string {
   return text
 }
 
-/** Rule 2: the line without its CR; undefined if a CR appears anywhere else. */
-function stripCr(line: string): string | undefined {
-  const body = line.endsWith('\r') ? line.slice(0, -1) : line
-  return body.includes('\r') ? undefined : body
-}
-
 /** Visible ASCII, as a request-target is (RFC 7230 §3.1.1, §5.3). */
-function isVisible(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
+function isVisible(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i)
     if (c <= 0x20 || c >= 0x7f) return false
   }
@@ -140,19 +195,29 @@ function isVisible(text: string): boolean {
 }
 
 /** field-value: visible characters, spaces, tabs and obs-text (RFC 7230 §3.2); no controls. */
-function isFieldValue(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
+function isFieldValue(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i)
     if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false
   }
   return true
 }
 
+/**
+ * `headers` is a plain object, as `IncomingMessage.headers` is, so a field may
+ * share its name with something inherited ("constructor", "__proto__"): only
+ * own properties count, and "__proto__" is defined, never assigned (assigning
+ * it would replace the prototype).
+ */
 function addHeader(headers: Record<string, string | string[]>, name: string, value: string): void {
-  const existing = headers[name]
-  if (existing === undefined) {
-    headers[name] = name === 'set-cookie' ? [value] : value
-  } else if (name === 'set-cookie') {
+  if (!Object.hasOwn(headers, name)) {
+    const first = name === 'set-cookie' ? [value] : value
+    if (name === '__proto__') Object.defineProperty(headers, name, { value: first, enumerable: true, writable: true, configurable: true })
+    else headers[name] = first
+    return
+  }
+  const existing = headers[name]!
+  if (name === 'set-cookie') {
     ;(existing as string[]).push(value)
   } else if (name === 'host') {
     // RFC 7230 §5.4: more than one Host is a bad request; keep both so validation refuses it.
