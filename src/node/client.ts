@@ -210,7 +210,7 @@ function attempt(
     const targetTls = requestOptions as tls.ConnectionOptions
     // Node's request accepts a connection made asynchronously (the callback form).
     options.createConnection = ((_: unknown, created: (error: Error | null, socket?: Duplex) => void) => {
-      tunnel(viaProxy, { host, port, secure, servername: targetTls.servername ?? (net.isIP(host) ? undefined : host), tls: targetTls }, created)
+      tunnel(viaProxy, { host, port, secure, servername: targetTls.servername, tls: targetTls }, created)
       return undefined
     }) as unknown as https.RequestOptions['createConnection']
   }

@@ -7,9 +7,9 @@
  * lower-case forms) are used only when asked (`proxy: 'env'`), so a library
  * does not change route because of a variable set for something else.
  */
-import http, { type IncomingMessage } from 'node:http'
+import http, { type ClientRequest, type IncomingMessage } from 'node:http'
 import https from 'node:https'
-import type { Socket } from 'node:net'
+import net, { type Socket } from 'node:net'
 import tls, { type ConnectionOptions } from 'node:tls'
 import { TetherError } from '../core/errors.js'
 
@@ -70,6 +70,11 @@ export class ProxyError extends TetherError {
   }
 }
 
+/** SNI names a host, never an address (RFC 6066 §3; Node 26 throws for one). */
+function serverName(host: string): string | undefined {
+  return net.isIP(host) === 0 ? host : undefined
+}
+
 /**
  * Opens a tunnel to `host:port` through `proxy`; for `secure`, TLS to the
  * target runs inside it. Calls back once with the socket to speak HTTP on.
@@ -95,15 +100,21 @@ export function tunnel(
     headers['Proxy-Authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`
   }
   const secureProxy = url.protocol === 'https:'
-  const request = (secureProxy ? https : http).request({
-    host: url.hostname.replace(/^\[|\]$/g, ''),
-    port: url.port || (secureProxy ? 443 : 80),
-    method: 'CONNECT',
-    path: authority,
-    headers,
-    agent: false,
-    ...(secureProxy ? { servername: url.hostname, ...proxy.tls } : {}),
-  })
+  const proxyHost = url.hostname.replace(/^\[|\]$/g, '')
+  let request: ClientRequest
+  try {
+    request = (secureProxy ? https : http).request({
+      host: proxyHost,
+      port: url.port || (secureProxy ? 443 : 80),
+      method: 'CONNECT',
+      path: authority,
+      headers,
+      agent: false,
+      ...(secureProxy ? { servername: serverName(proxyHost), ...proxy.tls } : {}),
+    })
+  } catch (error) {
+    return callback(new ProxyError(`Cannot reach the proxy ${url.host}: ${(error as Error).message}`, undefined, error))
+  }
   let done = false
   const finish = (error: Error | null, socket?: Socket): void => {
     if (done) return
@@ -118,7 +129,13 @@ export function tunnel(
     // Bytes the proxy sent after its answer belong to the target.
     if (head.length > 0) socket.unshift(head)
     if (!target.secure) return finish(null, socket)
-    const secured = tls.connect({ ...target.tls, socket, servername: target.servername ?? target.host })
+    let secured: tls.TLSSocket
+    try {
+      secured = tls.connect({ ...target.tls, socket, servername: target.servername ?? serverName(target.host) })
+    } catch (error) {
+      socket.destroy()
+      return finish(error as Error)
+    }
     secured.once('secureConnect', () => finish(null, secured))
     secured.once('error', (error) => finish(error))
   })

@@ -13,6 +13,10 @@ import { bypassesProxy, resolveProxy } from '../../src/node/proxy.js'
 import { type ForwardProxy, type Nginx, freePort, startNginx, startTinyproxy } from '../helpers/brokers.js'
 import { HOST, Inbox, closed, opened, selfSignedCertificate, stopWss, tetherServer, waitFor } from '../helpers/net.js'
 
+// Node 20 warns (DEP0123) where Node 26 throws when a TLS server name is an IP address.
+const warnings: Error[] = []
+process.on('warning', (warning) => warnings.push(warning))
+
 const cleanups: Array<() => Promise<unknown>> = []
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {})
@@ -133,6 +137,11 @@ describe('through a forward proxy (tinyproxy)', () => {
     const { url } = await echoServer()
     const proxy = { url: `https://${HOST}:${relay.streamPort}`, tls: { ca: cert } }
     assert.equal(await roundTrip(new WebSocket(url, { proxy })), 'hello direct')
+  })
+
+  test('SNI never names an IP address (RFC 6066 §3): no TLS warning from any of the above', () => {
+    const sni = warnings.filter((warning) => /ServerName|DEP0123/.test(`${warning.message} ${(warning as { code?: string }).code}`))
+    assert.deepEqual(sni.map((warning) => warning.message), [])
   })
 })
 

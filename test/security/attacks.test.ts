@@ -68,14 +68,15 @@ describe('known attacks', () => {
     }
   })
 
-  test('many headers (ws CVE-2024-37890): 431 where tether reads the request; 400, not a crash, behind a truncating http.Server', async () => {
+  test('many headers (ws CVE-2024-37890): 431 where tether reads the request; 400 or 431, not a crash, behind a limiting http.Server', async () => {
     const { port } = await server()
     const flood = await RawPeer.connect(port)
     const junk = Object.fromEntries(Array.from({ length: 3_000 }, (_, i) => [`X-${i}`, 'y']))
     flood.write(upgradeRequest({ headers: junk }))
     assert.match(await flood.readToEnd(), /^HTTP\/1\.1 431/)
 
-    // Node's own server drops headers past maxHeadersCount: the key never reaches the upgrade.
+    // Past maxHeadersCount, Node 20 drops the extra headers (the key never reaches the
+    // upgrade: tether answers 400) and newer Node refuses the request itself with 431.
     const httpServer = http.createServer()
     httpServer.maxHeadersCount = 5
     const { WebSocketServer: Server } = await import('../../src/index.js')
@@ -83,12 +84,17 @@ describe('known attacks', () => {
     servers.push(wss)
     const attached = await listen(httpServer)
     const peer = await RawPeer.connect(attached)
-    const lines = ['GET / HTTP/1.1', `Host: ${HOST}`, 'Upgrade: websocket', 'Connection: Upgrade']
-    for (let i = 0; i < 10; i++) lines.push(`X-Junk-${i}: y`)
-    lines.push('Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', '')
-    peer.write(lines.join('\r\n'))
-    assert.match(await peer.readHead(5_000), /^HTTP\/1\.1 400/)
-    httpServer.close()
+    try {
+      const lines = ['GET / HTTP/1.1', `Host: ${HOST}`, 'Upgrade: websocket', 'Connection: Upgrade']
+      for (let i = 0; i < 10; i++) lines.push(`X-Junk-${i}: y`)
+      lines.push('Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', '')
+      peer.write(lines.join('\r\n'))
+      assert.match(await peer.readHead(5_000), /^HTTP\/1\.1 (400|431)/)
+    } finally {
+      peer.destroy()
+      httpServer.closeAllConnections()
+      httpServer.close()
+    }
   })
 
   test('memory disclosure through numbers (ws Buffer(number)): ping, pong and send send the digits, close no raw memory', async () => {
