@@ -140,12 +140,10 @@ function cpuSeconds(pid) {
 }
 
 function readRss(pid) {
-  const status = spawnSync('cat', [`/proc/${pid}/status`]).stdout.toString()
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
   return kib * 1024
 }
-
-
 
 async function runOnce(impl, workload, args) {
   const port = await freePort()

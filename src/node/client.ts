@@ -22,7 +22,7 @@ import type { Duplex } from 'node:stream'
 import { type HandshakeError, TetherError } from '../core/errors.js'
 import { isToken } from '../core/handshake/headers.js'
 import type { ExtensionOffer } from '../core/handshake/headers.js'
-import { type ProxySetting, resolveProxy, tunnel } from './proxy.js'
+import { type ProxySetting, resolveProxy, serverNameFor, tunnel } from './proxy.js'
 import {
   type AcceptedResponse,
   clientRequestHeaders,
@@ -210,7 +210,7 @@ function attempt(
     const targetTls = requestOptions as tls.ConnectionOptions
     // Node's request accepts a connection made asynchronously (the callback form).
     options.createConnection = ((_: unknown, created: (error: Error | null, socket?: Duplex) => void) => {
-      tunnel(viaProxy, { host, port, secure, servername: targetTls.servername, tls: targetTls }, created)
+      tunnel(viaProxy, { host, port, secure, tls: targetTls }, created)
       return undefined
     }) as unknown as https.RequestOptions['createConnection']
   }
@@ -310,6 +310,6 @@ function netConnect(options: net.NetConnectOpts & { socketPath?: string }): Dupl
 }
 
 function tlsConnect(options: tls.ConnectionOptions & { host?: string }): Duplex {
-  const servername = options.servername ?? (options.host && !net.isIP(options.host) ? options.host : undefined)
+  const servername = options.servername ?? (options.host ? serverNameFor(options.host) : undefined)
   return tls.connect({ ...options, path: undefined, servername } as tls.ConnectionOptions)
 }

@@ -70,8 +70,8 @@ export class ProxyError extends TetherError {
   }
 }
 
-/** SNI names a host, never an address (RFC 6066 §3; Node 26 throws for one). */
-function serverName(host: string): string | undefined {
+/** The TLS server name for `host`: SNI names a host, never an address (RFC 6066 §3; Node 26 throws for one). */
+export function serverNameFor(host: string): string | undefined {
   return net.isIP(host) === 0 ? host : undefined
 }
 
@@ -81,7 +81,7 @@ function serverName(host: string): string | undefined {
  */
 export function tunnel(
   proxy: ProxyOptions,
-  target: { host: string; port: number; secure: boolean; servername?: string; tls?: ConnectionOptions },
+  target: { host: string; port: number; secure: boolean; tls?: ConnectionOptions },
   callback: (error: Error | null, socket?: Socket) => void,
 ): void {
   let url: URL
@@ -110,7 +110,7 @@ export function tunnel(
       path: authority,
       headers,
       agent: false,
-      ...(secureProxy ? { servername: serverName(proxyHost), ...proxy.tls } : {}),
+      ...(secureProxy ? { servername: serverNameFor(proxyHost), ...proxy.tls } : {}),
     })
   } catch (error) {
     return callback(new ProxyError(`Cannot reach the proxy ${url.host}: ${(error as Error).message}`, undefined, error))
@@ -131,7 +131,7 @@ export function tunnel(
     if (!target.secure) return finish(null, socket)
     let secured: tls.TLSSocket
     try {
-      secured = tls.connect({ ...target.tls, socket, servername: target.servername ?? serverName(target.host) })
+      secured = tls.connect({ ...target.tls, socket, servername: target.tls?.servername ?? serverNameFor(target.host) })
     } catch (error) {
       socket.destroy()
       return finish(error as Error)

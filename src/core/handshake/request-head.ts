@@ -97,7 +97,7 @@ export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = 
 
   let lineEnd = text.indexOf('\n')
   if (lineEnd === -1) lineEnd = length
-  let contentEnd = lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd
+  let contentEnd = withoutCr(text, 0, lineEnd)
   if (nextCr < contentEnd) return bad('Invalid request line')
   const space1 = text.indexOf(' ')
   const space2 = space1 === -1 ? -1 : text.indexOf(' ', space1 + 1)
@@ -126,7 +126,7 @@ export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = 
   for (let start = lineEnd + 1; start <= length; start = lineEnd + 1) {
     lineEnd = text.indexOf('\n', start)
     if (lineEnd === -1) lineEnd = length
-    contentEnd = lineEnd > start && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd
+    contentEnd = withoutCr(text, start, lineEnd)
     if (nextCr < start) {
       nextCr = text.indexOf('\r', start)
       if (nextCr === -1) nextCr = length
@@ -167,6 +167,11 @@ const COLON = 0x3a
 
 function bad(message: string): RequestHeadResult {
   return { state: 'error', status: 400, message }
+}
+
+/** Rule 2: where the line [start, lineEnd) ends once a final CR is dropped. */
+function withoutCr(text: string, start: number, lineEnd: number): number {
+  return lineEnd > start && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd
 }
 
 function isDigit(code: number): boolean {
