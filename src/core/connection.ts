@@ -37,6 +37,17 @@
  * before its 64-bit length is (top bit set: 1002; above 2^53 - 1: 1009). A
  * ping announcing 2^60 bytes breaks §5.5 ("125 bytes or less"); it is not
  * a message too big to process.
+ * Rule 7: automatic pongs never pile up. While the transport says its output
+ * is blocked (`setOutputBlocked`: the peer is not reading), a ping's answer
+ * waits as one pending pong, and a newer ping replaces its payload: "If an
+ * endpoint receives a Ping frame and has not yet sent Pong frame(s) in
+ * response to previous Ping frame(s), the endpoint MAY elect to send a Pong
+ * frame for only the most recently processed Ping frame" (§5.5.3). Otherwise
+ * every ping is answered, in order.
+ * Rule 8: `bytesHeld` is what the connection holds for the message in
+ * progress (its assembled bytes) and for input waiting behind an inflation;
+ * failing or closing releases it at once, so a transport enforcing a memory
+ * budget can take it back by failing the connection.
  */
 import type { InflateOutcome } from './deflate/codec.js'
 import type { DeflateParameters } from './deflate/negotiate.js'
@@ -52,26 +63,39 @@ export type { Side } from './writer.js'
 
 /** Default `maxPayload`: 100 MiB, as in `ws`. */
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
-/** Default `maxFragments`: 16,384 data frames per message, as in `ws` 8.18 and later. */
-export const DEFAULT_MAX_FRAGMENTS = 16 * 1024
+/**
+ * Default `maxFragments`: no count. Memory is bounded by bytes (`maxPayload`,
+ * and the receive budget of the Node transport), as gorilla/websocket,
+ * uWebSockets and Go's net/http bound it; a count would refuse legitimate
+ * messages (the Autobahn testsuite's 4 MiB in 64-byte fragments) and protects
+ * nothing a byte limit does not: an empty fragment costs the bytes it takes
+ * to read, and holds none.
+ */
+export const DEFAULT_MAX_FRAGMENTS = 0
 
 export interface ConnectionOptions {
   side: Side
   /** Largest message accepted, in bytes; 0 means no limit. Default 100 MiB. */
   maxPayload?: number
   /**
-   * Most data frames one message may arrive in; 0 means no limit. Default
-   * 16,384. Memory is bounded by `maxPayload` whatever this is; this bounds
-   * the work a peer can make us do for one message (empty fragments cost
-   * nothing to buffer but never end the message).
+   * Most data frames one message may arrive in; 0 (the default) means no
+   * limit. Memory is bounded by `maxPayload` whatever this is; a count only
+   * bounds how many frames one message may take, for those who want it.
    */
   maxFragments?: number
   /** Deliver text messages without checking their UTF-8 (the peer is trusted). */
   skipUTF8Validation?: boolean
   /** Answer pings with pongs automatically. Default true. */
   autoPong?: boolean
-  /** Buffer allocator for outgoing frames. */
+  /** Buffer allocator for outgoing frames and received messages. */
   allocate?: Allocate
+  /**
+   * Allocator for large received messages (over 1 MiB), reserved at their
+   * final size or at `maxPayload`: where the memory is committed only as it
+   * is written (Node: `Buffer.allocUnsafeSlow`), such a message costs its
+   * size once (messages.ts Rule 3). Defaults to `allocate`.
+   */
+  reserve?: Allocate
   /** Masking-key generator (client side). */
   generateMask?: GenerateMask
   /**
@@ -123,9 +147,10 @@ interface ConnectionSettings {
   validateUtf8: boolean
   autoPong: boolean
   writer: WriterSettings
+  reserve: Allocate
 }
 
-const settingsCache = new WeakMap<WriterSettings, Map<string, ConnectionSettings>>()
+const settingsCache = new WeakMap<WriterSettings, WeakMap<Allocate, Map<string, ConnectionSettings>>>()
 
 /** One settings object for all connections configured alike. */
 function connectionSettings(options: ConnectionOptions): ConnectionSettings {
@@ -134,11 +159,14 @@ function connectionSettings(options: ConnectionOptions): ConnectionSettings {
   const maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS
   const validateUtf8 = !options.skipUTF8Validation
   const autoPong = options.autoPong ?? true
+  const reserve = options.reserve ?? writer.allocate
   const key = `${options.side} ${maxPayload} ${maxFragments} ${validateUtf8} ${autoPong}`
-  let byKey = settingsCache.get(writer)
-  if (byKey === undefined) settingsCache.set(writer, (byKey = new Map()))
+  let byReserve = settingsCache.get(writer)
+  if (byReserve === undefined) settingsCache.set(writer, (byReserve = new WeakMap()))
+  let byKey = byReserve.get(reserve)
+  if (byKey === undefined) byReserve.set(reserve, (byKey = new Map()))
   let settings = byKey.get(key)
-  if (settings === undefined) byKey.set(key, (settings = { side: options.side, maxPayload, maxFragments, validateUtf8, autoPong, writer }))
+  if (settings === undefined) byKey.set(key, (settings = { side: options.side, maxPayload, maxFragments, validateUtf8, autoPong, writer, reserve }))
   return settings
 }
 
@@ -185,6 +213,12 @@ export class Connection implements FrameSink {
   // Sending.
   /** Opcode of a fragmented message we are sending, 0 if none. */
   private sendingOpcode = 0
+  /**
+   * Rule 7: the payload of the one automatic pong waiting while output is
+   * blocked (a newer ping replaces it), and whether output is blocked.
+   */
+  private pendingPong: Uint8Array | undefined
+  private outputBlocked = false
 
   /** Negotiated permessage-deflate parameters, if any. */
   readonly deflate: DeflateParameters | undefined
@@ -284,7 +318,7 @@ export class Connection implements FrameSink {
 
   /** Bytes queued and not yet taken by `dataToSend`. */
   get bytesToSend(): number {
-    return this.writer.bytes
+    return this.writer.bytes + (this.pendingPong === undefined ? 0 : this.pendingPong.length + 2)
   }
 
   /** True once, when the transport should half-close (after the queued data). */
@@ -368,6 +402,7 @@ export class Connection implements FrameSink {
     if (this.state === 'closed' || this.error !== undefined) return
     this.closingState().error = error
     this.parser.stop()
+    this.releaseInput()
     // Rule 5: answers to the events before this one go out before the close frame.
     const hold = this.events !== undefined
     this.emit({ type: 'error', error })
@@ -406,7 +441,9 @@ export class Connection implements FrameSink {
         inflation.wireLength = 0
         inflation.ended = false
       }
-      ;(this.message ??= new MessageAssembler(this.settings.writer.allocate)).start(opcode === Opcode.Text && this.settings.validateUtf8)
+      ;(this.message ??= new MessageAssembler(this.settings.writer.allocate, this.settings.maxPayload, this.settings.reserve)).start(
+        opcode === Opcode.Text && this.settings.validateUtf8,
+      )
     }
     const message = this.message!
     if (this.settings.maxFragments > 0 && ++message.fragments > this.settings.maxFragments) {
@@ -426,9 +463,7 @@ export class Connection implements FrameSink {
     if (this.frameRole === 'data') {
       const last = this.parser.fin && this.parser.payloadRemaining === 0
       if (this.inflation?.compressed) return this.requestInflate(piece, last)
-      if (!this.message!.append(piece, last, this.parser.payloadRemaining)) {
-        this.fail('WS_ERR_INVALID_UTF8', 'Invalid WebSocket frame: invalid UTF-8 sequence')
-      }
+      if (!this.appendToMessage(piece, last, this.parser.payloadRemaining, this.parser.fin)) return
     } else if (this.frameRole === 'control') {
       this.appendControl(piece)
     }
@@ -516,22 +551,51 @@ export class Connection implements FrameSink {
       if (outcome.reason === 'too-big') return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
       return this.fail('WS_ERR_INVALID_COMPRESSED_DATA', `Invalid compressed data: ${outcome.message}`)
     }
-    const message = this.message!
     const chunks = outcome.data
     for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!
-      // The codec honours the limit; checking again keeps a faulty codec from breaking it.
-      if (this.settings.maxPayload > 0 && message.length + chunk.length > this.settings.maxPayload) {
-        return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
-      }
-      if (!message.append(chunk, request.end && i === chunks.length - 1, 0)) {
-        return this.fail('WS_ERR_INVALID_UTF8', 'Invalid WebSocket frame: invalid UTF-8 sequence')
-      }
+      if (!this.appendInflated(chunks[i]!, request.end && i === chunks.length - 1)) return
     }
     if (request.end) this.finishMessage()
     // finishMessage fails the connection when the whole text is not UTF-8 (§8.1). Rule 1: input
     // after that point is discarded, so the parser stays stopped with whatever is queued behind.
     if (this.error === undefined) this.parser.resume()
+  }
+
+  /**
+   * A piece of the answer to the pending `inflate` event, given while the
+   * codec works (so the output is copied into the message as it comes, and
+   * the transport can count it): valid only during the call. `last` when it
+   * is the message's last piece. Returns false once the connection failed
+   * (too big, not UTF-8): the codec should stop.
+   */
+  receiveInflatedData(chunk: Uint8Array): boolean {
+    if (this.inflation?.pending === undefined || this.error !== undefined || this.state === 'closed') return false
+    return this.appendInflated(chunk, false)
+  }
+
+  private appendInflated(chunk: Uint8Array, last: boolean): boolean {
+    // The codec honours the limit; checking again keeps a faulty codec from breaking it.
+    if (this.settings.maxPayload > 0 && this.message!.length + chunk.length > this.settings.maxPayload) {
+      this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded')
+      return false
+    }
+    return this.appendToMessage(chunk, last, 0, false)
+  }
+
+  /** Rule 8: bytes held for the message in progress and for input waiting to be parsed. */
+  get bytesHeld(): number {
+    const message = this.message
+    return (message === undefined ? 0 : message.held) + this.parser.pendingBytes
+  }
+
+  /**
+   * Rule 7: the transport's output is blocked (the peer does not read) or
+   * free again. While blocked, automatic pongs wait as one; when freed, the
+   * waiting one is queued for `dataToSend()`.
+   */
+  setOutputBlocked(blocked: boolean): void {
+    this.outputBlocked = blocked
+    if (!blocked) this.writePendingPong()
   }
 
   // ------------------------------------------------------------ internals
@@ -558,6 +622,20 @@ export class Connection implements FrameSink {
     const limit = this.settings.maxPayload > 0 ? this.settings.maxPayload - this.message!.length : Number.POSITIVE_INFINITY
     this.parser.stop()
     this.emit({ type: 'inflate', data, end, limit })
+  }
+
+  /** Appends to the message in progress; false (and the connection failed) on invalid UTF-8. */
+  private appendToMessage(piece: Uint8Array, last: boolean, frameRemaining: number, finalFrame: boolean): boolean {
+    let valid: boolean
+    try {
+      valid = this.message!.append(piece, last, frameRemaining, finalFrame)
+    } catch {
+      // Rule 1: an allocation the runtime refuses is a message too big to process, not a throw.
+      this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded: no memory for the message')
+      return false
+    }
+    if (!valid) this.fail('WS_ERR_INVALID_UTF8', 'Invalid WebSocket frame: invalid UTF-8 sequence')
+    return valid
   }
 
   private finishMessage(): void {
@@ -591,7 +669,11 @@ export class Connection implements FrameSink {
       this.emit({ type: 'ping', data: payload })
       // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response ...
       // [with] identical Application data", unless it already sent a close frame.
-      if (this.settings.autoPong && this.closeSent === undefined) this.writer.writeFrame(firstHeaderByte(true, Opcode.Pong), payload)
+      if (this.settings.autoPong && this.closeSent === undefined) {
+        // Rule 7: while output is blocked, only the most recent ping is answered.
+        if (this.outputBlocked) this.pendingPong = new Uint8Array(payload)
+        else this.writer.writeFrame(firstHeaderByte(true, Opcode.Pong), payload)
+      }
       return
     }
     if (opcode === Opcode.Pong) {
@@ -612,6 +694,7 @@ export class Connection implements FrameSink {
     const received: Close = { code: close.code, reason: new Uint8Array(close.reason) }
     this.closingState().closeReceived = received
     this.parser.stop()
+    this.releaseInput()
     // Rule 5: answers to the events before this one go out before the close frame.
     const hold = this.events !== undefined
     this.emit({ type: 'close', code: received.code, reason: received.reason })
@@ -628,6 +711,8 @@ export class Connection implements FrameSink {
 
   /** Sends (or, with `hold`, queues for the next `dataToSend()`: Rule 5) our close frame. */
   private writeClose(code: number, reason: Uint8Array, hold = false): void {
+    // The answer to a ping received before goes out before the close frame (nothing may follow it).
+    this.writePendingPong()
     this.closingState().closeSent = { code, reason }
     this.closingState().receivedThenSent = this.closeReceived !== undefined
     const payload = serializeClose(code, reason)
@@ -650,6 +735,13 @@ export class Connection implements FrameSink {
     this.writer.writeFrame(firstHeaderByte(fin, frameOpcode, first && compressed), data)
   }
 
+  private writePendingPong(): void {
+    const pong = this.pendingPong
+    if (pong === undefined) return
+    this.pendingPong = undefined
+    this.writer.writeFrame(firstHeaderByte(true, Opcode.Pong), pong)
+  }
+
   private sendControl(opcode: number, data: Uint8Array): void {
     this.assertCanSend()
     if (data.length > MAX_CONTROL_PAYLOAD) {
@@ -665,10 +757,18 @@ export class Connection implements FrameSink {
     }
   }
 
+  /** Rule 8: no more input will be processed; let go of what was held for it. */
+  private releaseInput(): void {
+    this.message?.release()
+    this.parser.discardPending()
+  }
+
   private finish(): void {
     const received = this.closeReceived
     this.state = transition(this.state, 'closed')
     this.parser.stop()
+    this.releaseInput()
+    this.pendingPong = undefined
     this.emit({
       type: 'closed',
       code: received?.code ?? CloseCode.AbnormalClosure,

@@ -27,6 +27,12 @@ export const protocolErrorCloseCodes = {
   WS_ERR_INVALID_UTF8: CloseCode.InvalidFramePayloadData,
   WS_ERR_INVALID_COMPRESSED_DATA: CloseCode.InvalidFramePayloadData,
   WS_ERR_EXTENSION_FAILURE: CloseCode.InternalError,
+  /**
+   * The process-wide budget of bytes held for messages being received is
+   * spent, and this connection held the most (tether's; the message itself
+   * may be within `maxPayload`, so "try again later", not "too big").
+   */
+  TETHER_ERR_RECEIVE_MEMORY: CloseCode.TryAgainLater,
 } as const satisfies Record<string, number>
 
 export type ProtocolErrorCode = keyof typeof protocolErrorCloseCodes

@@ -103,6 +103,7 @@ export class FrameParser implements FrameHeader {
   private stopped = false
   /** Input that arrived, or was left unread, while stopped. */
   private pending: Uint8Array[] | undefined
+  private pendingLength = 0
 
   private readonly sink: FrameSink
 
@@ -113,7 +114,10 @@ export class FrameParser implements FrameHeader {
   /** Feeds the next bytes. The parser may unmask them in place. */
   feed(chunk: Uint8Array): void {
     if (this.stopped) {
-      if (chunk.length > 0) (this.pending ??= []).push(chunk)
+      if (chunk.length > 0) {
+        ;(this.pending ??= []).push(chunk)
+        this.pendingLength += chunk.length
+      }
       return
     }
     this.consume(chunk)
@@ -134,7 +138,9 @@ export class FrameParser implements FrameHeader {
     }
     const pending = this.pending
     while (pending !== undefined && pending.length > 0 && !this.stopped) {
-      this.consume(pending.shift()!)
+      const chunk = pending.shift()!
+      this.pendingLength -= chunk.length
+      this.consume(chunk)
     }
   }
 
@@ -145,9 +151,13 @@ export class FrameParser implements FrameHeader {
 
   /** Bytes fed but not yet parsed because the parser is stopped. */
   get pendingBytes(): number {
-    let total = 0
-    for (const chunk of this.pending ?? []) total += chunk.length
-    return total
+    return this.pendingLength
+  }
+
+  /** Forgets input kept while stopped (no more will be parsed). */
+  discardPending(): void {
+    this.pending = undefined
+    this.pendingLength = 0
   }
 
   private consume(chunk: Uint8Array): void {
@@ -178,7 +188,10 @@ export class FrameParser implements FrameHeader {
         }
       }
       if (this.stopped) {
-        if (position < length) (this.pending ??= []).unshift(chunk.subarray(position))
+        if (position < length) {
+          ;(this.pending ??= []).unshift(chunk.subarray(position))
+          this.pendingLength += length - position
+        }
         return
       }
     }

@@ -15,10 +15,21 @@
  * Rule 2: while paused, no event is dispatched and the transport is not
  * read; events already parsed wait in order.
  * Rule 3: 'closed' is delivered exactly once, after the transport is gone.
+ * Rule 4: while the transport's buffer is full (the peer is not reading),
+ * nothing more is handed to it: what is sent waits in the connection, where
+ * it counts in `bufferedAmount`, and the connection answers only the latest
+ * ping (core Rule 7). Everything leaves in one write when the buffer drains.
+ * Rule 5: what the connection holds for messages being received is counted
+ * in the process-wide receive budget after every read and every piece of
+ * inflated output (receive-budget.ts); the budget may fail this connection
+ * (1013) to stay within its ceiling.
+ * Rule 6: while an asynchronous inflation is pending, the transport is not
+ * read: input would only pile up behind it.
  */
 import type { Connection, ConnectionEvent } from '../core/connection.js'
 import type { InflateCodec } from '../core/deflate/codec.js'
-import type { ProtocolError } from '../core/errors.js'
+import { ProtocolError } from '../core/errors.js'
+import { type BudgetHolder, holdReceived, releaseReceived } from './receive-budget.js'
 import { type Transport, type TransportSink, type WriteCallback, asBuffer } from './transport.js'
 
 export { asBuffer } from './transport.js'
@@ -43,7 +54,7 @@ export interface DriverOptions {
   /** How long to wait for the peer to finish the closing handshake, in ms. */
   closeTimeout?: number
   /** Inflates compressed messages when permessage-deflate was negotiated; closed with the socket. */
-  codec?: InflateCodec & { close(): void }
+  codec?: DriverCodec
   /** Record when data and messages arrive, for heartbeats and idle timeouts (`sweep`). */
   trackActivity?: boolean
 }
@@ -73,6 +84,9 @@ export function coarseNow(): number {
   return Math.floor((Date.now() - START) / 100)
 }
 
+/** A codec as the driver uses it: inflation, release, and what it holds for the receive budget. */
+export type DriverCodec = InflateCodec & { close(): void; readonly bytesHeld?: number; discardIncoming?(): void }
+
 const FLUSH_SCHEDULED = 1
 const PAUSED = 2
 const CLOSED = 4
@@ -84,6 +98,10 @@ const WANT_WRITABLE = 16
 const TRACK_ACTIVITY = 32
 /** Data arrived since our last heartbeat ping (a pong, or anything else: the peer is alive). */
 const RECEIVED = 64
+/** Rule 4: the transport's buffer is full; flushing waits for its drain. */
+const WAITING_DRAIN = 128
+/** Rule 6: the transport is paused for an asynchronous inflation. */
+const INFLATE_PAUSED = 256
 
 /** Default close timeout: 30 s, as in `ws`. */
 export const DEFAULT_CLOSE_TIMEOUT = 30_000
@@ -103,7 +121,7 @@ class DriverRare {
   endDeferred = false
 }
 
-export class SocketDriver implements TransportSink {
+export class SocketDriver implements TransportSink, BudgetHolder {
   private rare: DriverRare | undefined
   readonly transport: Transport
   readonly connection: Connection
@@ -112,7 +130,9 @@ export class SocketDriver implements TransportSink {
   /** FLUSH_SCHEDULED | PAUSED | CLOSED: one field, not three. */
   private flags = 0
   private callbacks: WriteCallback[] | undefined
-  private readonly codec: (InflateCodec & { close(): void }) | undefined
+  private readonly codec: DriverCodec | undefined
+  /** What the receive budget counts for this connection (Rule 5). */
+  budgetHeld = 0
   /** With TRACK_ACTIVITY, in coarseNow() units: when data last arrived, a message last arrived, and our unanswered ping left (0: none). */
   private lastReceived = 0
   private lastMessage = 0
@@ -190,6 +210,15 @@ export class SocketDriver implements TransportSink {
     this.flags &= ~FLUSH_SCHEDULED
     const connection = this.connection
     const transport = this.transport
+    if (transport.needsDrain && (this.flags & CLOSED) === 0 && !transport.destroyed) {
+      // Rule 4: hold everything until the drain; ping answers wait as one.
+      if ((this.flags & WAITING_DRAIN) === 0) {
+        this.flags |= WAITING_DRAIN
+        connection.setOutputBlocked(true)
+      }
+      this.armCloseTimer()
+      return
+    }
     const chunks = connection.dataToSend()
     const callbacks = this.callbacks
     this.callbacks = undefined
@@ -204,7 +233,11 @@ export class SocketDriver implements TransportSink {
       this.flags &= ~WANT_WRITABLE
       process.nextTick(notifyWritable, this.handler)
     }
-    if (connection.closeExpected() && this.rare?.closeTimer === undefined && (this.flags & CLOSED) === 0) {
+    this.armCloseTimer()
+  }
+
+  private armCloseTimer(): void {
+    if (this.connection.closeExpected() && this.rare?.closeTimer === undefined && (this.flags & CLOSED) === 0) {
       const timer = setTimeout(onCloseTimeout, this.closeTimeout, this)
       timer.unref?.()
       this.rareState().closeTimer = timer
@@ -230,7 +263,7 @@ export class SocketDriver implements TransportSink {
     if (backlog !== undefined) this.dispatch(backlog)
     // Answers to inflate requests in the backlog may have produced more events.
     this.collect()
-    if ((this.flags & PAUSED) === 0 && (this.flags & CLOSED) === 0) this.transport.resume()
+    if ((this.flags & (PAUSED | CLOSED | INFLATE_PAUSED)) === 0) this.transport.resume()
   }
 
   get isPaused(): boolean {
@@ -257,6 +290,22 @@ export class SocketDriver implements TransportSink {
     }
     this.connection.receiveData(chunk)
     this.collect()
+  }
+
+  /** Rule 5: tells the budget what this connection holds; false if the budget failed it. */
+  private account(): boolean {
+    const held = this.connection.bytesHeld + (this.codec?.bytesHeld ?? 0)
+    return held === this.budgetHeld || holdReceived(this, held)
+  }
+
+  /** @internal The receive budget is spent and this connection holds the most: fail it with 1013. */
+  failForBudget(): void {
+    this.connection.failConnection(
+      new ProtocolError('TETHER_ERR_RECEIVE_MEMORY', 'Receive memory budget exceeded: this connection held the most', 1013),
+    )
+    this.codec?.discardIncoming?.()
+    // Another connection's read got us here: report and flush on our own turn.
+    if ((this.flags & DISPATCHING) === 0) process.nextTick(collectDriver, this)
   }
 
   transportEnd(): void {
@@ -296,11 +345,24 @@ export class SocketDriver implements TransportSink {
     this.connection.abort()
     this.collect()
     this.codec?.close()
+    releaseReceived(this)
+    // Sends still waiting for a drain (Rule 4) never left.
+    const callbacks = this.callbacks
+    this.callbacks = undefined
+    if (callbacks !== undefined) {
+      const error = new Error('WebSocket is not open: the socket is closed')
+      for (const callback of callbacks) process.nextTick(callback, error)
+    }
     const closed = this.rare?.closedEvent
     if (closed !== undefined) this.handler.driverClosed(closed.code, asBuffer(closed.reason), closed.wasClean)
   }
 
   transportDrained(): void {
+    if ((this.flags & WAITING_DRAIN) !== 0) {
+      this.flags &= ~WAITING_DRAIN
+      this.connection.setOutputBlocked(false)
+      this.flush()
+    }
     if ((this.flags & WANT_WRITABLE) !== 0) {
       this.flags &= ~WANT_WRITABLE
       this.handler.driverWritable?.()
@@ -308,11 +370,17 @@ export class SocketDriver implements TransportSink {
     this.handler.driverDrain?.()
   }
 
+  /** @internal Dispatches what a failure from outside (the receive budget) queued. */
+  collectLater(): void {
+    if ((this.flags & CLOSED) === 0) this.collect()
+  }
+
   /** Dispatches new events, and those their handling caused (inflated messages), then flushes. */
   private collect(): void {
     const nested = (this.flags & DISPATCHING) !== 0
     this.flags |= DISPATCHING
     try {
+      this.account()
       this.dispatchAll()
     } finally {
       if (!nested) this.flags &= ~DISPATCHING
@@ -340,21 +408,39 @@ export class SocketDriver implements TransportSink {
     const codec = this.codec ?? noCodec()
     let answered = false
     let synchronous = true
-    codec.inflate(request.data, request.end, request.limit, (outcome) => {
-      if (answered) return
-      answered = true
-      if (this.rare !== undefined) this.rare.inflating = false
-      this.connection.receiveInflated(outcome)
-      if (synchronous) return
-      if ((this.flags & CLOSED) !== 0) return this.finishGone()
-      this.collect()
-      if (this.rare?.endDeferred && !this.rare?.inflating) {
-        this.rare!.endDeferred = false
-        this.transportEnd()
-      }
-    })
+    codec.inflate(
+      request.data,
+      request.end,
+      request.limit,
+      (outcome) => {
+        if (answered) return
+        answered = true
+        if (this.rare !== undefined) this.rare.inflating = false
+        this.connection.receiveInflated(outcome)
+        if (synchronous) return
+        if ((this.flags & INFLATE_PAUSED) !== 0) {
+          this.flags &= ~INFLATE_PAUSED
+          if ((this.flags & (PAUSED | CLOSED)) === 0) this.transport.resume()
+        }
+        if ((this.flags & CLOSED) !== 0) return this.finishGone()
+        this.collect()
+        if (this.rare?.endDeferred && !this.rare?.inflating) {
+          this.rare!.endDeferred = false
+          this.transportEnd()
+        }
+      },
+      // The output is copied into the message as it comes, and counted (Rule 5).
+      (piece) => this.connection.receiveInflatedData(piece) && this.account(),
+    )
     synchronous = false
-    if (!answered) this.rareState().inflating = true
+    if (!answered) {
+      this.rareState().inflating = true
+      // Rule 6.
+      if ((this.flags & (PAUSED | CLOSED | INFLATE_PAUSED)) === 0) {
+        this.flags |= INFLATE_PAUSED
+        this.transport.pause()
+      }
+    }
   }
 
   private dispatch(events: ConnectionEvent[]): void {
@@ -403,6 +489,10 @@ function callbackAll(callbacks: WriteCallback[]): WriteCallback {
   return (error) => {
     for (const callback of callbacks) callback(error)
   }
+}
+
+function collectDriver(driver: SocketDriver): void {
+  driver.collectLater()
 }
 
 function flushDriver(driver: SocketDriver): void {

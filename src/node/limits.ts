@@ -95,6 +95,11 @@ export interface LimitStats {
   payloadTooBig: number
   /** A message in more than `maxFragments` frames (close 1008). */
   tooManyFragments: number
+  /**
+   * The process-wide receive budget (`maxReceiveMemory`) was spent and this
+   * server's connection held the most of it (close 1013).
+   */
+  receiveMemoryExceeded: number
   /** A send over the send-buffer limit: refused (`drop`) or the socket closed with 1013 (`close`). */
   sendBufferOverflows: number
   /** No message within `idleTimeout` (close 1001). */
@@ -115,6 +120,7 @@ export function emptyLimitStats(): LimitStats {
     authRefused: 0,
     payloadTooBig: 0,
     tooManyFragments: 0,
+    receiveMemoryExceeded: 0,
     sendBufferOverflows: 0,
     idleTimeouts: 0,
     heartbeatTimeouts: 0,

@@ -37,6 +37,7 @@ import type { DeflateParameters } from '../core/deflate/negotiate.js'
 import type { Side } from '../core/writer.js'
 import {
   AsyncZlib,
+  type Emit,
   type EngineOptions,
   type EngineResult,
   SyncZlib,
@@ -371,7 +372,18 @@ export class ZlibCodec implements MessageCodec {
     return this.settings
   }
 
-  inflate(data: Uint8Array, end: boolean, limit: number, done: (outcome: InflateOutcome) => void): void {
+  /** Compressed bytes of the incoming message kept until its end (no context takeover), for the receive budget. */
+  get bytesHeld(): number {
+    return this.pendingLength
+  }
+
+  /** Forgets the incoming message in progress (the connection failed). */
+  discardIncoming(): void {
+    this.pending = undefined
+    this.pendingLength = 0
+  }
+
+  inflate(data: Uint8Array, end: boolean, limit: number, done: (outcome: InflateOutcome) => void, output?: Emit): void {
     if (this.closed) return done({ ok: false, reason: 'corrupt', message: 'connection closed' })
     if (this.peerTakeover) {
       const engine = (this.inflater ??= this.newEngine('inflate', { windowBits: this.peerWindowBits }))
@@ -381,18 +393,23 @@ export class ZlibCodec implements MessageCodec {
       const start = !this.messageFed && input.length > 0
       if (input.length > 0) this.messageFed = !end
       if (engine instanceof SyncZlib) {
-        return done(toOutcome(start ? inflateMessageStart(engine, input, limit) : engine.process(input, limit)))
+        return done(toOutcome(start ? inflateMessageStart(engine, input, limit, output) : engine.process(input, limit, output)))
       }
-      return engine.process(input, limit, (result) => {
-        if (start && engine.ended && result.ok && result.length === 0 && this.inflater === engine) {
-          // A stream API context cannot be reset after its end: replace it.
-          engine.close()
-          const fresh = new AsyncZlib('inflate', { windowBits: this.peerWindowBits })
-          this.inflater = fresh
-          return fresh.process(input, limit, (retried) => done(toOutcome(retried)))
-        }
-        done(toOutcome(result))
-      })
+      return engine.process(
+        input,
+        limit,
+        (result) => {
+          if (start && engine.ended && result.ok && result.length === 0 && this.inflater === engine) {
+            // A stream API context cannot be reset after its end: replace it.
+            engine.close()
+            const fresh = new AsyncZlib('inflate', { windowBits: this.peerWindowBits })
+            this.inflater = fresh
+            return fresh.process(input, limit, (retried) => done(toOutcome(retried)), output)
+          }
+          done(toOutcome(result))
+        },
+        output,
+      )
     }
     // No context takeover: keep pieces until the message ends, then use a shared context.
     if (!end) {
@@ -406,14 +423,21 @@ export class ZlibCodec implements MessageCodec {
     this.pendingLength = 0
     if (this.async) {
       const engine = new AsyncZlib('inflate', { windowBits: this.peerWindowBits })
-      return engine.process(input, limit, (result) => {
-        engine.close()
-        done(toOutcome(result))
-      })
+      return engine.process(
+        input,
+        limit,
+        (result) => {
+          engine.close()
+          done(toOutcome(result))
+        },
+        output,
+      )
     }
     const engine = sharedEngine('inflate', { windowBits: this.peerWindowBits })
-    const result = engine.process(input, limit)
-    engine.reset()
+    const result = engine.process(input, limit, output)
+    // A shared context stopped midway (`output` refused more) is spent: replace it.
+    if (engine.broken) engine.close()
+    else engine.reset()
     done(toOutcome(result))
   }
 

@@ -17,6 +17,10 @@
  * leaves the engine unusable (`broken`).
  * Rule 3: where `writeSync` is missing (a future Node), `supportsSyncZlib`
  * is false and the codec falls back to the asynchronous stream API.
+ * Rule 5: with an `emit` function, output is handed over as it comes out,
+ * as views of the scratch buffer (valid during the call), instead of being
+ * copied into chunks: the receiver copies it once, where the message is
+ * assembled. `emit` returning false stops the work and spends the context.
  * Rule 4: an inflate stream can end: a peer may finish a message with a
  * block whose BFINAL bit is set (RFC 7692 §7.2.3.4). zlib then stops, leaves
  * the rest of the input unread, and would answer every later message with
@@ -40,6 +44,11 @@ type ZlibStream = (zlib.DeflateRaw | zlib.InflateRaw) & { _handle?: ZlibHandle |
 
 const SCRATCH_SIZE = 64 * 1024
 let scratch: Buffer | undefined
+
+/** Receives output as it is produced (Rule 5); false stops the work. */
+export type Emit = (piece: Uint8Array) => boolean
+
+const STOPPED = { ok: false, reason: 'too-big', message: 'stopped by the receiver' } as const
 
 /** Whether this Node offers the synchronous handle (Rule 3). */
 export const supportsSyncZlib: boolean = (() => {
@@ -111,7 +120,7 @@ export class SyncZlib {
   }
 
   /** Runs `input` through with a sync flush; stops once more than `limit` bytes came out (Rule 1). */
-  process(input: Uint8Array, limit = Number.POSITIVE_INFINITY): EngineResult {
+  process(input: Uint8Array, limit = Number.POSITIVE_INFINITY, emit?: Emit): EngineResult {
     if (this.broken) return { ok: false, reason: 'corrupt', message: 'zlib context is unusable after an earlier error' }
     const out = (scratch ??= Buffer.allocUnsafeSlow(SCRATCH_SIZE))
     const chunks: Buffer[] = []
@@ -131,9 +140,16 @@ export class SyncZlib {
       if (produced > 0) {
         length += produced
         if (length > limit) return { ok: false, reason: 'too-big', message: 'output limit exceeded' }
-        const chunk = Buffer.allocUnsafe(produced)
-        out.copy(chunk, 0, 0, produced)
-        chunks.push(chunk)
+        if (emit !== undefined) {
+          if (!emit(out.subarray(0, produced))) {
+            this.broken = true
+            return STOPPED
+          }
+        } else {
+          const chunk = Buffer.allocUnsafe(produced)
+          out.copy(chunk, 0, 0, produced)
+          chunks.push(chunk)
+        }
       }
       inOffset += inLength - availableIn
       inLength = availableIn
@@ -162,11 +178,11 @@ export class SyncZlib {
  * Inflates the first bytes of a message (Rule 4): if the context's stream had
  * ended and took none of them, they go through a new stream.
  */
-export function inflateMessageStart(engine: SyncZlib, input: Uint8Array, limit: number): EngineResult {
-  const result = engine.process(input, limit)
+export function inflateMessageStart(engine: SyncZlib, input: Uint8Array, limit: number, emit?: Emit): EngineResult {
+  const result = engine.process(input, limit, emit)
   if (!result.ok || !engine.ended || engine.consumed > 0 || input.length === 0) return result
   engine.reset()
-  return engine.process(input, limit)
+  return engine.process(input, limit, emit)
 }
 
 /** The same operations over the asynchronous stream API (Rule 3). */
@@ -178,7 +194,7 @@ export class AsyncZlib {
   ended = false
   private readonly stream: zlib.DeflateRaw | zlib.InflateRaw
   private collecting:
-    | { chunks: Buffer[]; length: number; limit: number; answer: (result: EngineResult) => void }
+    | { chunks: Buffer[]; length: number; limit: number; emit: Emit | undefined; answer: (result: EngineResult) => void }
     | undefined
 
   constructor(kind: 'deflate' | 'inflate', options: EngineOptions) {
@@ -200,6 +216,12 @@ export class AsyncZlib {
         this.broken = true
         this.stream.close()
         target.answer({ ok: false, reason: 'too-big', message: 'output limit exceeded' })
+      } else if (target.emit !== undefined) {
+        if (!target.emit(chunk)) {
+          this.broken = true
+          this.stream.close()
+          target.answer(STOPPED)
+        }
       } else {
         target.chunks.push(chunk)
       }
@@ -212,13 +234,14 @@ export class AsyncZlib {
     })
   }
 
-  process(input: Uint8Array, limit: number, done: (result: EngineResult) => void): void {
+  process(input: Uint8Array, limit: number, done: (result: EngineResult) => void, emit?: Emit): void {
     if (this.broken) return done({ ok: false, reason: 'corrupt', message: 'zlib context is unusable after an earlier error' })
     let answered = false
     const target = {
       chunks: [] as Buffer[],
       length: 0,
       limit,
+      emit,
       // Exactly one answer, whichever of flush, 'error' or the limit comes first.
       answer: (result: EngineResult): void => {
         if (answered) return

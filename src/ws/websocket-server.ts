@@ -34,6 +34,7 @@ import { type PublishResult, type SlowConsumerInfo, type TopicStats, TopicHub } 
 import type { TopicPolicy } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
 import { coarseNow } from '../node/driver.js'
+import { configureReceiveMemory, receiveMemoryStats } from '../node/receive-budget.js'
 import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, emptyLimitStats, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
 
 export interface VerifyClientInfo {
@@ -62,8 +63,15 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
   clientTracking?: boolean
   maxPayload?: number
-  /** Most data frames one message may have (0: no limit). Default 16,384, as in ws; more fail with 1008. */
+  /** Most data frames one message may have (more fail with 1008); 0, the default: no count (memory is bounded by bytes, `maxPayload` and `maxReceiveMemory`). */
   maxFragments?: number
+  /**
+   * The ceiling on bytes held for messages being received, across every
+   * connection of the process (one budget: setting it here sets it for the
+   * process, as `configureReceiveMemory` does). Past it, the connection
+   * holding the most is failed with 1013. Default 256 MiB; 0: none.
+   */
+  maxReceiveMemory?: number
   skipUTF8Validation?: boolean
   allowSynchronousEvents?: boolean
   autoPong?: boolean
@@ -282,6 +290,7 @@ export class WebSocketServer extends EventEmitter {
       const value = resolved[name]
       if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw new TypeError(`${name} must be a number, 0 or more`)
     }
+    if (resolved.maxReceiveMemory !== undefined) configureReceiveMemory({ limit: resolved.maxReceiveMemory })
 
     if (resolved.port != null && !resolved.useNodeHttp && !resolved.tls && tcpHandlesAvailable) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
@@ -453,9 +462,9 @@ export class WebSocketServer extends EventEmitter {
     return { ...this.#stats }
   }
 
-  /** Open connections and handshakes in progress. */
-  get load(): { connections: number; pendingHandshakes: number } {
-    return { connections: this.#open, pendingHandshakes: this.#pending }
+  /** Open connections, handshakes in progress, and the bytes the process holds for messages being received. */
+  get load(): { connections: number; pendingHandshakes: number; receiveMemory: number } {
+    return { connections: this.#open, pendingHandshakes: this.#pending, receiveMemory: receiveMemoryStats().held }
   }
 
   /** One heartbeat and idle check of every socket. */

@@ -48,6 +48,7 @@ import type { LatestPending } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
 import { addEventListener, defineEventAttributes, removeEventListener } from './event-target.js'
 import { toWsError } from './errors.js'
+import { type QueuedSend, Sender, type SenderHost, isBlob, sendNow, sendPreparedNow } from './sender.js'
 
 export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob'
 /** @internal The slot a WebSocketServer marks its tracked clients with. */
@@ -75,7 +76,7 @@ export interface WebSocketOptions extends ClientHandshakeOptions {
   closeTimeout?: number
   /** Largest message accepted (after decompression), in bytes. Default 100 MiB. */
   maxPayload?: number
-  /** Most data frames one received message may have; 0: no limit. Default 16,384 (ws's); more fail with 1008. */
+  /** Most data frames one received message may have (more fail with 1008); 0, the default: no count (memory is bounded by bytes). */
   maxFragments?: number
   /**
    * Bytes waiting to be sent above which a new send is refused (`drop`) or the
@@ -109,28 +110,6 @@ export interface SendOptions {
 
 type Callback = (error?: Error | null) => void
 
-/**
- * A send waiting for an earlier one (a Blob being read, a message being
- * compressed asynchronously), so that order is kept; or a close frame
- * waiting behind them.
- */
-interface QueuedSend {
-  data: Buffer | Blob | PreparedMessage
-  binary: boolean
-  fin: boolean
-  compress: boolean
-  callback: Callback | undefined
-  close?: { code: number; reason: Buffer }
-}
-
-function queuedSize(item: QueuedSend): number {
-  return isBlob(item.data) ? item.data.size : item.data instanceof PreparedMessage ? item.data.data.length : item.data.length
-}
-
-function isBlob(value: unknown): value is Blob {
-  return typeof Blob !== 'undefined' && value instanceof Blob
-}
-
 /** Bytes of anything `send` accepts, without copying where possible (ws `toBuffer`). */
 function toBuffer(data: Exclude<Data, Blob | number>): Buffer {
   if (Buffer.isBuffer(data)) return data
@@ -156,20 +135,12 @@ class ColdState {
   deflateOffer: DeflateOfferState | undefined = undefined
   /** Bytes of sends refused because the connection was not open (ws counts them). */
   refusedBytes = 0
-  queue: QueuedSend[] | undefined = undefined
-  queuedBytes = 0
-  /** A Blob ahead in the queue is being read. */
-  readingBlob = false
-  /** An asynchronous compression has not answered yet. */
-  compressing = false
-  /** Whether the fragmented message being sent is compressed (decided on its first fragment). */
-  sendingCompressed: boolean | undefined = undefined
+  /** The send queue, once a send could not be framed at once (sender.ts). */
+  sender: Sender | undefined = undefined
   errorEmitted = false
   wasClean = false
   /** Published messages held back under the `latest` policy (the hub's slot). */
   held: LatestPending<PreparedMessage> | undefined = undefined
-  /** Published messages that arrived in the middle of a fragmented send; they follow its last fragment. */
-  waitingPublished: PreparedMessage[] | undefined = undefined
   /** Why the connection was torn down without a closing handshake (close 1006), when tether did it. */
   abnormalReason: string | undefined = undefined
   /** A client's own heartbeat timer. */
@@ -212,7 +183,7 @@ export interface WebSocket {
  * ws.on('message', (data, isBinary) => console.log(isBinary ? data : data.toString()))
  * ```
  */
-export class WebSocket extends EventEmitter implements DriverHandler {
+export class WebSocket extends EventEmitter implements DriverHandler, SenderHost {
   static readonly CONNECTING = 0 as const
   static readonly OPEN = 1 as const
   static readonly CLOSING = 2 as const
@@ -233,11 +204,7 @@ export class WebSocket extends EventEmitter implements DriverHandler {
   #isServer: boolean
   #options: WebSocketOptions
   #driver: SocketDriver | undefined
-  /** Bytes of sends refused because the connection was not open (ws counts them). */
-  /** A Blob ahead in the queue is being read. */
-  /** An asynchronous compression has not answered yet. */
   #codec: ZlibCodec | undefined
-  /** Whether the fragmented message being sent is compressed (decided on its first fragment). */
 
   constructor(address: string | URL | null, protocols?: string | string[] | WebSocketOptions, options?: WebSocketOptions) {
     super()
@@ -291,7 +258,8 @@ export class WebSocket extends EventEmitter implements DriverHandler {
   /** Bytes queued for sending and not yet handed to the operating system. */
   get bufferedAmount(): number {
     const driver = this.#driver
-    return (driver ? driver.bufferedAmount : 0) + (this.#cold?.queuedBytes ?? 0) + (this.#cold?.refusedBytes ?? 0)
+    const cold = this.#cold
+    return (driver ? driver.bufferedAmount : 0) + (cold === undefined ? 0 : (cold.sender?.queuedBytes ?? 0) + cold.refusedBytes)
   }
 
   get extensions(): string {
@@ -335,6 +303,8 @@ export class WebSocket extends EventEmitter implements DriverHandler {
       skipUTF8Validation: options.skipUTF8Validation,
       autoPong: options.autoPong,
       allocate: Buffer.allocUnsafe,
+      // Large received messages are reserved at their final size and committed as written (messages.ts Rule 3).
+      reserve: Buffer.allocUnsafeSlow,
       generateMask: options.generateMask,
       deflate: deflate?.parameters,
     })
@@ -385,44 +355,44 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     }
     if (typeof data === 'number') data = data.toString()
     if (this.#readyState !== OPEN) return this.#refuse(data, callback)
-    const limits = this.#limits!
-    if (limits.sendLimit > 0 && limits.sendPolicy !== 'wait' && this.bufferedAmount > limits.sendLimit) {
-      return this.#overflow(data, callback)
-    }
+    if (this.#overLimit()) return this.#overflow(data, callback)
     // Published messages held back for this socket were published before this send: they go first.
     if (this.#cold?.held !== undefined) this[kServer]!.hub.release(this)
+    const sender = this.#cold?.sender
     // The common case, without building a queue item: a whole message, nothing queued
     // before it, no compression negotiated.
     if (
       this.#codec === undefined &&
       (typeof data === 'string' || Buffer.isBuffer(data)) &&
       options?.fin !== false &&
-      this.#cold?.queue === undefined &&
-      this.#cold?.sendingCompressed === undefined
+      (sender === undefined || (!sender.busy && !sender.fragmenting))
     ) {
       const driver = this.#driver!
       if (driver.connection.canSend) {
-        const binary = options?.binary ?? typeof data !== 'string'
-        const bytes = typeof data === 'string' ? Buffer.from(data) : data
-        if (binary) driver.connection.sendBinary(bytes)
-        else driver.connection.sendText(bytes)
-        driver.queued(callback)
-        return
+        return sendNow(driver, typeof data === 'string' ? Buffer.from(data) : data, options?.binary ?? typeof data !== 'string', callback)
       }
     }
     const prepared = data instanceof PreparedMessage ? data : undefined
-    const binary = prepared ? prepared.binary : (options?.binary ?? typeof data !== 'string')
     const item: QueuedSend = {
       data: prepared ?? (isBlob(data) ? data : toBuffer((data ?? EMPTY) as Exclude<Data, Blob | number | PreparedMessage>)),
-      binary,
+      binary: prepared ? prepared.binary : (options?.binary ?? typeof data !== 'string'),
       fin: prepared ? true : (options?.fin ?? true),
       compress: options?.compress ?? true,
       callback,
     }
-    if (this.#cold?.queue === undefined && !isBlob(item.data)) return this.#sendItem(item)
-    this.#warm().queuedBytes += queuedSize(item)
-    ;(this.#warm().queue ??= []).push(item)
-    this.#drainQueue()
+    this.#senderFor().send(item)
+  }
+
+  /** The send queue, created on first need (sender.ts). */
+  #senderFor(): Sender {
+    const cold = this.#warm()
+    return (cold.sender ??= new Sender(this.#driver!, this.#codec, this.#isServer, this))
+  }
+
+  /** Whether what waits to be sent is over the send-buffer limit, under a policy that refuses more. */
+  #overLimit(): boolean {
+    const limits = this.#limits!
+    return limits.sendLimit > 0 && limits.sendPolicy !== 'wait' && this.bufferedAmount > limits.sendLimit
   }
 
   ping(data?: Data | Callback, mask?: boolean | Callback, callback?: Callback): void {
@@ -453,11 +423,9 @@ export class WebSocket extends EventEmitter implements DriverHandler {
       if (reason.length > 123) throw new RangeError('The message must not be greater than 123 bytes')
     }
     this.#readyState = CLOSING
-    if (this.#cold?.queue !== undefined) {
-      // Sends accepted before close() still go first (ws queues its close frame the same way).
-      this.#cold!.queue!.push({ data: EMPTY, binary: false, fin: true, compress: false, callback: undefined, close: { code: code ?? 1005, reason } })
-      return
-    }
+    const sender = this.#cold?.sender
+    // Sends accepted before close() still go first (sender.ts Rule 1).
+    if (sender !== undefined) return sender.close(code ?? 1005, reason)
     connection.sendClose(code ?? 1005, reason)
     driver.queued()
   }
@@ -508,6 +476,7 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     if (stats !== undefined) {
       if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') stats.payloadTooBig++
       else if (error.code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') stats.tooManyFragments++
+      else if (error.code === 'TETHER_ERR_RECEIVE_MEMORY') stats.receiveMemoryExceeded++
     }
     this._closing()
     this._emitError(toWsError(error))
@@ -564,7 +533,7 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     const connection = this.#driver?.connection
     this.#warm().wasClean = connection !== undefined && connection.closeSent !== undefined && connection.closeReceived !== undefined
     this.#readyState = CLOSED
-    this.#failQueue()
+    cold?.sender?.fail()
     this[kServer]?.hub.remove(this)
     this.emit('close', code, reason)
   }
@@ -599,78 +568,6 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     }
     this._setNegotiated(accepted.protocol, deflate ? PERMESSAGE_DEFLATE : '')
     this.setSocket(socket, head, this.#options, deflate)
-  }
-
-  /** Sends one item now: compressing it if agreed, or queueing what follows while compression is pending. */
-  #sendItem(item: QueuedSend): void {
-    const driver = this.#driver!
-    const connection = driver.connection
-    if (item.close !== undefined) {
-      connection.sendClose(item.close.code, item.close.reason)
-      driver.queued()
-      return
-    }
-    // The core may have sent its close frame (the peer's close, a failure) before this
-    // socket's readyState heard of it, e.g. while 'message' listeners of the same read
-    // run or events wait behind pause(): the send is refused like one while CLOSING.
-    if (!connection.canSend) return this.#refuse(item.data instanceof PreparedMessage ? item.data : (item.data as Buffer), item.callback)
-    if (item.data instanceof PreparedMessage) {
-      const prepared = item.data
-      if (this.#isServer && this.#cold?.sendingCompressed === undefined) {
-        return this.#sendPrepared(prepared, item.compress, item.callback)
-      }
-      // Rule of prepared.ts: a client masks every frame, so it sends the payload itself.
-      item = { ...item, data: prepared.data }
-    }
-    const bytes = item.data as Buffer
-    const codec = this.#codec
-    // RFC 7692 §6: compression is decided for a whole message, on its first fragment.
-    const continuation = this.#cold?.sendingCompressed !== undefined
-    const compressed = this.#cold?.sendingCompressed ?? (codec !== undefined && item.compress && codec.shouldCompress(bytes.length))
-    // Only a fragmented message needs the mark (and the cold state it lives in).
-    if (!item.fin || continuation) this.#warm().sendingCompressed = item.fin ? undefined : compressed
-    if (!compressed) return this.#write(bytes, item.binary, item.fin, false, item.callback)
-    this.#warm().compressing = true
-    let synchronous = true
-    codec!.deflate(bytes, item.fin, (output) => {
-      this.#warm().compressing = false
-      if (output === undefined && (continuation || !item.fin)) {
-        // A fragment of a compressed message could not be compressed: the message cannot be finished.
-        connection.failConnection(new ProtocolError('WS_ERR_EXTENSION_FAILURE', 'Compression failed', 1011))
-        driver.queued()
-      } else if (connection.canSend) {
-        // undefined: the message goes out as it is (it would not shrink).
-        this.#write(output ?? bytes, item.binary, item.fin, output !== undefined, item.callback)
-      } else {
-        this.#refuse(bytes, item.callback)
-      }
-      if (!synchronous) this.#drainQueue()
-    })
-    synchronous = false
-    // An answer still pending: later sends wait in the queue, in order.
-    if ((this.#cold?.compressing ?? false)) this.#warm().queue ??= []
-  }
-
-  #write(bytes: Uint8Array, binary: boolean, fin: boolean, compressed: boolean, callback: Callback | undefined): void {
-    const driver = this.#driver!
-    if (binary) driver.connection.sendBinary(bytes, fin, compressed)
-    else driver.connection.sendText(bytes, fin, compressed)
-    driver.queued(callback)
-    if (fin && this.#cold?.waitingPublished !== undefined) {
-      const waiting = this.#cold.waitingPublished
-      this.#cold.waitingPublished = undefined
-      for (const prepared of waiting) this[kDeliver](prepared)
-    }
-  }
-
-  /** Writes a prepared (server) frame: the same bytes every receiver with these settings gets. */
-  #sendPrepared(prepared: PreparedMessage, compress: boolean, callback: Callback | undefined): void {
-    const driver = this.#driver!
-    const frame = prepared.frameFor(this.#codec, compress)
-    // A compressed frame (RSV1) enters the peer's inflate window behind our deflater's back.
-    if ((frame[0]! & 0x40) !== 0) this.#codec!.forgetHistory()
-    driver.connection.sendPrepared(frame)
-    driver.queued(callback)
   }
 
   // ------------------------------------------------------------------ topics
@@ -736,24 +633,27 @@ export class WebSocket extends EventEmitter implements DriverHandler {
   /** @internal A published message for this subscriber, behind what it was sent before. */
   [kDeliver](prepared: PreparedMessage): boolean {
     if (this.#readyState !== OPEN) return false
-    const cold = this.#cold
-    if (cold !== undefined) {
-      // A fragmented message is being sent: frames of another message may not come between its fragments.
-      if (cold.sendingCompressed !== undefined) {
-        ;(cold.waitingPublished ??= []).push(prepared)
-        return true
-      }
-      if (cold.queue !== undefined) {
-        const item: QueuedSend = { data: prepared, binary: prepared.binary, fin: true, compress: prepared.compress, callback: undefined }
-        cold.queuedBytes += queuedSize(item)
-        cold.queue.push(item)
-        this.#drainQueue()
-        return true
-      }
-    }
+    const sender = this.#cold?.sender
+    if (sender !== undefined) return sender.deliver(prepared)
     if (!this.#driver!.connection.canSend) return false
-    this.#sendPrepared(prepared, prepared.compress, undefined)
+    sendPreparedNow(this.#driver!, this.#codec, prepared, prepared.compress, undefined)
     return true
+  }
+
+  /** @internal SenderHost: a published message that waited behind a fragmented send. */
+  deliverPublished(prepared: PreparedMessage): void {
+    this[kDeliver](prepared)
+  }
+
+  /** @internal SenderHost: a Blob could not be read. */
+  blobFailed(error: Error): void {
+    this._emitError(error)
+    if (this.#readyState === OPEN) this.close(1011)
+  }
+
+  /** @internal SenderHost: a send that can no longer go (sender.ts Rule 3). */
+  refuse(data: Buffer | Blob | PreparedMessage, callback: Callback | undefined): void {
+    this.#refuse(data, callback)
   }
 
   /** @internal */
@@ -814,8 +714,10 @@ export class WebSocket extends EventEmitter implements DriverHandler {
     const bytes = data === undefined || data === null ? EMPTY : toBuffer(data as Exclude<Data, Blob | number>)
     if (bytes.length > 125) throw new RangeError('The data size must not be greater than 125 bytes')
     const driver = this.#driver!
-    // As in #sendItem: the core's close frame may be ahead of readyState.
+    // As in sender.ts: the core's close frame may be ahead of readyState.
     if (!driver.connection.canSend) return this.#refuse(bytes, callback)
+    // Control frames are part of the send buffer: a peer that does not read cannot make them pile up.
+    if (this.#overLimit()) return this.#overflow(bytes, callback)
     if (kind === 'ping') driver.connection.sendPing(bytes)
     else driver.connection.sendPong(bytes)
     driver.queued(callback)
@@ -851,57 +753,6 @@ export class WebSocket extends EventEmitter implements DriverHandler {
       // OPEN here means the core's close frame went out before readyState heard of it.
       const state = this.#readyState === OPEN ? CLOSING : this.#readyState
       process.nextTick(callback, new Error(`WebSocket is not open: readyState ${state} (${READY_STATES[state]})`))
-    }
-  }
-
-  /** Sends queued items in order; a Blob is read, and a compression finished, before anything behind it. */
-  #drainQueue(): void {
-    const queue = this.#cold?.queue
-    while (queue !== undefined && queue.length > 0 && !(this.#cold?.readingBlob ?? false) && !(this.#cold?.compressing ?? false)) {
-      const item = queue[0]!
-      if (isBlob(item.data)) {
-        this.#warm().readingBlob = true
-        const blob = item.data
-        blob.arrayBuffer().then(
-          (buffer) => {
-            item.data = Buffer.from(buffer)
-            this.#warm().queuedBytes += item.data.length - blob.size
-            this.#warm().readingBlob = false
-            this.#drainQueue()
-          },
-          (error: Error) => {
-            queue.shift()
-            this.#warm().queuedBytes -= blob.size
-            this.#warm().readingBlob = false
-            if (item.callback) process.nextTick(item.callback, error)
-            this._emitError(error)
-            if (this.#readyState === OPEN) this.close(1011)
-            this.#drainQueue()
-          },
-        )
-        return
-      }
-      queue.shift()
-      this.#warm().queuedBytes -= queuedSize(item)
-      const connection = this.#driver?.connection
-      if (connection === undefined || !connection.canSend) {
-        if (item.close === undefined) this.#refuse(item.data as Buffer, item.callback)
-        continue
-      }
-      this.#sendItem(item)
-    }
-    if (queue !== undefined && queue.length === 0 && !(this.#cold?.readingBlob ?? false) && !(this.#cold?.compressing ?? false)) {
-      this.#cold!.queue = undefined
-    }
-  }
-
-  #failQueue(): void {
-    const queue = this.#cold?.queue
-    if (queue === undefined) return
-    this.#cold!.queue = undefined
-    for (const item of queue) {
-      this.#warm().queuedBytes -= queuedSize(item)
-      if (item.close === undefined) this.#refuse(isBlob(item.data) ? item.data : (item.data as Buffer), item.callback)
     }
   }
 

@@ -202,3 +202,78 @@ describe('connection: failing the connection (§7.1.7)', () => {
     assert.deepEqual(plain(events), plain([{ type: 'closed', code: 1006, reason: new Uint8Array(0), wasClean: false }]))
   })
 })
+
+// Issue 13: a peer that sends pings and never reads must not make pongs pile up.
+describe('connection: automatic pongs while output is blocked (§5.5.3, Rule 7)', () => {
+  const ping = (text: string) => clientFrame({ fin: true, opcode: Opcode.Ping, payload: utf8(text) })
+
+  it('answers only the most recent ping while blocked, once output is free again', () => {
+    const s = server()
+    s.setOutputBlocked(true)
+    const events = feed(s, [concat([ping('one'), ping('two'), ping('three')])])
+    assert.deepEqual(events.map((event) => event.type), ['ping', 'ping', 'ping'], 'every ping is still reported')
+    assert.deepEqual(sent(s), new Uint8Array(0), 'nothing is queued while blocked')
+    assert.equal(s.bytesToSend, 2 + 5, 'the one waiting pong counts as bytes to send')
+    feed(s, [ping('four')])
+    s.setOutputBlocked(false)
+    assert.deepEqual(decodeFrames(sent(s)).map((f) => [f.opcode, Buffer.from(f.payload).toString()]), [[Opcode.Pong, 'four']])
+  })
+
+  it('holds one pong however many pings arrive while blocked (100,000 pings)', () => {
+    const s = server()
+    s.setOutputBlocked(true)
+    const burst = concat(Array.from({ length: 1_000 }, (_, i) => ping(`ping ${i}`)))
+    for (let i = 0; i < 100; i++) {
+      s.receiveData(burst.slice())
+      s.eventsReceived()
+    }
+    assert.ok(s.bytesToSend <= 2 + 125, `${s.bytesToSend} bytes waiting`)
+    s.setOutputBlocked(false)
+    const frames = decodeFrames(sent(s))
+    assert.equal(frames.length, 1)
+    assert.equal(Buffer.from(frames[0]!.payload).toString(), 'ping 999')
+  })
+
+  it('sends the waiting pong before a close frame, never after it', () => {
+    const s = server()
+    s.setOutputBlocked(true)
+    feed(s, [ping('last words')])
+    s.sendClose(1000)
+    s.setOutputBlocked(false)
+    const frames = decodeFrames(sent(s))
+    assert.deepEqual(frames.map((f) => f.opcode), [Opcode.Pong, Opcode.Close])
+  })
+
+  it('answers every ping, in order, when output is not blocked', () => {
+    const s = server()
+    s.setOutputBlocked(true)
+    s.setOutputBlocked(false)
+    feed(s, [concat([ping('a'), ping('b')])])
+    assert.deepEqual(decodeFrames(sent(s)).map((f) => Buffer.from(f.payload).toString()), ['a', 'b'])
+  })
+})
+
+describe('connection: bytes held for the message in progress (Rule 8)', () => {
+  it('counts an unfinished message, and releases it when the connection fails', () => {
+    const s = server()
+    feed(s, [clientFrame({ fin: false, opcode: Opcode.Binary, payload: new Uint8Array(1000) })])
+    assert.ok(s.bytesHeld >= 1000, `${s.bytesHeld}`)
+    s.failConnection(new ProtocolError('TETHER_ERR_RECEIVE_MEMORY', 'budget', 1013))
+    assert.equal(s.bytesHeld, 0)
+    const [error] = s.eventsReceived()
+    assert.equal(error!.type, 'error')
+    const [close] = decodeFrames(sent(s))
+    assert.deepEqual([...close!.payload.subarray(0, 2)], [0x03, 0xf5], 'close 1013')
+  })
+
+  it('holds nothing between messages, and releases an unfinished message when a close frame arrives', () => {
+    const s = server()
+    feed(s, [clientFrame({ fin: true, opcode: Opcode.Binary, payload: new Uint8Array(5000) })])
+    assert.equal(s.bytesHeld, 0)
+    feed(s, [
+      clientFrame({ fin: false, opcode: Opcode.Binary, payload: new Uint8Array(5000) }),
+      clientFrame({ fin: true, opcode: Opcode.Close, payload: hex`03 e8` }),
+    ])
+    assert.equal(s.bytesHeld, 0)
+  })
+})

@@ -300,15 +300,15 @@ describe('connection: maxFragments (ws: WS_ERR_TOO_MANY_BUFFERED_PARTS)', () => 
   const fragments = (count: number) =>
     Array.from({ length: count }, (_, i) => clientFrame({ fin: i === count - 1, opcode: i === 0 ? Opcode.Binary : Opcode.Continuation, payload: utf8('x') }))
 
-  it('accepts 16,384 fragments by default', () => {
+  it('counts no fragments by default: 65,537 one-byte fragments make one message (issue 13: Autobahn 9.3/9.4 sizes)', () => {
     const s = server()
-    const events = feed(s, [concat(fragments(16_384))])
-    assert.equal(messages(events)[0]!.data.length, 16_384)
+    const events = feed(s, [concat(fragments(65_537))])
+    assert.equal(messages(events)[0]!.data.length, 65_537)
     assert.equal(s.error, undefined)
   })
 
-  it('fails the 16,385th fragment with 1008 by default, before buffering it', () => {
-    const s = server()
+  it('fails the fragment past a configured count with 1008, before buffering it', () => {
+    const s = server({ maxFragments: 16_384 })
     const events = feed(s, [concat(fragments(16_385))])
     assertFailed(s, events, 'WS_ERR_TOO_MANY_BUFFERED_PARTS', 1008)
   })

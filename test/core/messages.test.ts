@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { isUtf8 } from 'node:buffer'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { MessageAssembler } from '../../src/core/messages.js'
+import { MessageAssembler, RESERVE_FROM } from '../../src/core/messages.js'
 import { concat, hex, split, utf8 } from '../helpers/bytes.js'
 
 describe('message assembler (frames to messages, RFC 6455 §5.4)', () => {
@@ -72,7 +72,7 @@ describe('message assembler (frames to messages, RFC 6455 §5.4)', () => {
     assembler.append(new Uint8Array(16).fill(3), false, 100 * 2 ** 20 - 48)
     const data = assembler.finish()!
     assert.equal(data.length, 48)
-    assert.ok(data.buffer.byteLength <= 2 * 48, `${data.buffer.byteLength} bytes allocated for 48 received`)
+    assert.ok(data.buffer.byteLength <= Math.max(64, 2 * 48), `${data.buffer.byteLength} bytes allocated for 48 received`)
     assert.deepEqual(data, concat([new Uint8Array(16).fill(1), new Uint8Array(16).fill(2), new Uint8Array(16).fill(3)]))
   })
 
@@ -137,7 +137,7 @@ describe('message assembler (frames to messages, RFC 6455 §5.4)', () => {
     assert.deepEqual(assembler.finish(), utf8('de'))
   })
 
-  it('property: whatever the announced rest, the buffer stays within twice the bytes received', () => {
+  it('property: whatever the announced rest of a frame that is not the last, the buffer stays within twice the bytes received (64 at least)', () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.integer({ min: 1, max: 50 }), fc.oneof(fc.nat(100), fc.constant(2 ** 53 - 1), fc.nat(2 ** 30))), { minLength: 2, maxLength: 20 }),
@@ -152,7 +152,7 @@ describe('message assembler (frames to messages, RFC 6455 §5.4)', () => {
           })
           const data = assembler.finish()!
           assert.deepEqual(data, concat(expected))
-          assert.ok(data.buffer.byteLength <= 2 * data.length, `${data.buffer.byteLength} for ${data.length}`)
+          assert.ok(data.buffer.byteLength <= Math.max(64, 2 * data.length), `${data.buffer.byteLength} for ${data.length}`)
         },
       ),
       { numRuns: 300 },
@@ -180,5 +180,81 @@ describe('message assembler (frames to messages, RFC 6455 §5.4)', () => {
       ),
       { numRuns: 300 },
     )
+  })
+
+  it('writes a message of known size up to 1 MiB once, into a buffer of exactly its size (Rule 3)', () => {
+    const sizes: number[] = []
+    const assembler = new MessageAssembler((size) => (sizes.push(size), new Uint8Array(size)), 100 * 2 ** 20)
+    const total = RESERVE_FROM
+    const piece = 64 * 1024
+    assembler.start(false)
+    for (let at = 0; at < total; at += piece) {
+      assert.equal(assembler.append(new Uint8Array(piece).fill(at / piece), at + piece === total, total - at - piece, true), true)
+    }
+    const data = assembler.finish()!
+    assert.deepEqual(sizes, [total], 'one allocation, at the final size')
+    assert.equal(data.length, total)
+    assert.equal(data.buffer.byteLength, total)
+    assert.equal(data[piece * 3], 3)
+  })
+
+  it('past 1 MiB, reserves once at the final size (or the limit) and moves what it has there once (Rule 3)', () => {
+    for (const finalKnown of [true, false]) {
+      const allocated: number[] = []
+      const reserved: number[] = []
+      const limit = 8 * 2 ** 20
+      const assembler = new MessageAssembler(
+        (size) => (allocated.push(size), new Uint8Array(size)),
+        limit,
+        (size) => (reserved.push(size), new Uint8Array(size)),
+      )
+      const total = 3 * 2 ** 20 + 5
+      const piece = 6_500
+      assembler.start(false)
+      let appended = 0
+      while (appended < total) {
+        const size = Math.min(piece, total - appended)
+        const last = appended + size === total
+        assembler.append(new Uint8Array(size).fill(appended & 0xff), last, finalKnown ? total - appended - size : 0, finalKnown)
+        appended += size
+      }
+      const data = assembler.finish()!
+      assert.equal(data.length, total)
+      assert.deepEqual(reserved, [finalKnown ? total : limit], `one reservation (final size known: ${finalKnown})`)
+      assert.ok(allocated.every((size) => size <= RESERVE_FROM), `growth below 1 MiB only: ${allocated}`)
+      assert.equal(data[total - 1], (total - (total % piece || piece)) & 0xff)
+    }
+  })
+
+  it('counts a small buffer whole and a reservation by the bytes written in it (`held`, Rule 4), and release() drops it', () => {
+    const assembler = new MessageAssembler((size) => new Uint8Array(size), 64 * 2 ** 20)
+    assembler.start(false)
+    assert.equal(assembler.held, 0)
+    assembler.append(new Uint8Array(100), false, 400, true)
+    assert.equal(assembler.held, 500, 'the exact final size was allocated')
+    assembler.start(false)
+    const piece = new Uint8Array(256 * 1024)
+    for (let i = 0; i < 6; i++) assembler.append(piece, false, 0, false)
+    assert.equal(assembler.length, 6 * piece.length)
+    assert.equal(assembler.held, 6 * piece.length, 'past 1 MiB the reservation counts what was written')
+    assembler.release()
+    assert.equal(assembler.held, 0)
+    assert.equal(assembler.length, 0)
+  })
+
+  it('falls back to growth when the reservation cannot be made (a huge limit)', () => {
+    const assembler = new MessageAssembler(
+      (size) => new Uint8Array(size),
+      2 ** 40,
+      () => {
+        throw new RangeError('Array buffer allocation failed')
+      },
+    )
+    assembler.start(false)
+    const piece = new Uint8Array(512 * 1024).fill(7)
+    for (let i = 0; i < 4; i++) assembler.append(piece, i === 3, 0, false)
+    const data = assembler.finish()!
+    assert.equal(data.length, 4 * piece.length)
+    assert.equal(data[data.length - 1], 7)
   })
 })

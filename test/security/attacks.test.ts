@@ -117,18 +117,29 @@ describe('known attacks', () => {
     peer.destroy()
   })
 
-  test('memory exhaustion from tiny fragments (ws 2026): the 16,385th fragment closes with 1008', async () => {
+  test('memory exhaustion from tiny fragments (ws 2026): memory bounded by bytes; a count only when asked (1008)', async () => {
+    // Defaults (issue 13): no fragment count, because the message's memory is its own bytes however it is cut.
     const { wss, port } = await server()
+    const received: number[] = []
+    wss.on('connection', (ws) => ws.on('message', (data: Buffer) => received.push(data.length)))
     const peer = await rawWebSocket(port)
-    const fragments = Buffer.concat(Array.from({ length: 20_000 }, (_, i) => maskedFrame(i === 0 ? 0x2 : 0x0, 'x', false)))
+    const count = 100_000
+    const fragments = Buffer.concat(Array.from({ length: count }, (_, i) => maskedFrame(i === 0 ? 0x2 : 0x0, 'x', i === count - 1)))
     const before = process.memoryUsage().arrayBuffers
     peer.write(fragments)
-    const frame = await readFrame(peer, 10_000)
+    await until(() => received.length === 1, 20_000)
+    assert.deepEqual(received, [count])
+    assert.ok(process.memoryUsage().arrayBuffers - before < 16 * 1024 * 1024, 'no per-fragment buffers kept')
+    peer.destroy()
+
+    const counted = await server({ maxFragments: 16_384 })
+    const limited = await rawWebSocket(counted.port)
+    limited.write(Buffer.concat(Array.from({ length: 20_000 }, (_, i) => maskedFrame(i === 0 ? 0x2 : 0x0, 'x', false))))
+    const frame = await readFrame(limited, 10_000)
     assert.equal(frame.opcode, 0x8)
     assert.equal(frame.payload.readUInt16BE(0), 1008)
-    assert.ok(process.memoryUsage().arrayBuffers - before < 16 * 1024 * 1024, 'no per-fragment buffers kept')
-    assert.equal(wss.limitStats.tooManyFragments, 1)
-    peer.destroy()
+    assert.equal(counted.wss.limitStats.tooManyFragments, 1)
+    limited.destroy()
   })
 
   test('a bad frame with no error listener (ws#1140, ws#2019): close 1002, and the process is still here', async () => {

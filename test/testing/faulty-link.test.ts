@@ -86,3 +86,68 @@ describe('tether/testing linked pairs', () => {
     client.terminate()
   })
 })
+
+// Issue 13: control frames are part of the send buffer; pongs cannot pile up for a peer that does not read.
+describe('control frames and the send buffer (issue 13)', () => {
+  test('a peer that pings and never reads: the answering side holds one pong, and the latest is answered when it reads', async () => {
+    for (const pinger of ['client', 'server'] as const) {
+      const { client, server, link } = createLinkedPair()
+      const [sender, answerer] = pinger === 'client' ? [client, server] : [server, client]
+      link.pauseReading(pinger)
+      let pingsSeen = 0
+      answerer.on('ping', () => pingsSeen++)
+      const payload = (i: number) => Buffer.from(`ping ${i}`.padEnd(100, '.'))
+      const total = 5_000
+      for (let i = 0; i < total; i++) sender.ping(payload(i))
+      await until(() => pingsSeen === total)
+      // What waits for the paused reader: at most the link's 16 KiB high-water mark plus one frame and the held pong.
+      assert.ok(answerer.bufferedAmount < 20 * 1024, `${pinger} pinged: ${answerer.bufferedAmount} bytes of pongs waiting`)
+      const pongs: string[] = []
+      sender.on('pong', (data) => pongs.push(String(data)))
+      link.pauseReading(pinger, false)
+      await until(() => pongs.at(-1) === String(payload(total - 1)))
+      assert.ok(pongs.length < total, `${pongs.length} pongs for ${total} pings`)
+      assert.equal(answerer.bufferedAmount, 0)
+      client.terminate()
+    }
+  })
+
+  test('ping() and pong() count against the send buffer: close (1013) and drop policies apply to them', async () => {
+    const closing = createLinkedPair({ server: { sendBuffer: { limit: 32 * 1024, policy: 'close' } } })
+    closing.link.pauseReading('client')
+    const full: unknown[] = []
+    closing.server.on('sendBufferFull', (info) => full.push(info))
+    const errors: Error[] = []
+    for (let i = 0; i < 2_000; i++) closing.server.ping(Buffer.alloc(125), (error) => error && errors.push(error))
+    assert.ok(full.length >= 1, 'sendBufferFull was emitted')
+    await until(() => errors.length > 0)
+    assert.ok(errors.some((error) => (error as Error & { code?: string }).code === 'TETHER_ERR_SEND_BUFFER_FULL'))
+    closing.link.pauseReading('client', false)
+    const [code] = await closed(closing.client)
+    assert.equal(code, 1013)
+
+    const dropping = createLinkedPair({ server: { sendBuffer: { limit: 32 * 1024, policy: 'drop' } } })
+    dropping.link.pauseReading('client')
+    const refused: Error[] = []
+    for (let i = 0; i < 2_000; i++) dropping.server.pong(Buffer.alloc(125), (error) => error && refused.push(error))
+    await until(() => refused.length > 0)
+    assert.ok(dropping.server.bufferedAmount < 40 * 1024, `${dropping.server.bufferedAmount}`)
+    assert.equal(dropping.server.readyState, dropping.server.OPEN, 'drop keeps the connection')
+    dropping.client.terminate()
+  })
+
+  test('sends made while the reader is stopped wait in the connection and leave in order when it reads', async () => {
+    const { client, server, link } = createLinkedPair()
+    const inbox = new Inbox(client)
+    link.pauseReading('client')
+    const written: number[] = []
+    for (let i = 0; i < 100; i++) server.send(Buffer.alloc(1024, i), () => written.push(i))
+    await until(() => link.inFlight.toClient > 0)
+    link.pauseReading('client', false)
+    const messages = await inbox.next(100)
+    assert.deepEqual(messages.map((m) => (m.data as Buffer)[0]), Array.from({ length: 100 }, (_, i) => i))
+    await until(() => written.length === 100)
+    assert.deepEqual(written, Array.from({ length: 100 }, (_, i) => i), 'callbacks in order')
+    client.terminate()
+  })
+})

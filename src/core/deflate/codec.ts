@@ -21,8 +21,21 @@ export interface InflateCodec {
    * RFC 7692 §7.2.2 removes). At most `limit` bytes may come out: beyond it
    * the codec answers `too-big` without producing more. `done` is called
    * exactly once, before `inflate` returns or later.
+   *
+   * With `output`, the codec may hand over its output as it produces it
+   * instead of in the outcome: each piece is valid only during the call (it
+   * may be the codec's scratch memory), so the receiver copies it where the
+   * message is assembled and no second copy of the output is ever held.
+   * `output` returning false stops the work (the receiver failed the
+   * connection); `done` then answers `too-big` and the context is spent.
    */
-  inflate(data: Uint8Array, end: boolean, limit: number, done: (outcome: InflateOutcome) => void): void
+  inflate(
+    data: Uint8Array,
+    end: boolean,
+    limit: number,
+    done: (outcome: InflateOutcome) => void,
+    output?: (piece: Uint8Array) => boolean,
+  ): void
 }
 
 export interface DeflateCodec {
