@@ -29,6 +29,17 @@ function seconds(value: string): number {
   return number
 }
 
+/** Seconds as milliseconds, more than 0 (a timer's range). */
+function positiveSeconds(name: string) {
+  return (value: string): number => {
+    const number = Number(value)
+    if (!Number.isFinite(number) || number <= 0 || number * 1000 > 2 ** 31 - 1) {
+      throw new InvalidArgumentError(`${name} must be a number of seconds above 0`)
+    }
+    return Math.max(1, Math.round(number * 1000))
+  }
+}
+
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 const program = new Command()
@@ -48,6 +59,7 @@ program
   .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
   .addOption(new Option('--redis <url>', 'join a cluster over Redis, e.g. redis://127.0.0.1:6379').conflicts('nats'))
   .option('--nats <url>', 'join a cluster over NATS, e.g. nats://127.0.0.1:4222')
+  .option('--broker-timeout <seconds>', 'with --redis or --nats: how long to wait for the broker at start (default 5)', positiveSeconds('--broker-timeout'), SERVE_DEFAULTS.brokerTimeout)
   .option('--no-compression', 'turn permessage-deflate off')
   .option('--max-payload <bytes>', 'largest message accepted', integer('--max-payload', 1), SERVE_DEFAULTS.maxPayload)
   .option('--max-connections <n>', 'connections accepted at once (more get HTTP 503)', integer('--max-connections', 1), SERVE_DEFAULTS.maxConnections)

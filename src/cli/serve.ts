@@ -25,6 +25,8 @@ export interface ServeOptions {
   tlsKey?: string | undefined
   redis?: string | undefined
   nats?: string | undefined
+  /** How long to wait for the broker at start, in ms; then exit with one line. */
+  brokerTimeout: number
   /** permessage-deflate for clients that offer it. */
   compression: boolean
   maxPayload: number
@@ -41,6 +43,7 @@ export const SERVE_DEFAULTS = {
   maxPayload: 1024 * 1024,
   maxConnections: 10_000,
   shutdownTimeout: 5_000,
+  brokerTimeout: 5_000,
 }
 
 export interface RunningServer {
@@ -73,11 +76,11 @@ async function connectBackplane(options: ServeOptions): Promise<{ backplane?: Ba
   try {
     if (options.redis) {
       const { RedisBackplane } = await import('../pubsub/redis.js')
-      return { backplane: await RedisBackplane.connect({ url: options.redis }), kind: 'redis' }
+      return { backplane: await RedisBackplane.connect({ url: options.redis, connectTimeout: options.brokerTimeout }), kind: 'redis' }
     }
     if (options.nats) {
       const { NatsBackplane } = await import('../pubsub/nats.js')
-      return { backplane: await NatsBackplane.connect({ servers: options.nats }), kind: 'nats' }
+      return { backplane: await NatsBackplane.connect({ servers: options.nats, connectTimeout: options.brokerTimeout }), kind: 'nats' }
     }
   } catch (error) {
     throw new CliError((error as Error).message)
@@ -110,12 +113,18 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     perMessageDeflate: options.compression,
     topics: { backplane },
   })
+  // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health).
+  let unsentInOutage = 0
   wss.on('backplane', (event: BackplaneEvent) => {
     if (event.type === 'disconnected') backplaneState = 'disconnected'
     if (event.type === 'reconnected') backplaneState = 'connected'
     if (event.type === 'lost') options.log(`backplane: ${event.count} message(s) from node ${event.origin.slice(0, 8)} lost`)
     else if (event.type === 'error') options.log(`backplane ${event.stage} error: ${event.error.message}`)
-    else if (event.type !== 'unsent') options.log(`backplane ${event.type}`)
+    else if (event.type === 'unsent') unsentInOutage += backplaneState === 'disconnected' ? event.count : 0
+    else if (event.type === 'reconnected' && unsentInOutage > 0) {
+      options.log(`backplane reconnected: ${unsentInOutage} message(s) published during the outage were not sent`)
+      unsentInOutage = 0
+    } else options.log(`backplane ${event.type}`)
   })
   const chat = new ChatApp(wss)
   const stopFeed = startScoresFeed(wss)

@@ -9,8 +9,26 @@
  * origin (so a receiver counts what it missed, e.g. during a broker outage,
  * as `lost`, and drops a repeat as a duplicate instead of delivering twice).
  *
+ * Accounting (`counts`, per node). Every message given to `publish` is
+ * numbered and ends in exactly one of three counts:
+ * - `sent`: delivered to the broker, meaning the broker confirmed it has it.
+ *   What confirms it is the subclass's business (redis.ts: the PUBLISH reply;
+ *   nats.ts: the PONG to a PING written right behind it); a confirmed
+ *   message may still miss a node that is away (that node counts it `lost`).
+ * - `unsent`: not delivered to the broker: refused while disconnected,
+ *   rejected by the client, not confirmed when the connection dropped, or
+ *   not encodable. Each is reported in an `unsent` event. A message whose
+ *   confirmation was lost with the connection may have reached the broker
+ *   anyway (at most once, never twice).
+ * - `pending`: handed to the broker client, confirmation outstanding.
+ *
  * Rule 1: a backplane never throws into `publish`; failures and connection
  * changes go to the sink's `event` (the server re-emits them).
+ * Rule 2: `published == sent + unsent + pending` at every moment.
+ * Rule 3: `received + lost == Σ published` over the other nodes, once the
+ * first and the last message of every other node arrived here (gaps are
+ * seen between two messages that arrive; an unsent message keeps its number,
+ * so the others count it as lost).
  */
 import { fillRandom } from '../core/platform.js'
 
@@ -30,8 +48,26 @@ export type BackplaneEvent =
   | { type: 'reconnected' }
   /** A gap in an origin's sequence: `count` messages from `origin` never arrived. */
   | { type: 'lost'; origin: string; count: number }
-  /** Publishes that could not be handed to the broker (counted, not retried). */
+  /** Publishes the broker did not get, or did not confirm (counted, not retried). */
   | { type: 'unsent'; count: number }
+
+/** One node's running totals (Rules 2 and 3 of the module comment). */
+export interface BackplaneCounts {
+  /** Messages given to `publish`, each with its own sequence number. */
+  published: number
+  /** Delivered to the broker: the broker confirmed it has them. */
+  sent: number
+  /** Not delivered to the broker (each reported in an `unsent` event). */
+  unsent: number
+  /** Handed to the broker client, confirmation outstanding. */
+  pending: number
+  /** Messages of other nodes delivered here. */
+  received: number
+  /** Messages of other nodes that never arrived here (sequence gaps). */
+  lost: number
+  /** Repeats dropped instead of delivered twice. */
+  duplicates: number
+}
 
 export interface BackplaneSink {
   deliver(message: BackplaneMessage): void
@@ -47,6 +83,8 @@ export interface Backplane {
   publish(message: BackplaneMessage): void
   /** Stops receiving and releases broker connections the backplane opened. */
   close(): Promise<void>
+  /** Running totals, if the backplane keeps them (every `EnvelopeBackplane` does). */
+  readonly counts?: Readonly<BackplaneCounts>
 }
 
 const VERSION = 1
@@ -58,6 +96,12 @@ const HAS_KEY = 4
 const ID_BYTES = 16
 /** version, flags, origin id, sequence (u32 high, u32 low), topic length. */
 const FIXED = 2 + ID_BYTES + 8 + 2
+/**
+ * A batch grows to about this many bytes, then leaves and a new one starts:
+ * one oversized batch must not make the broker refuse many small messages
+ * (NATS refuses a message over its max_payload, 1 MiB by default).
+ */
+const MAX_BATCH_BYTES = 256 * 1024
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
@@ -172,14 +216,16 @@ function hex(bytes: Uint8Array): string {
 
 /**
  * What every broker backplane shares: the instance id, sequence numbers, the
- * envelope, dropping its own echoes, and counting gaps and duplicates. A
- * subclass moves bytes: `send` them, and call `received` with what the
- * broker delivers.
+ * envelope, dropping its own echoes, counting gaps and duplicates, and the
+ * accounting of Rule 2. A subclass moves bytes: `send` them, call `sent` or
+ * `sendFailed` for each send, and call `received` with what the broker
+ * delivers.
  *
  * Publishes of one turn of the event loop (a burst, or the messages of one
- * read) leave as one broker message, in order: a broker round trip and a
- * client call per batch instead of per message, which is where a cluster's
- * time went before (the publishing node's Redis client).
+ * read) leave as one broker message of at most about MAX_BATCH_BYTES, in
+ * order: a broker round trip and a client call per batch instead of per
+ * message, which is where a cluster's time went before (the publishing
+ * node's Redis client).
  */
 export abstract class EnvelopeBackplane implements Backplane {
   readonly instanceId: string
@@ -189,8 +235,10 @@ export abstract class EnvelopeBackplane implements Backplane {
   readonly #lastSeen = new Map<string, number>()
   #sink: BackplaneSink | undefined
   #batch: Uint8Array[] | undefined
-  /** Counts for observability; the server exposes them in its topic stats. */
-  readonly counts = { sent: 0, unsent: 0, received: 0, lost: 0, duplicates: 0 }
+  #batchBytes = 0
+  #flushQueued = false
+  /** Running totals; the server adds them to its topic stats. */
+  readonly counts: BackplaneCounts = { published: 0, sent: 0, unsent: 0, pending: 0, received: 0, lost: 0, duplicates: 0 }
 
   constructor() {
     this.#origin = fillRandom(new Uint8Array(ID_BYTES))
@@ -203,44 +251,60 @@ export abstract class EnvelopeBackplane implements Backplane {
   }
 
   publish(message: BackplaneMessage): void {
+    this.counts.published++
+    const seq = ++this.#seq
     let bytes: Uint8Array
     try {
-      bytes = encodeEnvelope(this.#origin, this.#seq + 1, message)
+      bytes = encodeEnvelope(this.#origin, seq, message)
     } catch (error) {
-      // Not sent and no sequence number used: the other nodes see no gap for it.
-      this.report({ type: 'error', stage: 'publish', error: error as Error })
+      // Unsent; its number stays used, so the other nodes count it as lost (Rule 3).
+      this.#countUnsent(1, error as Error)
       return
     }
-    this.#seq++
+    if (this.#batch !== undefined && this.#batchBytes + bytes.length > MAX_BATCH_BYTES) this.#flush()
     if (this.#batch !== undefined) {
       this.#batch.push(bytes)
+      this.#batchBytes += bytes.length
       return
     }
     this.#batch = [bytes]
-    queueMicrotask(() => this.#flush())
+    this.#batchBytes = bytes.length
+    if (this.#flushQueued) return
+    this.#flushQueued = true
+    queueMicrotask(() => {
+      this.#flushQueued = false
+      if (this.#batch !== undefined) this.#flush()
+    })
   }
 
   #flush(): void {
     const batch = this.#batch!
     this.#batch = undefined
+    this.counts.pending += batch.length
     this.send(batch.length === 1 ? batch[0]! : encodeBatch(batch), batch.length)
   }
 
   abstract close(): Promise<void>
 
-  /** Hands bytes holding `count` messages to the broker; then calls `sent` or `sendFailed`. */
+  /** Hands bytes holding `count` messages to the broker; then (now or later) calls `sent` or `sendFailed` once. */
   protected abstract send(bytes: Uint8Array, count: number): void
 
-  /** A subclass reports messages the broker did not take. */
+  /** A subclass reports messages of one `send` the broker did not get, or did not confirm. */
   protected sendFailed(count: number, error: Error | undefined): void {
+    this.counts.pending -= count
+    this.#countUnsent(count, error)
+  }
+
+  /** A subclass reports messages of one `send` the broker confirmed. */
+  protected sent(count: number): void {
+    this.counts.pending -= count
+    this.counts.sent += count
+  }
+
+  #countUnsent(count: number, error: Error | undefined): void {
     this.counts.unsent += count
     if (error !== undefined) this.report({ type: 'error', stage: 'publish', error })
     this.report({ type: 'unsent', count })
-  }
-
-  /** A subclass reports messages the broker took. */
-  protected sent(count: number): void {
-    this.counts.sent += count
   }
 
   /** A subclass passes on every message the broker delivers. */

@@ -56,17 +56,30 @@ export interface PublishResult {
   forwarded: boolean
 }
 
-/** Running totals since the server started. */
+/**
+ * Running totals since the server started. With a backplane that keeps
+ * counts (backplane.ts), two identities hold per node:
+ * `forwarded == sent + unsent + pending`, and, once the first and last
+ * message of every other node arrived, `received + lost` is the sum of the
+ * other nodes' `forwarded`.
+ */
 export interface TopicStats {
+  /** Every publish on this node, local ones included. */
   published: number
   delivered: number
   dropped: number
   conflated: number
   closed: number
+  /** Publishes handed to the backplane for other nodes. */
+  forwarded: number
+  /** Forwarded and delivered to the broker: the broker confirmed it has them (0 if the backplane keeps no counts). */
+  sent: number
+  /** Forwarded but not delivered to the broker: refused, dropped or unconfirmed (`unsent` events). */
+  unsent: number
+  /** Forwarded, the broker's confirmation still outstanding (0 if the backplane keeps no counts). */
+  pending: number
   /** Messages that came from other nodes through the backplane. */
   received: number
-  /** Messages the backplane could not hand to the broker. */
-  unsent: number
   /** Messages from other nodes that never arrived (sequence gaps). */
   lost: number
 }
@@ -86,7 +99,7 @@ export interface TopicHubOptions<S> {
 
 export class TopicHub<S extends Subscriber<M>, M> {
   readonly registry = new TopicRegistry<S>()
-  readonly stats: TopicStats = { published: 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, received: 0, unsent: 0, lost: 0 }
+  readonly #stats = { published: 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, forwarded: 0, received: 0, unsent: 0, lost: 0 }
   readonly #prepare: (message: BackplaneMessage) => M
   readonly #defaultPolicy: TopicPolicy
   readonly #policies = new Map<string, TopicPolicy>()
@@ -104,12 +117,12 @@ export class TopicHub<S extends Subscriber<M>, M> {
     this.#backplane = options.backplane
     this.#backplane?.attach({
       deliver: (message) => {
-        this.stats.received++
+        this.#stats.received++
         this.#deliverLocal(message)
       },
       event: (event) => {
-        if (event.type === 'unsent') this.stats.unsent += event.count
-        else if (event.type === 'lost') this.stats.lost += event.count
+        if (event.type === 'unsent') this.#stats.unsent += event.count
+        else if (event.type === 'lost') this.#stats.lost += event.count
         this.#onBackplaneEvent?.(event)
       },
     })
@@ -117,6 +130,13 @@ export class TopicHub<S extends Subscriber<M>, M> {
 
   get backplane(): Backplane | undefined {
     return this.#backplane
+  }
+
+  /** A snapshot of the running totals, with the backplane's `sent` and `pending`. */
+  get stats(): TopicStats {
+    const { published, delivered, dropped, conflated, closed, forwarded, unsent, received, lost } = this.#stats
+    const counts = this.#backplane?.counts
+    return { published, delivered, dropped, conflated, closed, forwarded, sent: counts?.sent ?? 0, unsent, pending: counts?.pending ?? 0, received, lost }
   }
 
   /** Sets the slow-consumer policy of one topic (merged over the server's). */
@@ -143,9 +163,10 @@ export class TopicHub<S extends Subscriber<M>, M> {
 
   /** Delivers to local subscribers and, unless `local`, forwards to the backplane (Rule 1). */
   publish(message: BackplaneMessage, local = false): PublishResult {
-    this.stats.published++
+    this.#stats.published++
     const result = this.#deliverLocal(message)
     if (this.#backplane !== undefined && !local) {
+      this.#stats.forwarded++
       this.#backplane.publish(message)
       result.forwarded = true
     }
@@ -157,7 +178,7 @@ export class TopicHub<S extends Subscriber<M>, M> {
     const held = subscriber[kHeld]
     if (held === undefined) return
     subscriber[kHeld] = undefined
-    for (const message of held.takeAll()) if (subscriber[kDeliver](message)) this.stats.delivered++
+    for (const message of held.takeAll()) if (subscriber[kDeliver](message)) this.#stats.delivered++
   }
 
   /** Forgets a subscriber that closed, with what was held for it. */
@@ -201,10 +222,10 @@ export class TopicHub<S extends Subscriber<M>, M> {
       }
       this.#slow(subscriber, policy, message, prepared, result)
     }
-    this.stats.delivered += result.delivered
-    this.stats.dropped += result.dropped
-    this.stats.conflated += result.conflated
-    this.stats.closed += result.closed
+    this.#stats.delivered += result.delivered
+    this.#stats.dropped += result.dropped
+    this.#stats.conflated += result.conflated
+    this.#stats.closed += result.closed
     return result
   }
 

@@ -8,6 +8,7 @@
  */
 export {
   type Backplane,
+  type BackplaneCounts,
   type BackplaneEvent,
   type BackplaneMessage,
   type BackplaneSink,

@@ -3,6 +3,9 @@
  * server per port) share topics as if they were nodes behind Redis. Delivery is asynchronous and ordered, like a
  * real broker's, and the broker can be taken offline to exercise outages.
  *
+ * Delivered to the broker (`sent`, backplane.ts) means the broker was
+ * online when the batch was handed to it; offline, the batch is `unsent`.
+ *
  * One server alone needs no backplane at all: local topics are the default.
  */
 import { EnvelopeBackplane } from './backplane.js'

@@ -8,11 +8,21 @@
  * Redis pub/sub keeps nothing for a subscriber that is away: what is
  * published while a node is disconnected is lost to it, and counted (`lost`).
  *
+ * Delivered to the broker (`sent`) means Redis answered the batch's PUBLISH:
+ * it has taken the message and passed it to the channel's subscribers then
+ * connected. A PUBLISH the client rejects is `unsent`: refused at once while
+ * disconnected, or failed with its connection before the reply came (Redis
+ * may have published that one; the reply is what we can know).
+ *
  * Rule 1: publishes do not wait in the client's offline queue during an
- * outage (they would be delivered late, out of any useful order); they fail
- * at once and are counted as `unsent`.
+ * outage (they would be delivered late, out of any useful order); they are
+ * counted as `unsent` at once, without a client call.
+ * Rule 2: `connect()` gives up at the first failed attempt (refused, reset,
+ * unknown host) or at `connectTimeout`, whichever comes first, and releases
+ * both clients; from the first `ready` on, each client reconnects forever.
  */
 import { EnvelopeBackplane } from './backplane.js'
+import { reasonOf, redactUrl, resolveConnectTimeout, withConnectTimeout } from './connect-timeout.js'
 
 type Listener = (...args: any[]) => void
 
@@ -37,6 +47,12 @@ export interface RedisBackplaneOptions {
   client?: RedisClientLike
   /** The channel all nodes share (default `tether:topics`); nodes on different channels are separate clusters. */
   channel?: string
+  /**
+   * How long `connect()` waits for Redis, in ms (default 5000): connected,
+   * subscribed and answering. Also bounds how long `close()` waits for
+   * answers still due.
+   */
+  connectTimeout?: number
 }
 
 /** Reconnect backoff: 50 ms doubling to at most 2 s, forever (an outage ends when Redis is back). */
@@ -49,12 +65,15 @@ export class RedisBackplane extends EnvelopeBackplane {
   readonly #publisher: RedisClientLike
   readonly #subscriber: RedisClientLike
   readonly #ownsPublisher: boolean
+  readonly #closeTimeout: number
   #down = false
   #closed = false
 
   /**
    * Connects to Redis and subscribes; resolves once messages from other nodes
-   * can arrive, so nothing published after it is missed.
+   * can arrive, so nothing published after it is missed. Rejects, naming the
+   * URL, when Redis refuses or does not answer within `connectTimeout`
+   * (Rule 2), having closed what it opened.
    *
    * @example
    * ```ts
@@ -63,7 +82,13 @@ export class RedisBackplane extends EnvelopeBackplane {
    * ```
    */
   static async connect(options: RedisBackplaneOptions = {}): Promise<RedisBackplane> {
+    const timeout = resolveConnectTimeout(options.connectTimeout)
+    const url = options.url ?? 'redis://127.0.0.1:6379'
+    const where = options.client === undefined ? redactUrl(url) : 'the given client'
+    const fail = (error: unknown): Error =>
+      new Error(`Could not connect the Redis backplane to ${where}: ${reasonOf(error)}`, { cause: error })
     let publisher = options.client
+    let subscriber: RedisClientLike
     const ownsPublisher = publisher === undefined
     if (publisher === undefined) {
       let redis: { createClient(options: object): RedisClientLike }
@@ -72,30 +97,38 @@ export class RedisBackplane extends EnvelopeBackplane {
       } catch {
         throw new Error("The Redis backplane needs the 'redis' package: npm install redis")
       }
-      publisher = redis.createClient({
-        url: options.url ?? 'redis://127.0.0.1:6379',
-        disableOfflineQueue: true,
-        socket: { reconnectStrategy: reconnectDelay },
-      })
+      try {
+        publisher = ownClient(redis, url, timeout)
+        subscriber = ownClient(redis, url, timeout)
+      } catch (error) {
+        // A URL the client cannot parse.
+        throw fail(error)
+      }
+    } else {
+      subscriber = publisher.duplicate()
     }
-    const backplane = new RedisBackplane(publisher, publisher.duplicate(), options.channel ?? 'tether:topics', ownsPublisher)
-    try {
+    const backplane = new RedisBackplane(publisher, subscriber, options.channel ?? 'tether:topics', ownsPublisher, timeout)
+    const work = (async () => {
       if (ownsPublisher) await publisher.connect()
-      await backplane.#subscriber.connect()
-      await backplane.#subscriber.subscribe(backplane.channel, (message) => backplane.received(message), true)
+      await subscriber.connect()
+      await subscriber.subscribe(backplane.channel, (message) => backplane.received(message), true)
+    })()
+    try {
+      await withConnectTimeout(work, timeout, () => backplane.#destroy())
     } catch (error) {
       await backplane.close()
-      throw new Error(`Could not connect the Redis backplane: ${(error as Error).message}`, { cause: error })
+      throw fail(error)
     }
     return backplane
   }
 
-  private constructor(publisher: RedisClientLike, subscriber: RedisClientLike, channel: string, ownsPublisher: boolean) {
+  private constructor(publisher: RedisClientLike, subscriber: RedisClientLike, channel: string, ownsPublisher: boolean, closeTimeout: number) {
     super()
     this.channel = channel
     this.#publisher = publisher
     this.#subscriber = subscriber
     this.#ownsPublisher = ownsPublisher
+    this.#closeTimeout = closeTimeout
     for (const client of ownsPublisher ? [publisher, subscriber] : [subscriber]) {
       // node-redis emits 'error' for each failed attempt; without a listener that would crash the process.
       client.on('error', (error: Error) => {
@@ -121,6 +154,8 @@ export class RedisBackplane extends EnvelopeBackplane {
   }
 
   protected send(bytes: Uint8Array, count: number): void {
+    // Rule 1: the 'disconnected' event already said why; one error per batch would only repeat it.
+    if (this.#closed || !this.#publisher.isReady) return this.sendFailed(count, undefined)
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     let sending: Promise<unknown>
     try {
@@ -139,17 +174,50 @@ export class RedisBackplane extends EnvelopeBackplane {
     if (this.#closed) return
     this.#closed = true
     const clients = this.#ownsPublisher ? [this.#publisher, this.#subscriber] : [this.#subscriber]
-    await Promise.allSettled(clients.map((client) => closeClient(client)))
+    await Promise.allSettled(clients.map((client) => closeClient(client, this.#closeTimeout)))
+  }
+
+  /** Drops both connections at once (a connect that ran out of time). */
+  #destroy(): void {
+    this.#closed = true
+    for (const client of this.#ownsPublisher ? [this.#publisher, this.#subscriber] : [this.#subscriber]) destroyClient(client)
   }
 }
 
-/** Closes gracefully when connected, at once when not (a graceful close would wait for Redis). */
-async function closeClient(client: RedisClientLike): Promise<void> {
-  if (!client.isReady) {
-    if (client.destroy) return client.destroy()
-    await client.disconnect?.()
-    return
+/**
+ * A client of ours: no offline queue (Rule 1), a TCP connect timeout, and a
+ * reconnect strategy that gives up before the client was first ready
+ * (Rule 2: `connect()` then rejects with the cause) and never after.
+ */
+function ownClient(redis: { createClient(options: object): RedisClientLike }, url: string, timeout: number): RedisClientLike {
+  let readyOnce = false
+  const client = redis.createClient({
+    url,
+    disableOfflineQueue: true,
+    // Its TCP connect timeout (for later reconnects) a little over ours, so that connect() fails on our deadline.
+    socket: { connectTimeout: timeout + 1_000, reconnectStrategy: (retries: number) => (readyOnce ? reconnectDelay(retries) : false) },
+  })
+  client.on('ready', () => (readyOnce = true))
+  return client
+}
+
+function destroyClient(client: RedisClientLike): void {
+  try {
+    if (client.destroy) client.destroy()
+    else void client.disconnect?.().catch(() => {})
+  } catch {
+    // Already closed.
   }
-  if (client.close) await client.close()
-  else await client.quit?.()
+}
+
+/**
+ * Closes gracefully when connected (replies still due arrive, so their
+ * publishes count as sent), at once when not or when Redis does not answer
+ * within `timeout` ms.
+ */
+async function closeClient(client: RedisClientLike, timeout: number): Promise<void> {
+  if (!client.isReady) return destroyClient(client)
+  const closing = client.close ? client.close() : client.quit?.()
+  if (closing === undefined) return destroyClient(client)
+  await withConnectTimeout(closing, timeout, () => destroyClient(client)).catch(() => destroyClient(client))
 }

@@ -312,6 +312,18 @@ describe('tether bench and help', () => {
     assertOneLineError(refused.stderr, /HTTP 404/)
   })
 
+  test('bad broker options end in one line, never a hang or a stack trace', async () => {
+    const zero = await runCli(['serve', '--port', '0', '--redis', 'redis://127.0.0.1:1', '--broker-timeout', '0'])
+    assert.equal(zero.status, 2)
+    assertOneLineError(zero.stderr, /--broker-timeout must be a number of seconds above 0/)
+    for (const [flag, url] of [['--redis', 'not a url'], ['--nats', 'nats://[::1']] as const) {
+      const bad = await runCli(['serve', '--port', '0', flag, url, '--broker-timeout', '2'])
+      assert.equal(bad.status, 1, `${flag} ${url}: ${bad.stderr}`)
+      assert.equal(bad.stdout, '')
+      assertOneLineError(bad.stderr, /^tether: Could not connect the (Redis|NATS) backplane to /)
+    }
+  })
+
   test('--help reads well for the program and each command', async () => {
     const main = await runCli(['--help'])
     assert.equal(main.status, 0)
@@ -328,6 +340,28 @@ describe('tether bench and help', () => {
 
 describe('tether serve clusters: the topic relay over a real broker', { timeout: 60_000 }, () => {
   for (const kind of ['redis', 'nats'] as const) {
+    test(`--${kind} with the broker unreachable at start: one line naming the URL, exit 1 (refused, and silent)`, async () => {
+      // Issue 13, part 5: `tether serve --redis redis://127.0.0.1:1` used to wait forever, printing nothing.
+      const { freePort, startSilentServer } = await import('../helpers/brokers.js')
+      const refused = `${kind}://${HOST}:${await freePort()}`
+      const result = await runCli(['serve', '--port', '0', `--${kind}`, refused])
+      assert.equal(result.status, 1)
+      assert.equal(result.stdout, '', 'the server never started')
+      const name = kind === 'redis' ? 'Redis' : 'NATS'
+      assertOneLineError(result.stderr, new RegExp(`^tether: Could not connect the ${name} backplane to ${refused.replace(/[.]/g, '\\.')}: .*(ECONNREFUSED|CONNECTION_REFUSED)`))
+      const silent = await startSilentServer()
+      try {
+        const quiet = `${kind}://${HOST}:${silent.port}`
+        const waited = await runCli(['serve', '--port', '0', `--${kind}`, quiet, '--broker-timeout', '0.3'])
+        assert.equal(waited.status, 1)
+        assert.equal(waited.stdout, '')
+        assert.equal(waited.stderr, `tether: Could not connect the ${name} backplane to ${quiet}: no answer within 300 ms (connectTimeout)\n`)
+        assert.ok(silent.accepted > 0, 'it did reach the silent address')
+      } finally {
+        await silent.stop()
+      }
+    })
+
     test(`two nodes over ${kind}: plain clients on either node receive what is sent on the other`, async () => {
       const { startBroker } = await import('../helpers/brokers.js')
       const broker = await startBroker(kind)
@@ -347,6 +381,17 @@ describe('tether serve clusters: the topic relay over a real broker', { timeout:
         }
         await delay(100)
         assert.equal(inboxA.messages.length, 20, 'each exactly once')
+        // An operator reads the backplane accounting in /health.
+        type Stats = { forwarded: number; sent: number; unsent: number; pending: number; received: number; lost: number }
+        const stats = async (node: ServeProcess): Promise<Stats> => ((await (await fetch(`${node.url}/health`)).json()) as { stats: Stats }).stats
+        for (const node of nodes) {
+          let current = await stats(node)
+          for (let poll = 0; current.pending > 0 && poll < 100; poll++) current = await delay(20).then(() => stats(node))
+          assert.deepEqual(
+            [current.forwarded, current.sent, current.unsent, current.pending, current.received, current.lost],
+            [10, 10, 0, 0, 10, 0],
+          )
+        }
         onA.terminate()
         onB.terminate()
       } finally {

@@ -76,6 +76,96 @@ async function acceptsConnections(port: number): Promise<void> {
   throw new Error(`nothing listens on port ${port}`)
 }
 
+/** A TCP server that accepts connections and never says a word: a broker that does not answer. */
+export interface SilentServer {
+  readonly port: number
+  /** Connections accepted so far. */
+  readonly accepted: number
+  /** Accepted connections the client has not closed yet. */
+  readonly open: number
+  stop(): Promise<void>
+}
+
+export async function startSilentServer(): Promise<SilentServer> {
+  const sockets = new Set<net.Socket>()
+  let accepted = 0
+  const server = net.createServer((socket) => {
+    accepted++
+    sockets.add(socket)
+    socket.on('error', () => {})
+    socket.on('close', () => sockets.delete(socket))
+    // Read (and ignore) what the client says, so that its close is seen.
+    socket.resume()
+  })
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get accepted() {
+      return accepted
+    },
+    get open() {
+      return sockets.size
+    },
+    async stop() {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+/**
+ * A TCP relay on loopback in front of a broker, for outages that are exact:
+ * `hold()` swallows what clients send from then on (the broker never gets it),
+ * `cut()` drops every relayed connection with what was held, and new
+ * connections are relayed normally again.
+ */
+export interface Relay {
+  readonly port: number
+  hold(): void
+  cut(): void
+  stop(): Promise<void>
+}
+
+export async function startRelay(targetPort: number): Promise<Relay> {
+  const pairs = new Set<[net.Socket, net.Socket]>()
+  let holding = false
+  const server = net.createServer((client) => {
+    const broker = net.connect(targetPort, HOST)
+    const pair: [net.Socket, net.Socket] = [client, broker]
+    pairs.add(pair)
+    const drop = (): void => {
+      pairs.delete(pair)
+      client.destroy()
+      broker.destroy()
+    }
+    for (const socket of pair) socket.on('error', drop).on('close', drop)
+    client.on('data', (chunk) => {
+      if (!holding) broker.write(chunk)
+    })
+    broker.on('data', (chunk) => client.write(chunk))
+  })
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve))
+  const cut = (): void => {
+    for (const [client, broker] of [...pairs]) {
+      client.destroy()
+      broker.destroy()
+    }
+    pairs.clear()
+    holding = false
+  }
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    hold() {
+      holding = true
+    },
+    cut,
+    async stop() {
+      cut()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
 export interface ForwardProxy {
   readonly port: number
   readonly url: string

@@ -9,6 +9,7 @@ import fc from 'fast-check'
 import {
   type BackplaneEvent,
   type BackplaneMessage,
+  EnvelopeBackplane,
   LatestPending,
   MemoryBroker,
   type Subscriber,
@@ -278,8 +279,81 @@ describe('MemoryBroker backplane', () => {
     assert.deepEqual(subs[0]!.got, ['one', 'lost-1', 'lost-2', 'after'], 'local subscribers are not affected by the outage')
     assert.equal(hubs[0]!.stats.unsent, 2)
     assert.equal(hubs[1]!.stats.lost, 2)
+    assert.deepEqual(
+      [hubs[0]!.stats.forwarded, hubs[0]!.stats.sent, hubs[0]!.stats.unsent, hubs[0]!.stats.pending],
+      [4, 2, 2, 0],
+      'forwarded == sent + unsent + pending',
+    )
     assert.deepEqual(events[1]!.map((e) => e.type), ['disconnected', 'reconnected', 'lost'])
     assert.ok(events[0]!.some((e) => e.type === 'unsent' && e.count === 2), 'one batch of two unsent')
     await Promise.all(hubs.map((hub) => hub.close()))
+  })
+})
+
+/** A backplane whose sends the test settles by hand. */
+class ManualBackplane extends EnvelopeBackplane {
+  readonly sends: { bytes: Uint8Array; count: number }[] = []
+  protected send(bytes: Uint8Array, count: number): void {
+    this.sends.push({ bytes, count })
+  }
+  confirm(index: number, ok: boolean): void {
+    const { count } = this.sends[index]!
+    if (ok) this.sent(count)
+    else this.sendFailed(count, undefined)
+  }
+  async close(): Promise<void> {}
+  deliver(bytes: Uint8Array): void {
+    this.received(bytes)
+  }
+}
+
+describe('EnvelopeBackplane accounting', () => {
+  test('published == sent + unsent + pending at every step', async () => {
+    const backplane = new ManualBackplane()
+    const events: BackplaneEvent[] = []
+    backplane.attach({ deliver: () => {}, event: (event) => events.push(event) })
+    backplane.publish(text('t', 'a'))
+    backplane.publish(text('t', 'b'))
+    assert.deepEqual([backplane.counts.published, backplane.counts.pending, backplane.sends.length], [2, 0, 0], 'a batch leaves at the end of the turn')
+    await delay(0)
+    assert.deepEqual(backplane.sends.map((send) => send.count), [2])
+    assert.equal(backplane.counts.pending, 2)
+    backplane.publish(text('t', 'c'))
+    await delay(0)
+    backplane.confirm(1, true)
+    backplane.confirm(0, false)
+    assert.deepEqual({ ...backplane.counts }, { published: 3, sent: 1, unsent: 2, pending: 0, received: 0, lost: 0, duplicates: 0 })
+    assert.deepEqual(events, [{ type: 'unsent', count: 2 }])
+  })
+
+  test('a batch leaves once it would pass 256 KiB, in order, so one burst cannot make an oversized broker message', async () => {
+    const backplane = new ManualBackplane()
+    const big = (i: number): BackplaneMessage => ({ ...text('t', ''), data: new Uint8Array(100 * 1024).fill(i) })
+    for (let i = 0; i < 5; i++) backplane.publish(big(i))
+    await delay(0)
+    assert.deepEqual(backplane.sends.map((send) => send.count), [2, 2, 1])
+    const firstBytes = backplane.sends.flatMap((send) => splitBatch(send.bytes)).map((bytes) => decodeEnvelope(bytes).data[0])
+    assert.deepEqual(firstBytes, [0, 1, 2, 3, 4])
+    assert.ok(backplane.sends.every((send) => send.bytes.length <= 256 * 1024))
+  })
+
+  test('a message that cannot be encoded is unsent and keeps its number: the other node counts it lost', async () => {
+    const sender = new ManualBackplane()
+    const receiver = new ManualBackplane()
+    const events: BackplaneEvent[] = []
+    sender.attach({ deliver: () => {}, event: (event) => events.push(event) })
+    const got: string[] = []
+    receiver.attach({ deliver: (message) => got.push(message.topic), event: () => {} })
+    sender.publish(text('one', 'x'))
+    await delay(0)
+    sender.publish(text('k'.repeat(70_000), 'x'))
+    sender.publish(text('three', 'x'))
+    await delay(0)
+    assert.deepEqual(events.map((event) => event.type), ['error', 'unsent'])
+    assert.match((events[0] as { error: Error }).error.message, /longer than 65535 bytes/)
+    for (const send of sender.sends) receiver.deliver(send.bytes)
+    assert.deepEqual(got, ['one', 'three'])
+    assert.equal(receiver.counts.lost, 1)
+    assert.equal(receiver.counts.received + receiver.counts.lost, sender.counts.published)
   })
 })
