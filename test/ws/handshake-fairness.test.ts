@@ -50,6 +50,19 @@ async function refusedStatus(url: string, localAddress?: string): Promise<number
 }
 
 describe('per-address share of the pending-handshake pool (port mode)', () => {
+  test('issue 13, scaled down: slow heads from one address filling the pool do not keep real clients out', async () => {
+    // Reported: 3,000 slow sockets from one address against the defaults; 15 of 24 real clients got 503.
+    const { wss, url, port } = await server({ maxPendingHandshakes: 100, maxPendingPerAddress: 8, handshakeTimeout: TIMEOUT })
+    const slow = await Promise.all(Array.from({ length: 300 }, () => slowPeer(port, '127.0.0.2')))
+    const real = await Promise.all(Array.from({ length: 10 }, (_, i) => opened(new WsClient(url, { localAddress: `127.0.0.${3 + (i % 3)}` }))))
+    assert.equal(real.length, 10)
+    assert.ok(wss.load.pendingHandshakes <= 100)
+    const stats = wss.limitStats
+    assert.ok(stats.handshakesDisplaced + stats.addressShareDisplaced > 0, 'slow heads made room')
+    kill(...real)
+    destroyAll(slow)
+  })
+
   test('an address over maxPendingPerAddress displaces its own oldest slow head (408); a fast client behind it and others get in', async () => {
     const { wss, port, url } = await server({ maxPendingPerAddress: 3, handshakeTimeout: TIMEOUT })
     const slow = await slowPeers(port, 3, () => '127.0.0.2')
