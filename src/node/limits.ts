@@ -2,7 +2,8 @@
  * The limits a connection or server enforces, their defaults, and the
  * counters that say how often each one tripped. Every limit answers with the
  * RFC's code: 1009 or 1008 for what a peer sends, 1013 when it does not read,
- * 1006 (with a reason) for a dead peer, HTTP 408/431/503 in the handshake.
+ * 1006 (with a reason) for a dead peer, HTTP 408/431/503 in the handshake
+ * (the handshake pool's fairness rules are in handshake-pool.ts).
  */
 import type { SweepSettings } from './driver.js'
 
@@ -79,11 +80,30 @@ export function sweepPeriod(limits: SocketLimits): number {
 
 /** How often each limit tripped, since the server started. */
 export interface LimitStats {
-  /** The request head did not arrive within `handshakeTimeout` (HTTP 408). */
+  /** The request head did not arrive within `handshakeTimeout`, or its shortened form under pressure (HTTP 408). */
   handshakeTimeouts: number
+  /**
+   * Of `handshakeTimeouts`, those at the shortened timeout (a quarter of
+   * `handshakeTimeout`), applied while half of `maxPendingHandshakes` or more
+   * were in progress.
+   */
+  pressureTimeouts: number
+  /**
+   * A connection still sending its request head was closed (HTTP 408) to make
+   * room for a newer one, because `maxPendingHandshakes` were in progress: the
+   * oldest such connection, or the oldest from an address over its
+   * `maxPendingPerAddress` share.
+   */
+  handshakesDisplaced: number
+  /**
+   * A connection still sending its request head was closed (HTTP 408) because
+   * a newer one came from the same address, which already had
+   * `maxPendingPerAddress` sending theirs (not counted for `trustedProxies`).
+   */
+  addressShareDisplaced: number
   /** The request head was over `maxHeaderSize` or `maxHeaders` (HTTP 431). */
   headersTooLarge: number
-  /** `maxPendingHandshakes` were already in progress (HTTP 503). */
+  /** `maxPendingHandshakes` were already in progress and none could be displaced (HTTP 503). */
   tooManyPending: number
   /** `maxConnections` were already open (HTTP 503). */
   tooManyConnections: number
@@ -113,6 +133,9 @@ export interface LimitStats {
 export function emptyLimitStats(): LimitStats {
   return {
     handshakeTimeouts: 0,
+    pressureTimeouts: 0,
+    handshakesDisplaced: 0,
+    addressShareDisplaced: 0,
     headersTooLarge: 0,
     tooManyPending: 0,
     tooManyConnections: 0,

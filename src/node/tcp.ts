@@ -136,14 +136,15 @@ export function systemError(errno: number, syscall: string, detail = ''): NodeJS
 interface HeadReading {
   onHead: HeadHandler
   limits: RequestHeadLimits
-  /** Slow clients do not hold a connection open forever. */
-  timer: NodeJS.Timeout | undefined
 }
 
 type Phase = 'head' | 'waiting' | 'open' | 'closed'
 
-/** What the server does with a connection's request head (or its refusal). */
-/** The head, or its refusal (400, 431; 408 after the timeout), or `status: 0` when the client left before it was complete. */
+/**
+ * What the server does with a connection's request head: the head, or its
+ * refusal (400, 431; 408 when the server gave up waiting, see
+ * `abandonHead`), or `status: 0` when the client left before it was complete.
+ */
 export type HeadHandler = (transport: TcpTransport, result: { head: RequestHead } | { status: 0 | 400 | 408 | 431; message: string }) => void
 
 export class TcpTransport implements Transport, UpgradeChannel {
@@ -170,22 +171,24 @@ export class TcpTransport implements Transport, UpgradeChannel {
     handle.onread = onHandleRead
   }
 
-  /** Reads the HTTP request head; `onHead` hears it once (or its refusal: 400, 431, or 408 after `timeoutMs`). */
-  readHead(limits: RequestHeadLimits, timeoutMs: number, onHead: HeadHandler): void {
-    const timer = timeoutMs > 0 ? setTimeout(onHeadTimeout, timeoutMs, this) : undefined
-    timer?.unref()
-    this.headReading = { onHead, limits, timer }
+  /**
+   * Reads the HTTP request head; `onHead` hears it once (or its refusal: 400,
+   * 431, or 408 from `abandonHead`). The head timeout is the server's
+   * (handshake-pool.ts keeps one timer for all connections).
+   */
+  readHead(limits: RequestHeadLimits, onHead: HeadHandler): void {
+    this.headReading = { onHead, limits }
     this.handle.setNoDelay(true)
     this.startReading()
   }
 
-  /** @internal The request head did not arrive in time (slow loris): 408, and the connection goes. */
-  headTimedOut(): void {
+  /** The server stops waiting for the request head (it timed out, or a newer connection displaced it): 408. */
+  abandonHead(message: string): void {
     const reading = this.headReading
     if (reading === undefined || this.destroyed) return
     this.headReading = undefined
     this.phase = 'waiting'
-    reading.onHead(this, { status: 408, message: 'Request Timeout' })
+    reading.onHead(this, { status: 408, message })
   }
 
   // ---------------------------------------------------------- Transport
@@ -282,7 +285,6 @@ export class TcpTransport implements Transport, UpgradeChannel {
     this.destroyed = true
     const reading = this.headReading
     this.headReading = undefined
-    if (reading?.timer !== undefined) clearTimeout(reading.timer)
     // Whoever waits for the head hears that it will not come (it counts pending handshakes).
     if (reading !== undefined) reading.onHead(this, { status: 0, message: 'The client left before its request was complete' })
     // The handle's onread must stay a function (Node asserts it); reads after close are ignored.
@@ -344,7 +346,6 @@ export class TcpTransport implements Transport, UpgradeChannel {
     const reading = this.headReading!
     const result = parseRequestHead(this.received, reading.limits)
     if (result.state === 'incomplete') return
-    if (reading.timer !== undefined) clearTimeout(reading.timer)
     this.headReading = undefined
     this.phase = 'waiting'
     const onHead = reading.onHead
@@ -446,10 +447,6 @@ function onShutdownComplete(this: ShutdownRequest, status: number): void {
 
 function onHandleClosed(transport: TcpTransport): void {
   transport.closed()
-}
-
-function onHeadTimeout(transport: TcpTransport): void {
-  transport.headTimedOut()
 }
 
 function deliverEarly(transport: TcpTransport, data: Buffer): void {

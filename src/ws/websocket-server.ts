@@ -25,8 +25,10 @@ import {
   type UpgradeChannel,
   UpgradeRequest,
   checkUpgradeRequest,
+  rejectUpgrade,
   upgradeResponseLines,
 } from '../node/server.js'
+import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { WebSocket, type WebSocketOptions, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
@@ -95,14 +97,39 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
    * tether's addition; with ws, pass an https server as `server`.
    */
   tls?: import('node:tls').TlsOptions
-  /** With `port`: how long a client may take to send its upgrade request (slow loris), in ms; then 408. Default 10 000. */
+  /**
+   * With `port`: how long a client may take, from connecting, to send its
+   * upgrade request (slow loris), in ms; then 408. Default 10 000; 0: no
+   * limit. While half of `maxPendingHandshakes` or more are in progress, a
+   * quarter of it (also for connections already waiting).
+   */
   handshakeTimeout?: number
   /** With `port`: the largest request head, in bytes; larger gets 431. Default 16 KiB (Node's HTTP server's too). */
   maxHeaderSize?: number
-  /** With `port`: the most header fields in a request; more gets 431. Default 100. */
+  /** With `port`: the most header fields in a request; more gets 431 (with `useNodeHttp`/`tls`, Node drops the rest). Default 100. */
   maxHeaders?: number
-  /** Most connections still in their opening handshake; more get 503. Default 1024. */
+  /**
+   * Most connections in their opening handshake. When it is reached, in port
+   * mode a newcomer displaces (408) the oldest connection still sending its
+   * request head, if that one has been at it for 1 s (or a tenth of
+   * `handshakeTimeout`); otherwise, or when every pending one is being
+   * decided (`verifyClient`, `authenticate`), the newcomer gets 503. Default 1024.
+   */
   maxPendingHandshakes?: number
+  /**
+   * With `port`: how many connections from one address may be sending their
+   * request heads at once before a newcomer from that address displaces (408)
+   * the address's own oldest one (once that one has been at it for 1 s, or a
+   * tenth of `handshakeTimeout`). Default 32; 0: no per-address share.
+   * Addresses in `trustedProxies` are exempt.
+   */
+  maxPendingPerAddress?: number
+  /**
+   * Addresses (`'127.0.0.1'`, `'::1'`) or CIDR ranges (`'10.0.0.0/8'`) of
+   * your reverse proxies: every client behind one arrives from its address, so
+   * they are exempt from `maxPendingPerAddress`. Default: none.
+   */
+  trustedProxies?: readonly string[]
   /** Most open WebSocket connections; an upgrade beyond it gets 503. Default 0: no limit. */
   maxConnections?: number
   /** See WebSocketOptions: the send-buffer limit and policy of each connection. Default 64 MiB, `close` (1013). */
@@ -173,6 +200,12 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 const DEFAULT_MAX_HEADER_SIZE = 16 * 1024
 const DEFAULT_MAX_HEADERS = 100
 const DEFAULT_MAX_PENDING = 1024
+const DEFAULT_MAX_PENDING_PER_ADDRESS = 32
+/** What a connection displaced, or timed out, while sending its request head is told (with 408). */
+const EXIT_MESSAGES: Record<PoolExit, string> = {
+  timeout: 'Request Timeout',
+  displaced: 'The request head was too slow while other clients were waiting',
+}
 
 /** The server's events and their arguments. */
 interface ServerEvents {
@@ -234,8 +267,10 @@ export class WebSocketServer extends EventEmitter {
   readonly #hub: SocketTopicHub
   readonly #stats: LimitStats = emptyLimitStats()
   readonly #context: { hub: SocketTopicHub; stats: LimitStats }
-  /** Handshakes in progress (head being read, or the upgrade being decided). */
-  #pending = 0
+  /** Handshakes in progress (head being read, or the upgrade being decided), shared fairly (handshake-pool.ts). */
+  readonly #pool: HandshakePool<TcpTransport> | HandshakePool<Duplex>
+  /** With `useNodeHttp` or `tls` in port mode: sockets whose request head Node's server is reading. */
+  #nodeHeads: Map<Duplex, PendingHead<Duplex>> | undefined
   /** Open connections (tracked or not). */
   #open = 0
   /** Sockets to sweep when clientTracking is off. */
@@ -286,16 +321,26 @@ export class WebSocketServer extends EventEmitter {
       this.#sweeper = setInterval(() => this.#sweep(), sweepPeriod(limits))
       this.#sweeper.unref()
     }
-    for (const name of ['maxConnections', 'maxPendingHandshakes', 'maxHeaderSize', 'maxHeaders', 'handshakeTimeout'] as const) {
+    for (const name of ['maxConnections', 'maxPendingHandshakes', 'maxPendingPerAddress', 'maxHeaderSize', 'maxHeaders', 'handshakeTimeout'] as const) {
       const value = resolved[name]
       if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw new TypeError(`${name} must be a number, 0 or more`)
     }
     if (resolved.maxReceiveMemory !== undefined) configureReceiveMemory({ limit: resolved.maxReceiveMemory })
+    const poolOptions = {
+      maxPending: resolved.maxPendingHandshakes ?? DEFAULT_MAX_PENDING,
+      perAddress: resolved.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
+      timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+      trusted: trustedProxyList(resolved.trustedProxies),
+    }
+    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && tcpHandlesAvailable
+    this.#pool = ownsTcp
+      ? new HandshakePool<TcpTransport>(poolOptions, tcpPoolHooks, this.#stats)
+      : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
 
-    if (resolved.port != null && !resolved.useNodeHttp && !resolved.tls && tcpHandlesAvailable) {
+    if (ownsTcp) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
       this.#listener = listener
-      listener.listen(resolved.port, resolved.host, resolved.backlog ?? undefined).then(
+      listener.listen(resolved.port!, resolved.host, resolved.backlog ?? undefined).then(
         () => {
           if (callback) this.once('listening', callback)
           this.emit('listening')
@@ -306,12 +351,25 @@ export class WebSocketServer extends EventEmitter {
         },
       )
     } else if (resolved.port != null) {
-      const answer426 = (_request: IncomingMessage, response: http.ServerResponse): void => {
+      const answer426 = (request: IncomingMessage, response: http.ServerResponse): void => {
+        if (this.#nodeHeadRead(request.socket)) this.#pool.settle()
         const body = http.STATUS_CODES[426]!
         response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' })
         response.end(body)
       }
-      const server = resolved.tls ? https.createServer(resolved.tls, answer426) : http.createServer(answer426)
+      // Node's server reads the request here: give it the port-mode limits, and admit each
+      // connection to the pool (per-address share, displacement, the head timeout) on 'connection'.
+      const timeout = poolOptions.timeout
+      const limits: http.ServerOptions = {
+        maxHeaderSize: resolved.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+        ...(timeout > 0 ? { headersTimeout: timeout, requestTimeout: timeout } : {}),
+      }
+      const server = resolved.tls
+        ? https.createServer({ ...limits, ...(timeout > 0 ? { handshakeTimeout: timeout } : {}), ...resolved.tls }, answer426)
+        : http.createServer(limits, answer426)
+      server.maxHeadersCount = resolved.maxHeaders ?? DEFAULT_MAX_HEADERS
+      this.#nodeHeads = new Map()
+      server.on('connection', (socket: Socket) => this.#acceptNode(socket, Boolean(resolved.tls)))
       server.listen(resolved.port, resolved.host, resolved.backlog, callback)
       this.#server = server
     } else if (resolved.server) {
@@ -327,9 +385,12 @@ export class WebSocketServer extends EventEmitter {
         this.emit('error', error)
       }
       const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-        this.handleUpgrade(request, socket, head, (ws) => {
+        const emitConnection = (ws: WebSocket): void => {
           this.emit('connection', ws, request)
-        })
+        }
+        // Port mode over Node's server: the connection already holds its place in the pool.
+        if (this.#nodeHeadRead(socket)) return this.#upgrade(request, new SocketChannel(socket), head, emitConnection, this.#settler())
+        this.handleUpgrade(request, socket, head, emitConnection)
       }
       server.on('listening', onListening)
       server.on('error', onError)
@@ -445,26 +506,31 @@ export class WebSocketServer extends EventEmitter {
   /** Completes (or refuses) the upgrade of `socket`; `callback` gets the new WebSocket. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void {
     const channel = new SocketChannel(socket)
-    if (this.#pending >= (this.options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING)) {
+    // The request is complete: it takes a place to be decided in, or 503 (it is not displaceable).
+    if (!this.#pool.reserve()) {
       this.#stats.tooManyPending++
       return channel.reject(503, 'Too many handshakes in progress')
     }
-    this.#pending++
-    let pending = true
-    this.#upgrade(request, channel, head, callback, () => {
-      if (pending) this.#pending--
-      pending = false
-    })
+    this.#upgrade(request, channel, head, callback, this.#settler())
   }
 
-  /** How often each limit tripped (tether's addition): 408/431/503/403/401 refusals, 1009/1008/1013/1001 closes, timeouts. */
+  /** How often each limit tripped (tether's addition): 408/431/503/403/401 refusals, 1009/1008/1013/1001 closes, timeouts, displaced handshakes. */
   get limitStats(): LimitStats {
     return { ...this.#stats }
   }
 
   /** Open connections, handshakes in progress, and the bytes the process holds for messages being received. */
   get load(): { connections: number; pendingHandshakes: number; receiveMemory: number } {
-    return { connections: this.#open, pendingHandshakes: this.#pending, receiveMemory: receiveMemoryStats().held }
+    return { connections: this.#open, pendingHandshakes: this.#pool.pending, receiveMemory: receiveMemoryStats().held }
+  }
+
+  /** A function that gives back a pending handshake's place in the pool, once however often it is called. */
+  #settler(): () => void {
+    let pending = true
+    return () => {
+      if (pending) this.#pool.settle()
+      pending = false
+    }
   }
 
   /** One heartbeat and idle check of every socket. */
@@ -476,23 +542,21 @@ export class WebSocketServer extends EventEmitter {
   /** A connection to the port tether owns: read its request, then upgrade it or answer. */
   #acceptTcp(transport: TcpTransport): void {
     const options = this.options
-    if (this.#pending >= (options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING)) {
+    const pool = this.#pool as HandshakePool<TcpTransport>
+    const entry = pool.admit(transport)
+    if (entry === undefined) {
       this.#stats.tooManyPending++
       return transport.reject(503, 'Too many handshakes in progress')
     }
-    this.#pending++
-    let pending = true
-    const settled = (): void => {
-      if (pending) this.#pending--
-      pending = false
-    }
+    const settled = this.#settler()
     const limits = { maxHeadSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, maxHeaders: options.maxHeaders ?? DEFAULT_MAX_HEADERS }
-    transport.readHead(limits, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT, (channel, result) => {
+    transport.readHead(limits, (channel, result) => {
+      pool.headDone(entry)
       if ('status' in result) {
         settled()
         if (result.status === 0) return
-        if (result.status === 408) this.#stats.handshakeTimeouts++
-        else if (result.status === 431) this.#stats.headersTooLarge++
+        // A 408 comes from the pool, which counted it (a timeout or a displacement).
+        if (result.status === 431) this.#stats.headersTooLarge++
         return channel.reject(result.status, result.message)
       }
       const request = new UpgradeRequest(result.head, channel)
@@ -505,6 +569,66 @@ export class WebSocketServer extends EventEmitter {
       }
       this.#upgrade(request, channel, undefined, (ws) => this.emit('connection', ws, request), settled)
     })
+  }
+
+  /** Port mode over Node's server (`useNodeHttp`, `tls`): a new connection takes a place in the pool while Node reads its head. */
+  #acceptNode(socket: Socket, tls: boolean): void {
+    const pool = this.#pool as HandshakePool<Duplex>
+    const entry = pool.admit(socket)
+    if (entry === undefined) {
+      this.#stats.tooManyPending++
+      // Over TLS nothing can be said before the TLS handshake: just close.
+      if (tls) socket.destroy()
+      else rejectUpgrade(socket, 503, 'Too many handshakes in progress')
+      return
+    }
+    this.#nodeHeads!.set(socket, entry)
+    socket.once('close', this.#onNodeSocketClose)
+  }
+
+  /** A connection left (or was closed) before Node's server read its request head. */
+  #nodeSocketGone(socket: Duplex): void {
+    const entry = this.#nodeHeads?.get(socket)
+    if (entry === undefined) return
+    this.#nodeHeads!.delete(socket)
+    ;(this.#pool as HandshakePool<Duplex>).headDone(entry)
+    this.#pool.settle()
+  }
+
+  /** One 'close' listener for all of this server's sockets (`this` is the socket). */
+  readonly #onNodeSocketClose = ((server: WebSocketServer) =>
+    function onNodeSocketClose(this: Duplex): void {
+      server.#nodeSocketGone(this)
+    })(this)
+
+  /** The request head of `socket` arrived through Node's server; true if the socket held a place in the pool (port mode). */
+  #nodeHeadRead(socket: Duplex): boolean {
+    const heads = this.#nodeHeads
+    if (heads === undefined) return false
+    // Over TLS, 'connection' gave the TCP socket and the request comes on the TLSSocket around it
+    // (`_parent`, Node's own field; test/ws/handshake-fairness.test.ts runs this path).
+    const raw = heads.has(socket) ? socket : ((socket as Duplex & { _parent?: Duplex })._parent ?? socket)
+    const entry = heads.get(raw)
+    if (entry === undefined) return false
+    heads.delete(raw)
+    raw.removeListener('close', this.#onNodeSocketClose)
+    ;(this.#pool as HandshakePool<Duplex>).headDone(entry)
+    return true
+  }
+
+  /** How the pool reaches sockets of Node's server: their address, and a 408 (or, over TLS, a close) when it stops waiting. */
+  #nodePoolHooks(tls: boolean): PoolHooks<Duplex> {
+    return {
+      addressOf: (socket) => (socket as Socket).remoteAddress,
+      expire: (socket, exit) => {
+        this.#nodeHeads?.delete(socket)
+        socket.removeListener('close', this.#onNodeSocketClose)
+        this.#pool.settle()
+        if (tls) socket.destroy()
+        else rejectUpgrade(socket, 408, EXIT_MESSAGES[exit])
+      },
+      now: monotonicNow,
+    }
   }
 
   #upgrade(
@@ -814,6 +938,13 @@ export class WebSocketServer extends EventEmitter {
   #reportCallbackError(error: unknown): void {
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }
+}
+
+/** How the pool reaches connections on a port tether owns: their peer address, and a 408 when it stops waiting. */
+const tcpPoolHooks: PoolHooks<TcpTransport> = {
+  addressOf: (transport) => transport.address('peer').address,
+  expire: (transport, exit) => transport.abandonHead(EXIT_MESSAGES[exit]),
+  now: monotonicNow,
 }
 
 /** A view of bytes as a Buffer, without copying. */

@@ -229,8 +229,9 @@ export class RawPeer {
     socket.on('error', () => {})
   }
 
-  static async connect(port: number): Promise<RawPeer> {
-    const socket = net.connect(port, HOST)
+  /** Connects to HOST; `localAddress` (another loopback address, 127.0.0.2 ...) makes it another client address. */
+  static async connect(port: number, localAddress?: string): Promise<RawPeer> {
+    const socket = net.connect({ port, host: HOST, localAddress })
     await waitFor(socket, 'connect')
     return new RawPeer(socket)
   }
