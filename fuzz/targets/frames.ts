@@ -174,7 +174,7 @@ export interface FramesOutcome {
 }
 
 interface ConnectionInternals {
-  message?: { length: number; buffer?: Uint8Array; single?: Uint8Array }
+  message?: { length: number; capacity: number }
   control?: Uint8Array
   parser: { pendingBytes: number }
 }
@@ -250,7 +250,7 @@ export function runFrames(pieces: readonly Uint8Array[], options: FrameRunOption
     overlappingInflate,
     buffers: {
       messageLength: message?.length ?? 0,
-      messageCapacity: message?.buffer?.length ?? 0,
+      messageCapacity: message?.capacity ?? 0,
       control: internals.control?.length ?? 0,
       pending: internals.parser.pendingBytes,
     },

@@ -89,13 +89,6 @@ export interface ConnectionOptions {
   autoPong?: boolean
   /** Buffer allocator for outgoing frames and received messages. */
   allocate?: Allocate
-  /**
-   * Allocator for large received messages (over 1 MiB), reserved at their
-   * final size or at `maxPayload`: where the memory is committed only as it
-   * is written (Node: `Buffer.allocUnsafeSlow`), such a message costs its
-   * size once (messages.ts Rule 3). Defaults to `allocate`.
-   */
-  reserve?: Allocate
   /** Masking-key generator (client side). */
   generateMask?: GenerateMask
   /**
@@ -147,10 +140,9 @@ interface ConnectionSettings {
   validateUtf8: boolean
   autoPong: boolean
   writer: WriterSettings
-  reserve: Allocate
 }
 
-const settingsCache = new WeakMap<WriterSettings, WeakMap<Allocate, Map<string, ConnectionSettings>>>()
+const settingsCache = new WeakMap<WriterSettings, Map<string, ConnectionSettings>>()
 
 /** One settings object for all connections configured alike. */
 function connectionSettings(options: ConnectionOptions): ConnectionSettings {
@@ -159,14 +151,11 @@ function connectionSettings(options: ConnectionOptions): ConnectionSettings {
   const maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS
   const validateUtf8 = !options.skipUTF8Validation
   const autoPong = options.autoPong ?? true
-  const reserve = options.reserve ?? writer.allocate
   const key = `${options.side} ${maxPayload} ${maxFragments} ${validateUtf8} ${autoPong}`
-  let byReserve = settingsCache.get(writer)
-  if (byReserve === undefined) settingsCache.set(writer, (byReserve = new WeakMap()))
-  let byKey = byReserve.get(reserve)
-  if (byKey === undefined) byReserve.set(reserve, (byKey = new Map()))
+  let byKey = settingsCache.get(writer)
+  if (byKey === undefined) settingsCache.set(writer, (byKey = new Map()))
   let settings = byKey.get(key)
-  if (settings === undefined) byKey.set(key, (settings = { side: options.side, maxPayload, maxFragments, validateUtf8, autoPong, writer, reserve }))
+  if (settings === undefined) byKey.set(key, (settings = { side: options.side, maxPayload, maxFragments, validateUtf8, autoPong, writer }))
   return settings
 }
 
@@ -441,7 +430,7 @@ export class Connection implements FrameSink {
         inflation.wireLength = 0
         inflation.ended = false
       }
-      ;(this.message ??= new MessageAssembler(this.settings.writer.allocate, this.settings.maxPayload, this.settings.reserve)).start(
+      ;(this.message ??= new MessageAssembler(this.settings.writer.allocate, this.settings.maxPayload)).start(
         opcode === Opcode.Text && this.settings.validateUtf8,
       )
     }

@@ -303,8 +303,6 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       skipUTF8Validation: options.skipUTF8Validation,
       autoPong: options.autoPong,
       allocate: Buffer.allocUnsafe,
-      // Large received messages are reserved at their final size and committed as written (messages.ts Rule 3).
-      reserve: Buffer.allocUnsafeSlow,
       generateMask: options.generateMask,
       deflate: deflate?.parameters,
     })

@@ -198,31 +198,37 @@ describe('message assembler (frames to messages, RFC 6455 §5.4)', () => {
     assert.equal(data[piece * 3], 3)
   })
 
-  it('past 1 MiB, reserves once at the final size (or the limit) and moves what it has there once (Rule 3)', () => {
+  it('past 1 MiB, moves once into a reservation that commits as bytes arrive, then delivers a plain buffer of the exact size (Rule 4)', () => {
     for (const finalKnown of [true, false]) {
       const allocated: number[] = []
-      const reserved: number[] = []
       const limit = 8 * 2 ** 20
-      const assembler = new MessageAssembler(
-        (size) => (allocated.push(size), new Uint8Array(size)),
-        limit,
-        (size) => (reserved.push(size), new Uint8Array(size)),
-      )
+      const assembler = new MessageAssembler((size) => (allocated.push(size), new Uint8Array(size)), limit)
       const total = 3 * 2 ** 20 + 5
       const piece = 6_500
       assembler.start(false)
       let appended = 0
+      let maxAhead = 0
       while (appended < total) {
         const size = Math.min(piece, total - appended)
         const last = appended + size === total
         assembler.append(new Uint8Array(size).fill(appended & 0xff), last, finalKnown ? total - appended - size : 0, finalKnown)
         appended += size
+        maxAhead = Math.max(maxAhead, assembler.capacity - assembler.length)
+        if (appended > 2 ** 20) assert.equal(assembler.held, appended, 'a reservation counts what was written')
       }
+      assert.ok(maxAhead <= 2 * 2 ** 20, `committed at most a step ahead of the data (${maxAhead})`)
       const data = assembler.finish()!
       assert.equal(data.length, total)
-      assert.deepEqual(reserved, [finalKnown ? total : limit], `one reservation (final size known: ${finalKnown})`)
-      assert.ok(allocated.every((size) => size <= RESERVE_FROM), `growth below 1 MiB only: ${allocated}`)
+      assert.equal(data.buffer.byteLength, total, 'delivered in a plain buffer of its exact size')
+      assert.equal((data.buffer as ArrayBuffer & { resizable?: boolean }).resizable ?? false, false)
+      assert.ok(allocated.every((size) => size <= 2 ** 20 || size === total), `growth below 1 MiB, then the final buffer: ${allocated}`)
+      let at = 0
+      while (at < total) {
+        assert.equal(data[at], at & 0xff)
+        at += piece
+      }
       assert.equal(data[total - 1], (total - (total % piece || piece)) & 0xff)
+      assert.equal(assembler.held, 0)
     }
   })
 
@@ -242,19 +248,21 @@ describe('message assembler (frames to messages, RFC 6455 §5.4)', () => {
     assert.equal(assembler.length, 0)
   })
 
-  it('falls back to growth when the reservation cannot be made (a huge limit)', () => {
-    const assembler = new MessageAssembler(
-      (size) => new Uint8Array(size),
-      2 ** 40,
-      () => {
-        throw new RangeError('Array buffer allocation failed')
-      },
-    )
-    assembler.start(false)
+  it('grows by doubling past 1 MiB when the limit is too large to reserve, and gives a reservation back at once when released', () => {
+    const huge = new MessageAssembler((size) => new Uint8Array(size), 2 ** 40)
+    huge.start(false)
     const piece = new Uint8Array(512 * 1024).fill(7)
-    for (let i = 0; i < 4; i++) assembler.append(piece, i === 3, 0, false)
-    const data = assembler.finish()!
+    for (let i = 0; i < 4; i++) huge.append(piece, i === 3, 0, false)
+    const data = huge.finish()!
     assert.equal(data.length, 4 * piece.length)
     assert.equal(data[data.length - 1], 7)
+
+    const abandoned = new MessageAssembler((size) => new Uint8Array(size), 64 * 2 ** 20)
+    abandoned.start(false)
+    for (let i = 0; i < 8; i++) abandoned.append(piece, false, 0, false)
+    assert.ok(abandoned.held >= 4 * 2 ** 20)
+    abandoned.release()
+    assert.equal(abandoned.held, 0)
+    assert.equal(abandoned.capacity, 0)
   })
 })

@@ -30,18 +30,21 @@ const SLOW_LORIS_MIN_SERVED = 0.99
 const COMPRESSED_MAX_GROWTH = 256 * MiB + 64 * MiB
 /** and what may stay once the connections closed and the server ran a GC. */
 const COMPRESSED_MAX_RETAINED = 64 * MiB
-/** A 64 MiB message in 16,131 fragments (under both default limits): RSS growth per byte of payload, echo included. */
+/** A 100 MiB message (the default maxPayload) in 16,131 fragments: RSS growth per byte of payload, echo and unread read buffers included. */
 const BIG_FRAGMENTED_MAX_GROWTH_PER_PAYLOAD = 1.5
-/** 4 MiB in 64-byte fragments (65,536 frames): echoed intact, or closed with one of these (a limit, by its code). */
-const LEGIT_64_CLOSE_CODES = [1008, 1009]
-/** 4 MiB in 256-byte or 64-byte fragments: RSS growth at most. */
+/** 4 MiB in 256-byte or 64-byte fragments (16,384 and 65,536 frames, Autobahn 9.3/9.4): echoed intact, RSS growth at most. */
 const LEGIT_MAX_GROWTH = 64 * MiB
-/** Endless empty or 1-byte continuation frames: the server closes with one of these, */
-const CONTINUATION_CLOSE_CODES = [1008, 1009]
-/** and its RSS grows this much at most. */
+/**
+ * Endless empty or 1-byte continuation frames: they cost nothing but the bytes read (no count
+ * limit by default, issue 13), so RSS grows at most this much, and the server stays up.
+ */
 const CONTINUATION_MAX_GROWTH = 64 * MiB
-/** NATS killed for 3 s while two nodes publish: messages the other node never got that the publisher did not count as unsent. */
-const NATS_MAX_UNREPORTED = 0
+/**
+ * NATS killed for 3 s while two nodes publish: messages the broker confirmed (PONG after them)
+ * that the other node still never got, because it had not subscribed again yet when they
+ * arrived. They are counted as `lost` there, exactly; a handful at most.
+ */
+const NATS_MAX_DROPPED_BY_BROKER = 50
 
 interface Row {
   attack: string
@@ -153,38 +156,41 @@ describe('attack suite (quick), tether with default options', { concurrency: 1 }
     })
   })
 
-  test('legitimate fragmentation (4 MiB in 256- and 64-byte fragments): echoed intact, or 64-byte closed by a named limit', { timeout: 120_000 }, async () => {
+  test('legitimate fragmentation (4 MiB in 256- and 64-byte fragments, Autobahn 9.3/9.4): echoed intact with the defaults', { timeout: 120_000 }, async () => {
     const rows = await runAttack('legit-fragments')
     assert.deepEqual(rows.map((r) => r.fragmentSize), [64, 256])
     judge(rows, (row, miss) => {
-      const { intact, closeCode, growth } = row.measures!
-      if (row.fragmentSize === 256 && intact !== true) miss(`16,384 frames (within the default maxFragments) not echoed intact: ${row.outcome}`)
-      if (row.fragmentSize === 64 && intact !== true && !LEGIT_64_CLOSE_CODES.includes(closeCode)) {
-        miss(`neither echoed intact nor closed with ${LEGIT_64_CLOSE_CODES.join('/')}: ${row.outcome}`)
-      }
+      const { intact, growth } = row.measures!
+      if (intact !== true) miss(`${row.fragmentSize}-byte fragments not echoed intact: ${row.outcome}`)
       if (!(growth < LEGIT_MAX_GROWTH)) miss(`RSS grew ${mib(growth)} (target < ${mib(LEGIT_MAX_GROWTH)})`)
     })
   })
 
-  test('endless empty and 1-byte continuation frames: closed by a limit, memory bounded', { timeout: 120_000 }, async () => {
+  test('endless empty and 1-byte continuation frames: they cost the server only the bytes it reads', { timeout: 120_000 }, async () => {
     const rows = await runAttack('continuation-flood')
     assert.deepEqual(rows.map((r) => r.payloadSize), [0, 1])
     judge(rows, (row, miss) => {
-      const { closeCode, growth } = row.measures!
-      if (!CONTINUATION_CLOSE_CODES.includes(closeCode)) miss(`not closed with ${CONTINUATION_CLOSE_CODES.join('/')}: ${row.outcome}`)
-      if (!(growth < CONTINUATION_MAX_GROWTH)) miss(`RSS grew ${mib(growth)} (target < ${mib(CONTINUATION_MAX_GROWTH)})`)
+      const { growth } = row.measures!
+      if (!(growth < CONTINUATION_MAX_GROWTH)) miss(`RSS grew ${mib(growth)} (target < ${mib(CONTINUATION_MAX_GROWTH)}); ${row.outcome}`)
     })
   })
 
-  test('nats-server killed while two nodes publish: every message lost to the other node is counted as unsent by its publisher', { timeout: 120_000 }, async () => {
+  test('nats-server killed while two nodes publish: forwarded == sent + unsent on each node, and received + lost == forwarded by the other', { timeout: 120_000 }, async () => {
     const rows = await runAttack('nats-outage')
     assert.deepEqual(rows.map((r) => r.server), ['tether node A', 'tether node B'])
     judge(rows, (row, miss) => {
-      const { published, missingAtPeer, unsent, events } = row.measures!
+      const { published, receivedByPeer, peerLost, topicStats } = row.measures!
       if (!(published > 0)) miss('published nothing')
-      const unreported = missingAtPeer - (unsent ?? 0)
-      if (!(unreported <= NATS_MAX_UNREPORTED)) {
-        miss(`${missingAtPeer} of ${published} never reached the other node, ${unsent ?? 'no'} counted unsent (events: ${JSON.stringify(events)})`)
+      const { forwarded, sent, unsent, pending } = topicStats ?? {}
+      if (!(unsent > 0)) miss(`no publish during the outage was counted as unsent (unsent ${unsent})`)
+      if (forwarded !== sent + unsent + pending || pending !== 0) {
+        miss(`forwarded ${forwarded} is not sent ${sent} + unsent ${unsent} (pending ${pending})`)
+      }
+      if (receivedByPeer + peerLost !== forwarded) {
+        miss(`the other node received ${receivedByPeer} and counted ${peerLost} lost, not the ${forwarded} forwarded`)
+      }
+      if (!(published - receivedByPeer - unsent <= NATS_MAX_DROPPED_BY_BROKER)) {
+        miss(`${published - receivedByPeer - unsent} messages confirmed by the broker never reached the other node`)
       }
     })
   })
