@@ -38,8 +38,16 @@ const WORKLOADS = [
   { name: 'deflate-16KiB', title: 'permessage-deflate echo 16 KiB, 100 conns x 4', gen: ['--mode', 'echo', '--conns', '100', '--inflight', '4'], deflate: 16384, metric: 'rate', unit: 'msg/s', target: ['>=', 1.3] },
 ]
 
+/**
+ * Not a load-generator workload: real clients from 127.0.0.2 opening while 3,000 slow-loris
+ * sockets from 127.0.0.1 each send a byte a second (the attack suite's attacker, attack/),
+ * against tether (port, { server }, noServer) and ws. Target, for every tether mode: at
+ * least 99% of the real clients get in, with a median handshake under 100 ms.
+ */
+const SLOW_LORIS = { name: 'slow-loris', title: 'handshakes during a slow-loris attack', minServed: 0.99, maxMedianMs: 100 }
+
 const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [--server 'name=command {port}']
-workloads: ${WORKLOADS.map((w) => w.name).join(', ')}`
+workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name].join(', ')}`
 
 function parseArgs(argv) {
   const args = { reps: 3, quick: false, only: undefined, servers: [] }
@@ -221,6 +229,10 @@ async function main() {
   mkdirSync(results, { recursive: true })
   const impls = [{ name: 'tether' }, { name: 'ws' }, ...args.servers]
   const workloads = WORKLOADS.filter((w) => !args.only || args.only.includes(w.name))
+  if (args.only && !args.only.every((name) => name === SLOW_LORIS.name || WORKLOADS.some((w) => w.name === name))) {
+    console.error(`bench: unknown workload in --only ${args.only.join(',')}\n\n${USAGE}`)
+    process.exit(2)
+  }
   const samples = {}
   for (const workload of workloads) {
     for (let rep = 0; rep < args.reps; rep++) {
@@ -257,12 +269,32 @@ async function main() {
     const flag = impls.some((i) => row.byImpl[i.name].loadgenCpu > 0.9) ? ' (generator near its limit)' : ''
     console.log(`${pad(row.title, 48)} ${cells.join(' ')} ${pad(row.ratio.toFixed(2) + 'x', 7)} ${pad(row.target + (row.met ? ' met' : ' MISSED'), 16)} ${pad(serverCpu, 11)} ${cpu}${flag}`)
   }
-  const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples }
+  const slowLoris = !args.only || args.only.includes(SLOW_LORIS.name) ? await runSlowLoris(args) : undefined
+  const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples, slowLoris }
   // A partial run (--only) or a quick one does not replace the full run's report and chart.
   const partial = args.quick || args.only !== undefined
   const name = args.quick ? 'quick.json' : args.only ? `only-${args.only.join('+')}.json` : 'latest.json'
   writeFileSync(join(results, name), JSON.stringify(json, null, 2) + '\n')
   if (!partial) writeFileSync(join(results, 'chart.svg'), chart(rows))
+}
+
+/** The slow-loris workload (SLOW_LORIS): the attack suite's attacker, its long settings unless --quick. */
+async function runSlowLoris(args) {
+  const { run } = await import('../attack/attacks/slow-loris.mjs')
+  process.stderr.write(`${SLOW_LORIS.name} ... `)
+  const rows = await run({ quick: args.quick, targets: ['tether', 'ws'] })
+  process.stderr.write('done\n')
+  console.log(`\n${SLOW_LORIS.title} (${rows[0]?.variant}): real clients from 127.0.0.2 served, median handshake (target, tether: >= ${SLOW_LORIS.minServed * 100}%, < ${SLOW_LORIS.maxMedianMs} ms)`)
+  const out = rows.map((row) => {
+    const { realServed, realTotal, handshakeMedianMs } = row.measures ?? {}
+    const share = realTotal > 0 ? realServed / realTotal : 0
+    const tether = row.server.startsWith('tether')
+    const met = share >= SLOW_LORIS.minServed && handshakeMedianMs < SLOW_LORIS.maxMedianMs
+    const median = Number.isFinite(handshakeMedianMs) ? `${handshakeMedianMs.toFixed(0)} ms` : '-'
+    console.log(`  ${row.server.padEnd(18)} ${`${realServed}/${realTotal}`.padEnd(8)} median ${median.padEnd(8)} ${tether ? (met ? 'met' : 'MISSED') : ''}  ${row.outcome}`)
+    return { server: row.server, variant: row.variant, realServed, realTotal, handshakeMedianMs, met: tether ? met : undefined, outcome: row.outcome }
+  })
+  return out
 }
 
 await main()
