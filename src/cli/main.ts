@@ -9,7 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { bench, formatReport, type BenchMode } from './bench.js'
 import { connect } from './connect.js'
 import { CliError } from './errors.js'
-import { SERVE_DEFAULTS, serve } from './serve.js'
+import { SERVE_DEFAULTS, type ServeOptions, serve } from './serve.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -63,6 +63,16 @@ program
   .option('--no-compression', 'turn permessage-deflate off')
   .option('--max-payload <bytes>', 'largest message accepted', integer('--max-payload', 1), SERVE_DEFAULTS.maxPayload)
   .option('--max-connections <n>', 'connections accepted at once (more get HTTP 503)', integer('--max-connections', 1), SERVE_DEFAULTS.maxConnections)
+  .option('--allow-origin <origin>', 'also accept WebSockets from pages of this origin, e.g. https://app.example (repeatable; * for any, with a warning); the pages\' own origin is always allowed', collect, [])
+  .addOption(new Option('--auth <kind>', 'require a token from clients').choices(['none', 'jwt']).default(SERVE_DEFAULTS.auth))
+  .option('--jwt-secret <secret>', 'with --auth jwt: the HMAC secret (HS256/384/512)')
+  .option('--jwt-public-key <file>', 'with --auth jwt: a PEM public key (RS*, PS*, ES*, EdDSA)')
+  .option('--jwt-jwks <file>', 'with --auth jwt: a JSON Web Key Set file')
+  .option('--jwt-issuer <iss>', 'with --auth jwt: the required issuer')
+  .option('--jwt-audience <aud>', 'with --auth jwt: the required audience')
+  .option('--publish-rate <n>', 'messages per second one client may publish (relay, chat)', integer('--publish-rate', 1), SERVE_DEFAULTS.publishRate)
+  .option('--publish-bytes <n>', 'bytes per second one client may publish', integer('--publish-bytes', 1), SERVE_DEFAULTS.publishBytes)
+  .addOption(new Option('--publish-limit-action <action>', 'past the limits: close the connection (1008) or drop the message').choices(['close', 'drop']).default(SERVE_DEFAULTS.publishLimitAction))
   .addHelpText(
     'after',
     `
@@ -73,14 +83,19 @@ Endpoints:
   WS   /echo           every message comes back
   WS   /topics/NAME    what you send is published on NAME; you receive what is published on NAME
 
+Tokens (--auth jwt): a page offers the subprotocol tether.bearer.TOKEN next to tether, or sends the cookie
+tether_token, or ?token=TOKEN. The token's "tether" claim lists the topics it may use:
+  {"sub": "ada", "exp": ..., "tether": {"subscribe": ["chat:*", "news"], "publish": ["chat:*"]}}
+
 Examples:
   tether serve
   tether serve --port 9000 --redis redis://127.0.0.1:6379    # run several: one cluster
-  tether serve --tls-cert cert.pem --tls-key key.pem`,
+  tether serve --tls-cert cert.pem --tls-key key.pem
+  tether serve --host 0.0.0.0 --allow-origin https://app.example --auth jwt --jwt-secret "$SECRET"`,
   )
   .action(async (options) => {
     const log = (line: string): void => console.error(`tether: ${line}`)
-    const running = await serve({ ...SERVE_DEFAULTS, ...options, log })
+    const running = await serve({ ...SERVE_DEFAULTS, ...options, log } as ServeOptions)
     const ws = running.url.replace(/^http/, 'ws')
     console.log(`tether serve on ${running.url}  (chat ${running.url}/chat, live scores ${running.url}/scores)`)
     console.log(`  ${ws}/echo   ${ws}/topics/NAME   ${running.url}/health   backplane: ${options.redis ? 'redis' : options.nats ? 'nats' : 'in-memory'}`)

@@ -104,6 +104,14 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
    * quarter of it (also for connections already waiting).
    */
   handshakeTimeout?: number
+  /**
+   * With `port`: answers the requests that are not WebSocket upgrades (pages,
+   * health checks) instead of 426, on Node's HTTP server (implies
+   * `useNodeHttp`) under the port-mode limits (head timeout, header limits,
+   * the pending-handshake pool). tether's addition: one port for an app's
+   * pages and its WebSockets, with every port-mode protection.
+   */
+  requestListener?: (request: IncomingMessage, response: http.ServerResponse) => void
   /** With `port`: the largest request head, in bytes; larger gets 431. Default 16 KiB (Node's HTTP server's too). */
   maxHeaderSize?: number
   /** With `port`: the most header fields in a request; more gets 431 (with `useNodeHttp`/`tls`, Node drops the rest). Default 100. */
@@ -140,9 +148,10 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   idleTimeout?: number
   /**
    * Origins a browser may connect from (exact `scheme://host[:port]` strings),
-   * or `'same-origin'`: the Origin's host must be the request's Host. Others
-   * get 403. Requests without an Origin (not from a browser) are allowed
-   * unless `allowMissingOrigin` is false. Default: any origin (as ws).
+   * or `'same-origin'`: the Origin's host must be the request's Host (alone,
+   * or as an entry of the list: `['same-origin', 'https://app.example']`).
+   * Others get 403. Requests without an Origin (not from a browser) are
+   * allowed unless `allowMissingOrigin` is false. Default: any origin (as ws).
    */
   allowOrigins?: readonly string[] | 'same-origin'
   allowMissingOrigin?: boolean
@@ -312,6 +321,11 @@ export class WebSocketServer extends EventEmitter {
           if (this.listenerCount('slowConsumer') > 0) this.emit('slowConsumer', socket, info)
         },
         onBackplaneEvent: (event) => this.emit('backplane', event),
+        onObserverError: (error, topic) => {
+          if (this.listenerCount('error') > 0) {
+            this.emit('error', Object.assign(new Error(`An onPublish listener of topic ${topic} threw`, { cause: error }), { code: 'TETHER_ERR_OBSERVER', topic }))
+          }
+        },
       },
     )
     this.#context = { hub: this.#hub, stats: this.#stats }
@@ -332,7 +346,7 @@ export class WebSocketServer extends EventEmitter {
       timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
       trusted: trustedProxyList(resolved.trustedProxies),
     }
-    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && tcpHandlesAvailable
+    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable
     this.#pool = ownsTcp
       ? new HandshakePool<TcpTransport>(poolOptions, tcpPoolHooks, this.#stats)
       : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
@@ -351,8 +365,10 @@ export class WebSocketServer extends EventEmitter {
         },
       )
     } else if (resolved.port != null) {
+      const listener = resolved.requestListener
       const answer426 = (request: IncomingMessage, response: http.ServerResponse): void => {
         if (this.#nodeHeadRead(request.socket)) this.#pool.settle()
+        if (listener !== undefined) return listener(request, response)
         const body = http.STATUS_CODES[426]!
         response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' })
         response.end(body)
@@ -659,7 +675,8 @@ export class WebSocketServer extends EventEmitter {
           ? this.options.allowMissingOrigin !== false
           : allowOrigins === 'same-origin'
             ? sameOrigin(origin, request.headers.host as string | undefined)
-            : allowOrigins.includes(origin)
+            : allowOrigins.includes(origin) ||
+              (allowOrigins.includes('same-origin') && sameOrigin(origin, request.headers.host as string | undefined))
       if (!allowed) {
         this.#stats.originRefused++
         return reject(403, origin === undefined ? 'An Origin header is required' : `Origin ${origin} is not allowed`)
