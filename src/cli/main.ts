@@ -59,7 +59,8 @@ program
   .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
   .addOption(new Option('--redis <url>', 'join a cluster over Redis, e.g. redis://127.0.0.1:6379').conflicts('nats'))
   .option('--nats <url>', 'join a cluster over NATS, e.g. nats://127.0.0.1:4222')
-  .option('--broker-timeout <seconds>', 'with --redis or --nats: how long to wait for the broker at start (default 5)', positiveSeconds('--broker-timeout'), SERVE_DEFAULTS.brokerTimeout)
+  // No commander default: it would print the milliseconds; serve() applies SERVE_DEFAULTS.brokerTimeout.
+  .option('--broker-timeout <seconds>', 'with --redis or --nats: how long to wait for the broker at start (default 5)', positiveSeconds('--broker-timeout'))
   .option('--no-compression', 'turn permessage-deflate off')
   .option('--max-payload <bytes>', 'largest message accepted', integer('--max-payload', 1), SERVE_DEFAULTS.maxPayload)
   .option('--max-connections <n>', 'connections accepted at once (more get HTTP 503)', integer('--max-connections', 1), SERVE_DEFAULTS.maxConnections)

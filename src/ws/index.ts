@@ -20,8 +20,8 @@ export type { WsProtocolError } from './errors.js'
 export { PreparedMessage } from '../node/prepared.js'
 export { configureDeflateMemory, deflateMemoryStats } from '../node/zlib-codec.js'
 export type { DeflateMemoryStats } from '../node/zlib-codec.js'
-export { configureReceiveMemory, receiveMemoryStats } from '../node/receive-budget.js'
-export type { ReceiveMemoryStats } from '../node/receive-budget.js'
+export { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
+export type { MemoryBudgetStats } from '../node/memory-budget.js'
 export type { PerMessageDeflateOptions } from '../node/deflate.js'
 
 /** ws attaches its other exports to the class, so `require('ws').Server` works. */

@@ -669,6 +669,14 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     this[kServer]?.hub.release(this)
   }
 
+  /** @internal The send budget terminates this connection (memory-budget.ts). */
+  driverSendBudgetExceeded(): void {
+    const stats = this[kServer]?.stats
+    if (stats !== undefined) stats.sendMemoryExceeded++
+    this.#warm().abnormalReason = 'send memory budget exceeded: the peer does not read'
+    if (this.#readyState === OPEN) this.#readyState = CLOSING
+  }
+
   /** @internal */
   driverCloseTimeout(): void {
     const stats = this[kServer]?.stats
