@@ -74,6 +74,9 @@ program
   .option('--publish-rate <n>', 'messages per second one client may publish (relay, chat)', integer('--publish-rate', 1), SERVE_DEFAULTS.publishRate)
   .option('--publish-bytes <n>', 'bytes per second one client may publish', integer('--publish-bytes', 1), SERVE_DEFAULTS.publishBytes)
   .addOption(new Option('--publish-limit-action <action>', 'past the limits: close the connection (1008) or drop the message').choices(['close', 'drop']).default(SERVE_DEFAULTS.publishLimitAction))
+  .option('--max-connections-per-address <n>', 'WebSockets one client address may hold (0: no limit)', integer('--max-connections-per-address', 0), SERVE_DEFAULTS.maxConnectionsPerAddress)
+  .option('--trusted-proxy <address>', 'a reverse proxy in front (address or CIDR range, repeatable): its clients are told apart by X-Forwarded-For', collect, [])
+  .option('--allowed-host <name>', 'a host name the hub answers to (repeatable; default on 127.0.0.1: localhost names only, elsewhere: any)', collect, [])
   .addHelpText(
     'after',
     `
