@@ -21,10 +21,15 @@
  * apart (topics.ts).
  * Rule 3 (fair share): a client's publishes meet its own limits first
  * (rate-limit.ts), so one fast publisher cannot make the server close the
- * subscribers that read normally. A client is its token's subject, or else
- * its address (behind a trusted proxy, the one the proxy names): its
- * connections share one set of buckets, and one address may hold at most
- * `maxConnectionsPerAddress` WebSockets.
+ * subscribers that read normally. Each connection has its own buckets (past
+ * them: the configured action, closing by default), and a client's
+ * connections together share one more set with the same limits, past which
+ * messages are dropped: a client cannot multiply its share by opening
+ * connections, and a quiet connection that shares an address with a flooder
+ * loses messages while the flood lasts, not its connection. A client is its
+ * token's subject, or else its address (behind a trusted proxy, the one the
+ * proxy names); one address may hold at most `maxConnectionsPerAddress`
+ * WebSockets.
  * Rule 4 (the hub answers to its own names): listening on a loopback address,
  * it serves only loopback host names (a page elsewhere whose name resolves
  * to this machine, DNS rebinding, gets 403), unless `allowedHosts` says more.
@@ -324,10 +329,14 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
 
   /** The longest token a refresh may carry (what a request head may carry, 16 KiB). */
   const MAX_TOKEN = 16 * 1024
-  /** Rule 3: the buckets a client's connections share. */
+  /** Rule 3: the buckets a client's connections share (past them, messages are dropped). */
+  const sharedLimits = new PublishLimits(
+    { ...config.publish.limit, action: 'drop' },
+    config.publish.topics.map(({ pattern, limit }) => ({ pattern, limit: { ...limit, action: 'drop' as const } })),
+  )
   const limiterFor = (key: string): ClientPublishLimiter => {
     let entry = limiters.get(key)
-    if (entry === undefined) limiters.set(key, (entry = { limiter: new ClientPublishLimiter(limits), connections: 0 }))
+    if (entry === undefined) limiters.set(key, (entry = { limiter: new ClientPublishLimiter(sharedLimits), connections: 0 }))
     entry.connections++
     return entry.limiter
   }
@@ -338,7 +347,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
 
   wss.on('connection', (ws: WebSocket) => {
     const admission = ws.user as Admission
-    const state = new ClientState(ws, admission, limiterFor(admission.client))
+    const state = new ClientState(ws, admission, new ClientPublishLimiter(limits), limiterFor(admission.client))
     clients.set(ws, state)
     const { app } = admission
     const client = state.client(wss, stats, (error) => log(error))
@@ -448,15 +457,17 @@ class ClientState {
   identity: Identity
   readonly #ws: WebSocket
   readonly #admission: Admission
-  /** Shared by the client's connections (Rule 3). */
+  /** This connection's buckets, and those its client's connections share (Rule 3). */
   readonly limiter: ClientPublishLimiter
+  readonly shared: ClientPublishLimiter
   #timer: NodeJS.Timeout | undefined
 
-  constructor(ws: WebSocket, admission: Admission, limiter: ClientPublishLimiter) {
+  constructor(ws: WebSocket, admission: Admission, limiter: ClientPublishLimiter, shared: ClientPublishLimiter) {
     this.#ws = ws
     this.#admission = admission
     this.identity = admission.identity
     this.limiter = limiter
+    this.shared = shared
   }
 
   /** Closes the connection when its token expires (auth.ts Rule 1). */
@@ -497,7 +508,9 @@ class ClientState {
           return 'not-allowed'
         }
         const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length
-        const verdict = state.limiter.check(publicName, size, performance.now())
+        const now = performance.now()
+        let verdict = state.limiter.check(publicName, size, now)
+        if (verdict === 'ok') verdict = state.shared.check(publicName, size, now)
         if (verdict === 'close') {
           stats.publishClosed++
           if (ws.readyState === WebSocket.OPEN) ws.close(1008, 'publish rate limit exceeded')
