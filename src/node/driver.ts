@@ -16,9 +16,11 @@
  * read; events already parsed wait in order.
  * Rule 3: 'closed' is delivered exactly once, after the transport is gone.
  * Rule 4: while the transport's buffer is full (the peer is not reading),
- * nothing more is handed to it: what is sent waits in the connection, where
- * it counts in `bufferedAmount`, and the connection answers only the latest
- * ping (core Rule 7). Everything leaves in one write when the buffer drains.
+ * the connection answers only the latest ping (core Rule 7): its answer waits
+ * as one pong until the buffer drains. What the application sends is still
+ * handed to the transport (where it counts in `bufferedAmount`), so a fast
+ * reader's pipeline never stalls; the send-buffer policy and the send budget
+ * (Rule 5) bound it for a reader that stops.
  * Rule 5: what the connection holds for messages being received is counted
  * in the process-wide receive budget after every read and every piece of
  * inflated output, and what waits for a full socket in the send budget after
@@ -216,16 +218,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     this.flags &= ~FLUSH_SCHEDULED
     const connection = this.connection
     const transport = this.transport
-    if (transport.needsDrain && (this.flags & CLOSED) === 0 && !transport.destroyed) {
-      // Rule 4: hold everything until the drain; ping answers wait as one.
-      if ((this.flags & WAITING_DRAIN) === 0) {
-        this.flags |= WAITING_DRAIN
-        connection.setOutputBlocked(true)
-        this.accountSend()
-      }
-      this.armCloseTimer()
-      return
-    }
+    this.watchDrain()
     const chunks = connection.dataToSend()
     const callbacks = this.callbacks
     this.callbacks = undefined
@@ -240,9 +233,19 @@ export class SocketDriver implements TransportSink, BudgetHolder {
       this.flags &= ~WANT_WRITABLE
       process.nextTick(notifyWritable, this.handler)
     }
-    // A large write may have filled the socket's buffer: from now on its backlog counts (Rule 5).
-    if (transport.needsDrain && (this.flags & CLOSED) === 0) this.accountSend()
+    // A large write may have filled the socket's buffer: from now on ping answers wait, and its backlog counts.
+    this.watchDrain()
     this.armCloseTimer()
+  }
+
+  /** Rule 4: once the socket's buffer is full, ping answers wait as one until it drains; Rule 5: the backlog counts. */
+  private watchDrain(): void {
+    if (!this.transport.needsDrain || (this.flags & CLOSED) !== 0 || this.transport.destroyed) return
+    if ((this.flags & WAITING_DRAIN) === 0) {
+      this.flags |= WAITING_DRAIN
+      this.connection.setOutputBlocked(true)
+    }
+    this.accountSend()
   }
 
   /** Rule 5: tells the send budget what waits for this connection's full socket. */
