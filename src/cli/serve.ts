@@ -12,8 +12,8 @@ import https from 'node:https'
 import type { Duplex } from 'node:stream'
 import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type WebSocket, WebSocketServer } from '../index.js'
-import type { Backplane, BackplaneEvent } from '../pubsub/index.js'
+import { type WebSocket, WebSocketServer } from 'tether-ws'
+import type { Backplane, BackplaneEvent } from 'tether-ws/pubsub'
 import { ChatApp } from './apps/chat.js'
 import { acceptScoresClient, startScoresFeed } from './apps/scores.js'
 import { CliError } from './errors.js'
@@ -75,11 +75,11 @@ async function connectBackplane(options: ServeOptions): Promise<{ backplane?: Ba
   if (options.redis && options.nats) throw new CliError('Choose one backplane: --redis or --nats, not both')
   try {
     if (options.redis) {
-      const { RedisBackplane } = await import('../pubsub/redis.js')
+      const { RedisBackplane } = await import('tether-ws/pubsub/redis')
       return { backplane: await RedisBackplane.connect({ url: options.redis, connectTimeout: options.brokerTimeout }), kind: 'redis' }
     }
     if (options.nats) {
-      const { NatsBackplane } = await import('../pubsub/nats.js')
+      const { NatsBackplane } = await import('tether-ws/pubsub/nats')
       return { backplane: await NatsBackplane.connect({ servers: options.nats, connectTimeout: options.brokerTimeout }), kind: 'nats' }
     }
   } catch (error) {

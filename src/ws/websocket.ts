@@ -21,6 +21,13 @@ import { isValidCloseCode } from '../core/close.js'
 import { Connection } from '../core/connection.js'
 import type { AcceptedResponse } from '../core/handshake/http1.js'
 import type { GenerateMask } from '../core/writer.js'
+import type { IncomingMessage as HttpIncomingMessage } from 'node:http'
+import type { ServerOptions as ServerOptionsOf } from './websocket-server.js'
+import type { createWebSocketStream as createStream } from './stream.js'
+import type * as events from './event-target.js'
+import type * as types from './types.js'
+import type { FinishRequestCallback, RawData } from './types.js'
+import { FrameWriter, type FrameWriterHost } from './frame-sender.js'
 import {
   type ClientHandshakeHooks,
   type ClientHandshakeOptions,
@@ -62,12 +69,39 @@ const CLOSING = 2
 const CLOSED = 3
 const EMPTY = Buffer.alloc(0)
 
-/** Data `send` accepts, as in ws; plus a message prepared once for many receivers. */
-export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Blob | Buffer[] | number | PreparedMessage
-/** What a `message` event carries, depending on `binaryType`. */
-export type RawData = Buffer | ArrayBuffer | Buffer[] | Blob
+/**
+ * What `send` accepts: what ws accepts (bytes, strings, numbers, anything
+ * `Buffer.from` takes), a Blob, and a message prepared once for many receivers.
+ */
+export type SendData =
+  | string
+  | Buffer
+  | ArrayBuffer
+  | SharedArrayBuffer
+  | ArrayBufferView
+  | Blob
+  | Buffer[]
+  | number
+  | PreparedMessage
+  | readonly any[]
+  | readonly number[]
+  | { valueOf(): ArrayBuffer }
+  | { valueOf(): SharedArrayBuffer }
+  | { valueOf(): Uint8Array }
+  | { valueOf(): readonly number[] }
+  | { valueOf(): string }
+  | { [Symbol.toPrimitive](hint: string): string }
+type Data = SendData
 
-export interface WebSocketOptions extends ClientHandshakeOptions {
+/** Client options: ws's (`ClientOptions` of @types/ws, and Node's request and TLS options) and tether's. */
+export interface WebSocketOptions extends Omit<ClientHandshakeOptions, 'checkServerIdentity' | 'createConnection' | 'finishRequest'> {
+  /** As ws (and Node's `tls.connect`): return an Error (ws: false) to refuse the server's certificate. */
+  checkServerIdentity?(servername: string, cert: any): boolean | Error | undefined
+  /** Makes the connection instead of `net`/`tls` (ws and Node's `http.request` option). */
+  createConnection?: ((options: any, oncreate?: (error: Error | null, socket: import('node:stream').Duplex) => void) => import('node:stream').Duplex | null | undefined) | undefined
+  /** Called with the request instead of `request.end()`. */
+  finishRequest?: FinishRequestCallback | undefined
+
   /** Accepted for ws compatibility; events are always synchronous. */
   allowSynchronousEvents?: boolean
   /** Answer pings automatically. Default true. */
@@ -97,7 +131,8 @@ export interface WebSocketOptions extends ClientHandshakeOptions {
   skipUTF8Validation?: boolean
   /** permessage-deflate (RFC 7692): true (a client's default), false, or options. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions
-  generateMask?: GenerateMask
+  /** Fills each frame's 4-byte masking key (clients). */
+  generateMask?(mask: Buffer): void
   protocols?: string | string[]
 }
 
@@ -109,6 +144,10 @@ export interface SendOptions {
 }
 
 type Callback = (error?: Error | null) => void
+/** A send's callback, as @types/ws types it (tether calls it with no argument, or null, on success). */
+type SendCallback = (err?: Error) => void
+/** A ping's or pong's callback, as @types/ws types it. */
+type ControlCallback = (err: Error) => void
 
 /** Bytes of anything `send` accepts, without copying where possible (ws `toBuffer`). */
 function toBuffer(data: Exclude<Data, Blob | number>): Buffer {
@@ -143,6 +182,8 @@ class ColdState {
   held: LatestPending<PreparedMessage> | undefined = undefined
   /** Why the connection was torn down without a closing handshake (close 1006), when tether did it. */
   abnormalReason: string | undefined = undefined
+  /** `_sender`, once a library asked for it (frame-sender.ts). */
+  frameWriter: FrameWriter | undefined = undefined
   /** A client's own heartbeat timer. */
   sweepTimer: NodeJS.Timeout | undefined = undefined
   /** What the server's `authenticate` hook accepted the connection as. */
@@ -162,10 +203,10 @@ export interface SocketServerContext {
 export const kServer = Symbol('tether.server')
 
 export interface WebSocket {
-  onopen: ((event: import('./event-target.js').Event) => void) | null
-  onmessage: ((event: import('./event-target.js').MessageEvent) => void) | null
-  onclose: ((event: import('./event-target.js').CloseEvent) => void) | null
-  onerror: ((event: import('./event-target.js').ErrorEvent) => void) | null
+  onopen: ((event: events.Event) => void) | null
+  onmessage: ((event: events.MessageEvent) => void) | null
+  onclose: ((event: events.CloseEvent) => void) | null
+  onerror: ((event: events.ErrorEvent) => void) | null
   readonly CONNECTING: 0
   readonly OPEN: 1
   readonly CLOSING: 2
@@ -183,11 +224,12 @@ export interface WebSocket {
  * ws.on('message', (data, isBinary) => console.log(isBinary ? data : data.toString()))
  * ```
  */
-export class WebSocket extends EventEmitter implements DriverHandler, SenderHost {
-  static readonly CONNECTING = 0 as const
-  static readonly OPEN = 1 as const
-  static readonly CLOSING = 2 as const
-  static readonly CLOSED = 3 as const
+export class WebSocket extends EventEmitter implements DriverHandler, SenderHost, FrameWriterHost {
+  // Defined below as ws defines them: enumerable, neither writable nor configurable.
+  declare static readonly CONNECTING: 0
+  declare static readonly OPEN: 1
+  declare static readonly CLOSING: 2
+  declare static readonly CLOSED: 3
 
   #readyState: number = CONNECTING
   /** @internal The server that tracks this client (declared, so that setting it adds no property store). */
@@ -236,7 +278,7 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     try {
       const offer = this.#cold?.deflateOffer
       const extensionOffers = offer ? [offer.offer] : []
-      startClientHandshake(url, offered, { ...this.#options, extensionOffers }, new ClientHooks(this))
+      startClientHandshake(url, offered, { ...this.#options, extensionOffers } as ClientHandshakeOptions, new ClientHooks(this))
     } catch (error) {
       this.#releaseOffer()
       throw error
@@ -271,8 +313,8 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
   get protocol(): string {
     return this.#protocol
   }
-  get readyState(): number {
-    return this.#readyState
+  get readyState(): 0 | 1 | 2 | 3 {
+    return this.#readyState as 0 | 1 | 2 | 3
   }
   get url(): string {
     return this.#cold?.url as string
@@ -281,6 +323,27 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
   get _socket(): Socket | null {
     return this.#driver?.transport.socket ?? null
   }
+  /**
+   * ws's private `_sender`, as far as libraries built on ws use it:
+   * `sendFrame(list, callback)` writes a frame built by `WebSocket.Sender.frame`
+   * (engine.io does so for Socket.IO's broadcasts). See frame-sender.ts.
+   */
+  get _sender(): FrameWriter {
+    return (this.#warm().frameWriter ??= new FrameWriter(this))
+  }
+
+  /** @internal FrameWriterHost: a whole unmasked data frame, written as it is when nothing must go before it. */
+  writeRawFrame(frame: Buffer, callback: Callback | undefined): boolean {
+    if (this.#readyState !== OPEN || !this.#isServer || this.#overLimit()) return false
+    if (this.#cold?.held !== undefined) this[kServer]!.hub.release(this)
+    const sender = this.#cold?.sender
+    const driver = this.#driver!
+    if ((sender !== undefined && (sender.busy || sender.fragmenting)) || !driver.connection.canSend) return false
+    driver.connection.sendPrepared(frame)
+    driver.queued(callback)
+    return true
+  }
+
   /** Whether both close frames were exchanged (CloseEvent.wasClean). */
   get wasClean(): boolean {
     return (this.#cold?.wasClean ?? false)
@@ -303,7 +366,7 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       skipUTF8Validation: options.skipUTF8Validation,
       autoPong: options.autoPong,
       allocate: Buffer.allocUnsafe,
-      generateMask: options.generateMask,
+      generateMask: options.generateMask as GenerateMask | undefined,
       deflate: deflate?.parameters,
     })
     this.#codec = deflate?.codec
@@ -345,10 +408,13 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     this.#extensions = extensions
   }
 
-  send(data: Data, options?: SendOptions | Callback, callback?: Callback): void {
+  send(data: SendData, callback?: SendCallback): void
+  send(data: SendData, options: SendOptions, callback?: SendCallback): void
+  send(data: Data, options?: SendOptions | SendCallback, sendCallback?: SendCallback): void {
     if (this.#readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0 (CONNECTING)')
+    let callback = sendCallback as Callback | undefined
     if (typeof options === 'function') {
-      callback = options
+      callback = options as Callback
       options = {}
     }
     if (typeof data === 'number') data = data.toString()
@@ -393,12 +459,18 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     return limits.sendLimit > 0 && limits.sendPolicy !== 'wait' && this.bufferedAmount > limits.sendLimit
   }
 
-  ping(data?: Data | Callback, mask?: boolean | Callback, callback?: Callback): void {
-    this.#control('ping', data, mask, callback)
+  /** Sends a ping; `data` as `send` takes it, at most 125 bytes (ws also takes `ping(callback)`). */
+  ping(data?: any, mask?: boolean, callback?: ControlCallback): void
+  ping(data: any, callback: ControlCallback): void
+  ping(data?: any, mask?: boolean | ControlCallback, callback?: ControlCallback): void {
+    this.#control('ping', data, mask, callback as Callback | undefined)
   }
 
-  pong(data?: Data | Callback, mask?: boolean | Callback, callback?: Callback): void {
-    this.#control('pong', data, mask, callback)
+  /** Sends a pong (answers to pings are sent through this method too, as in ws: see `driverAutoPong`). */
+  pong(data?: any, mask?: boolean, callback?: ControlCallback): void
+  pong(data: any, callback: ControlCallback): void
+  pong(data?: any, mask?: boolean | ControlCallback, callback?: ControlCallback): void {
+    this.#control('pong', data, mask, callback as Callback | undefined)
   }
 
   close(code?: number, data?: string | Buffer): void {
@@ -612,7 +684,11 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     return hub
   }
 
-  /** On a server socket: what the server's `authenticate` hook returned as `{ user }` (tether's addition). */
+  /**
+   * On a server socket: what the server's `authenticate` hook returned as `{ user }` (tether's addition).
+   * A server's sockets have it typed by the server's `User` parameter, which
+   * `authenticate` infers: `new WebSocketServer({ authenticate: async () => ({ user: account }) })`.
+   */
   get user(): unknown {
     return this.#cold?.user
   }
@@ -832,6 +908,7 @@ for (const [name, value] of [
   ['CLOSING', CLOSING],
   ['CLOSED', CLOSED],
 ] as const) {
+  Object.defineProperty(WebSocket, name, { enumerable: true, value })
   Object.defineProperty(WebSocket.prototype, name, { enumerable: true, value })
 }
 for (const property of ['binaryType', 'bufferedAmount', 'extensions', 'isPaused', 'protocol', 'readyState', 'url']) {
@@ -842,9 +919,20 @@ defineEventAttributes(WebSocket.prototype)
 Object.defineProperty(WebSocket.prototype, 'addEventListener', { value: addEventListener, writable: true, configurable: true })
 Object.defineProperty(WebSocket.prototype, 'removeEventListener', { value: removeEventListener, writable: true, configurable: true })
 
+/** The browser-style events and what their listeners get (@types/ws `WebSocketEventMap`). */
+export interface WebSocketEventMap {
+  open: events.Event
+  error: events.ErrorEvent
+  close: events.CloseEvent
+  message: events.MessageEvent
+}
+type EventListenerOf<K extends keyof WebSocketEventMap> =
+  | ((event: WebSocketEventMap[K]) => void)
+  | { handleEvent(event: WebSocketEventMap[K]): void }
+
 export interface WebSocket {
-  addEventListener(type: string, listener: unknown, options?: { once?: boolean }): void
-  removeEventListener(type: string, listener: unknown): void
+  addEventListener<K extends keyof WebSocketEventMap>(type: K, listener: EventListenerOf<K>, options?: types.EventListenerOptions): void
+  removeEventListener<K extends keyof WebSocketEventMap>(type: K, listener: EventListenerOf<K>): void
 }
 
 /** The events of a WebSocket and their arguments, as @types/ws declares them. */
@@ -875,4 +963,83 @@ export interface WebSocket {
   addListener(event: string | symbol, listener: AnyListener): this
   removeListener<K extends keyof WebSocketEvents>(event: K, listener: Listener<K>): this
   removeListener(event: string | symbol, listener: AnyListener): this
+}
+
+/**
+ * The names @types/ws declares on `WebSocket`, so `WebSocket.RawData`,
+ * `WebSocket.ServerOptions`, `WebSocket.Server` and the rest work as types
+ * (and, for classes and functions, as values: src/ws/index.ts attaches them),
+ * whichever way the package is imported. tether's own exports are here too.
+ */
+export declare namespace WebSocket {
+  type RawData = types.RawData
+  type Data = types.Data
+  type CertMeta = types.CertMeta
+  type VerifyClientCallbackSync<Request extends HttpIncomingMessage = HttpIncomingMessage> = types.VerifyClientCallbackSync<Request>
+  type VerifyClientCallbackAsync<Request extends HttpIncomingMessage = HttpIncomingMessage> = types.VerifyClientCallbackAsync<Request>
+  type FinishRequestCallback = types.FinishRequestCallback
+  type EventListenerOptions = types.EventListenerOptions
+  type AddressInfo = types.AddressInfo
+  type ClientOptions = WebSocketOptions
+  type PerMessageDeflateOptions = import('../node/deflate.js').PerMessageDeflateOptions
+  type ServerOptions<
+    T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket,
+    U extends typeof HttpIncomingMessage = typeof HttpIncomingMessage,
+  > = ServerOptionsOf<T, U>
+  type WebSocketEventMap = import('./websocket.js').WebSocketEventMap
+  type BinaryType = import('./websocket.js').BinaryType
+  type SendOptions = import('./websocket.js').SendOptions
+  type SendData = import('./websocket.js').SendData
+
+  const Event: typeof events.Event
+  type Event = events.Event
+  const ErrorEvent: typeof events.ErrorEvent
+  type ErrorEvent = events.ErrorEvent
+  const CloseEvent: typeof events.CloseEvent
+  type CloseEvent = events.CloseEvent
+  const MessageEvent: typeof events.MessageEvent
+  type MessageEvent = events.MessageEvent
+
+  const Server: typeof import('./websocket-server.js').WebSocketServer
+  type Server<
+    T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket,
+    U extends typeof HttpIncomingMessage = typeof HttpIncomingMessage,
+  > = WebSocketServer<T, U>
+  const WebSocketServer: typeof import('./websocket-server.js').WebSocketServer
+  type WebSocketServer<
+    T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket,
+    U extends typeof HttpIncomingMessage = typeof HttpIncomingMessage,
+  > = import('./websocket-server.js').WebSocketServer<T, U>
+  const WebSocket: typeof import('./websocket.js').WebSocket
+  type WebSocket = import('./websocket.js').WebSocket
+  const createWebSocketStream: typeof createStream
+  /** ws's frame builder (`Sender.frame`), for libraries that frame a message once for many sockets. */
+  const Sender: typeof import('./frame-sender.js').Sender
+  type Sender = import('./frame-sender.js').Sender
+
+  type ServerSocket<T extends typeof import('./websocket.js').WebSocket, User> = import('./websocket-server.js').ServerSocket<T, User>
+  type AuthResult<User = unknown> = import('./websocket-server.js').AuthResult<User>
+  type VerifyClient<Request extends HttpIncomingMessage = HttpIncomingMessage> = import('./websocket-server.js').VerifyClient<Request>
+  type VerifyClientCallback = import('./websocket-server.js').VerifyClientCallback
+  type VerifyClientInfo<Request extends HttpIncomingMessage = HttpIncomingMessage> = types.VerifyClientInfo<Request>
+  type PublishOptions = import('./websocket-server.js').PublishOptions
+  type PublishResult = import('../pubsub/hub.js').PublishResult
+  type SlowConsumerInfo = import('../pubsub/hub.js').SlowConsumerInfo
+  type TopicStats = import('../pubsub/hub.js').TopicStats
+  type SlowConsumerPolicy = import('../pubsub/policy.js').SlowConsumerPolicy
+  type TopicPolicy = import('../pubsub/policy.js').TopicPolicy
+  type Backplane = import('../pubsub/backplane.js').Backplane
+  type BackplaneEvent = import('../pubsub/backplane.js').BackplaneEvent
+  type WsProtocolError = import('./errors.js').WsProtocolError
+  type DeflateMemoryStats = import('../node/zlib-codec.js').DeflateMemoryStats
+  type ReceiveMemoryStats = import('../node/receive-budget.js').ReceiveMemoryStats
+  type FrameOptions = import('./frame-sender.js').FrameOptions
+  type WebSocketOptions = import('./websocket.js').WebSocketOptions
+
+  const PreparedMessage: typeof import('../node/prepared.js').PreparedMessage
+  type PreparedMessage = import('../node/prepared.js').PreparedMessage
+  const configureDeflateMemory: typeof import('../node/zlib-codec.js').configureDeflateMemory
+  const deflateMemoryStats: typeof import('../node/zlib-codec.js').deflateMemoryStats
+  const configureReceiveMemory: typeof import('../node/receive-budget.js').configureReceiveMemory
+  const receiveMemoryStats: typeof import('../node/receive-budget.js').receiveMemoryStats
 }

@@ -17,7 +17,7 @@
  * first had a user here (at most HISTORY messages).
  */
 import { randomUUID } from 'node:crypto'
-import type { WebSocket, WebSocketServer } from '../../index.js'
+import type { WebSocket, WebSocketServer } from 'tether-ws'
 
 const HISTORY = 50
 const ROOM = /^[\w-]{1,40}$/

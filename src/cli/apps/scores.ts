@@ -10,7 +10,7 @@
  * state of each match (the `latest` policy), not a backlog; a client that
  * connects gets a snapshot first.
  */
-import type { WebSocket, WebSocketServer } from '../../index.js'
+import type { WebSocket, WebSocketServer } from 'tether-ws'
 
 export const SCORES_TOPIC = 'scores'
 
