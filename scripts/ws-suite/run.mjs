@@ -42,7 +42,7 @@ if (!mochaDir) {
   console.error('mocha not found: `npm install mocha@8` in a folder and pass it with --mocha')
   process.exit(2)
 }
-const entry = target === 'ws' ? 'ws' : arg('--entry', join(root, 'dist', 'cjs', 'index.js'))
+const entry = target === 'ws' ? 'ws' : arg('--entry', join(root, 'dist', 'cjs', 'main.js'))
 if (target !== 'ws' && !existsSync(entry)) {
   console.error(`${relative(process.cwd(), entry)} is missing: run npm run build first`)
   process.exit(2)

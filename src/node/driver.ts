@@ -328,8 +328,9 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     if (this.rare !== undefined) this.rare.closeTimer = undefined
     // Rule 3: the connection is over, so flow control no longer matters: deliver
     // what was parsed (even while paused, and finishing compressed messages
-    // already received), then 'closed'.
-    this.flags &= ~PAUSED
+    // already received), then 'closed'. From here on PAUSED holds nothing back
+    // (a listener may still call pause(), as createWebSocketStream does), though
+    // isPaused keeps telling what the application asked for, as in ws.
     const backlog = this.rare?.backlog
     if (this.rare !== undefined) this.rare.backlog = undefined
     if (backlog !== undefined) this.dispatch(backlog)
@@ -391,7 +392,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   private dispatchAll(): void {
     while (this.connection.hasEvents) {
       const events = this.connection.eventsReceived()
-      if ((this.flags & PAUSED) !== 0) {
+      if ((this.flags & (PAUSED | CLOSED)) === PAUSED) {
         if (this.rare?.backlog === undefined) this.rareState().backlog = events
         else for (const event of events) this.rare?.backlog.push(event)
         break
@@ -446,7 +447,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   private dispatch(events: ConnectionEvent[]): void {
     const handler = this.handler
     for (let i = 0; i < events.length; i++) {
-      if ((this.flags & PAUSED) !== 0) {
+      if ((this.flags & (PAUSED | CLOSED)) === PAUSED) {
         // Rule 2: the rest waits for resume().
         this.rareState().backlog = events.slice(i).concat(this.rare?.backlog ?? [])
         return

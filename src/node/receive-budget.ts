@@ -61,7 +61,7 @@ export interface ReceiveMemoryStats {
  *
  * @example
  * ```ts
- * import { configureReceiveMemory } from 'tether'
+ * import { configureReceiveMemory } from 'tether-ws'
  * configureReceiveMemory({ limit: 512 * 1024 * 1024 })
  * ```
  */

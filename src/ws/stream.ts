@@ -18,6 +18,22 @@ import { WebSocket } from './websocket.js'
  * process.stdin.pipe(duplex).pipe(process.stdout)
  * ```
  */
+/**
+ * As in ws: an error destroys the stream, which terminates the WebSocket (a
+ * message the stream cannot take, such as an ArrayBuffer with `binaryType`
+ * 'arraybuffer': what was received still arrives, then close 1006). Unlike
+ * ws, an error nobody listens for is not thrown again: a peer's protocol
+ * error does not crash the process (README, "Migrating from ws").
+ */
+function onDuplexError(this: Duplex): void {
+  this.removeListener('error', onDuplexError)
+  this.destroy()
+  // Keep a listener, so that a later error is not thrown either.
+  this.on('error', ignoreError)
+}
+
+function ignoreError(): void {}
+
 export function createWebSocketStream(ws: WebSocket, options?: DuplexOptions): Duplex {
   let terminateOnDestroy = true
   const duplex = new Duplex({
@@ -92,9 +108,6 @@ export function createWebSocketStream(ws: WebSocket, options?: DuplexOptions): D
   duplex.on('end', () => {
     if (!duplex.destroyed && duplex.writableFinished) duplex.destroy()
   })
-  // A peer's protocol error destroys the stream with that error. Users who
-  // listen see it; for those who do not, this keeps a bad peer from crashing
-  // the process (ws re-throws it).
-  duplex.on('error', () => {})
+  duplex.on('error', onDuplexError)
   return duplex
 }

@@ -94,12 +94,12 @@ export interface ServerOptions<
   /** The class instantiated for each connection (a subclass of WebSocket). */
   WebSocket?: T
   /**
-   * With `port`: run on Node's `http.Server` and `net.Socket`, as ws does, so
-   * that `request` is a full `IncomingMessage`. By default tether owns the port
-   * itself (no HTTP server or stream objects per connection: faster, and a
-   * third of the memory per idle connection), and `request` is a lightweight
-   * record with `method`, `url`, `headers`, `rawHeaders`, `httpVersion` and
-   * `socket`.
+   * With `port`: run on Node's `http.Server` and `net.Socket`, as ws does. By
+   * default tether owns the port itself (no HTTP server or stream objects per
+   * connection: faster, and a third of the memory per idle connection); the
+   * `request` is still an `http.IncomingMessage` (built from the head tether
+   * read), but its `socket` is a stand-in with the members applications use
+   * (addresses, `write`, `end`, `destroy`), not a `net.Socket`.
    */
   useNodeHttp?: boolean
   /**
@@ -269,7 +269,7 @@ export interface WebSocketServer<
  *
  * @example
  * ```ts
- * import { WebSocketServer } from 'tether'
+ * import { WebSocketServer } from 'tether-ws'
  * const wss = new WebSocketServer({ port: 8080 })
  * wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)))
  * ```

@@ -182,6 +182,8 @@ class ColdState {
   held: LatestPending<PreparedMessage> | undefined = undefined
   /** Why the connection was torn down without a closing handshake (close 1006), when tether did it. */
   abnormalReason: string | undefined = undefined
+  /** `pong` was replaced on this socket or its class: pings are answered through it (driverPing). */
+  pongReplaced = false
   /** `_sender`, once a library asked for it (frame-sender.ts). */
   frameWriter: FrameWriter | undefined = undefined
   /** A client's own heartbeat timer. */
@@ -218,7 +220,7 @@ export interface WebSocket {
  *
  * @example
  * ```ts
- * import { WebSocket } from 'tether'
+ * import { WebSocket } from 'tether-ws'
  * const ws = new WebSocket('ws://127.0.0.1:8080')
  * ws.on('open', () => ws.send('hello'))
  * ws.on('message', (data, isBinary) => console.log(isBinary ? data : data.toString()))
@@ -370,6 +372,11 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       deflate: deflate?.parameters,
     })
     this.#codec = deflate?.codec
+    // ws answers pings through the socket's own `pong`: a replacement (a subclass's, or one assigned) is used.
+    if (this.#cold?.pongReplaced === true || this.pong !== defaultPong) {
+      this.#warm().pongReplaced = true
+      connection.stopAutoPong()
+    }
     const limits = socketLimits(options, this.#isServer)
     this.#limits = limits
     const tracking = sweeps(limits)
@@ -478,7 +485,9 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (this.#readyState === CONNECTING) {
       return this.#abortHandshake('WebSocket was closed before the connection was established')
     }
-    const driver = this.#driver!
+    const driver = this.#driver
+    // A client handshake that failed (or was aborted) leaves no connection: nothing to close (ws returns too).
+    if (driver === undefined) return
     const connection = driver.connection
     if (this.#readyState === CLOSING) {
       if (connection.closeSent && (connection.closeReceived || connection.error)) driver.transport.end()
@@ -505,18 +514,21 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (this.#readyState === CONNECTING) {
       return this.#abortHandshake('WebSocket was closed before the connection was established')
     }
+    const driver = this.#driver
+    // As in close(): after a failed handshake there is nothing to terminate.
+    if (driver === undefined) return
     this.#readyState = CLOSING
-    this.#driver!.destroy()
+    driver.destroy()
   }
 
   pause(): void {
     if (this.#readyState === CONNECTING || this.#readyState === CLOSED) return
-    this.#driver!.pause()
+    this.#driver?.pause()
   }
 
   resume(): void {
     if (this.#readyState === CONNECTING || this.#readyState === CLOSED) return
-    this.#driver!.resume()
+    this.#driver?.resume()
   }
 
   // ------------------------------------------------------------ internals
@@ -530,7 +542,17 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
   }
   /** @internal */
   driverPing(data: Buffer): void {
+    // As ws: the answer goes first, through `pong` (only when it was replaced: otherwise the core answered, core Rule 7).
+    if (this.#cold?.pongReplaced === true && this.#options.autoPong !== false) this.pong(data, !this.#isServer, noop)
     this.emit('ping', data)
+  }
+
+  /** @internal An application replaced `pong` on this socket (the prototype's setter): answer pings through it. */
+  _pongReplaced(): void {
+    const cold = this.#warm()
+    if (cold.pongReplaced) return
+    cold.pongReplaced = true
+    this.#driver?.connection.stopAutoPong()
   }
   /** @internal */
   driverPong(data: Buffer): void {
@@ -915,6 +937,27 @@ for (const property of ['binaryType', 'bufferedAmount', 'extensions', 'isPaused'
   const descriptor = Object.getOwnPropertyDescriptor(WebSocket.prototype, property)!
   Object.defineProperty(WebSocket.prototype, property, { ...descriptor, enumerable: true })
 }
+/**
+ * `pong` is an accessor on the prototype: assigning `ws.pong = fn` (graphql-ws
+ * does, to play a peer that stops answering) stores `fn` on the socket and
+ * makes automatic answers to pings go through it, as in ws, whose automatic
+ * answer calls `websocket.pong()`. Sockets that never replace it keep the
+ * core's automatic pong, which coalesces answers for a peer that does not
+ * read (core Rule 7).
+ */
+const defaultPong = WebSocket.prototype.pong
+Object.defineProperty(WebSocket.prototype, 'pong', {
+  configurable: true,
+  enumerable: false,
+  get(): typeof defaultPong {
+    return defaultPong
+  },
+  set(this: WebSocket, replacement: typeof defaultPong) {
+    Object.defineProperty(this, 'pong', { value: replacement, writable: true, configurable: true, enumerable: true })
+    this._pongReplaced()
+  },
+})
+function noop(): void {}
 defineEventAttributes(WebSocket.prototype)
 Object.defineProperty(WebSocket.prototype, 'addEventListener', { value: addEventListener, writable: true, configurable: true })
 Object.defineProperty(WebSocket.prototype, 'removeEventListener', { value: removeEventListener, writable: true, configurable: true })

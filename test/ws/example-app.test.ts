@@ -118,7 +118,7 @@ describe('a ws example app, migrated by changing its import', () => {
   it('the tether variant differs from the fixture only in the import specifier', () => {
     const original = readFileSync(join(ROOT, 'test', 'fixtures', 'ws-example-app.mjs'), 'utf8')
     const migrated = readFileSync(variant('tether'), 'utf8')
-    assert.equal(migrated.replace("from 'tether'", "from 'ws'"), original)
-    assert.match(migrated, /^import WebSocket, \{ WebSocketServer \} from 'tether'$/m)
+    assert.equal(migrated.replace("from 'tether-ws'", "from 'ws'"), original)
+    assert.match(migrated, /^import WebSocket, \{ WebSocketServer \} from 'tether-ws'$/m)
   })
 })

@@ -78,9 +78,13 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   // §4.2.1 point 2: "A |Host| header field containing the server's authority." RFC 7230 §5.4: "A server
   // MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request message that lacks a Host
   // header field and to any request message that contains more than one Host header field".
+  // A missing or empty Host is accepted all the same, as ws accepts it: requests built by hand (fastify's
+  // injectWS, test clients) have none, and tether does not route by Host (issue 15). Two Host fields,
+  // which only a request read by tether itself can carry (Node keeps the first), stay a 400: which one
+  // would an application believe?
   const host = headers.host
-  if (host === undefined || (typeof host !== 'string' && host.length !== 1) || joinHeader(host)!.trim() === '') {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Missing, empty or repeated Host header')
+  if (Array.isArray(host) && host.length > 1) {
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Repeated Host header')
   }
   // Points 3 and 4: Upgrade and Connection, "treated as an ASCII case-insensitive value".
   if (!hasToken(headers.upgrade, 'websocket')) {
@@ -170,8 +174,9 @@ export function rejectResponse(status: number, message?: string, headers: Readon
   const body = message ?? reason
   let head = `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${byteLength(body)}\r\n`
   for (const [name, value] of Object.entries(headers)) {
-    // Header injection guard: a value never carries a line break.
-    head += `${name}: ${String(value).replace(/[\r\n]/g, ' ')}\r\n`
+    if (value === undefined || value === null) continue
+    // A list is one field per value (as Node writes it). Header injection guard: a value never carries a line break.
+    for (const one of Array.isArray(value) ? (value as unknown[]) : [value]) head += `${name}: ${String(one).replace(/[\r\n]/g, ' ')}\r\n`
   }
   return `${head}\r\n${body}`
 }
