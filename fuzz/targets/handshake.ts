@@ -161,12 +161,14 @@ function modelServer(request: UpgradeRequest, lenientVersion: boolean, trim: (te
   if (key === undefined || !/^[A-Za-z0-9+/]{22}==$/.test(trim(key))) return { code: 'TETHER_ERR_HANDSHAKE_KEY' }
   const wsVersion = modelJoin(h['sec-websocket-version'])
   if (wsVersion === undefined || trim(wsVersion) === '') return { code: 'TETHER_ERR_HANDSHAKE_VERSION' }
-  if (trim(wsVersion) !== '13') return { code: 'TETHER_ERR_HANDSHAKE_UNSUPPORTED_VERSION' }
+  // 13 and the last draft's 8 (issue 15: ws accepts both).
+  if (trim(wsVersion) !== '13' && trim(wsVersion) !== '8') return { code: 'TETHER_ERR_HANDSHAKE_UNSUPPORTED_VERSION' }
   const protocols = modelTokenList(h['sec-websocket-protocol'])
   if (protocols === undefined || new Set(protocols).size !== protocols.length) return { code: 'TETHER_ERR_HANDSHAKE_PROTOCOL' }
   const extensions = modelParseExtensions(h['sec-websocket-extensions'])
   if (extensions === undefined) return { code: 'TETHER_ERR_HANDSHAKE_EXTENSIONS' }
-  return { accept: { key: trim(key), protocols, extensions, origin: modelJoin(h.origin ?? h['sec-websocket-origin']) } }
+  const origin = trim(wsVersion) === '8' ? modelJoin(h['sec-websocket-origin']) : modelJoin(h.origin ?? h['sec-websocket-origin'])
+  return { accept: { key: trim(key), protocols, extensions, origin } }
 }
 
 /**

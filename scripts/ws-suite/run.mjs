@@ -12,9 +12,10 @@
 // --mocha  a folder whose node_modules holds mocha 8   default: the checkout, then $WS_SUITE_MOCHA_DIR
 // --target tether (the built package, dist/) or ws (the checkout itself, for reference)
 //
-// It prints, per file, how many tests passed, and every failure with the reason
-// it is excluded (exclusions.mjs) or "NOT EXCLUDED"; the exit status is 1 when a
-// failure is not excluded, or an excluded test no longer fails (so the list stays true).
+// It runs every test but the excluded ones (exclusions.mjs), then those alone, and
+// prints, per file, how many tests passed, every failure with the reason it is
+// excluded, or FAILED; the exit status is 1 when a test fails that is not
+// excluded, or an excluded test passes (so the list stays true).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -49,19 +50,22 @@ if (target !== 'ws' && !existsSync(entry)) {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'ws-suite-'))
-const outcomes = []
-for (const name of files) {
-  const results = join(work, `${name}.jsonl`)
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+// Mocha matches --grep against each test's full title.
+const excludedPattern = `^(?:${[...EXCLUSIONS.keys()].map(escape).join('|')})$`
+
+/** Runs one test file with mocha; returns each test's last outcome (a second failure of one test counts once). */
+function runFile(name, phase, extra) {
+  const results = join(work, `${name}-${phase}.jsonl`)
   const args = [
     join(mochaDir, 'bin', 'mocha'),
     '--throw-deprecation',
     '--exit',
     '--require', join(here, 'preload.cjs'),
     '--reporter', join(here, 'reporter.cjs'),
-    ...(grep ? ['--grep', grep] : []),
+    ...extra,
     join(wsRoot, 'test', `${name}.test.js`),
   ]
-  const started = Date.now()
   const run = spawnSync(process.execPath, args, {
     cwd: wsRoot,
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -71,34 +75,55 @@ for (const name of files) {
   const records = existsSync(results)
     ? readFileSync(results, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
     : []
-  // A test that fails twice (a second done(), an error after it passed) counts once, as failed.
-  const failedTitles = new Set(records.filter((r) => r.state !== 'passed' && r.state !== 'pending').map((r) => r.title))
-  const passed = new Set(records.filter((r) => r.state === 'passed' && !failedTitles.has(r.title)).map((r) => r.title)).size
+  // A failing hook is not a test (the tests it stopped show as not run).
+  const failedTitles = new Set(records.filter((r) => r.state === 'failed').map((r) => r.title))
+  const passed = [...new Set(records.filter((r) => r.state === 'passed' && !failedTitles.has(r.title)).map((r) => r.title))]
   const failed = [...failedTitles].map((title) => records.find((r) => r.title === title && r.state !== 'passed'))
-  console.log(`${name}: ${passed} passed, ${failed.length} failed (${((Date.now() - started) / 1000).toFixed(0)} s${run.signal ? `, ended by ${run.signal}` : ''})`)
-  outcomes.push({ name, passed, failed, records })
+  if (run.signal) console.log(`${name} (${phase}): ended by ${run.signal}`)
+  return { passed, failed }
 }
 
-const passed = outcomes.reduce((sum, o) => sum + o.passed, 0)
-const failures = outcomes.flatMap((o) => o.failed.map((f) => ({ ...f, file: o.name })))
-const excluded = EXCLUSIONS
-let unexpected = 0
-console.log('')
-for (const failure of failures) {
-  const reason = excluded.get(failure.title)
-  if (reason === undefined) unexpected++
-  console.log(`${reason === undefined ? 'NOT EXCLUDED' : 'excluded'}  ${failure.file}: ${failure.title}`)
-  console.log(`    ${reason ?? failure.error}`)
+// Phase 1: every test but the excluded ones (against ws itself: every test). Phase 2: the excluded ones alone.
+const splitting = target !== 'ws' && !grep
+const outcomes = []
+for (const name of files) {
+  const started = Date.now()
+  const main = runFile(name, 'main', grep ? ['--grep', grep] : splitting ? ['--grep', excludedPattern, '--invert'] : [])
+  const excluded = splitting ? runFile(name, 'excluded', ['--grep', excludedPattern]) : { passed: [], failed: [] }
+  const passed = main.passed.length + excluded.passed.length
+  const failed = main.failed.length + excluded.failed.length
+  console.log(`${name}: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(0)} s)`)
+  outcomes.push({ name, main, excluded })
 }
+
+let unexpected = 0
 let stale = 0
-if (target !== 'ws' && !grep && files === PUBLIC_FILES) {
-  const failedTitles = new Set(failures.map((f) => f.title))
-  for (const [title] of excluded) {
-    if (!failedTitles.has(title)) {
-      stale++
-      console.log(`EXCLUDED BUT PASSES  ${title}`)
-    }
+let passedTotal = 0
+let excludedTotal = 0
+console.log('')
+for (const { name, main, excluded } of outcomes) {
+  passedTotal += main.passed.length + excluded.passed.length
+  for (const failure of main.failed) {
+    const reason = EXCLUSIONS.get(failure.title)
+    if (reason === undefined) unexpected++
+    console.log(`${reason === undefined ? 'FAILED' : 'excluded'}  ${name}: ${failure.title}\n    ${failure.error}`)
+  }
+  for (const failure of excluded.failed) {
+    excludedTotal++
+    const [kind, why] = EXCLUSIONS.get(failure.title) ?? ['?', failure.error]
+    console.log(`excluded (${kind})  ${name}: ${failure.title}\n    ${why}`)
+  }
+  for (const title of excluded.passed) {
+    stale++
+    console.log(`EXCLUDED BUT PASSES  ${name}: ${title}`)
   }
 }
-console.log(`\n${target}: ${passed} passed, ${failures.length} failed (${failures.length - unexpected} excluded, ${unexpected} not excluded)`)
+const failedTotal = outcomes.reduce((sum, o) => sum + o.main.failed.length + o.excluded.failed.length, 0)
+if (splitting && files === PUBLIC_FILES) {
+  const seen = new Set(outcomes.flatMap((o) => [...o.excluded.passed, ...o.excluded.failed.map((f) => f.title)]))
+  for (const [title, [kind, why]] of EXCLUSIONS) {
+    if (!seen.has(title)) console.log(`excluded (${kind}), not run: an excluded test before it failed a hook  ${title}\n    ${why}`)
+  }
+}
+console.log(`\n${target}: ${passedTotal} passed, ${failedTotal} failed (${excludedTotal} excluded, ${unexpected} not excluded${stale ? `, ${stale} excluded but passing` : ''})`)
 process.exit(target === 'ws' || (unexpected === 0 && stale === 0) ? 0 : 1)

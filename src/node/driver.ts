@@ -194,6 +194,11 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     }
   }
 
+  /** Flushes at once what was queued, unless events are being dispatched (their flush follows). */
+  flushNow(): void {
+    if ((this.flags & (FLUSH_SCHEDULED | DISPATCHING)) === FLUSH_SCHEDULED) this.flush()
+  }
+
   /**
    * Asks for one `driverWritable` call once what is queued now has been
    * handed to the kernel without filling the transport's buffer, or, if it

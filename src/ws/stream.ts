@@ -82,14 +82,16 @@ export function createWebSocketStream(ws: WebSocket, options?: DuplexOptions): D
       ws.once('open', () => duplex._final(callback))
       return
     }
-    const socket = ws._socket
-    if (socket === null) return
-    if (socket.writableFinished) {
+    // A client whose handshake failed has no socket: its 'error' comes and destroys the stream (as ws).
+    if (ws._socket === null) return
+    if (ws.readyState === WebSocket.CLOSED) {
       callback()
       if (duplex.readableEnded) duplex.destroy()
       return
     }
-    socket.once('finish', () => callback())
+    // The writable side is finished once the closing handshake is: tether's socket in port mode is
+    // not a stream with a 'finish' event, so wait for the WebSocket itself.
+    ws.once('close', () => callback())
     ws.close()
   }
 
@@ -105,8 +107,12 @@ export function createWebSocketStream(ws: WebSocket, options?: DuplexOptions): D
     ws.send(chunk, callback)
   }
 
+  // Both sides done: the stream is destroyed (closed), whichever side finished last.
   duplex.on('end', () => {
     if (!duplex.destroyed && duplex.writableFinished) duplex.destroy()
+  })
+  duplex.on('finish', () => {
+    if (!duplex.destroyed && duplex.readableEnded) duplex.destroy()
   })
   duplex.on('error', onDuplexError)
   return duplex

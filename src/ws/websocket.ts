@@ -182,6 +182,8 @@ class ColdState {
   held: LatestPending<PreparedMessage> | undefined = undefined
   /** Why the connection was torn down without a closing handshake (close 1006), when tether did it. */
   abnormalReason: string | undefined = undefined
+  /** Redirects followed by this client's handshake (ws's `_redirects`). */
+  redirects = 0
   /** `pong` was replaced on this socket or its class: pings are answered through it (driverPing). */
   pongReplaced = false
   /** `_sender`, once a library asked for it (frame-sender.ts). */
@@ -506,7 +508,9 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     // Sends accepted before close() still go first (sender.ts Rule 1).
     if (sender !== undefined) return sender.close(code ?? 1005, reason)
     connection.sendClose(code ?? 1005, reason)
+    // The close frame goes to the socket now, as ws writes it (so bufferedAmount does not count it).
     driver.queued()
+    driver.flushNow()
   }
 
   terminate(): void {
@@ -624,8 +628,9 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (code === 1006 && cold?.abnormalReason !== undefined && reason.length === 0) reason = Buffer.from(cold.abnormalReason)
     const connection = this.#driver?.connection
     this.#warm().wasClean = connection !== undefined && connection.closeSent !== undefined && connection.closeReceived !== undefined
-    this.#readyState = CLOSED
+    // Sends still queued hear of it while the socket is CLOSING, as in ws; then it is CLOSED.
     cold?.sender?.fail()
+    this.#readyState = CLOSED
     this[kServer]?.hub.remove(this)
     this.emit('close', code, reason)
   }
@@ -637,10 +642,30 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (redirected) this.emit('redirect', url, request)
   }
 
-  /** @internal The client handshake failed. */
+  /**
+   * How many redirects the client handshake followed (with `followRedirects`), counting the one
+   * refused past `maxRedirects`: ws's `_redirects`, which tests and tools read.
+   */
+  get _redirects(): number {
+    return this.#cold?.redirects ?? 0
+  }
+
+  /** The client's upgrade request while the handshake runs, then null (ws's `_req`, which tools read). */
+  get _req(): ClientRequest | null {
+    return this.#cold?.request ?? null
+  }
+
+  /** @internal The client handshake follows a redirect. */
+  _redirectReceived(): void {
+    this.#warm().redirects++
+  }
+
+  /** @internal The client handshake failed: CLOSING now, 'error' and 'close' on the next tick (as ws's abortHandshake). */
   _handshakeFailed(error: Error): void {
     this.#releaseOffer()
-    if (this.#readyState === CONNECTING) this.#emitErrorAndClose(error)
+    if (this.#readyState !== CONNECTING) return
+    this.#readyState = CLOSING
+    process.nextTick(() => this.#emitErrorAndClose(error))
   }
 
   /** @internal The server accepted the client handshake. */
@@ -653,7 +678,7 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       if (typeof outcome === 'string') {
         // RFC 7692 §7.1: an answer the client cannot accept fails the connection.
         socket.destroy()
-        this._handshakeFailed(new TetherError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', `Invalid Sec-WebSocket-Extensions header: ${outcome}`))
+        this._handshakeFailed(new TetherError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', 'Invalid Sec-WebSocket-Extensions header', { cause: outcome }))
         return
       }
       deflate = outcome
@@ -889,6 +914,9 @@ class ClientHooks implements ClientHandshakeHooks {
   }
   requestCreated(url: string, request: ClientRequest, redirected: boolean): void {
     this.context._requestCreated(url, request, redirected)
+  }
+  redirectReceived(): void {
+    this.context._redirectReceived()
   }
   hasRedirectListener(): boolean {
     return this.context.listenerCount('redirect') > 0

@@ -273,21 +273,28 @@ describe('validateUpgradeRequest: Sec-WebSocket-Key (§4.1 point 7: 16 bytes, ba
 })
 
 describe('validateUpgradeRequest: Sec-WebSocket-Version (§4.2.2)', () => {
-  it('answers a missing version with 400 and Sec-WebSocket-Version: 13', () => {
+  it('answers a missing version with 400 and Sec-WebSocket-Version: 13, 8', () => {
     for (const version of [undefined, '', '  ']) {
       const error = rejected(validateUpgradeRequest(request({ 'sec-websocket-version': version })), { code: 'TETHER_ERR_HANDSHAKE_VERSION', status: 400 })
-      assert.equal(error.headers['Sec-WebSocket-Version'], '13')
+      assert.equal(error.headers['Sec-WebSocket-Version'], '13, 8')
     }
   })
 
-  it('answers any version but 13 with 426 and Sec-WebSocket-Version: 13', () => {
-    for (const version of ['8', '12', '14', '13, 8', '8, 13', ['13', '8'], '013', '13.0']) {
+  // Issue 15: ws accepts the last draft's version 8 (same framing; its Origin is Sec-WebSocket-Origin).
+  it('accepts versions 13 and 8; a version 8 request gives its origin in Sec-WebSocket-Origin', () => {
+    accepted(validateUpgradeRequest(request({ 'sec-websocket-version': '13' })))
+    const draft = accepted(validateUpgradeRequest(request({ 'sec-websocket-version': '8', origin: 'https://a.example', 'sec-websocket-origin': 'https://b.example' })))
+    assert.equal(draft.origin, 'https://b.example')
+  })
+
+  it('answers any other version with 426 and Sec-WebSocket-Version: 13, 8 (§4.4)', () => {
+    for (const version of ['7', '12', '14', '13, 8', '8, 13', ['13', '8'], '013', '13.0']) {
       const error = rejected(
         validateUpgradeRequest(request({ 'sec-websocket-version': version })),
         { code: 'TETHER_ERR_HANDSHAKE_UNSUPPORTED_VERSION', status: 426 },
         JSON.stringify(version),
       )
-      assert.equal(error.headers['Sec-WebSocket-Version'], '13')
+      assert.equal(error.headers['Sec-WebSocket-Version'], '13, 8')
     }
   })
 })

@@ -56,7 +56,7 @@ describe('malformed handshakes on a raw socket', () => {
     ['no Sec-WebSocket-Key', upgradeRequest({ headers: { 'Sec-WebSocket-Key': null } }), 400, {}],
     ['a Sec-WebSocket-Key that is not 16 bytes of base64', upgradeRequest({ headers: { 'Sec-WebSocket-Key': 'AAAAAAAAAAAAAAAAAAAA' } }), 400, {}],
     ['a Sec-WebSocket-Key with invalid characters', upgradeRequest({ headers: { 'Sec-WebSocket-Key': '!!!!!!!!!!!!!!!!!!!!!!==' } }), 400, {}],
-    ['Sec-WebSocket-Version: 8', upgradeRequest({ headers: { 'Sec-WebSocket-Version': '8' } }), 426, { 'sec-websocket-version': '13' }],
+    ['Sec-WebSocket-Version: 7', upgradeRequest({ headers: { 'Sec-WebSocket-Version': '7' } }), 426, { 'sec-websocket-version': '13, 8' }],
     ['no Sec-WebSocket-Version', upgradeRequest({ headers: { 'Sec-WebSocket-Version': null } }), 400, {}],
     ['Upgrade: h2c', upgradeRequest({ headers: { Upgrade: 'h2c' } }), 426, { upgrade: 'websocket' }],
     ['no Upgrade header (a plain GET)', upgradeRequest({ headers: { Upgrade: null } }), 426, {}],
