@@ -154,7 +154,7 @@ function modelServer(request: UpgradeRequest, lenientVersion: boolean, trim: (te
   // §4.2.1 point 2, RFC 7230 §5.4: at most one Host field line. A missing or empty one is accepted, as ws
   // accepts it (issue 15: requests built by hand, such as fastify's injectWS, have none).
   const host = h.host
-  if (host !== undefined && typeof host !== 'string' && host.length > 1) return { code: 'TETHER_ERR_HANDSHAKE_HOST' }
+  if (Array.isArray(host) && host.length > 1) return { code: 'TETHER_ERR_HANDSHAKE_HOST' }
   if (!upgradeOk(h.upgrade)) return { code: 'TETHER_ERR_HANDSHAKE_UPGRADE' }
   if (!modelHasToken(h.connection, 'upgrade')) return { code: 'TETHER_ERR_HANDSHAKE_CONNECTION' }
   const key = modelJoin(h['sec-websocket-key'])

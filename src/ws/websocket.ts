@@ -650,6 +650,18 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     return this.#cold?.redirects ?? 0
   }
 
+  /**
+   * Which side this socket plays (ws's `_isServer`). A tool that attaches a
+   * socket itself sets it before `setSocket`: fastify's `injectWS` makes
+   * `new WebSocket(null)` a client so.
+   */
+  get _isServer(): boolean {
+    return this.#isServer
+  }
+  set _isServer(server: boolean) {
+    if (this.#driver === undefined) this.#isServer = Boolean(server)
+  }
+
   /** The client's upgrade request while the handshake runs, then null (ws's `_req`, which tools read). */
   get _req(): ClientRequest | null {
     return this.#cold?.request ?? null

@@ -62,7 +62,7 @@ describe('malformed handshakes on a raw socket', () => {
     ['no Upgrade header (a plain GET)', upgradeRequest({ headers: { Upgrade: null } }), 426, {}],
     ['no Connection: Upgrade (a plain GET)', upgradeRequest({ headers: { Connection: 'keep-alive' } }), 426, {}],
     ['HTTP/1.0', upgradeRequest().replace('HTTP/1.1', 'HTTP/1.0'), 505, {}],
-    ['no Host header', upgradeRequest({ headers: { Host: null } }), 400, {}],
+    ['two Host headers', upgradeRequest().replace('\r\n\r\n', '\r\nHost: other.example\r\n\r\n'), 400, {}],
     ['two Sec-WebSocket-Key headers', upgradeRequest().replace('\r\n\r\n', '\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'), 400, {}],
     ['a malformed Sec-WebSocket-Extensions', upgradeRequest({ headers: { 'Sec-WebSocket-Extensions': ';;;' } }), 400, {}],
     ['a duplicated Sec-WebSocket-Protocol', upgradeRequest({ headers: { 'Sec-WebSocket-Protocol': 'chat, chat' } }), 400, {}],
