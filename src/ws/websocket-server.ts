@@ -283,6 +283,8 @@ export class WebSocketServer<
     ServerOptions<T, U, User>
   /** Connected clients, when `clientTracking` is on (the default). */
   readonly clients: Set<ServerSocket<T, User>>
+  /** The `path` option ('' for any), as @types/ws declares it: code typed against ws's Server passes a tether server. */
+  path: string
   #server: HttpServer | HttpsServer | undefined
   #listener: TcpListener | undefined
   #removeListeners: (() => void) | undefined
@@ -323,6 +325,7 @@ export class WebSocketServer<
       throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified')
     }
     this.options = resolved as typeof this.options
+    this.path = resolved.path ?? ''
     // Validates the option now, so a bad value throws here rather than at the first handshake.
     this.#deflate = resolveDeflateOptions(resolved.perMessageDeflate)
     this.clients = new Set()
