@@ -57,7 +57,7 @@ export type VerifyClient<Request extends IncomingMessage = IncomingMessage> =
  * `authenticate` returns as `{ user }`. (A connection `authenticate` accepted
  * with `true` has no user: return `{ user }` on every path to keep the type true.)
  */
-export type ServerSocket<T extends typeof WebSocket, User> = unknown extends User
+export type ServerSocket<T extends typeof WebSocket = typeof WebSocket, User = unknown> = unknown extends User
   ? InstanceType<T>
   : InstanceType<T> & { user: Exclude<User, undefined> }
 

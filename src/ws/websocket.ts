@@ -1100,7 +1100,8 @@ export declare namespace WebSocket {
   const Sender: typeof import('./frame-sender.js').Sender
   type Sender = import('./frame-sender.js').Sender
 
-  type ServerSocket<T extends typeof import('./websocket.js').WebSocket, User> = import('./websocket-server.js').ServerSocket<T, User>
+  type ServerSocket<T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket, User = unknown> =
+    import('./websocket-server.js').ServerSocket<T, User>
   type AuthResult<User = unknown> = import('./websocket-server.js').AuthResult<User>
   type VerifyClient<Request extends HttpIncomingMessage = HttpIncomingMessage> = import('./websocket-server.js').VerifyClient<Request>
   type VerifyClientCallback = import('./websocket-server.js').VerifyClientCallback
