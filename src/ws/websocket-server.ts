@@ -360,7 +360,7 @@ export class WebSocketServer<
       timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
       trusted: trustedProxyList(resolved.trustedProxies),
     }
-    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && tcpHandlesAvailable
+    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && tcpHandlesAvailable()
     this.#pool = ownsTcp
       ? new HandshakePool<TcpTransport>(poolOptions, tcpPoolHooks, this.#stats)
       : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
