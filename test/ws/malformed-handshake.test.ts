@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { WebSocket, type WebSocketServer } from '../../src/index.js'
-import { delay, Inbox, opened, RawPeer, rawExchange, stopWss, tetherServer, upgradeRequest } from '../helpers/net.js'
+import { delay, Inbox, opened, RawPeer, rawExchange, stopWss, tetherServer, upgradeRequest, TCP_HANDLES } from '../helpers/net.js'
 
 /** Splits a raw HTTP answer into status line, lower-cased headers and body. */
 function parseAnswer(answer: string): { status: number; headers: Record<string, string>; body: string } {
@@ -62,7 +62,8 @@ describe('malformed handshakes on a raw socket', () => {
     ['no Upgrade header (a plain GET)', upgradeRequest({ headers: { Upgrade: null } }), 426, {}],
     ['no Connection: Upgrade (a plain GET)', upgradeRequest({ headers: { Connection: 'keep-alive' } }), 426, {}],
     ['HTTP/1.0', upgradeRequest().replace('HTTP/1.1', 'HTTP/1.0'), 505, {}],
-    ['two Host headers', upgradeRequest().replace('\r\n\r\n', '\r\nHost: other.example\r\n\r\n'), 400, {}],
+    // Only a head tether reads itself can show both (Node's parser keeps the first).
+    ...(TCP_HANDLES ? [['two Host headers', upgradeRequest().replace('\r\n\r\n', '\r\nHost: other.example\r\n\r\n'), 400, {}] as [string, string, number, Record<string, string>]] : []),
     ['two Sec-WebSocket-Key headers', upgradeRequest().replace('\r\n\r\n', '\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'), 400, {}],
     ['a malformed Sec-WebSocket-Extensions', upgradeRequest({ headers: { 'Sec-WebSocket-Extensions': ';;;' } }), 400, {}],
     ['a duplicated Sec-WebSocket-Protocol', upgradeRequest({ headers: { 'Sec-WebSocket-Protocol': 'chat, chat' } }), 400, {}],
