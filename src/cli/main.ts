@@ -69,6 +69,33 @@ const SERVE: CommandSpec = {
       parse: integer('--max-connections', 1),
       default: SERVE_DEFAULTS.maxConnections,
     },
+    {
+      name: 'allow-origin',
+      value: '<origin>',
+      description: "also accept WebSockets from pages of this origin, e.g. https://app.example (repeatable; * for any, with a warning); the pages' own origin is always allowed",
+      repeatable: true,
+    },
+    { name: 'auth', value: '<kind>', description: 'require a token from clients (choices: none, jwt)', choices: ['none', 'jwt'], default: SERVE_DEFAULTS.auth },
+    { name: 'jwt-secret', value: '<secret>', description: 'with --auth jwt: the HMAC secret (HS256/384/512)' },
+    { name: 'jwt-public-key', value: '<file>', description: 'with --auth jwt: a PEM public key (RS*, PS*, ES*, EdDSA)' },
+    { name: 'jwt-jwks', value: '<file>', description: 'with --auth jwt: a JSON Web Key Set file' },
+    { name: 'jwt-issuer', value: '<iss>', description: 'with --auth jwt: the required issuer' },
+    { name: 'jwt-audience', value: '<aud>', description: 'with --auth jwt: the required audience' },
+    {
+      name: 'publish-rate',
+      value: '<n>',
+      description: 'messages per second one client may publish (relay, chat)',
+      parse: integer('--publish-rate', 1),
+      default: SERVE_DEFAULTS.publishRate,
+    },
+    { name: 'publish-bytes', value: '<n>', description: 'bytes per second one client may publish', parse: integer('--publish-bytes', 1), default: SERVE_DEFAULTS.publishBytes },
+    {
+      name: 'publish-limit-action',
+      value: '<action>',
+      description: 'past the limits: close the connection (1008) or drop the message (choices: close, drop)',
+      choices: ['close', 'drop'],
+      default: SERVE_DEFAULTS.publishLimitAction,
+    },
   ],
   epilogue: `
 Endpoints:
@@ -78,10 +105,15 @@ Endpoints:
   WS   /echo           every message comes back
   WS   /topics/NAME    what you send is published on NAME; you receive what is published on NAME
 
+Tokens (--auth jwt): a page offers the subprotocol tether.bearer.TOKEN next to tether, or sends the cookie
+tether_token, or ?token=TOKEN. The token's "tether" claim lists the topics it may use:
+  {"sub": "ada", "exp": ..., "tether": {"subscribe": ["chat:*", "news"], "publish": ["chat:*"]}}
+
 Examples:
   tether serve
   tether serve --port 9000 --redis redis://127.0.0.1:6379    # run several: one cluster
-  tether serve --tls-cert cert.pem --tls-key key.pem`,
+  tether serve --tls-cert cert.pem --tls-key key.pem
+  tether serve --host 0.0.0.0 --allow-origin https://app.example --auth jwt --jwt-secret "$SECRET"`,
 }
 
 const CONNECT: CommandSpec = {

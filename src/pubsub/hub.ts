@@ -82,6 +82,8 @@ export interface TopicStats {
   received: number
   /** Messages from other nodes that never arrived (sequence gaps). */
   lost: number
+  /** `onPublish` listeners that threw (each reported as an `error` event on the server). */
+  observerErrors: number
 }
 
 export interface SlowConsumerInfo {
@@ -95,17 +97,20 @@ export interface TopicHubOptions<S> {
   backplane?: Backplane | undefined
   onSlowConsumer?: ((subscriber: S, info: SlowConsumerInfo) => void) | undefined
   onBackplaneEvent?: ((event: BackplaneEvent) => void) | undefined
+  /** An `observe` listener threw: reported here (and counted), never rethrown. */
+  onObserverError?: ((error: unknown, topic: string) => void) | undefined
 }
 
 export class TopicHub<S extends Subscriber<M>, M> {
   readonly registry = new TopicRegistry<S>()
-  readonly #stats = { published: 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, forwarded: 0, received: 0, unsent: 0, lost: 0 }
+  readonly #stats = { published: 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, forwarded: 0, received: 0, unsent: 0, lost: 0, observerErrors: 0 }
   readonly #prepare: (message: BackplaneMessage) => M
   readonly #defaultPolicy: TopicPolicy
   readonly #policies = new Map<string, TopicPolicy>()
   readonly #backplane: Backplane | undefined
   readonly #onSlowConsumer: ((subscriber: S, info: SlowConsumerInfo) => void) | undefined
   readonly #onBackplaneEvent: ((event: BackplaneEvent) => void) | undefined
+  readonly #onObserverError: ((error: unknown, topic: string) => void) | undefined
   /** In-process listeners of a topic (`onPublish`): not subscribers, so not counted or throttled. */
   readonly #observers = new Map<string, Set<(message: BackplaneMessage) => void>>()
 
@@ -114,6 +119,7 @@ export class TopicHub<S extends Subscriber<M>, M> {
     this.#defaultPolicy = resolveTopicPolicy(options.policy, DEFAULT_TOPIC_POLICY)
     this.#onSlowConsumer = options.onSlowConsumer
     this.#onBackplaneEvent = options.onBackplaneEvent
+    this.#onObserverError = options.onObserverError
     this.#backplane = options.backplane
     this.#backplane?.attach({
       deliver: (message) => {
@@ -134,9 +140,22 @@ export class TopicHub<S extends Subscriber<M>, M> {
 
   /** A snapshot of the running totals, with the backplane's `sent` and `pending`. */
   get stats(): TopicStats {
-    const { published, delivered, dropped, conflated, closed, forwarded, unsent, received, lost } = this.#stats
+    const { published, delivered, dropped, conflated, closed, forwarded, unsent, received, lost, observerErrors } = this.#stats
     const counts = this.#backplane?.counts
-    return { published, delivered, dropped, conflated, closed, forwarded, sent: counts?.sent ?? 0, unsent, pending: counts?.pending ?? 0, received, lost }
+    return {
+      published,
+      delivered,
+      dropped,
+      conflated,
+      closed,
+      forwarded,
+      sent: counts?.sent ?? 0,
+      unsent,
+      pending: counts?.pending ?? 0,
+      received,
+      lost,
+      observerErrors,
+    }
   }
 
   /** Sets the slow-consumer policy of one topic (merged over the server's). */
@@ -199,10 +218,14 @@ export class TopicHub<S extends Subscriber<M>, M> {
         try {
           observer(message)
         } catch (error) {
-          // An observer's bug must not stop delivery to subscribers (Rule 1); it is reported.
-          queueMicrotask(() => {
-            throw error
-          })
+          // An observer's bug must not stop delivery to subscribers (Rule 1), nor end the process
+          // (it often runs on input from a client or another node): it is counted and reported.
+          this.#stats.observerErrors++
+          try {
+            this.#onObserverError?.(error, topic)
+          } catch {
+            // A reporter that throws has nobody left to tell.
+          }
         }
       }
     }

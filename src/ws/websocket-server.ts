@@ -54,12 +54,11 @@ export type VerifyClient<Request extends IncomingMessage = IncomingMessage> =
 /**
  * The socket a server hands out: an instance of its `WebSocket` class, with
  * `user` typed by the server's `User`, which TypeScript infers from what
- * `authenticate` returns as `{ user }`. (A connection `authenticate` accepted
- * with `true` has no user: return `{ user }` on every path to keep the type true.)
+ * `authenticate` returns as `{ user }`. (When `authenticate` can also refuse
+ * or return `true`, the inferred type includes `undefined`, as a socket
+ * accepted with `true` has no user.)
  */
-export type ServerSocket<T extends typeof WebSocket = typeof WebSocket, User = unknown> = unknown extends User
-  ? InstanceType<T>
-  : InstanceType<T> & { user: Exclude<User, undefined> }
+export type ServerSocket<T extends typeof WebSocket = typeof WebSocket, User = unknown> = InstanceType<T> & { user: User }
 
 export interface ServerOptions<
   T extends typeof WebSocket = typeof WebSocket,
@@ -115,6 +114,14 @@ export interface ServerOptions<
    * quarter of it (also for connections already waiting).
    */
   handshakeTimeout?: number
+  /**
+   * With `port`: answers the requests that are not WebSocket upgrades (pages,
+   * health checks) instead of 426, on Node's HTTP server (implies
+   * `useNodeHttp`) under the port-mode limits (head timeout, header limits,
+   * the pending-handshake pool). tether's addition: one port for an app's
+   * pages and its WebSockets, with every port-mode protection.
+   */
+  requestListener?: (request: IncomingMessage, response: http.ServerResponse) => void
   /** With `port`: the largest request head, in bytes; larger gets 431. Default 16 KiB (Node's HTTP server's too). */
   maxHeaderSize?: number
   /** With `port`: the most header fields in a request; more gets 431 (with `useNodeHttp`/`tls`, Node drops the rest). Default 100. */
@@ -151,9 +158,10 @@ export interface ServerOptions<
   idleTimeout?: number
   /**
    * Origins a browser may connect from (exact `scheme://host[:port]` strings),
-   * or `'same-origin'`: the Origin's host must be the request's Host. Others
-   * get 403. Requests without an Origin (not from a browser) are allowed
-   * unless `allowMissingOrigin` is false. Default: any origin (as ws).
+   * or `'same-origin'`: the Origin's host must be the request's Host (alone,
+   * or as an entry of the list: `['same-origin', 'https://app.example']`).
+   * Others get 403. Requests without an Origin (not from a browser) are
+   * allowed unless `allowMissingOrigin` is false. Default: any origin (as ws).
    */
   allowOrigins?: readonly string[] | 'same-origin'
   allowMissingOrigin?: boolean
@@ -248,7 +256,8 @@ type AnyListener<T extends typeof WebSocket, U extends typeof IncomingMessage, U
 export interface WebSocketServer<
   T extends typeof WebSocket = typeof WebSocket,
   U extends typeof IncomingMessage = typeof IncomingMessage,
-  User = unknown,
+  // Covariant: a server whose sockets carry an Account is a server (as `const wss: WebSocketServer = ...` says).
+  out User = unknown,
 > {
   on<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
   on(event: string | symbol, listener: AnyListener<T, U, User>): this
@@ -277,7 +286,8 @@ export interface WebSocketServer<
 export class WebSocketServer<
   T extends typeof WebSocket = typeof WebSocket,
   U extends typeof IncomingMessage = typeof IncomingMessage,
-  User = unknown,
+  // Covariant: a server whose sockets carry an Account is a server (as `const wss: WebSocketServer = ...` says).
+  out User = unknown,
 > extends EventEmitter {
   readonly options: Required<Pick<ServerOptions<T, U, User>, 'clientTracking' | 'maxPayload' | 'skipUTF8Validation' | 'autoPong'>> &
     ServerOptions<T, U, User>
@@ -340,6 +350,11 @@ export class WebSocketServer<
           if (this.listenerCount('slowConsumer') > 0) this.emit('slowConsumer', socket, info)
         },
         onBackplaneEvent: (event) => this.emit('backplane', event),
+        onObserverError: (error, topic) => {
+          if (this.listenerCount('error') > 0) {
+            this.emit('error', Object.assign(new Error(`An onPublish listener of topic ${topic} threw`, { cause: error }), { code: 'TETHER_ERR_OBSERVER', topic }))
+          }
+        },
       },
     )
     this.#context = { hub: this.#hub, stats: this.#stats }
@@ -360,7 +375,7 @@ export class WebSocketServer<
       timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
       trusted: trustedProxyList(resolved.trustedProxies),
     }
-    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && tcpHandlesAvailable()
+    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable()
     this.#pool = ownsTcp
       ? new HandshakePool<TcpTransport>(poolOptions, tcpPoolHooks, this.#stats)
       : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
@@ -379,8 +394,10 @@ export class WebSocketServer<
         },
       )
     } else if (resolved.port != null) {
+      const listener = resolved.requestListener
       const answer426 = (request: IncomingMessage, response: http.ServerResponse): void => {
         if (this.#nodeHeadRead(request.socket)) this.#pool.settle()
+        if (listener !== undefined) return listener(request, response)
         const body = http.STATUS_CODES[426]!
         response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' })
         response.end(body)
@@ -692,7 +709,8 @@ export class WebSocketServer<
           ? this.options.allowMissingOrigin !== false
           : allowOrigins === 'same-origin'
             ? sameOrigin(origin, request.headers.host as string | undefined)
-            : allowOrigins.includes(origin)
+            : allowOrigins.includes(origin) ||
+              (allowOrigins.includes('same-origin') && sameOrigin(origin, request.headers.host as string | undefined))
       if (!allowed) {
         this.#stats.originRefused++
         return reject(403, origin === undefined ? 'An Origin header is required' : `Origin ${origin} is not allowed`)

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { SignJWT } from 'jose'
 import type { Browser, Page } from 'playwright-core'
 import { launchChromium } from '../helpers/browser.js'
 import { type Broker, startBroker } from '../helpers/brokers.js'
@@ -27,11 +28,11 @@ async function serveFor(args: string[] = [], port = 0): Promise<ServeProcess> {
   return serve
 }
 
-async function joinChat(url: string, nick: string, room: string): Promise<Page> {
+async function joinChat(url: string, nick: string, room: string, token?: string): Promise<Page> {
   const context = await browser.newContext()
   stops.push(() => context.close())
   const page = await context.newPage()
-  await page.goto(`${url}/chat?room=${room}`)
+  await page.goto(`${url}/chat?room=${room}${token ? `&token=${token}` : ''}`)
   await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 })
   await page.fill('#nick', nick)
   await page.click('#join button')
@@ -65,6 +66,30 @@ describe('the demo pages in chromium', { timeout: 120_000 }, () => {
     await messageIn(cy, 'bob', 'hi ada, bob here').waitFor({ timeout: 10_000 })
     await cy.context().close()
     await ada.locator('#log li.notice', { hasText: 'cy left.' }).waitFor({ timeout: 10_000 })
+  })
+
+  test('with --auth jwt: the chat page works with a token (the hub names you after it), and without one it is refused', async () => {
+    const secret = 'the browser test secret, long enough for HS256'
+    const serve = await serveFor(['--auth', 'jwt', '--jwt-secret', secret])
+    // A token helper, as an app's login would issue them.
+    const issue = (sub: string) =>
+      new SignJWT({ sub, tether: { subscribe: ['chat:*'], publish: ['chat:*'] } })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime('10m')
+        .sign(new TextEncoder().encode(secret))
+    const ada = await joinChat(serve.url, 'ada', 'vault', await issue('ada'))
+    // bob types another name: the hub names him after his token.
+    const bob = await joinChat(serve.url, 'bob', 'vault', await issue('bob'))
+    assert.equal(new URL(ada.url()).searchParams.has('token'), false, 'the token left the address bar')
+    await say(bob, 'signed in')
+    await messageIn(ada, 'bob', 'signed in').waitFor({ timeout: 10_000 })
+    assert.deepEqual(await ada.locator('#online li').allTextContents(), ['ada', 'bob'])
+    // No token: the WebSocket is refused (401) and the page says it is not connected.
+    const anonymous = await (await browser.newContext()).newPage()
+    stops.push(() => anonymous.context().close())
+    await anonymous.goto(`${serve.url}/chat`)
+    await anonymous.locator('#status[data-state="closed"]').waitFor({ timeout: 10_000 })
+    assert.match(serve.stderr(), /^(?!.*eyJ)/s, 'no token in the server output')
   })
 
   test('the live-scores page shows every match and updates its clocks', async () => {

@@ -248,6 +248,38 @@ describe('several servers joined by the in-process broker', () => {
     kill(onB.ws)
   })
 
+  // Issue 14: an observer that threw was rethrown in a microtask, where nobody could catch it: the process died.
+  test('an onPublish listener that throws: reported as an error event with a code, counted, never rethrown; delivery goes on', async () => {
+    const { wss, url } = await topicServer()
+    const errors: Array<Error & { code?: string; topic?: string }> = []
+    wss.on('error', (error) => errors.push(error))
+    let uncaught: unknown
+    const onUncaught = (error: unknown): void => {
+      uncaught = error
+    }
+    process.on('uncaughtException', onUncaught)
+    try {
+      wss.onPublish('room', (data) => {
+        if (String(data) === 'bad') throw new SyntaxError('Unexpected token')
+      })
+      const subscriber = await client(`${url}/t/room`)
+      await until(() => wss.subscriberCount('room') === 1)
+      wss.publish('room', 'bad')
+      wss.publish('room', 'good')
+      assert.deepEqual((await subscriber.inbox.next(2)).map((m) => String(m.data)), ['bad', 'good'])
+      await delay(20)
+      assert.equal(uncaught, undefined, 'nothing was rethrown')
+      assert.equal(errors.length, 1)
+      assert.equal(errors[0]!.code, 'TETHER_ERR_OBSERVER')
+      assert.equal(errors[0]!.topic, 'room')
+      assert.ok(errors[0]!.cause instanceof SyntaxError)
+      assert.equal(wss.topicStats.observerErrors, 1)
+      kill(subscriber.ws)
+    } finally {
+      process.off('uncaughtException', onUncaught)
+    }
+  })
+
   test('backplane events reach the server as events, never as throws', async () => {
     const broker = new MemoryBroker()
     const { wss } = await topicServer({ topics: { backplane: broker.backplane() } })

@@ -1,17 +1,6 @@
 /** The chat page: join a room with a nickname, talk, see who is online. */
+import type { ChatClientMessage, ChatServerMessage } from '../../src/hub/wire-types.js'
 import { reconnecting } from './connection.js'
-
-interface ChatEvent {
-  type: 'welcome' | 'message' | 'join' | 'leave' | 'here' | 'error'
-  room?: string
-  nick?: string
-  nicks?: string[]
-  text?: string
-  at?: number
-  history?: ChatEvent[]
-  online?: string[]
-  message?: string
-}
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
 const joinForm = $<HTMLFormElement>('join')
@@ -63,43 +52,51 @@ const connection = reconnecting({
   status: $('status'),
   onOpen() {
     // After a reconnect, join again as before.
-    if (joined) connection.send({ type: 'join', ...joined })
+    if (joined) send({ type: 'join', ...joined })
   },
   onMessage(data) {
-    const event = data as ChatEvent
+    const event = data as ChatServerMessage
     switch (event.type) {
       case 'welcome':
         log.replaceChildren()
-        for (const past of event.history ?? []) add('message', past.text ?? '', past.at, past.nick)
+        for (const past of event.history) if (past.type === 'message') add('message', past.text, past.at, past.nick)
         add('notice', `You joined #${event.room} as ${event.nick}.`)
+        // With a token, the hub names you after it.
+        if (joined) joined.nick = event.nick
         people.clear()
-        for (const nick of event.online ?? []) people.add(nick)
-        people.add(event.nick!)
+        for (const nick of event.online) people.add(nick)
+        people.add(event.nick)
         renderOnline()
         break
       case 'message':
-        add('message', event.text ?? '', event.at, event.nick)
+        add('message', event.text, event.at, event.nick)
         break
       case 'join':
-        if (event.nick !== joined?.nick || !people.has(event.nick!)) add('notice', `${event.nick} joined.`, event.at)
-        people.add(event.nick!)
+        if (event.nick !== joined?.nick || !people.has(event.nick)) add('notice', `${event.nick} joined.`, event.at)
+        people.add(event.nick)
         renderOnline()
         break
       case 'leave':
         add('notice', `${event.nick} left.`, event.at)
-        people.delete(event.nick!)
+        people.delete(event.nick)
         renderOnline()
         break
       case 'here':
-        for (const nick of event.nicks ?? []) people.add(nick)
+        for (const nick of event.nicks) people.add(nick)
         renderOnline()
         break
+      case 'left':
+        break
       case 'error':
-        add('error', event.message ?? 'error')
+        add('error', event.message)
         break
     }
   },
 })
+
+function send(message: ChatClientMessage): boolean {
+  return connection.send(message)
+}
 
 joinForm.addEventListener('submit', (event) => {
   event.preventDefault()
@@ -110,7 +107,7 @@ joinForm.addEventListener('submit', (event) => {
   joined = { room, nick }
   roomTitle.textContent = `#${room}`
   document.body.dataset.joined = 'true'
-  connection.send({ type: 'join', room, nick })
+  send({ type: 'join', room, nick })
   text.focus()
 })
 
@@ -118,5 +115,5 @@ sayForm.addEventListener('submit', (event) => {
   event.preventDefault()
   const value = text.value.trim()
   if (!value) return
-  if (connection.send({ type: 'say', text: value })) text.value = ''
+  if (send({ type: 'say', text: value })) text.value = ''
 })

@@ -3,7 +3,27 @@
  * drops, it reconnects with exponential backoff (0.5 s doubling to 10 s, with
  * jitter so a restarted server is not hit by every page at once) and shows
  * its state in a status element.
+ *
+ * With a token (a hub run with --auth jwt), the page sends it as the
+ * subprotocol `tether.bearer.TOKEN` next to `tether`: browsers cannot set
+ * headers on a WebSocket, and a subprotocol, unlike a query parameter, does
+ * not end up in access logs. The token comes from the page's `?token=`
+ * parameter (then kept for the session) or an earlier visit.
  */
+
+/** The token this page was given, if any. */
+export function pageToken(): string | undefined {
+  const given = new URLSearchParams(location.search).get('token')
+  if (given) {
+    sessionStorage.setItem('tether.token', given)
+    // Out of the address bar (and the history), where it could be copied along with the link.
+    const url = new URL(location.href)
+    url.searchParams.delete('token')
+    history.replaceState(null, '', url)
+    return given
+  }
+  return sessionStorage.getItem('tether.token') ?? undefined
+}
 export interface ReconnectingOptions {
   path: string
   status: HTMLElement
@@ -21,7 +41,8 @@ export function reconnecting(options: ReconnectingOptions): { send(data: unknown
   }
   const connect = (): void => {
     show(attempt === 0 ? 'Connecting…' : 'Reconnecting…', 'connecting')
-    const ws = new WebSocket(url)
+    const token = pageToken()
+    const ws = token === undefined ? new WebSocket(url) : new WebSocket(url, ['tether', `tether.bearer.${token}`])
     socket = ws
     ws.addEventListener('open', () => {
       attempt = 0

@@ -1,16 +1,6 @@
 /** The live-scores page: a card per match, updated every second from the server's feed. */
+import type { MatchState as Match, ScoresServerMessage } from '../../src/hub/wire-types.js'
 import { reconnecting } from './connection.js'
-
-interface Match {
-  id: string
-  home: string
-  away: string
-  homeScore: number
-  awayScore: number
-  minute: number
-  status: 'live' | 'full-time'
-  lastGoal?: { minute: number; side: 'home' | 'away' }
-}
 
 const board = document.getElementById('board') as HTMLElement
 const updated = document.getElementById('updated') as HTMLElement
@@ -47,8 +37,8 @@ reconnecting({
   status: document.getElementById('status') as HTMLElement,
   onOpen() {},
   onMessage(data) {
-    const event = data as { type: string; matches?: Match[]; match?: Match }
-    if (event.type === 'snapshot') for (const match of event.matches ?? []) render(match)
-    else if (event.type === 'match' && event.match) render(event.match)
+    const event = data as ScoresServerMessage
+    if (event.type === 'snapshot') for (const match of event.matches) render(match)
+    else if (event.type === 'match') render(event.match)
   },
 })

@@ -1,18 +1,24 @@
 /**
- * The live-scores demo: a simulated feed of several matches whose clocks and
- * scores change every second, published on the `scores` topic with one
- * conflation key per match.
+ * `/scores/ws`: live scores. A simulated feed of several matches whose clocks
+ * and scores change every second, published on the app's feed topic with one
+ * conflation key per match, so a client that falls behind gets the newest
+ * state of each match (the `latest` policy), not a backlog; a client that
+ * connects gets a snapshot first.
  *
  * The feed is a pure function of the wall clock (a match's events come from
  * a hash of its id, its cycle and the minute), so every node of a cluster
  * computes the same scores at the same second with no coordination, and
- * publishes them locally only. A client that falls behind gets the newest
- * state of each match (the `latest` policy), not a backlog; a client that
- * connects gets a snapshot first.
+ * publishes them locally only.
  */
-import type { WebSocket, WebSocketServer } from 'tether-ws'
+import type { App, AppServices } from '../app.js'
+import { appTopic } from '../topics.js'
+import type { MatchState } from '../wire.js'
 
-export const SCORES_TOPIC = 'scores'
+export type { MatchState } from '../wire.js'
+
+export const SCORES_TOPIC = appTopic('scores', 'feed')
+/** The feed's name for permissions. */
+export const SCORES_PUBLIC_NAME = 'scores'
 
 const TEAMS: ReadonlyArray<[string, string]> = [
   ['Lisbon Larks', 'Porto Pumas'],
@@ -25,19 +31,6 @@ const TEAMS: ReadonlyArray<[string, string]> = [
 /** One simulated minute per real second; 90 minutes of play, then 30 s of full time before the next match. */
 const PLAY = 90
 const CYCLE = 120
-
-export interface MatchState {
-  id: string
-  home: string
-  away: string
-  homeScore: number
-  awayScore: number
-  /** Match minute, 0-90; 90 with `status: 'full-time'`. */
-  minute: number
-  status: 'live' | 'full-time'
-  /** The last goal, for the page to highlight. */
-  lastGoal?: { minute: number; side: 'home' | 'away' }
-}
 
 /** A small, stable hash (FNV-1a) of a string, as a number in [0, 1). */
 function unit(text: string): number {
@@ -75,27 +68,32 @@ export function allMatches(seconds: number): MatchState[] {
   return TEAMS.map((_, index) => matchAt(index, seconds))
 }
 
-/**
- * Runs the feed on `wss`: every second, each match's state is published on
- * the scores topic (local to this node, keyed by match). Returns a function
- * that stops it.
- */
-export function startScoresFeed(wss: WebSocketServer, now: () => number = Date.now): () => void {
-  wss.setTopicPolicy(SCORES_TOPIC, { policy: 'latest', backpressureLimit: 64 * 1024 })
-  const tick = (): void => {
-    const seconds = now() / 1000
-    for (const match of allMatches(seconds)) {
-      wss.publish(SCORES_TOPIC, JSON.stringify({ type: 'match', match }), { key: match.id, local: true })
-    }
+export function scoresApp(now: () => number = Date.now): App {
+  let timer: NodeJS.Timeout | undefined
+  return {
+    name: 'scores',
+    route: { path: '/scores/ws' },
+    check(_param, identity) {
+      if (!identity.can('subscribe', SCORES_PUBLIC_NAME)) return { status: 403, message: 'Not allowed to subscribe to scores' }
+      return undefined
+    },
+    start(services: AppServices) {
+      services.setTopicPolicy(SCORES_TOPIC, { policy: 'latest', backpressureLimit: 64 * 1024 })
+      const tick = (): void => {
+        for (const match of allMatches(now() / 1000)) {
+          services.publish(SCORES_TOPIC, JSON.stringify({ type: 'match', match }), { key: match.id, local: true })
+        }
+      }
+      timer = setInterval(tick, 1000)
+      timer.unref()
+    },
+    open(client) {
+      client.send({ type: 'snapshot', matches: allMatches(now() / 1000) })
+      client.subscribe(SCORES_TOPIC, SCORES_PUBLIC_NAME)
+    },
+    // The page sends nothing; anything it does send is ignored.
+    stop() {
+      if (timer !== undefined) clearInterval(timer)
+    },
   }
-  const timer = setInterval(tick, 1000)
-  timer.unref()
-  return () => clearInterval(timer)
-}
-
-/** A scores client: the current state of every match, then updates. */
-export function acceptScoresClient(ws: WebSocket, now: () => number = Date.now): void {
-  ws.send(JSON.stringify({ type: 'snapshot', matches: allMatches(now() / 1000) }))
-  ws.subscribe(SCORES_TOPIC)
-  // The page sends nothing; anything it does send is ignored.
 }

@@ -1,0 +1,82 @@
+/**
+ * The seam between the hub and its apps (echo, relay, chat, scores): an app
+ * declares where it is reached and reacts to clients; the hub owns
+ * everything else (HTTP, origins, tokens, limits, errors).
+ *
+ * Rule 1: an app never sees a client it may not serve: the hub checked the
+ * route, the origin and the token before calling `open`.
+ * Rule 2: what an app throws is caught by the hub, counted and reported,
+ * and the client's connection closed with 1011; the process goes on.
+ * Rule 3: an app publishes and subscribes through its `HubClient` and
+ * `AppServices`, on topic names the hub namespaces (topics.ts), with the
+ * client's permissions and publish limits applied.
+ */
+import type { WebSocket } from 'tether-ws'
+import type { Identity } from './auth.js'
+import type { HubError } from './wire.js'
+
+/** Where an app is reached: one path, or every path under a prefix (the rest is the app's parameter). */
+export type Route = { path: string } | { prefix: string }
+
+export type PublishOutcome = 'published' | 'not-allowed' | 'dropped' | 'closed'
+
+/** A refusal of an upgrade: HTTP status and a one-line reason. */
+export interface Refusal {
+  status: number
+  message: string
+}
+
+/** A client of an app. */
+export interface HubClient {
+  readonly ws: WebSocket
+  readonly identity: Identity
+  /** The rest of the path after a prefix route, decoded (e.g. the relay's topic). */
+  readonly param: string
+  /** Sends a JSON message. */
+  send(message: object): void
+  /** Tells the client about a problem it caused, with a stable code. */
+  error(code: HubError['code'], message: string): void
+  /**
+   * Publishes for this client on an internal topic, named for permissions
+   * and limits by its public name. `published`; `not-allowed` (the token does
+   * not grant it: the app says so, or closes); `dropped` (over the publish
+   * limit with the `drop` action: counted); `closed` (over the limit with the
+   * `close` action: the hub closed the connection with 1008).
+   */
+  publish(internalTopic: string, publicName: string, data: Buffer | string, options?: { binary?: boolean }): PublishOutcome
+  /** Subscribes to an internal topic if the client may (public name for the permission). */
+  subscribe(internalTopic: string, publicName: string): boolean
+}
+
+/** What the hub gives apps for themselves (not on behalf of a client). */
+export interface AppServices {
+  /** This node's id (random per process). */
+  readonly node: string
+  /** Publishes as the app itself: no client permission or limit applies. */
+  publish(internalTopic: string, data: Buffer | string, options?: { local?: boolean; key?: string; binary?: boolean }): void
+  /** Calls `listener` with every message on an internal topic, from any node; its throws are caught (Rule 2). */
+  onPublish(internalTopic: string, listener: (data: Buffer, isBinary: boolean) => void): () => void
+  /** Sets a topic's slow-consumer policy. */
+  setTopicPolicy(internalTopic: string, policy: { policy?: 'drop' | 'close' | 'latest'; backpressureLimit?: number }): void
+  /** A line for the operator. */
+  log(line: string): void
+}
+
+export interface App {
+  readonly name: string
+  readonly route: Route
+  /** Checks an upgrade before it is accepted (e.g. the relay's topic name); a refusal gets its status. */
+  check?(param: string, identity: Identity): Refusal | undefined
+  /** Starts the app (timers, observers). */
+  start?(services: AppServices): void
+  /** A client connected (Rule 1). */
+  open(client: HubClient): void
+  /** A message from the client (never a `tether.auth` one: the hub takes those). */
+  message?(client: HubClient, data: Buffer, isBinary: boolean): void
+  /** The client's connection closed. */
+  close?(client: HubClient): void
+  /** Stops timers; called once at shutdown. */
+  stop?(): void
+  /** What the app reports in /health. */
+  summary?(): unknown
+}

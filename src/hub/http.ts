@@ -1,0 +1,83 @@
+/**
+ * The hub's plain HTTP: the pages (index, chat, live scores, their scripts
+ * and style), `/health`, and the answers to everything else: 405 for a
+ * method other than GET or HEAD, 426 for a WebSocket endpoint asked for over
+ * plain HTTP, 404 otherwise.
+ */
+import { readFile } from 'node:fs/promises'
+import type http from 'node:http'
+import { extname, join } from 'node:path'
+
+const PAGES: Record<string, string> = {
+  '/': 'web/index.html',
+  '/chat': 'web/chat.html',
+  '/scores': 'web/scores.html',
+  '/style.css': 'web/style.css',
+  '/favicon.ico': 'web/favicon.svg',
+}
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+}
+/** Headers every page gets: no framing by other sites, no sniffing, no referrer to other origins. */
+const SECURITY_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'same-origin',
+}
+
+export interface HttpRoutes {
+  /** The package root, where `web/` and `dist/web/` are. */
+  root: string
+  /** The body of /health. */
+  health(): object
+  /** Whether a path is a WebSocket endpoint (426 over plain HTTP). */
+  isWebSocketPath(path: string): boolean
+}
+
+/** The request listener for everything that is not a WebSocket upgrade. */
+export function requestListener(routes: HttpRoutes): (request: http.IncomingMessage, response: http.ServerResponse) => void {
+  const handle = async (request: http.IncomingMessage, response: http.ServerResponse): Promise<void> => {
+    let path: string
+    try {
+      path = new URL(request.url ?? '/', 'http://localhost').pathname
+    } catch {
+      return text(response, 400, 'Bad Request\n')
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.setHeader('Allow', 'GET, HEAD')
+      return text(response, 405, 'Method Not Allowed\n')
+    }
+    if (path === '/health') {
+      const body = JSON.stringify(routes.health())
+      response.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(request.method === 'HEAD' ? undefined : body)
+      return
+    }
+    if (routes.isWebSocketPath(path)) {
+      response.setHeader('Upgrade', 'websocket')
+      return text(response, 426, 'Upgrade Required: this is a WebSocket endpoint\n')
+    }
+    const file = PAGES[path] ?? (/^\/js\/[\w-]+\.js$/.test(path) ? `dist/web/web/src/${path.slice(4)}` : undefined)
+    if (file === undefined) return text(response, 404, 'Not Found\n')
+    let body: Buffer
+    try {
+      body = await readFile(join(routes.root, file))
+    } catch {
+      return text(response, 404, 'Not Found\n')
+    }
+    response.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length })
+    response.end(request.method === 'HEAD' ? undefined : body)
+  }
+  return (request, response) => {
+    handle(request, response).catch(() => {
+      if (!response.headersSent) text(response, 500, 'Internal Server Error\n')
+      else response.destroy()
+    })
+  }
+}
+
+function text(response: http.ServerResponse, status: number, body: string): void {
+  response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body)
+}

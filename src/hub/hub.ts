@@ -1,0 +1,405 @@
+/**
+ * `createHub`: tether's real-time hub as a library, the application behind
+ * `tether serve`. One port serves the pages, `/health` and the WebSocket
+ * endpoints of its apps (echo, relay, chat, scores), on the package's public
+ * API only.
+ *
+ * Theory of operation: a single WebSocketServer owns the port, in port mode
+ * over Node's HTTP server (`requestListener` answers the pages), so every
+ * protection of the library applies to every connection: the head timeout
+ * and header limits, the fair pending-handshake pool, `maxConnections`, the
+ * origin check, and the counters of `limitStats`. An upgrade goes through
+ * the library's checks, then the hub's `authenticate` hook: the route (404
+ * for no app), the app's own check (e.g. the relay's topic name), and the
+ * token (401). The accepted connection carries what was decided as its
+ * `user` (identity, app, parameter); the hub then hands it to the app.
+ *
+ * Rule 1 (the process stays up): whatever a client sends, and whatever an
+ * app or an `onPublish` listener throws, is caught, counted and reported
+ * (app.ts Rule 2); nothing is rethrown where nobody can catch it.
+ * Rule 2 (namespaces): clients name relay topics only; apps' topics are
+ * apart (topics.ts).
+ * Rule 3 (fair share): a client's publishes meet its own limits first
+ * (rate-limit.ts), so one fast publisher cannot make the server close the
+ * subscribers that read normally.
+ */
+import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { type BackplaneEvent, WebSocket, WebSocketServer } from 'tether-ws'
+import type { Backplane } from 'tether-ws/pubsub'
+import type { App, AppServices, HubClient, Refusal } from './app.js'
+import { chatApp } from './apps/chat.js'
+import { echoApp } from './apps/echo.js'
+import { relayApp } from './apps/relay.js'
+import { scoresApp } from './apps/scores.js'
+import { AuthError, type Authenticator, HUB_PROTOCOL, type Identity, createAuthenticator } from './auth.js'
+import { type HubConfig, resolveHubConfig } from './config.js'
+import { requestListener } from './http.js'
+import { ClientPublishLimiter, PublishLimits } from './rate-limit.js'
+import { AuthRefresh, parseWith } from './wire.js'
+
+/** What the hub counts (besides the library's `limitStats` and `topicStats`). */
+export interface HubStats {
+  /** Exceptions thrown by an app (the client's connection was closed with 1011). */
+  appErrors: number
+  /** Exceptions thrown by an `onPublish` listener (the library reports them; the hub counts). */
+  observerErrors: number
+  /** Publishes refused because the client may not publish on the topic. */
+  publishNotAllowed: number
+  /** Publishes dropped, and connections closed (1008), for exceeding the publish limits. */
+  publishDropped: number
+  publishClosed: number
+  /** Connections closed (4001) because their token expired, and tokens refreshed in time. */
+  tokensExpired: number
+  tokensRefreshed: number
+}
+
+export interface Hub {
+  readonly wss: WebSocketServer
+  readonly port: number
+  /** http://host:port (https:// with TLS). */
+  readonly url: string
+  readonly config: HubConfig
+  readonly stats: HubStats
+  /** Closes every socket with 1001, waits up to the shutdown timeout, then stops. */
+  close(): Promise<void>
+}
+
+/** What an accepted connection carries as its `user`. */
+interface Admission {
+  identity: Identity
+  app: App
+  param: string
+}
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+/** The default apps, as `config.apps` selects them. */
+export function defaultApps(config: HubConfig): App[] {
+  const apps: App[] = []
+  if (config.apps.echo) apps.push(echoApp())
+  if (config.apps.relay) apps.push(relayApp())
+  if (config.apps.chat) apps.push(chatApp())
+  if (config.apps.scores) apps.push(scoresApp())
+  return apps
+}
+
+/** The app reached at `path`, and its parameter (decoded), or a refusal. */
+function route(apps: readonly App[], path: string): { app: App; param: string } | Refusal {
+  for (const app of apps) {
+    if ('path' in app.route) {
+      if (path === app.route.path) return { app, param: '' }
+    } else if (path.startsWith(app.route.prefix)) {
+      try {
+        return { app, param: decodeURIComponent(path.slice(app.route.prefix.length)) }
+      } catch {
+        return { status: 400, message: 'The path is not valid percent-encoding' }
+      }
+    }
+  }
+  return { status: 404, message: `No WebSocket endpoint here: try ${apps.map((app) => ('path' in app.route ? app.route.path : `${app.route.prefix}NAME`)).join(', ')}` }
+}
+
+async function connectBackplane(config: HubConfig): Promise<{ backplane: Backplane | undefined; kind: string }> {
+  const spec = config.backplane
+  if (spec === undefined) return { backplane: undefined, kind: 'memory' }
+  if (spec.kind === 'custom') return { backplane: spec.backplane, kind: 'custom' }
+  if (spec.kind === 'redis') {
+    const { RedisBackplane } = await import('tether-ws/pubsub/redis')
+    return { backplane: await RedisBackplane.connect({ url: spec.url, connectTimeout: spec.connectTimeout }), kind: 'redis' }
+  }
+  const { NatsBackplane } = await import('tether-ws/pubsub/nats')
+  return { backplane: await NatsBackplane.connect({ servers: spec.url, connectTimeout: spec.connectTimeout }), kind: 'nats' }
+}
+
+/**
+ * Starts a hub: resolves once it listens (rejects with the reason when it
+ * cannot: a port in use, a broker out of reach, a bad configuration).
+ *
+ * @example
+ * ```ts
+ * import { createHub } from 'tether-ws/hub'
+ * const hub = await createHub({ port: 8080, allowOrigins: ['https://app.example'] })
+ * process.on('SIGTERM', () => void hub.close())
+ * ```
+ */
+export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]): Promise<Hub> {
+  const config = resolveHubConfig(options)
+  const log = config.log
+  const authenticator: Authenticator = await createAuthenticator(config.auth)
+  const { backplane, kind } = await connectBackplane(config)
+  const limits = new PublishLimits(config.publish.limit, config.publish.topics)
+  const hubApps = apps ?? defaultApps(config)
+  const node = randomUUID()
+  const started = Date.now()
+  const stats: HubStats = { appErrors: 0, observerErrors: 0, publishNotAllowed: 0, publishDropped: 0, publishClosed: 0, tokensExpired: 0, tokensRefreshed: 0 }
+  let backplaneState = backplane ? 'connected' : 'none'
+  const clients = new Map<WebSocket, ClientState>()
+
+  const anyOrigin = config.allowOrigins.includes('*')
+  if (anyOrigin) log('warning: --allow-origin * lets any web page use this hub through its visitors\' browsers')
+
+  const wss: WebSocketServer = new WebSocketServer({
+    port: config.port,
+    host: config.host,
+    ...(config.tls ? { tls: { cert: config.tls.cert, key: config.tls.key } } : {}),
+    requestListener: requestListener({
+      root,
+      health: () => health(),
+      isWebSocketPath: (path) => !('status' in route(hubApps, path)),
+    }),
+    maxPayload: config.maxPayload,
+    perMessageDeflate: config.compression,
+    maxConnections: config.maxConnections,
+    handshakeTimeout: config.http.headersTimeout,
+    maxHeaderSize: config.http.maxHeaderSize,
+    maxHeaders: config.http.maxHeaders,
+    // The pages' own origin, and those listed; any with '*'. Clients that are not browsers send none.
+    ...(anyOrigin ? {} : { allowOrigins: ['same-origin', ...config.allowOrigins] }),
+    allowMissingOrigin: true,
+    // A page carries its token as a subprotocol next to `tether` (auth.ts): select `tether`, never the token.
+    handleProtocols: (protocols) => (protocols.has(HUB_PROTOCOL) ? HUB_PROTOCOL : false),
+    authenticate: async (request) => {
+      let path: string
+      try {
+        path = new URL(request.url ?? '/', 'http://localhost').pathname
+      } catch {
+        return { status: 400, message: 'Bad request target' }
+      }
+      const found = route(hubApps, path)
+      if ('status' in found) return found
+      let identity: Identity
+      try {
+        identity = await authenticator.identify(request)
+      } catch (error) {
+        if (error instanceof AuthError) return { status: 401, message: `Unauthorized: ${error.message}` }
+        throw error
+      }
+      const refusal = found.app.check?.(found.param, identity)
+      if (refusal !== undefined) return refusal
+      const admission: Admission = { identity, app: found.app, param: found.param }
+      return { user: admission }
+    },
+    topics: { backplane },
+  })
+
+  const onServerError = (error: Error & { code?: string }): void => {
+    if (error.code === 'TETHER_ERR_OBSERVER') {
+      stats.observerErrors++
+      log(`an app's topic listener threw: ${String((error.cause as Error | undefined)?.message ?? error.message)}`)
+    } else log(`server error: ${error.message}`)
+  }
+  // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health).
+  let unsentInOutage = 0
+  wss.on('backplane', (event: BackplaneEvent) => {
+    if (event.type === 'disconnected') backplaneState = 'disconnected'
+    if (event.type === 'reconnected') backplaneState = 'connected'
+    if (event.type === 'lost') log(`backplane: ${event.count} message(s) from node ${event.origin.slice(0, 8)} lost`)
+    else if (event.type === 'error') log(`backplane ${event.stage} error: ${event.error.message}`)
+    else if (event.type === 'unsent') unsentInOutage += backplaneState === 'disconnected' ? event.count : 0
+    else if (event.type === 'reconnected' && unsentInOutage > 0) {
+      log(`backplane reconnected: ${unsentInOutage} message(s) published during the outage were not sent`)
+      unsentInOutage = 0
+    } else log(`backplane ${event.type}`)
+  })
+
+  /** Runs app code for a client (app.ts Rule 2). */
+  const guard = (app: App, ws: WebSocket, work: () => void): void => {
+    try {
+      work()
+    } catch (error) {
+      stats.appErrors++
+      log(`app ${app.name} threw: ${(error as Error)?.message ?? String(error)}`)
+      if (ws.readyState === WebSocket.OPEN) ws.close(1011, 'internal error')
+    }
+  }
+
+  const services = (app: App): AppServices => ({
+    node,
+    publish: (topic, data, publishOptions) => {
+      wss.publish(topic, data, publishOptions)
+    },
+    onPublish: (topic, listener) =>
+      wss.onPublish(topic, (data, isBinary) => {
+        try {
+          listener(data, isBinary)
+        } catch (error) {
+          stats.appErrors++
+          log(`app ${app.name} threw on a published message: ${(error as Error)?.message ?? String(error)}`)
+        }
+      }),
+    setTopicPolicy: (topic, policy) => {
+      wss.setTopicPolicy(topic, policy)
+    },
+    log,
+  })
+  for (const app of hubApps) app.start?.(services(app))
+
+  wss.on('connection', (ws: WebSocket) => {
+    const admission = ws.user as Admission
+    const state = new ClientState(ws, admission, limits)
+    clients.set(ws, state)
+    const { app } = admission
+    const client = state.client(wss, stats, (error) => log(error))
+    ws.on('error', () => {})
+    state.armExpiry(() => {
+      stats.tokensExpired++
+      if (ws.readyState === WebSocket.OPEN) ws.close(4001, 'token expired')
+    })
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      // A fresh token (auth.ts Rule 1) is the hub's, on every endpoint.
+      if (!isBinary && authenticator.required && data.length < 10_000 && data.includes('"tether.auth"')) {
+        const refresh = parseWith(AuthRefresh, data.toString())
+        if (refresh !== undefined) {
+          authenticator.verify(refresh.token).then(
+            (identity) => {
+              if (identity.subject !== state.identity.subject) return ws.close(1008, 'a refreshed token must have the same subject')
+              stats.tokensRefreshed++
+              state.identity = identity
+              state.armExpiry(() => {
+                stats.tokensExpired++
+                if (ws.readyState === WebSocket.OPEN) ws.close(4001, 'token expired')
+              })
+            },
+            () => ws.close(1008, 'invalid token'),
+          )
+          return
+        }
+      }
+      if (app.message !== undefined) guard(app, ws, () => app.message!(client, data, isBinary))
+    })
+    ws.on('close', () => {
+      state.disarm()
+      clients.delete(ws)
+      if (app.close !== undefined) guard(app, ws, () => app.close!(client))
+    })
+    guard(app, ws, () => app.open(client))
+  })
+
+  const health = (): object => ({
+    status: 'ok',
+    uptimeSeconds: Math.round((Date.now() - started) / 1000),
+    connections: wss.clients.size,
+    topics: wss.topics.length,
+    backplane: { kind, state: backplaneState },
+    apps: Object.fromEntries(hubApps.map((app) => [app.name, app.summary?.() ?? {}])),
+    hub: { ...stats },
+    limits: wss.limitStats,
+    stats: wss.topicStats,
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      wss.off('listening', onListening)
+      reject(error)
+    }
+    const onListening = (): void => {
+      wss.off('error', onError)
+      // From now on, errors are reported, never thrown (Rule 1).
+      wss.on('error', onServerError)
+      resolve()
+    }
+    wss.once('error', onError)
+    wss.once('listening', onListening)
+  }).catch(async (error) => {
+    for (const app of hubApps) app.stop?.()
+    await backplane?.close()
+    throw error
+  })
+  const address = wss.address() as { port: number }
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`
+
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      for (const app of hubApps) app.stop?.()
+      for (const state of clients.values()) state.disarm()
+      await wss.shutdown({ code: 1001, reason: 'server shutting down', timeout: config.shutdownTimeout })
+    })())
+
+  return { wss, port: address.port, url, config, stats, close }
+}
+
+/** One client's identity, limits and token timer. */
+class ClientState {
+  identity: Identity
+  readonly #ws: WebSocket
+  readonly #admission: Admission
+  readonly #limiter: ClientPublishLimiter
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(ws: WebSocket, admission: Admission, limits: PublishLimits) {
+    this.#ws = ws
+    this.#admission = admission
+    this.identity = admission.identity
+    this.#limiter = new ClientPublishLimiter(limits)
+  }
+
+  /** Closes the connection when its token expires (auth.ts Rule 1). */
+  armExpiry(onExpired: () => void): void {
+    this.disarm()
+    const expiresAt = this.identity.expiresAt
+    if (expiresAt === undefined) return
+    const wait = Math.max(0, Math.min(expiresAt - Date.now(), 2 ** 31 - 1))
+    this.#timer = setTimeout(() => (Date.now() >= expiresAt ? onExpired() : this.armExpiry(onExpired)), wait)
+    this.#timer.unref()
+  }
+
+  disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
+  client(wss: WebSocketServer, stats: HubStats, log: (line: string) => void): HubClient {
+    const ws = this.#ws
+    const state = this
+    return {
+      ws,
+      get identity() {
+        return state.identity
+      },
+      param: this.#admission.param,
+      send(message) {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message))
+      },
+      error(code, message) {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'error', code, message }))
+      },
+      publish(internalTopic, publicName, data, options) {
+        // Messages read after the connection began closing (the rest of a flood) are not published.
+        if (ws.readyState !== WebSocket.OPEN) return 'closed'
+        if (!state.identity.can('publish', publicName)) {
+          stats.publishNotAllowed++
+          return 'not-allowed'
+        }
+        const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length
+        const verdict = state.#limiter.check(publicName, size, performance.now())
+        if (verdict === 'close') {
+          stats.publishClosed++
+          if (ws.readyState === WebSocket.OPEN) ws.close(1008, 'publish rate limit exceeded')
+          return 'closed'
+        }
+        if (verdict === 'drop') {
+          stats.publishDropped++
+          return 'dropped'
+        }
+        try {
+          wss.publish(internalTopic, data, options?.binary === undefined ? {} : { binary: options.binary })
+        } catch (error) {
+          log(`publish failed: ${(error as Error).message}`)
+          return 'dropped'
+        }
+        return 'published'
+      },
+      subscribe(internalTopic, publicName) {
+        if (!state.identity.can('subscribe', publicName)) {
+          this.error('not-allowed', `Not allowed to subscribe to ${publicName}`)
+          return false
+        }
+        ws.subscribe(internalTopic)
+        return true
+      },
+    }
+  }
+}
