@@ -189,18 +189,20 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       log(`an app's topic listener threw: ${String((error.cause as Error | undefined)?.message ?? error.message)}`)
     } else log(`server error: ${error.message}`)
   }
-  // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health).
-  let unsentInOutage = 0
+  // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health),
+  // from the counters, so that the line and `stats.unsent` agree.
+  let unsentAtOutage = 0
   wss.on('backplane', (event: BackplaneEvent) => {
-    if (event.type === 'disconnected') backplaneState = 'disconnected'
-    if (event.type === 'reconnected') backplaneState = 'connected'
-    if (event.type === 'lost') log(`backplane: ${event.count} message(s) from node ${event.origin.slice(0, 8)} lost`)
+    if (event.type === 'disconnected') {
+      backplaneState = 'disconnected'
+      unsentAtOutage = wss.topicStats.unsent
+      log('backplane disconnected')
+    } else if (event.type === 'reconnected') {
+      backplaneState = 'connected'
+      const unsent = wss.topicStats.unsent - unsentAtOutage
+      log(unsent > 0 ? `backplane reconnected: ${unsent} message(s) published meanwhile were not sent` : 'backplane reconnected')
+    } else if (event.type === 'lost') log(`backplane: ${event.count} message(s) from node ${event.origin.slice(0, 8)} lost`)
     else if (event.type === 'error') log(`backplane ${event.stage} error: ${event.error.message}`)
-    else if (event.type === 'unsent') unsentInOutage += backplaneState === 'disconnected' ? event.count : 0
-    else if (event.type === 'reconnected' && unsentInOutage > 0) {
-      log(`backplane reconnected: ${unsentInOutage} message(s) published during the outage were not sent`)
-      unsentInOutage = 0
-    } else log(`backplane ${event.type}`)
   })
 
   /** Runs app code for a client (app.ts Rule 2). */

@@ -21,15 +21,16 @@
  * ping (core Rule 7). Everything leaves in one write when the buffer drains.
  * Rule 5: what the connection holds for messages being received is counted
  * in the process-wide receive budget after every read and every piece of
- * inflated output (receive-budget.ts); the budget may fail this connection
- * (1013) to stay within its ceiling.
+ * inflated output, and what waits for a full socket in the send budget after
+ * every send (memory-budget.ts); a budget may fail this connection (1013, or
+ * a termination for sending) to stay within its ceiling.
  * Rule 6: while an asynchronous inflation is pending, the transport is not
  * read: input would only pile up behind it.
  */
 import type { Connection, ConnectionEvent } from '../core/connection.js'
 import type { InflateCodec } from '../core/deflate/codec.js'
 import { ProtocolError } from '../core/errors.js'
-import { type BudgetHolder, holdReceived, releaseReceived } from './receive-budget.js'
+import { type BudgetHolder, receiveBudget, sendBudget } from './memory-budget.js'
 import { type Transport, type TransportSink, type WriteCallback, asBuffer } from './transport.js'
 
 export { asBuffer } from './transport.js'
@@ -48,6 +49,8 @@ export interface DriverHandler {
   driverWritable?(): void
   /** The peer did not finish the closing handshake within the close timeout; the socket is being destroyed. */
   driverCloseTimeout?(): void
+  /** The process-wide send budget is spent and this connection holds the most: it is being terminated. */
+  driverSendBudgetExceeded?(): void
 }
 
 export interface DriverOptions {
@@ -131,8 +134,9 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   private flags = 0
   private callbacks: WriteCallback[] | undefined
   private readonly codec: DriverCodec | undefined
-  /** What the receive budget counts for this connection (Rule 5). */
-  budgetHeld = 0
+  /** What the receive and send budgets count for this connection (Rule 5), as last reported. */
+  private receiveHeld = 0
+  private sendHeld = 0
   /** With TRACK_ACTIVITY, in coarseNow() units: when data last arrived, a message last arrived, and our unanswered ping left (0: none). */
   private lastReceived = 0
   private lastMessage = 0
@@ -187,6 +191,8 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   /** Call after the front end queued frames on the connection; `callback` runs once they are written. */
   queued(callback?: WriteCallback): void {
     if (callback !== undefined) (this.callbacks ??= []).push(callback)
+    // Rule 5: what waits for a full socket is counted as it grows.
+    if ((this.flags & WAITING_DRAIN) !== 0) this.accountSend()
     // Sends made while events are dispatched leave with the flush that ends the dispatch.
     if ((this.flags & (FLUSH_SCHEDULED | DISPATCHING)) === 0) {
       this.flags |= FLUSH_SCHEDULED
@@ -220,6 +226,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
       if ((this.flags & WAITING_DRAIN) === 0) {
         this.flags |= WAITING_DRAIN
         connection.setOutputBlocked(true)
+        this.accountSend()
       }
       this.armCloseTimer()
       return
@@ -238,7 +245,18 @@ export class SocketDriver implements TransportSink, BudgetHolder {
       this.flags &= ~WANT_WRITABLE
       process.nextTick(notifyWritable, this.handler)
     }
+    // A large write may have filled the socket's buffer: from now on its backlog counts (Rule 5).
+    if (transport.needsDrain && (this.flags & CLOSED) === 0) this.accountSend()
     this.armCloseTimer()
+  }
+
+  /** Rule 5: tells the send budget what waits for this connection's full socket. */
+  private accountSend(): void {
+    const held = this.bufferedAmount
+    if (held !== this.sendHeld) {
+      this.sendHeld = held
+      sendBudget.hold(this, held)
+    }
   }
 
   private armCloseTimer(): void {
@@ -297,20 +315,30 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     this.collect()
   }
 
-  /** Rule 5: tells the budget what this connection holds; false if the budget failed it. */
+  /** Rule 5: tells the receive budget what this connection holds; false if the budget failed it. */
   private account(): boolean {
     const held = this.connection.bytesHeld + (this.codec?.bytesHeld ?? 0)
-    return held === this.budgetHeld || holdReceived(this, held)
+    if (held === this.receiveHeld) return true
+    this.receiveHeld = held
+    return receiveBudget.hold(this, held)
   }
 
   /** @internal The receive budget is spent and this connection holds the most: fail it with 1013. */
   failForBudget(): void {
+    this.receiveHeld = 0
     this.connection.failConnection(
       new ProtocolError('TETHER_ERR_RECEIVE_MEMORY', 'Receive memory budget exceeded: this connection held the most', 1013),
     )
     this.codec?.discardIncoming?.()
     // Another connection's read got us here: report and flush on our own turn.
     if ((this.flags & DISPATCHING) === 0) process.nextTick(collectDriver, this)
+  }
+
+  /** @internal The send budget is spent and this connection's peer holds the most unread: terminate it. */
+  failForSendBudget(): void {
+    this.sendHeld = 0
+    this.handler.driverSendBudgetExceeded?.()
+    this.destroy()
   }
 
   transportEnd(): void {
@@ -351,7 +379,9 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     this.connection.abort()
     this.collect()
     this.codec?.close()
-    releaseReceived(this)
+    receiveBudget.release(this)
+    sendBudget.release(this)
+    this.receiveHeld = this.sendHeld = 0
     // Sends still waiting for a drain (Rule 4) never left.
     const callbacks = this.callbacks
     this.callbacks = undefined
@@ -364,6 +394,10 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   }
 
   transportDrained(): void {
+    if (this.sendHeld !== 0) {
+      this.sendHeld = 0
+      sendBudget.release(this)
+    }
     if ((this.flags & WAITING_DRAIN) !== 0) {
       this.flags &= ~WAITING_DRAIN
       this.connection.setOutputBlocked(false)

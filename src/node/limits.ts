@@ -120,6 +120,8 @@ export interface LimitStats {
    * server's connection held the most of it (close 1013).
    */
   receiveMemoryExceeded: number
+  /** The process-wide send budget (`maxSendMemory`) was spent and this server's connection had the most waiting (terminated). */
+  sendMemoryExceeded: number
   /** A send over the send-buffer limit: refused (`drop`) or the socket closed with 1013 (`close`). */
   sendBufferOverflows: number
   /** No message within `idleTimeout` (close 1001). */
@@ -144,6 +146,7 @@ export function emptyLimitStats(): LimitStats {
     payloadTooBig: 0,
     tooManyFragments: 0,
     receiveMemoryExceeded: 0,
+    sendMemoryExceeded: 0,
     sendBufferOverflows: 0,
     idleTimeouts: 0,
     heartbeatTimeouts: 0,

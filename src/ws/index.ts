@@ -7,7 +7,7 @@
  * @types/ws.
  */
 import { configureDeflateMemory, deflateMemoryStats } from '../node/zlib-codec.js'
-import { configureReceiveMemory, receiveMemoryStats } from '../node/receive-budget.js'
+import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
 import { PreparedMessage } from '../node/prepared.js'
 import { CloseEvent, ErrorEvent, Event, MessageEvent } from './event-target.js'
 import { Sender } from './frame-sender.js'
@@ -38,8 +38,8 @@ export type { WsProtocolError } from './errors.js'
 export { PreparedMessage }
 export { configureDeflateMemory, deflateMemoryStats }
 export type { DeflateMemoryStats } from '../node/zlib-codec.js'
-export { configureReceiveMemory, receiveMemoryStats }
-export type { ReceiveMemoryStats } from '../node/receive-budget.js'
+export { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats }
+export type { MemoryBudgetStats } from '../node/memory-budget.js'
 export type { PerMessageDeflateOptions } from '../node/deflate.js'
 
 /**
@@ -61,6 +61,8 @@ const attached = {
   deflateMemoryStats,
   configureReceiveMemory,
   receiveMemoryStats,
+  configureSendMemory,
+  sendMemoryStats,
 } satisfies { [Name in keyof typeof WebSocket]?: (typeof WebSocket)[Name] }
 for (const [name, value] of Object.entries(attached)) {
   Object.defineProperty(WebSocket, name, { value, enumerable: true, writable: true, configurable: true })

@@ -37,7 +37,7 @@ import { type PublishResult, type SlowConsumerInfo, type TopicStats, TopicHub } 
 import type { TopicPolicy } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
 import { coarseNow } from '../node/driver.js'
-import { configureReceiveMemory, receiveMemoryStats } from '../node/receive-budget.js'
+import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
 import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, emptyLimitStats, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
 
 /** `verifyClient`'s answer, when it takes a callback: refuse with `code` (401), `message` and `headers`. */
@@ -84,6 +84,13 @@ export interface ServerOptions<
    * holding the most is failed with 1013. Default 256 MiB; 0: none.
    */
   maxReceiveMemory?: number
+  /**
+   * The ceiling on bytes waiting to be written to peers whose socket buffer is
+   * full, across every connection of the process (one budget, as
+   * `configureSendMemory`). Past it, the connection with the most waiting is
+   * terminated (1006, reason `send memory budget exceeded`). Default 512 MiB; 0: none.
+   */
+  maxSendMemory?: number
   skipUTF8Validation?: boolean
   allowSynchronousEvents?: boolean
   autoPong?: boolean
@@ -369,6 +376,7 @@ export class WebSocketServer<
       if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw new TypeError(`${name} must be a number, 0 or more`)
     }
     if (resolved.maxReceiveMemory !== undefined) configureReceiveMemory({ limit: resolved.maxReceiveMemory })
+    if (resolved.maxSendMemory !== undefined) configureSendMemory({ limit: resolved.maxSendMemory })
     const poolOptions = {
       maxPending: resolved.maxPendingHandshakes ?? DEFAULT_MAX_PENDING,
       perAddress: resolved.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
@@ -570,8 +578,8 @@ export class WebSocketServer<
   }
 
   /** Open connections, handshakes in progress, and the bytes the process holds for messages being received. */
-  get load(): { connections: number; pendingHandshakes: number; receiveMemory: number } {
-    return { connections: this.#open, pendingHandshakes: this.#pool.pending, receiveMemory: receiveMemoryStats().held }
+  get load(): { connections: number; pendingHandshakes: number; receiveMemory: number; sendMemory: number } {
+    return { connections: this.#open, pendingHandshakes: this.#pool.pending, receiveMemory: receiveMemoryStats().held, sendMemory: sendMemoryStats().held }
   }
 
   /** A function that gives back a pending handshake's place in the pool, once however often it is called. */

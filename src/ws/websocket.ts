@@ -804,6 +804,14 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     this[kServer]?.hub.release(this)
   }
 
+  /** @internal The send budget terminates this connection (memory-budget.ts). */
+  driverSendBudgetExceeded(): void {
+    const stats = this[kServer]?.stats
+    if (stats !== undefined) stats.sendMemoryExceeded++
+    this.#warm().abnormalReason = 'send memory budget exceeded: the peer does not read'
+    if (this.#readyState === OPEN) this.#readyState = CLOSING
+  }
+
   /** @internal */
   driverCloseTimeout(): void {
     const stats = this[kServer]?.stats
@@ -1116,7 +1124,7 @@ export declare namespace WebSocket {
   type BackplaneEvent = import('../pubsub/backplane.js').BackplaneEvent
   type WsProtocolError = import('./errors.js').WsProtocolError
   type DeflateMemoryStats = import('../node/zlib-codec.js').DeflateMemoryStats
-  type ReceiveMemoryStats = import('../node/receive-budget.js').ReceiveMemoryStats
+  type MemoryBudgetStats = import('../node/memory-budget.js').MemoryBudgetStats
   type FrameOptions = import('./frame-sender.js').FrameOptions
   type WebSocketOptions = import('./websocket.js').WebSocketOptions
 
@@ -1124,6 +1132,8 @@ export declare namespace WebSocket {
   type PreparedMessage = import('../node/prepared.js').PreparedMessage
   const configureDeflateMemory: typeof import('../node/zlib-codec.js').configureDeflateMemory
   const deflateMemoryStats: typeof import('../node/zlib-codec.js').deflateMemoryStats
-  const configureReceiveMemory: typeof import('../node/receive-budget.js').configureReceiveMemory
-  const receiveMemoryStats: typeof import('../node/receive-budget.js').receiveMemoryStats
+  const configureReceiveMemory: typeof import('../node/memory-budget.js').configureReceiveMemory
+  const receiveMemoryStats: typeof import('../node/memory-budget.js').receiveMemoryStats
+  const configureSendMemory: typeof import('../node/memory-budget.js').configureSendMemory
+  const sendMemoryStats: typeof import('../node/memory-budget.js').sendMemoryStats
 }
