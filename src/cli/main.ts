@@ -96,6 +96,25 @@ const SERVE: CommandSpec = {
       choices: ['close', 'drop'],
       default: SERVE_DEFAULTS.publishLimitAction,
     },
+    {
+      name: 'max-connections-per-address',
+      value: '<n>',
+      description: 'WebSockets one client address may hold (0: no limit)',
+      parse: integer('--max-connections-per-address', 0),
+      default: SERVE_DEFAULTS.maxConnectionsPerAddress,
+    },
+    {
+      name: 'trusted-proxy',
+      value: '<address>',
+      description: 'a reverse proxy in front (address or CIDR range, repeatable): its clients are told apart by X-Forwarded-For',
+      repeatable: true,
+    },
+    {
+      name: 'allowed-host',
+      value: '<name>',
+      description: 'a host name the hub answers to (repeatable; default on 127.0.0.1: localhost names only, elsewhere: any)',
+      repeatable: true,
+    },
   ],
   epilogue: `
 Endpoints:

@@ -107,6 +107,8 @@ export interface LimitStats {
   tooManyPending: number
   /** `maxConnections` were already open (HTTP 503). */
   tooManyConnections: number
+  /** `maxConnectionsPerAddress` were already open from the client's address (HTTP 503). */
+  tooManyFromAddress: number
   /** The Origin was not allowed (HTTP 403). */
   originRefused: number
   /** `authenticate` refused the request (HTTP 401 or 403). */
@@ -141,6 +143,7 @@ export function emptyLimitStats(): LimitStats {
     headersTooLarge: 0,
     tooManyPending: 0,
     tooManyConnections: 0,
+    tooManyFromAddress: 0,
     originRefused: 0,
     authRefused: 0,
     payloadTooBig: 0,

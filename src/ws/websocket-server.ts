@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events'
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer } from 'node:http'
 import https, { type Server as HttpsServer } from 'node:https'
-import type { AddressInfo, Socket } from 'node:net'
+import { type AddressInfo, type BlockList, type Socket, isIPv4 } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { HandshakeError } from '../core/errors.js'
 import type { ExtensionOffer } from '../core/handshake/headers.js'
@@ -186,7 +186,21 @@ export interface ServerOptions<
    * shares published messages with other nodes. Without a backplane, topics
    * are local to this server. The server closes its backplane when it closes.
    */
-  topics?: Partial<TopicPolicy> & { backplane?: Backplane }
+  topics?: Partial<TopicPolicy> & {
+    backplane?: Backplane
+    /**
+     * Whether a message from another node may be delivered here (a broker or
+     * a node may be wrong or compromised): for example, no larger than the
+     * server's `maxPayload`, or not on topics this node keeps to itself.
+     * Refused ones are counted in `topicStats.remoteRefused`.
+     */
+    acceptRemote?: (message: { topic: string; size: number; binary: boolean }) => boolean
+  }
+  /**
+   * Most open connections from one client address (`trustedProxies` exempt);
+   * an upgrade beyond it gets 503 (`tooManyFromAddress`). Default 0: no limit.
+   */
+  maxConnectionsPerAddress?: number
 }
 
 /** What `authenticate` answers. */
@@ -317,6 +331,10 @@ export class WebSocketServer<
   #nodeHeads: Map<Duplex, PendingHead<Duplex>> | undefined
   /** Open connections (tracked or not). */
   #open = 0
+  /** With `maxConnectionsPerAddress`: open connections by client address, and each socket's address. */
+  #openByAddress: Map<string, number> | undefined
+  #addressOf: WeakMap<WebSocket, string> | undefined
+  #trusted: BlockList | undefined
   /** Sockets to sweep when clientTracking is off. */
   #untracked: Set<WebSocket> | undefined
   #sweeper: NodeJS.Timeout | undefined
@@ -347,12 +365,13 @@ export class WebSocketServer<
     this.#deflate = resolveDeflateOptions(resolved.perMessageDeflate)
     this.clients = new Set()
     if (!resolved.clientTracking) (this as { clients: Set<WebSocket> | undefined }).clients = undefined
-    const { backplane, ...policy } = resolved.topics ?? {}
+    const { backplane, acceptRemote, ...policy } = resolved.topics ?? {}
     this.#hub = new TopicHub<WebSocket, PreparedMessage>(
       (message) => new PreparedMessage(toBuffer(message.data), message.binary, message.compress),
       {
         policy,
         backplane,
+        acceptRemote,
         onSlowConsumer: (socket, info) => {
           if (this.listenerCount('slowConsumer') > 0) this.emit('slowConsumer', socket, info)
         },
@@ -371,7 +390,7 @@ export class WebSocketServer<
       this.#sweeper = setInterval(() => this.#sweep(), sweepPeriod(limits))
       this.#sweeper.unref()
     }
-    for (const name of ['maxConnections', 'maxPendingHandshakes', 'maxPendingPerAddress', 'maxHeaderSize', 'maxHeaders', 'handshakeTimeout'] as const) {
+    for (const name of ['maxConnections', 'maxConnectionsPerAddress', 'maxPendingHandshakes', 'maxPendingPerAddress', 'maxHeaderSize', 'maxHeaders', 'handshakeTimeout'] as const) {
       const value = resolved[name]
       if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw new TypeError(`${name} must be a number, 0 or more`)
     }
@@ -381,7 +400,7 @@ export class WebSocketServer<
       maxPending: resolved.maxPendingHandshakes ?? DEFAULT_MAX_PENDING,
       perAddress: resolved.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
       timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
-      trusted: trustedProxyList(resolved.trustedProxies),
+      trusted: (this.#trusted = trustedProxyList(resolved.trustedProxies)),
     }
     const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable()
     this.#pool = ownsTcp
@@ -932,6 +951,16 @@ export class WebSocketServer<
       this.#stats.tooManyConnections++
       return channel.reject(503, 'Too many connections')
     }
+    const perAddress = this.options.maxConnectionsPerAddress ?? 0
+    let address: string | undefined
+    if (perAddress > 0) {
+      address = clientAddress((request.socket as Socket | undefined)?.remoteAddress)
+      if (address !== undefined && this.#trusted?.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')) address = undefined
+      if (address !== undefined && (this.#openByAddress?.get(address) ?? 0) >= perAddress) {
+        this.#stats.tooManyFromAddress++
+        return channel.reject(503, 'Too many connections from this address')
+      }
+    }
 
     let protocol: string | undefined
     if (protocols.length > 0) {
@@ -952,6 +981,11 @@ export class WebSocketServer<
     ws._attach(transport, head, this.options as WebSocketOptions, deflate?.session)
 
     this.#open++
+    if (address !== undefined) {
+      const counts = (this.#openByAddress ??= new Map())
+      counts.set(address, (counts.get(address) ?? 0) + 1)
+      ;(this.#addressOf ??= new WeakMap()).set(ws, address)
+    }
     ws[kTrackedBy] = this
     if (this.clients) this.clients.add(ws as ServerSocket<T, User>)
     else if (this.#sweeper !== undefined) (this.#untracked ??= new Set()).add(ws)
@@ -978,6 +1012,12 @@ export class WebSocketServer<
   static #onClientClose(this: WebSocket): void {
     const server = this[kTrackedBy] as WebSocketServer
     server.#open--
+    const address = server.#addressOf?.get(this)
+    if (address !== undefined) {
+      const left = server.#openByAddress!.get(address)! - 1
+      if (left === 0) server.#openByAddress!.delete(address)
+      else server.#openByAddress!.set(address, left)
+    }
     server.#untracked?.delete(this)
     const clients = server.clients
     if (clients === undefined) return
@@ -1004,6 +1044,12 @@ const tcpPoolHooks: PoolHooks<TcpTransport> = {
   addressOf: (transport) => transport.address('peer').address,
   expire: (transport, exit) => transport.abandonHead(EXIT_MESSAGES[exit]),
   now: monotonicNow,
+}
+
+/** A client's address as a map key: an IPv4 client of a dual-stack socket ("::ffff:a.b.c.d") is "a.b.c.d". */
+function clientAddress(address: string | undefined): string | undefined {
+  if (address === undefined || address === '') return undefined
+  return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address
 }
 
 /** A view of bytes as a Buffer, without copying. */

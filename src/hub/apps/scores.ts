@@ -11,12 +11,12 @@
  * publishes them locally only.
  */
 import type { App, AppServices } from '../app.js'
-import { appTopic } from '../topics.js'
 import type { MatchState } from '../wire.js'
 
 export type { MatchState } from '../wire.js'
 
-export const SCORES_TOPIC = appTopic('scores', 'feed')
+/** The feed is computed on every node and published locally only; the topic is refused from the backplane (hub.ts). */
+export const SCORES_TOPIC = 'local:scores:feed'
 /** The feed's name for permissions. */
 export const SCORES_PUBLIC_NAME = 'scores'
 
