@@ -3,7 +3,7 @@
  * line (`tether serve`), and later the environment and a config file, all
  * turn into this; `createHub` takes nothing else.
  */
-import type { Backplane } from '../pubsub/index.js'
+import type { Backplane } from 'tether-ws/pubsub'
 
 /** What a client may publish, per connection: two token buckets (messages and bytes). */
 export interface PublishLimit {

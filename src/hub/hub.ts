@@ -42,8 +42,8 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type BackplaneEvent, WebSocket, WebSocketServer } from '../index.js'
-import type { Backplane } from '../pubsub/index.js'
+import { type BackplaneEvent, WebSocket, WebSocketServer } from 'tether-ws'
+import type { Backplane } from 'tether-ws/pubsub'
 import type { App, AppServices, HubClient, Refusal } from './app.js'
 import { chatApp } from './apps/chat.js'
 import { echoApp } from './apps/echo.js'
@@ -173,10 +173,10 @@ async function connectBackplane(config: HubConfig): Promise<{ backplane: Backpla
   if (spec === undefined) return { backplane: undefined, kind: 'memory' }
   if (spec.kind === 'custom') return { backplane: spec.backplane, kind: 'custom' }
   if (spec.kind === 'redis') {
-    const { RedisBackplane } = await import('../pubsub/redis.js')
+    const { RedisBackplane } = await import('tether-ws/pubsub/redis')
     return { backplane: await RedisBackplane.connect({ url: spec.url, connectTimeout: spec.connectTimeout }), kind: 'redis' }
   }
-  const { NatsBackplane } = await import('../pubsub/nats.js')
+  const { NatsBackplane } = await import('tether-ws/pubsub/nats')
   return { backplane: await NatsBackplane.connect({ servers: spec.url, connectTimeout: spec.connectTimeout }), kind: 'nats' }
 }
 
@@ -186,7 +186,7 @@ async function connectBackplane(config: HubConfig): Promise<{ backplane: Backpla
  *
  * @example
  * ```ts
- * import { createHub } from 'tether/hub'
+ * import { createHub } from 'tether-ws/hub'
  * const hub = await createHub({ port: 8080, allowOrigins: ['https://app.example'] })
  * process.on('SIGTERM', () => void hub.close())
  * ```

@@ -202,6 +202,11 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     }
   }
 
+  /** Flushes at once what was queued, unless events are being dispatched (their flush follows). */
+  flushNow(): void {
+    if ((this.flags & (FLUSH_SCHEDULED | DISPATCHING)) === FLUSH_SCHEDULED) this.flush()
+  }
+
   /**
    * Asks for one `driverWritable` call once what is queued now has been
    * handed to the kernel without filling the transport's buffer, or, if it
@@ -359,8 +364,9 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     if (this.rare !== undefined) this.rare.closeTimer = undefined
     // Rule 3: the connection is over, so flow control no longer matters: deliver
     // what was parsed (even while paused, and finishing compressed messages
-    // already received), then 'closed'.
-    this.flags &= ~PAUSED
+    // already received), then 'closed'. From here on PAUSED holds nothing back
+    // (a listener may still call pause(), as createWebSocketStream does), though
+    // isPaused keeps telling what the application asked for, as in ws.
     const backlog = this.rare?.backlog
     if (this.rare !== undefined) this.rare.backlog = undefined
     if (backlog !== undefined) this.dispatch(backlog)
@@ -428,7 +434,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   private dispatchAll(): void {
     while (this.connection.hasEvents) {
       const events = this.connection.eventsReceived()
-      if ((this.flags & PAUSED) !== 0) {
+      if ((this.flags & (PAUSED | CLOSED)) === PAUSED) {
         if (this.rare?.backlog === undefined) this.rareState().backlog = events
         else for (const event of events) this.rare?.backlog.push(event)
         break
@@ -483,7 +489,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   private dispatch(events: ConnectionEvent[]): void {
     const handler = this.handler
     for (let i = 0; i < events.length; i++) {
-      if ((this.flags & PAUSED) !== 0) {
+      if ((this.flags & (PAUSED | CLOSED)) === PAUSED) {
         // Rule 2: the rest waits for resume().
         this.rareState().backlog = events.slice(i).concat(this.rare?.backlog ?? [])
         return

@@ -168,7 +168,7 @@ export const sendBudget = new MemoryBudget<BudgetHolder>('maxSendMemory', DEFAUL
  *
  * @example
  * ```ts
- * import { configureReceiveMemory } from 'tether'
+ * import { configureReceiveMemory } from 'tether-ws'
  * configureReceiveMemory({ limit: 512 * 1024 * 1024 })
  * ```
  */

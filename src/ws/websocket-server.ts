@@ -10,7 +10,7 @@
  * down; with a `wsClientError` listener the application writes the answer.
  */
 import { EventEmitter } from 'node:events'
-import http, { type IncomingMessage, type Server as HttpServer } from 'node:http'
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer } from 'node:http'
 import https, { type Server as HttpsServer } from 'node:https'
 import { type AddressInfo, type BlockList, type Socket, isIPv4 } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -31,6 +31,7 @@ import {
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { WebSocket, type WebSocketOptions, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
+import type { VerifyClientCallbackAsync, VerifyClientCallbackSync, VerifyClientInfo } from './types.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
 import { type PublishResult, type SlowConsumerInfo, type TopicStats, TopicHub } from '../pubsub/hub.js'
 import type { TopicPolicy } from '../pubsub/policy.js'
@@ -39,30 +40,39 @@ import { coarseNow } from '../node/driver.js'
 import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
 import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, emptyLimitStats, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
 
-export interface VerifyClientInfo {
-  origin: string | undefined
-  secure: boolean
-  req: IncomingMessage
-}
-export type VerifyClientCallback = (
-  verified: boolean,
-  code?: number,
-  message?: string,
-  headers?: Record<string, string | number>,
-) => void
-export type VerifyClient =
-  | ((info: VerifyClientInfo) => boolean)
-  | ((info: VerifyClientInfo, callback: VerifyClientCallback) => void)
+/** `verifyClient`'s answer, when it takes a callback: refuse with `code` (401), `message` and `headers`. */
+export type VerifyClientCallback = (verified: boolean, code?: number, message?: string, headers?: OutgoingHttpHeaders) => void
+/**
+ * ws's `verifyClient`: synchronous, or with a callback when it takes two
+ * parameters. `info.origin` is the Origin header (undefined at run time when
+ * the request has none, as in ws, although typed `string` as @types/ws does).
+ */
+export type VerifyClient<Request extends IncomingMessage = IncomingMessage> =
+  | VerifyClientCallbackSync<Request>
+  | VerifyClientCallbackAsync<Request>
 
-export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
+/**
+ * The socket a server hands out: an instance of its `WebSocket` class, with
+ * `user` typed by the server's `User`, which TypeScript infers from what
+ * `authenticate` returns as `{ user }`. (When `authenticate` can also refuse
+ * or return `true`, the inferred type includes `undefined`, as a socket
+ * accepted with `true` has no user.)
+ */
+export type ServerSocket<T extends typeof WebSocket = typeof WebSocket, User = unknown> = InstanceType<T> & { user: User }
+
+export interface ServerOptions<
+  T extends typeof WebSocket = typeof WebSocket,
+  U extends typeof IncomingMessage = typeof IncomingMessage,
+  User = unknown,
+> {
   host?: string
   port?: number
   backlog?: number
-  server?: HttpServer | HttpsServer
+  server?: HttpServer<U> | HttpsServer<U>
   noServer?: boolean
   path?: string
-  verifyClient?: VerifyClient
-  handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
+  verifyClient?: VerifyClient<InstanceType<U>>
+  handleProtocols?: (protocols: Set<string>, request: InstanceType<U>) => string | false
   clientTracking?: boolean
   maxPayload?: number
   /** Most data frames one message may have (more fail with 1008); 0, the default: no count (memory is bounded by bytes, `maxPayload` and `maxReceiveMemory`). */
@@ -90,12 +100,12 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   /** The class instantiated for each connection (a subclass of WebSocket). */
   WebSocket?: T
   /**
-   * With `port`: run on Node's `http.Server` and `net.Socket`, as ws does, so
-   * that `request` is a full `IncomingMessage`. By default tether owns the port
-   * itself (no HTTP server or stream objects per connection: faster, and a
-   * third of the memory per idle connection), and `request` is a lightweight
-   * record with `method`, `url`, `headers`, `rawHeaders`, `httpVersion` and
-   * `socket`.
+   * With `port`: run on Node's `http.Server` and `net.Socket`, as ws does. By
+   * default tether owns the port itself (no HTTP server or stream objects per
+   * connection: faster, and a third of the memory per idle connection); the
+   * `request` is still an `http.IncomingMessage` (built from the head tether
+   * read), but its `socket` is a stand-in with the members applications use
+   * (addresses, `write`, `end`, `destroy`), not a `net.Socket`.
    */
   useNodeHttp?: boolean
   /**
@@ -169,7 +179,7 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
    * refuse with that status (401, 403, ...). A throw or rejection refuses
    * with 500 and is reported as an `error` event when there is a listener.
    */
-  authenticate?: (request: IncomingMessage, info: { origin: string | undefined; protocols: string[]; secure: boolean }) => AuthResult | Promise<AuthResult>
+  authenticate?: (request: InstanceType<U>, info: { origin: string | undefined; protocols: string[]; secure: boolean }) => AuthResult<User> | Promise<AuthResult<User>>
   /**
    * Topics (tether's addition to the ws API): the slow-consumer policy for
    * every topic (see `setTopicPolicy` for one topic), and the backplane that
@@ -194,7 +204,7 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
 }
 
 /** What `authenticate` answers. */
-export type AuthResult = boolean | { user: unknown } | { status: number; message?: string; headers?: Record<string, string> }
+export type AuthResult<User = unknown> = boolean | { user: User } | { status: number; message?: string; headers?: Record<string, string> }
 
 /** Whether `origin` (a browser's Origin header) names the host the request was sent to. */
 function sameOrigin(origin: string, host: string | undefined): boolean {
@@ -222,7 +232,7 @@ const RUNNING = 0
 const CLOSING = 1
 const CLOSED = 2
 
-type UpgradeCallback = (ws: WebSocket, request: IncomingMessage) => void
+type UpgradeCallback = (ws: any, request: any) => void
 
 
 /** Defaults of the handshake limits (port mode; Node's HTTP server has the same header defaults). */
@@ -238,20 +248,24 @@ const EXIT_MESSAGES: Record<PoolExit, string> = {
 }
 
 /** The server's events and their arguments. */
-interface ServerEvents {
-  connection: [socket: WebSocket, request: IncomingMessage]
+interface ServerEvents<Socket, Request> {
+  connection: [socket: Socket, request: Request]
   error: [error: Error]
-  headers: [headers: string[], request: IncomingMessage]
+  headers: [headers: string[], request: Request]
   close: []
   listening: []
-  wsClientError: [error: Error, socket: Duplex, request: IncomingMessage]
+  wsClientError: [error: Error, socket: Duplex, request: Request]
   /** A subscriber was over its backpressure limit when a message was published (tether). */
-  slowConsumer: [socket: WebSocket, info: SlowConsumerInfo]
+  slowConsumer: [socket: Socket, info: SlowConsumerInfo]
   /** The backplane's errors, disconnections, reconnections and counted losses (tether). */
   backplane: [event: BackplaneEvent]
 }
-type ServerListener<K extends keyof ServerEvents> = (this: WebSocketServer, ...args: ServerEvents[K]) => void
-type AnyListener = (this: WebSocketServer, ...args: any[]) => void
+type EventsOf<T extends typeof WebSocket, U extends typeof IncomingMessage, User> = ServerEvents<ServerSocket<T, User>, InstanceType<U>>
+type ServerListener<K extends keyof ServerEvents<unknown, unknown>, T extends typeof WebSocket, U extends typeof IncomingMessage, User> = (
+  this: WebSocketServer<T, U, User>,
+  ...args: EventsOf<T, U, User>[K]
+) => void
+type AnyListener<T extends typeof WebSocket, U extends typeof IncomingMessage, User> = (this: WebSocketServer<T, U, User>, ...args: any[]) => void
 
 /**
  * Typed listeners, as @types/ws declares them. Without them the `ws` of a
@@ -260,17 +274,24 @@ type AnyListener = (this: WebSocketServer, ...args: any[]) => void
  * does not compile under `noImplicitAny` although it does with ws. Other
  * event names keep the untyped signature.
  */
-export interface WebSocketServer {
-  on<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  on(event: string | symbol, listener: AnyListener): this
-  once<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  once(event: string | symbol, listener: AnyListener): this
-  off<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  off(event: string | symbol, listener: AnyListener): this
-  addListener<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  addListener(event: string | symbol, listener: AnyListener): this
-  removeListener<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  removeListener(event: string | symbol, listener: AnyListener): this
+export interface WebSocketServer<
+  T extends typeof WebSocket = typeof WebSocket,
+  U extends typeof IncomingMessage = typeof IncomingMessage,
+  // Covariant: a server whose sockets carry an Account is a server (as `const wss: WebSocketServer = ...` says).
+  out User = unknown,
+> {
+  on<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  on(event: string | symbol, listener: AnyListener<T, U, User>): this
+  once<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  once(event: string | symbol, listener: AnyListener<T, U, User>): this
+  off<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  off(event: string | symbol, listener: AnyListener<T, U, User>): this
+  addListener<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  addListener(event: string | symbol, listener: AnyListener<T, U, User>): this
+  removeListener<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  removeListener(event: string | symbol, listener: AnyListener<T, U, User>): this
+  emit<K extends keyof ServerEvents<unknown, unknown>>(event: K, ...args: EventsOf<T, U, User>[K]): boolean
+  emit(event: string | symbol, ...args: any[]): boolean
 }
 
 /**
@@ -278,16 +299,23 @@ export interface WebSocketServer {
  *
  * @example
  * ```ts
- * import { WebSocketServer } from 'tether'
+ * import { WebSocketServer } from 'tether-ws'
  * const wss = new WebSocketServer({ port: 8080 })
  * wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)))
  * ```
  */
-export class WebSocketServer extends EventEmitter {
-  readonly options: Required<Pick<ServerOptions, 'clientTracking' | 'maxPayload' | 'skipUTF8Validation' | 'autoPong'>> &
-    ServerOptions
+export class WebSocketServer<
+  T extends typeof WebSocket = typeof WebSocket,
+  U extends typeof IncomingMessage = typeof IncomingMessage,
+  // Covariant: a server whose sockets carry an Account is a server (as `const wss: WebSocketServer = ...` says).
+  out User = unknown,
+> extends EventEmitter {
+  readonly options: Required<Pick<ServerOptions<T, U, User>, 'clientTracking' | 'maxPayload' | 'skipUTF8Validation' | 'autoPong'>> &
+    ServerOptions<T, U, User>
   /** Connected clients, when `clientTracking` is on (the default). */
-  readonly clients: Set<WebSocket>
+  readonly clients: Set<ServerSocket<T, User>>
+  /** The `path` option ('' for any), as @types/ws declares it: code typed against ws's Server passes a tether server. */
+  path: string
   #server: HttpServer | HttpsServer | undefined
   #listener: TcpListener | undefined
   #removeListeners: (() => void) | undefined
@@ -311,7 +339,7 @@ export class WebSocketServer extends EventEmitter {
   #untracked: Set<WebSocket> | undefined
   #sweeper: NodeJS.Timeout | undefined
 
-  constructor(options: ServerOptions, callback?: () => void) {
+  constructor(options: ServerOptions<T, U, User>, callback?: () => void) {
     super()
     const resolved = {
       allowSynchronousEvents: true,
@@ -331,7 +359,8 @@ export class WebSocketServer extends EventEmitter {
     ) {
       throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified')
     }
-    this.options = resolved
+    this.options = resolved as typeof this.options
+    this.path = resolved.path ?? ''
     // Validates the option now, so a bad value throws here rather than at the first handshake.
     this.#deflate = resolveDeflateOptions(resolved.perMessageDeflate)
     this.clients = new Set()
@@ -373,7 +402,7 @@ export class WebSocketServer extends EventEmitter {
       timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
       trusted: (this.#trusted = trustedProxyList(resolved.trustedProxies)),
     }
-    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable
+    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable()
     this.#pool = ownsTcp
       ? new HandshakePool<TcpTransport>(poolOptions, tcpPoolHooks, this.#stats)
       : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
@@ -433,7 +462,7 @@ export class WebSocketServer extends EventEmitter {
         }
         // Port mode over Node's server: the connection already holds its place in the pool.
         if (this.#nodeHeadRead(socket)) return this.#upgrade(request, new SocketChannel(socket), head, emitConnection, this.#settler())
-        this.handleUpgrade(request, socket, head, emitConnection)
+        this.handleUpgrade(request as InstanceType<U>, socket, head, emitConnection)
       }
       server.on('listening', onListening)
       server.on('error', onError)
@@ -547,7 +576,12 @@ export class WebSocketServer extends EventEmitter {
   }
 
   /** Completes (or refuses) the upgrade of `socket`; `callback` gets the new WebSocket. */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void {
+  handleUpgrade(
+    request: InstanceType<U>,
+    socket: Duplex,
+    head: Buffer,
+    callback: (client: ServerSocket<T, User>, request: InstanceType<U>) => void,
+  ): void {
     const channel = new SocketChannel(socket)
     // The request is complete: it takes a place to be decided in, or 503 (it is not displaceable).
     if (!this.#pool.reserve()) {
@@ -639,7 +673,7 @@ export class WebSocketServer extends EventEmitter {
   }
 
   /** One 'close' listener for all of this server's sockets (`this` is the socket). */
-  readonly #onNodeSocketClose = ((server: WebSocketServer) =>
+  readonly #onNodeSocketClose = ((server: WebSocketServer<T, U, User>) =>
     function onNodeSocketClose(this: Duplex): void {
       server.#nodeSocketGone(this)
     })(this)
@@ -715,7 +749,7 @@ export class WebSocketServer extends EventEmitter {
       // A port tether owns is plain TCP; otherwise ask the socket (TLS sockets say so).
       const socket = request instanceof UpgradeRequest ? undefined : (request.socket as Socket & { authorized?: boolean; encrypted?: boolean })
       const info: VerifyClientInfo = {
-        origin: accepted.origin,
+        origin: accepted.origin as string,
         secure: Boolean(socket?.authorized || socket?.encrypted),
         req: request as IncomingMessage,
       }
@@ -724,7 +758,7 @@ export class WebSocketServer extends EventEmitter {
         const done: VerifyClientCallback = (verified, code, message, headers) => {
           if (answered) return
           answered = true
-          if (!verified) return reject(code || 401, message, headers)
+          if (!verified) return reject(code || 401, message, headers as Record<string, string | number> | undefined)
           this.#authenticate(accepted, request, channel, head, callback, settled, reject)
         }
         try {
@@ -882,7 +916,7 @@ export class WebSocketServer extends EventEmitter {
     }
     let result: AuthResult | Promise<AuthResult>
     try {
-      result = authenticate(request as IncomingMessage, info)
+      result = authenticate(request as InstanceType<U>, info)
     } catch (error) {
       return failed(error)
     }
@@ -931,7 +965,7 @@ export class WebSocketServer extends EventEmitter {
     let protocol: string | undefined
     if (protocols.length > 0) {
       const handleProtocols = this.options.handleProtocols
-      const chosen = handleProtocols ? handleProtocols(new Set(protocols), request as IncomingMessage) : protocols[0]
+      const chosen = handleProtocols ? handleProtocols(new Set(protocols), request as InstanceType<U>) : protocols[0]
       if (chosen) protocol = chosen
     }
     // RFC 7692 §5: the first acceptable offer, or none (then no compression, not a refusal).
@@ -953,7 +987,7 @@ export class WebSocketServer extends EventEmitter {
       ;(this.#addressOf ??= new WeakMap()).set(ws, address)
     }
     ws[kTrackedBy] = this
-    if (this.clients) this.clients.add(ws)
+    if (this.clients) this.clients.add(ws as ServerSocket<T, User>)
     else if (this.#sweeper !== undefined) (this.#untracked ??= new Set()).add(ws)
     ws.on('close', WebSocketServer.#onClientClose)
     callback(ws, request as IncomingMessage)
