@@ -435,10 +435,10 @@ export class WebSocketServer<
       timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
       trusted: (this.#trusted = trustedProxyList(resolved.trustedProxies)),
     }
-    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable()
+    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && !resolved.http2 && tcpHandlesAvailable()
     this.#pool = ownsTcp
       ? new HandshakePool<TcpTransport>(poolOptions, tcpPoolHooks, this.#stats)
-      : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
+      : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls) || Boolean(resolved.http2)), this.#stats)
 
     if (ownsTcp) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
@@ -478,7 +478,8 @@ export class WebSocketServer<
           : http.createServer(limits, answer426)
       ;(server as HttpServer).maxHeadersCount = resolved.maxHeaders ?? DEFAULT_MAX_HEADERS
       this.#nodeHeads = new Map()
-      server.on('connection', (socket: Socket) => this.#acceptNode(socket, Boolean(resolved.tls)))
+      // Over TLS, or HTTP/2 (whose clients expect frames, not an HTTP/1.1 answer), a refusal is a close.
+      server.on('connection', (socket: Socket) => this.#acceptNode(socket, Boolean(resolved.tls) || Boolean(resolved.http2)))
       server.listen(resolved.port, resolved.host, resolved.backlog, callback)
       this.#server = server
     } else if (resolved.server) {
