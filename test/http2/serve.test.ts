@@ -1,0 +1,61 @@
+/**
+ * `tether serve --http2` as a user runs it (a child process of the built
+ * command): HTTP/2 and HTTP/1.1 on one TLS port, WebSockets over both, and
+ * the flag refused without TLS. The browser side is in browser.test.ts.
+ */
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, test } from 'node:test'
+import { WebSocket } from '../../src/index.js'
+import { runCli, startServe } from '../helpers/cli.js'
+import { Inbox, closed, opened, selfSignedCertificate } from '../helpers/net.js'
+import { openStream, rawSession, destroySession } from '../helpers/http2.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'tether-h2-serve-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+const { key, cert } = selfSignedCertificate()
+writeFileSync(join(dir, 'key.pem'), key)
+writeFileSync(join(dir, 'cert.pem'), cert)
+
+describe('tether serve --http2', () => {
+  test('serves pages over HTTP/2 and WebSockets over HTTP/2 and HTTP/1.1 on one port; SIGTERM closes them with 1001', async () => {
+    const serve = await startServe(['--http2', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')])
+    const session = await rawSession(serve.url)
+    try {
+      assert.match(serve.url, /^https:/)
+      assert.equal(session.remoteSettings.enableConnectProtocol, true)
+      const page = await openStream(session, { ':method': 'GET', ':path': '/health', ':authority': new URL(serve.url).host })
+      assert.equal(page.status, 200)
+      assert.equal(typeof JSON.parse(await page.body()).connections, 'number')
+      const overH2 = await opened(new WebSocket(`${serve.wsUrl}/echo`, { http2: true, ca: cert }))
+      assert.equal((overH2._socket as unknown as { alpnProtocol: string }).alpnProtocol, 'h2')
+      const overH1 = await opened(new WebSocket(`${serve.wsUrl}/echo`, { ca: cert }))
+      for (const ws of [overH2, overH1]) {
+        const inbox = new Inbox(ws)
+        ws.send('echo me')
+        assert.equal(String((await inbox.one()).data), 'echo me')
+      }
+      const closing = [closed(overH2), closed(overH1)]
+      assert.equal(await serve.stop('SIGTERM'), 0)
+      assert.deepEqual((await Promise.all(closing)).map(([code]) => code), [1001, 1001])
+    } finally {
+      await destroySession(session)
+      await serve.stop('SIGKILL')
+    }
+  })
+
+  test('refuses --http2 without --tls-cert/--tls-key, in one line', async () => {
+    const result = await runCli(['serve', '--port', '0', '--http2'])
+    assert.equal(result.status, 1)
+    assert.doesNotMatch(result.stderr, /^\s+at /m)
+    assert.match(result.stderr, /--http2 needs --tls-cert and --tls-key/)
+  })
+
+  test('lists --http2 in its help', async () => {
+    const result = await runCli(['serve', '--help'])
+    assert.equal(result.status, 0)
+    assert.match(result.stdout, /--http2\s+with --tls-cert: HTTP\/2 beside HTTP\/1\.1/)
+  })
+})
