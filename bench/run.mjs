@@ -6,6 +6,7 @@
 //   npm run bench -- --quick            1 repetition, shorter runs
 //   npm run bench -- --only echo-32B,handshake --reps 5
 //   npm run bench -- --server 'uws=node my-uws-server.mjs {port}'
+//   npm run bench -- --only http2       WebSockets over HTTP/2 streams against TCP (bench/http2.mjs)
 //
 // The server runs pinned to CPU 0 and the generator to CPU 1 (taskset) when the machine
 // has two or more. The generator reports its own CPU use: a value near 1.0 means the
@@ -22,6 +23,7 @@ import { deflateRawSync, constants as zlibConstants } from 'node:zlib'
 import { join } from 'node:path'
 
 import { buildLoadgen, freePort, loadgen, root, waitForPort } from './lib.mjs'
+import { runHttp2Bench } from './http2.mjs'
 const results = join(root, 'bench', 'results')
 
 /** Each workload: what the generator does, which figure counts, and the target ratio (tether / ws). */
@@ -46,8 +48,11 @@ const WORKLOADS = [
  */
 const SLOW_LORIS = { name: 'slow-loris', title: 'handshakes during a slow-loris attack', minServed: 0.99, maxMedianMs: 100 }
 
+/** Not against ws (which has no HTTP/2): tether's WebSockets over HTTP/2 streams against its TCP connections (bench/http2.mjs). */
+const HTTP2 = { name: 'http2' }
+
 const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [--server 'name=command {port}']
-workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name].join(', ')}`
+workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name, HTTP2.name].join(', ')}`
 
 function parseArgs(argv) {
   const args = { reps: 3, quick: false, only: undefined, servers: [] }
@@ -229,7 +234,7 @@ async function main() {
   mkdirSync(results, { recursive: true })
   const impls = [{ name: 'tether' }, { name: 'ws' }, ...args.servers]
   const workloads = WORKLOADS.filter((w) => !args.only || args.only.includes(w.name))
-  if (args.only && !args.only.every((name) => name === SLOW_LORIS.name || WORKLOADS.some((w) => w.name === name))) {
+  if (args.only && !args.only.every((name) => name === SLOW_LORIS.name || name === HTTP2.name || WORKLOADS.some((w) => w.name === name))) {
     console.error(`bench: unknown workload in --only ${args.only.join(',')}\n\n${USAGE}`)
     process.exit(2)
   }
@@ -270,7 +275,8 @@ async function main() {
     console.log(`${pad(row.title, 48)} ${cells.join(' ')} ${pad(row.ratio.toFixed(2) + 'x', 7)} ${pad(row.target + (row.met ? ' met' : ' MISSED'), 16)} ${pad(serverCpu, 11)} ${cpu}${flag}`)
   }
   const slowLoris = !args.only || args.only.includes(SLOW_LORIS.name) ? await runSlowLoris(args) : undefined
-  const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples, slowLoris }
+  const http2 = !args.only || args.only.includes(HTTP2.name) ? await runHttp2Bench({ quick: args.quick, reps: args.reps }) : undefined
+  const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples, slowLoris, http2 }
   // A partial run (--only) or a quick one does not replace the full run's report and chart.
   const partial = args.quick || args.only !== undefined
   const name = args.quick ? 'quick.json' : args.only ? `only-${args.only.join('+')}.json` : 'latest.json'

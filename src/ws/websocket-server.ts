@@ -29,7 +29,7 @@ import {
   rejectUpgrade,
   upgradeResponseLines,
 } from '../node/server.js'
-import { Http2StreamChannel, isHttp2Server, listenForStreams, streamRequest } from '../node/http2-server.js'
+import { Http2StreamChannel, isHttp2Server, listenForStreams, routeExtendedConnects, streamRequest } from '../node/http2-server.js'
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { WebSocket, type WebSocketOptions, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
@@ -726,6 +726,7 @@ export class WebSocketServer<
     // The HTTP/1.1 side (allowHTTP1) reads these from the server, as an http.Server does.
     Object.assign(server, { maxHeaderSize: limits.maxHeaderSize }, timeout > 0 ? { headersTimeout: timeout, requestTimeout: timeout } : {})
     server.on('request', answer as unknown as (request: Http2ServerRequest, response: Http2ServerResponse) => void)
+    routeExtendedConnects(server, (stream, headers, rawHeaders) => this.#acceptStream(stream, headers, rawHeaders))
     const sessions = (this.#sessions = new Set())
     server.on('session', (session: Http2Session) => {
       sessions.add(session)
