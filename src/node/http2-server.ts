@@ -94,8 +94,9 @@ export function listenForStreams(
  * `handle` before they are emitted as 'stream', so Node's compatibility
  * layer, present for the pages' `requestListener`, never builds its request
  * and response objects (with their listeners) for a stream that becomes a
- * WebSocket: about 3.7 KiB of heap per idle WebSocket, measured with
- * bench/http2.mjs. Everything else is emitted as before.
+ * WebSocket: measured on 5,000 idle WebSockets, 4.9 KiB of heap each with
+ * them, 2.1 KiB without (Node's stream alone is 1.1 KiB). Everything else is
+ * emitted as before.
  */
 export function routeExtendedConnects(
   server: Http2Server | Http2SecureServer,

@@ -28,7 +28,7 @@ export type {
   VerifyClientCallbackSync,
   VerifyClientInfo,
 } from './types.js'
-export type { AuthResult, PublishOptions, ServerOptions, ServerSocket, VerifyClient, VerifyClientCallback } from './websocket-server.js'
+export type { AuthResult, Http2PortOptions, PublishOptions, ServerOptions, ServerSocket, VerifyClient, VerifyClientCallback } from './websocket-server.js'
 export type { FrameOptions } from './frame-sender.js'
 export type { PublishResult, SlowConsumerInfo, TopicStats } from '../pubsub/hub.js'
 export type { SlowConsumerPolicy, TopicPolicy } from '../pubsub/policy.js'

@@ -1204,6 +1204,7 @@ export declare namespace WebSocket {
   type ServerSocket<T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket, User = unknown> =
     import('./websocket-server.js').ServerSocket<T, User>
   type AuthResult<User = unknown> = import('./websocket-server.js').AuthResult<User>
+  type Http2PortOptions = import('./websocket-server.js').Http2PortOptions
   type VerifyClient<Request extends HttpIncomingMessage = HttpIncomingMessage> = import('./websocket-server.js').VerifyClient<Request>
   type VerifyClientCallback = import('./websocket-server.js').VerifyClientCallback
   type VerifyClientInfo<Request extends HttpIncomingMessage = HttpIncomingMessage> = types.VerifyClientInfo<Request>
