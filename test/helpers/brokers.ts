@@ -5,8 +5,10 @@
  * an outage would.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { HOST, withTimeout } from './net.js'
 
 export interface Broker {
@@ -14,7 +16,15 @@ export interface Broker {
   readonly port: number
   readonly url: string
   stop(): Promise<void>
-  start(): Promise<void>
+  /** Starts it again on its port; `wipe` deletes what it persisted first (a broker that lost its disk). */
+  start(options?: { wipe?: boolean }): Promise<void>
+}
+
+export interface BrokerOptions {
+  /** nats-server with JetStream (`-js`), storing in a directory of its own. */
+  jetstream?: boolean
+  /** redis-server with an append-only file written before each answer (`appendfsync always`), so a restart keeps the data. */
+  persist?: boolean
 }
 
 /** The broker's executable: on PATH, or where Debian puts it (nats-server is in /usr/sbin). */
@@ -35,14 +45,19 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts a broker process and waits until it accepts TCP connections. */
-export async function startBroker(kind: 'redis' | 'nats'): Promise<Broker> {
+export async function startBroker(kind: 'redis' | 'nats', options: BrokerOptions = {}): Promise<Broker> {
   const port = await freePort()
   let child: ChildProcess | undefined
-  const start = async (): Promise<void> => {
+  const dir = options.jetstream || options.persist ? mkdtempSync(join(tmpdir(), `tether-${kind}-`)) : undefined
+  const start = async (startOptions: { wipe?: boolean } = {}): Promise<void> => {
+    if (startOptions.wipe && dir !== undefined) {
+      for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true })
+    }
+    const persistence = options.persist ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir!] : ['--appendonly', 'no']
     const [command, args] =
       kind === 'redis'
-        ? [executable('redis-server'), ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no']]
-        : [executable('nats-server'), ['-a', HOST, '-p', String(port)]]
+        ? [executable('redis-server'), ['--port', String(port), '--bind', HOST, '--save', '', ...persistence]]
+        : [executable('nats-server'), ['-a', HOST, '-p', String(port), ...(options.jetstream ? ['-js', '-sd', dir!] : [])]]
     const spawned = spawn(command, args, { stdio: 'ignore' })
     child = spawned
     const failed = new Promise<never>((_, reject) => spawned.once('error', reject))
@@ -57,7 +72,15 @@ export async function startBroker(kind: 'redis' | 'nats'): Promise<Broker> {
     await withTimeout(exited, 10_000, `${kind} to stop`)
   }
   await start()
-  return { kind, port, url: kind === 'redis' ? `redis://${HOST}:${port}` : `nats://${HOST}:${port}`, start, stop }
+  return {
+    kind,
+    port,
+    url: kind === 'redis' ? `redis://${HOST}:${port}` : `nats://${HOST}:${port}`,
+    start,
+    async stop() {
+      await stop()
+    },
+  }
 }
 
 async function acceptsConnections(port: number): Promise<void> {
