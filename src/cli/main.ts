@@ -73,6 +73,10 @@ program
   .option('--publish-rate <n>', 'messages per second one client may publish (relay, chat)', integer('--publish-rate', 1), SERVE_DEFAULTS.publishRate)
   .option('--publish-bytes <n>', 'bytes per second one client may publish', integer('--publish-bytes', 1), SERVE_DEFAULTS.publishBytes)
   .addOption(new Option('--publish-limit-action <action>', 'past the limits: close the connection (1008) or drop the message').choices(['close', 'drop']).default(SERVE_DEFAULTS.publishLimitAction))
+  .option('--history <pattern>', 'relay topics that keep history, for reliable delivery at /v1 (repeatable; * for all)', collect, [])
+  .option('--history-size <n>', 'messages each of those topics keeps (default 100)', integer('--history-size', 1, 1_000_000), SERVE_DEFAULTS.historySize)
+  .option('--history-age <seconds>', 'how long a message stays in history (default 300)', positiveSeconds('--history-age'), SERVE_DEFAULTS.historyAge)
+  .addOption(new Option('--history-backend <kind>', 'where history is kept: memory (this node), redis or jetstream (the cluster\'s broker; the default with --redis or --nats)').choices(['memory', 'redis', 'jetstream']))
   .addHelpText(
     'after',
     `
@@ -82,6 +86,8 @@ Endpoints:
   GET  /health         JSON status
   WS   /echo           every message comes back
   WS   /topics/NAME    what you send is published on NAME; you receive what is published on NAME
+  WS   /v1             reliable delivery (subprotocol tether.v1) on the topics given with --history
+  GET  /js/client/index.js   the tether.v1 client for pages (ES module)
 
 Tokens (--auth jwt): a page offers the subprotocol tether.bearer.TOKEN next to tether, or sends the cookie
 tether_token, or ?token=TOKEN. The token's "tether" claim lists the topics it may use:

@@ -33,6 +33,11 @@ export interface ServeOptions {
   publishRate: number
   publishBytes: number
   publishLimitAction: string
+  /** Relay topics (patterns) that keep history for reliable delivery at /v1, how much, and where. */
+  history: string[]
+  historySize: number
+  historyAge: number
+  historyBackend?: string | undefined
   log: (line: string) => void
 }
 
@@ -49,6 +54,9 @@ export const SERVE_DEFAULTS = {
   publishRate: HUB_DEFAULTS.publish.limit.messagesPerSecond,
   publishBytes: HUB_DEFAULTS.publish.limit.bytesPerSecond,
   publishLimitAction: HUB_DEFAULTS.publish.limit.action,
+  history: [] as string[],
+  historySize: 100,
+  historyAge: 300_000,
 }
 
 async function read(file: string, flag: string): Promise<string> {
@@ -93,6 +101,10 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
     throw new CliError(`--publish-limit-action is close or drop, not ${options.publishLimitAction}`)
   }
   const url = options.redis ?? options.nats
+  const historyBackend = (options.historyBackend ?? (options.redis ? 'redis' : options.nats ? 'jetstream' : 'memory')) as 'memory' | 'redis' | 'jetstream'
+  if ((historyBackend === 'redis' && !options.redis) || (historyBackend === 'jetstream' && !options.nats)) {
+    throw new CliError(`--history-backend ${historyBackend} keeps history on the cluster's broker: add --${historyBackend === 'redis' ? 'redis' : 'nats'} URL`)
+  }
   return {
     port: options.port,
     host: options.host,
@@ -114,6 +126,11 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
         action: options.publishLimitAction,
       },
       topics: [],
+    },
+    history: {
+      backend: historyBackend,
+      url,
+      topics: (options.history ?? []).map((pattern) => ({ pattern, maxCount: options.historySize, maxAge: options.historyAge })),
     },
     log: options.log,
   }

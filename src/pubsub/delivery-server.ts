@@ -49,11 +49,10 @@ export interface DeliverySocketLike {
   on(event: string, listener: Listener): unknown
 }
 
-/** What the server piece needs of a WebSocketServer (tether's). */
+/** What the server piece needs of a WebSocketServer (tether's): a local publish; `on` for `attachDelivery`. */
 export interface DeliveryServerLike {
   publish(topic: string, data: Uint8Array | string, options?: { binary?: boolean; local?: boolean }): unknown
-  subscriberCount(topic: string): number
-  on(event: string, listener: Listener): unknown
+  on?(event: string, listener: Listener): unknown
   readonly options?: { topics?: { policy?: string } | undefined } | undefined
 }
 
@@ -111,6 +110,8 @@ export class DeliveryServer {
   readonly #prefix: string
   readonly #limits: { maxTopicLength: number; maxSubscriptions: number; maxPendingPublishes: number }
   readonly #sessions = new Set<DeliverySession>()
+  /** Sockets joined per registry topic: frames are built only for encodings someone reads. */
+  readonly #joined = new Map<string, number>()
 
   constructor(wss: DeliveryServerLike, options: DeliveryServerOptions = {}) {
     const policy = wss.options?.topics?.policy
@@ -157,9 +158,13 @@ export class DeliveryServer {
     return { ...this.delivery.stats, sessions: this.#sessions.size }
   }
 
-  /** Serves `tether.v1` on a socket that negotiated it; feed it the socket's messages and its close. */
+  /**
+   * Serves `tether.v1` on a socket; feed it the socket's messages and its
+   * close. Binary answers if the socket negotiated `tether.v1`, JSON text
+   * otherwise (`tether.v1.json`, or no subprotocol: a person debugging).
+   */
   accept(ws: DeliverySocketLike, hooks: SessionHooks = {}): DeliverySession {
-    const session = new DeliverySession(this, ws, hooks, ws.protocol === PROTOCOL_JSON)
+    const session = new DeliverySession(this, ws, hooks, ws.protocol !== PROTOCOL)
     this.#sessions.add(session)
     return session
   }
@@ -218,18 +223,24 @@ export class DeliveryServer {
 
   /** @internal */
   _join(json: boolean, topic: string, ws: DeliverySocketLike): void {
-    ws.subscribe(registryTopic(json, topic))
+    const registry = registryTopic(json, topic)
+    if (ws.subscribe(registry)) this.#joined.set(registry, (this.#joined.get(registry) ?? 0) + 1)
   }
 
   /** @internal */
   _leave(json: boolean, topic: string, ws: DeliverySocketLike): void {
-    ws.unsubscribe(registryTopic(json, topic))
+    const registry = registryTopic(json, topic)
+    // A closed socket left its topics already; the count goes down all the same.
+    ws.unsubscribe(registry)
+    const count = (this.#joined.get(registry) ?? 1) - 1
+    if (count > 0) this.#joined.set(registry, count)
+    else this.#joined.delete(registry)
   }
 
   #broadcast(topic: string, epoch: string, entries: readonly LogEntry[]): void {
     for (const json of [false, true]) {
       const registry = registryTopic(json, topic)
-      if (this.#wss.subscriberCount(registry) === 0) continue
+      if (!this.#joined.has(registry)) continue
       for (const entry of entries) this.#wss.publish(registry, this._frame(topic, epoch, entry, json), { binary: !json, local: true })
     }
   }
@@ -238,7 +249,7 @@ export class DeliveryServer {
     const message = this._gapMessage(topic, gap)
     for (const json of [false, true]) {
       const registry = registryTopic(json, topic)
-      if (this.#wss.subscriberCount(registry) === 0) continue
+      if (!this.#joined.has(registry)) continue
       this.#wss.publish(registry, json ? serializeServerMessageJson(message) : serializeServerMessage(message), { binary: !json, local: true })
     }
   }
@@ -413,6 +424,7 @@ export function attachDelivery(
   options: DeliveryServerOptions & { hooks?: (ws: DeliverySocketLike, request: unknown) => SessionHooks } = {},
 ): DeliveryServer {
   const server = new DeliveryServer(wss, options)
+  if (wss.on === undefined) throw new TypeError('attachDelivery(): the server has no on()')
   wss.on('connection', (ws: DeliverySocketLike, request: unknown) => {
     if (!isDeliveryProtocol(ws.protocol)) return
     const session = server.accept(ws, options.hooks?.(ws, request) ?? {})
