@@ -239,7 +239,7 @@ export interface Nginx {
  * TLS-terminating TCP relay (stream module) in front of `streamTo` with the
  * given certificate: an HTTPS forward proxy when put before tinyproxy.
  */
-export async function startNginx(options: { upstreamPort: number; streamTo?: number; tls?: { cert: string; key: string } }): Promise<Nginx> {
+export async function startNginx(options: { upstreamPort?: number; upstreamPorts?: number[]; streamTo?: number; tls?: { cert: string; key: string } }): Promise<Nginx> {
   const { mkdtempSync, writeFileSync } = await import('node:fs')
   const { tmpdir } = await import('node:os')
   const { join } = await import('node:path')
@@ -255,20 +255,25 @@ export async function startNginx(options: { upstreamPort: number; streamTo?: num
     streamPort === undefined
       ? ''
       : `stream { server { listen ${HOST}:${streamPort} ssl; ssl_certificate ${join(dir, 'cert.pem')}; ssl_certificate_key ${join(dir, 'key.pem')}; proxy_pass ${HOST}:${options.streamTo}; } }`
+  // Several upstreams: round robin, and a connection refused by one goes to the next (proxy_next_upstream's default).
+  const ports = options.upstreamPorts ?? [options.upstreamPort!]
+  const upstream = `upstream tether { ${ports.map((upstreamPort) => `server ${HOST}:${upstreamPort} max_fails=1 fail_timeout=5s;`).join(' ')} }`
   const config = `
 ${streamPort === undefined ? '' : 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;'}
 daemon off;
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 512; }
+events { worker_connections 2048; }
 http {
   access_log off;
   ${temp}
+  ${upstream}
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
   server {
     listen ${HOST}:${port};
     location / {
-      proxy_pass http://${HOST}:${options.upstreamPort};
+      proxy_pass http://tether;
+      proxy_connect_timeout 2s;
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
