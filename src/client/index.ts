@@ -43,7 +43,22 @@ import {
   serializeClientMessageJson,
 } from './protocol.js'
 
-export { ErrorCode, GapReason, PROTOCOL, PROTOCOL_JSON, type Position } from './protocol.js'
+export {
+  type ClientMessage,
+  ErrorCode,
+  GapReason,
+  PROTOCOL,
+  PROTOCOL_JSON,
+  type ParseFailure,
+  type Position,
+  type ServerMessage,
+  parseClientMessage,
+  parseServerMessage,
+  serializeClientMessage,
+  serializeClientMessageJson,
+  serializeServerMessage,
+  serializeServerMessageJson,
+} from './protocol.js'
 
 /** The members of a WebSocket the client uses (the WHATWG API: browsers, Node 22, tether's and ws's `WebSocket`). */
 export interface WebSocketLike {

@@ -88,6 +88,13 @@ export interface DeliveryServerOptions {
   now?: (() => number) | undefined
 }
 
+/**
+ * Bytes to send as a Buffer view (no copy) where there is one: tether's `send` takes its fast path (no send
+ * queue is built for the socket, so published frames keep theirs) only for a string or a Buffer.
+ */
+const sendable: (bytes: Uint8Array) => Uint8Array =
+  typeof Buffer === 'function' ? (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : (bytes) => bytes
+
 /** The registry topic a socket joins for live delivery of `topic` in an encoding. */
 function registryTopic(json: boolean, topic: string): string {
   return (json ? 'tether.v1:j:' : 'tether.v1:b:') + topic
@@ -161,10 +168,11 @@ export class DeliveryServer {
   /**
    * Serves `tether.v1` on a socket; feed it the socket's messages and its
    * close. Binary answers if the socket negotiated `tether.v1`, JSON text
-   * otherwise (`tether.v1.json`, or no subprotocol: a person debugging).
+   * otherwise (`tether.v1.json`, or no subprotocol: a person debugging),
+   * unless `encoding` says.
    */
-  accept(ws: DeliverySocketLike, hooks: SessionHooks = {}): DeliverySession {
-    const session = new DeliverySession(this, ws, hooks, ws.protocol !== PROTOCOL)
+  accept(ws: DeliverySocketLike, hooks: SessionHooks = {}, encoding?: 'binary' | 'json'): DeliverySession {
+    const session = new DeliverySession(this, ws, hooks, encoding === undefined ? ws.protocol !== PROTOCOL : encoding === 'json')
     this.#sessions.add(session)
     return session
   }
@@ -211,7 +219,7 @@ export class DeliveryServer {
         data: entry.data,
         binary: entry.binary,
       }
-      frame = frames[key] = json ? serializeServerMessageJson(message) : serializeServerMessage(message)
+      frame = frames[key] = json ? serializeServerMessageJson(message) : sendable(serializeServerMessage(message))
     }
     return frame
   }
@@ -398,7 +406,7 @@ export class DeliverySession {
 
   #send(message: ServerMessage): void {
     if (this.#ws.readyState !== OPEN) return
-    this.#ws.send(this.#json ? serializeServerMessageJson(message) : serializeServerMessage(message))
+    this.#ws.send(this.#json ? serializeServerMessageJson(message) : sendable(serializeServerMessage(message)))
   }
 }
 

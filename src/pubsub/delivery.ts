@@ -176,8 +176,20 @@ export class Delivery {
    */
   publish(topic: string, request: AppendRequest): Promise<Position> {
     if (this.#closed) return Promise.reject(new Error('The delivery node is closed'))
-    if (this.#policyFor(topic) === undefined) return Promise.reject(new Error(`Topic ${topic} keeps no history`))
+    const policy = this.#policyFor(topic)
+    if (policy === undefined) return Promise.reject(new Error(`Topic ${topic} keeps no history`))
     this.#stats.published++
+    if (this.#store.appendNow !== undefined) {
+      // A store in this process answers at once: no batch to wait for.
+      try {
+        const { epoch, offsets } = this.#store.appendNow(topic, [request], policy)
+        return Promise.resolve({ epoch, offset: offsets[0]! })
+      } catch (error) {
+        this.#stats.publishFailed++
+        this.#report({ type: 'error', stage: 'append', error: error as Error })
+        return Promise.reject(error)
+      }
+    }
     return new Promise<Position>((resolve, reject) => {
       let batch = this.#outbox.get(topic)
       if (batch === undefined) this.#outbox.set(topic, (batch = { requests: [], settle: [] }))

@@ -78,11 +78,17 @@ export class MemoryHistory implements HistoryStore {
   }
 
   async append(topic: string, requests: AppendRequest[], policy: HistoryPolicy): Promise<AppendResult> {
+    return this.appendNow(topic, requests, policy)
+  }
+
+  appendNow(topic: string, requests: AppendRequest[], policy: HistoryPolicy): AppendResult {
     if (!this.#online) throw new Error('The memory history store is offline')
     const log = this.#log(topic, true)!
-    // Most recently appended last, so that the first is the one to drop.
-    this.#logs.delete(topic)
-    this.#logs.set(topic, log)
+    // Most recently appended last, so that the first is the one to drop (a Map keeps insertion order).
+    if (this.#logs.size > 1) {
+      this.#logs.delete(topic)
+      this.#logs.set(topic, log)
+    }
     const time = this.#now()
     const offsets: number[] = []
     const added: HistoryEntry[] = []

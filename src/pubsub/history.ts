@@ -115,6 +115,8 @@ export interface HistoryStore {
   attach(feed: HistoryFeed): void
   /** Appends, in order, atomically per call (Rules 1-3). */
   append(topic: string, requests: AppendRequest[], policy: HistoryPolicy): Promise<AppendResult>
+  /** The same, answered at once, for stores in this process (no broker round trip to batch for); throws when it cannot. */
+  appendNow?(topic: string, requests: AppendRequest[], policy: HistoryPolicy): AppendResult
   /** The retained entries after `after` (every retained entry when undefined) in the current epoch (Rule 3). */
   read(topic: string, after: number | undefined, policy: HistoryPolicy): Promise<ReadResult>
   close(): Promise<void>
