@@ -29,7 +29,7 @@ const MESSAGE = JSON.stringify({
 // ------------------------------------------------------------------ roles
 
 async function serverRole(impl) {
-  const { WebSocketServer } = impl === 'tether' ? await import('tether') : await import('ws')
+  const { WebSocketServer } = impl === 'tether' ? await import('tether-ws') : await import('ws')
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { threshold: 0 }, backlog: 4096 })
   await once(wss, 'listening')
   wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })))

@@ -75,8 +75,8 @@ async function until(predicate, ms, label) {
 }
 
 export async function run({ clients = CLIENTS, topics = TOPICS, jitter = JITTER, log = (line) => process.stderr.write(line) } = {}) {
-  const { TetherClient } = await import(join(root, 'dist', 'client', 'index.js'))
-  const { WebSocket: TetherWebSocket } = await import(join(root, 'dist', 'index.js'))
+  const { TetherClient } = await import('tether-ws/client')
+  const { WebSocket: TetherWebSocket } = await import('tether-ws')
   // Real clients come from many addresses: spread over 127.0.0.1-250, so that the server's
   // per-address share of pending handshakes (a defence against one attacker) does not apply.
   let next = 0

@@ -1,6 +1,6 @@
 // A minimal tether server: echoes every message back to its sender.
 // Run with `npm start` (or `node examples/echo-server.mjs [port]`).
-import { WebSocketServer } from 'tether'
+import { WebSocketServer } from 'tether-ws'
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 8080)
 const wss = new WebSocketServer({ port, host: process.env.HOST ?? '127.0.0.1' })

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
-// Builds the package (dist/) and the tests, fuzz targets and tools (build/).
+// Builds the package (dist/, scripts/build.mjs) and the tests, fuzz targets and tools (build/).
 import { spawnSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
-const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-for (const project of ['tsconfig.json', 'tsconfig.web.json', 'tsconfig.test.json']) {
-  const result = spawnSync(process.execPath, [tsc, '-p', project], { cwd: root, stdio: 'inherit' })
+const run = (args) => {
+  const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' })
   if (result.status !== 0) process.exit(result.status ?? 1)
 }
+run([join(root, 'scripts', 'build.mjs')])
+// From scratch, so that a test file removed from test/ does not run on from an old build.
+rmSync(join(root, 'build'), { recursive: true, force: true })
+run([join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.test.json'])

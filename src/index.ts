@@ -1,9 +1,11 @@
 /**
- * tether: a WebSocket toolkit for Node.js. The main entry is the `ws` v8 API,
- * so migrating from ws means changing one import. The sans-I/O protocol core
- * is at 'tether/core'.
+ * tether-ws: a WebSocket toolkit for Node.js. The main entry is the `ws` v8
+ * API, so migrating from ws means changing one import. The sans-I/O protocol
+ * core is at 'tether-ws/core'.
+ *
+ * The package's CommonJS entry (scripts/build.mjs) is this module's default
+ * export, the WebSocket class with everything else attached, as
+ * `require('ws')` gives; its ES entry re-exports this module's names.
  */
-import WebSocketModule from './ws/index.js'
-
 export * from './ws/index.js'
-export { WebSocketModule as default, WebSocketModule as 'module.exports' }
+export { default } from './ws/index.js'

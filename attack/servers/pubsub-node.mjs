@@ -19,13 +19,13 @@ const [name, kind, url] = process.argv.slice(2)
 const print = (message) => process.stdout.write(JSON.stringify(message) + '\n')
 const TOPIC = 'attack'
 
-const { WebSocketServer } = await import('tether')
+const { WebSocketServer } = await import('tether-ws')
 let backplane
 try {
   backplane =
     kind === 'nats'
-      ? await (await import('tether/pubsub/nats')).NatsBackplane.connect({ servers: url })
-      : await (await import('tether/pubsub/redis')).RedisBackplane.connect({ url })
+      ? await (await import('tether-ws/pubsub/nats')).NatsBackplane.connect({ servers: url })
+      : await (await import('tether-ws/pubsub/redis')).RedisBackplane.connect({ url })
 } catch (error) {
   print({ fatal: `backplane did not connect: ${error.message}` })
   process.exit(1)

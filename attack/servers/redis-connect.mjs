@@ -8,7 +8,7 @@ const url = process.argv[2]
 process.stdin.on('end', () => process.exit(0)).resume()
 const started = performance.now()
 const print = (message) => process.stdout.write(JSON.stringify({ ...message, ms: Math.round(performance.now() - started) }) + '\n')
-const { RedisBackplane } = await import('tether/pubsub/redis')
+const { RedisBackplane } = await import('tether-ws/pubsub/redis')
 try {
   const backplane = await RedisBackplane.connect({ url })
   print({ outcome: 'connected' })

@@ -27,7 +27,7 @@ const print = (message) => process.stdout.write(JSON.stringify(message) + '\n')
 let library
 let version
 if (impl === 'tether') {
-  library = await import('tether')
+  library = await import('tether-ws')
   version = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version
 } else if (impl === 'ws') {
   library = await import('ws')

@@ -20,17 +20,17 @@ import { getHeapSpaceStatistics } from 'node:v8'
 const [impl, portArg, ...flags] = process.argv.slice(2)
 const deflate = flags.includes('--deflate')
 const flagValue = (name) => (flags.includes(name) ? flags[flags.indexOf(name) + 1] : undefined)
-const library = impl === 'tether' ? await import('tether') : impl === 'ws' ? await import('ws') : undefined
+const library = impl === 'tether' ? await import('tether-ws') : impl === 'ws' ? await import('ws') : undefined
 if (!library) {
   console.error(`unknown implementation: ${impl}`)
   process.exit(2)
 }
 const { WebSocketServer } = library
-const { DeliveryServer } = impl === 'tether' ? await import('tether/pubsub') : {}
-const { serializeClientMessage } = impl === 'tether' ? await import('tether/client') : {}
+const { DeliveryServer } = impl === 'tether' ? await import('tether-ws/pubsub') : {}
+const { serializeClientMessage } = impl === 'tether' ? await import('tether-ws/client') : {}
 let backplane
-if (flagValue('--redis')) backplane = await (await import('tether/pubsub/redis')).RedisBackplane.connect({ url: flagValue('--redis') })
-if (flagValue('--nats')) backplane = await (await import('tether/pubsub/nats')).NatsBackplane.connect({ servers: flagValue('--nats') })
+if (flagValue('--redis')) backplane = await (await import('tether-ws/pubsub/redis')).RedisBackplane.connect({ url: flagValue('--redis') })
+if (flagValue('--nats')) backplane = await (await import('tether-ws/pubsub/nats')).NatsBackplane.connect({ servers: flagValue('--nats') })
 const wss = new WebSocketServer({
   port: Number(portArg),
   host: '127.0.0.1',

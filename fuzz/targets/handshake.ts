@@ -151,23 +151,24 @@ function modelServer(request: UpgradeRequest, lenientVersion: boolean, trim: (te
   } else if (!lenientVersion) {
     return { code: 'TETHER_ERR_HANDSHAKE_HTTP_VERSION' }
   }
-  // §4.2.1 point 2, RFC 7230 §5.4: exactly one Host field line, with a value.
+  // §4.2.1 point 2, RFC 7230 §5.4: at most one Host field line. A missing or empty one is accepted, as ws
+  // accepts it (issue 15: requests built by hand, such as fastify's injectWS, have none).
   const host = h.host
-  if (host === undefined || (typeof host !== 'string' && host.length !== 1) || trim(modelJoin(host)!) === '') {
-    return { code: 'TETHER_ERR_HANDSHAKE_HOST' }
-  }
+  if (Array.isArray(host) && host.length > 1) return { code: 'TETHER_ERR_HANDSHAKE_HOST' }
   if (!upgradeOk(h.upgrade)) return { code: 'TETHER_ERR_HANDSHAKE_UPGRADE' }
   if (!modelHasToken(h.connection, 'upgrade')) return { code: 'TETHER_ERR_HANDSHAKE_CONNECTION' }
   const key = modelJoin(h['sec-websocket-key'])
   if (key === undefined || !/^[A-Za-z0-9+/]{22}==$/.test(trim(key))) return { code: 'TETHER_ERR_HANDSHAKE_KEY' }
   const wsVersion = modelJoin(h['sec-websocket-version'])
   if (wsVersion === undefined || trim(wsVersion) === '') return { code: 'TETHER_ERR_HANDSHAKE_VERSION' }
-  if (trim(wsVersion) !== '13') return { code: 'TETHER_ERR_HANDSHAKE_UNSUPPORTED_VERSION' }
+  // 13 and the last draft's 8 (issue 15: ws accepts both).
+  if (trim(wsVersion) !== '13' && trim(wsVersion) !== '8') return { code: 'TETHER_ERR_HANDSHAKE_UNSUPPORTED_VERSION' }
   const protocols = modelTokenList(h['sec-websocket-protocol'])
   if (protocols === undefined || new Set(protocols).size !== protocols.length) return { code: 'TETHER_ERR_HANDSHAKE_PROTOCOL' }
   const extensions = modelParseExtensions(h['sec-websocket-extensions'])
   if (extensions === undefined) return { code: 'TETHER_ERR_HANDSHAKE_EXTENSIONS' }
-  return { accept: { key: trim(key), protocols, extensions, origin: modelJoin(h.origin ?? h['sec-websocket-origin']) } }
+  const origin = trim(wsVersion) === '8' ? modelJoin(h['sec-websocket-origin']) : modelJoin(h.origin ?? h['sec-websocket-origin'])
+  return { accept: { key: trim(key), protocols, extensions, origin } }
 }
 
 /**

@@ -5,7 +5,8 @@
  * The oracles compare the parsers under test with these.
  */
 
-export type ModelHeaderValue = string | readonly string[] | undefined
+/** A number is read as its decimal text (requests built by hand: issue 15). */
+export type ModelHeaderValue = string | readonly string[] | number | undefined
 
 const TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -20,6 +21,7 @@ export function modelIsToken(text: string): boolean {
 /** Repeated field lines are one comma-separated list (RFC 7230 §3.2.2). */
 export function modelJoin(value: ModelHeaderValue): string | undefined {
   if (value === undefined) return undefined
+  if (typeof value === 'number') return String(value)
   return typeof value === 'string' ? value : value.join(', ')
 }
 

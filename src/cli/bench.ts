@@ -10,7 +10,7 @@
  * server, is the limit (for precise server measurements, see the project's
  * C load generator in bench/).
  */
-import { WebSocket } from '../index.js'
+import { WebSocket } from 'tether-ws'
 import { CliError } from './errors.js'
 import { parseUrl } from './connect.js'
 

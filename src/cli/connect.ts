@@ -13,7 +13,7 @@
  * 3 when the peer closed with another code or the connection dropped.
  */
 import { createInterface } from 'node:readline'
-import { WebSocket } from '../index.js'
+import { WebSocket } from 'tether-ws'
 import { CliError } from './errors.js'
 
 export interface ConnectOptions {

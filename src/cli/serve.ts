@@ -33,6 +33,9 @@ export interface ServeOptions {
   publishRate: number
   publishBytes: number
   publishLimitAction: string
+  maxConnectionsPerAddress: number
+  trustedProxy: string[]
+  allowedHost: string[]
   /** Relay topics (patterns) that keep history for reliable delivery at /v1, how much, and where. */
   history: string[]
   historySize: number
@@ -54,10 +57,16 @@ export const SERVE_DEFAULTS = {
   publishRate: HUB_DEFAULTS.publish.limit.messagesPerSecond,
   publishBytes: HUB_DEFAULTS.publish.limit.bytesPerSecond,
   publishLimitAction: HUB_DEFAULTS.publish.limit.action,
+  maxConnectionsPerAddress: HUB_DEFAULTS.maxConnectionsPerAddress,
+  trustedProxy: [] as string[],
+  allowedHost: [] as string[],
   history: [] as string[],
   historySize: 100,
   historyAge: 300_000,
 }
+
+/** HS256 wants a key at least as long as its hash: 32 bytes (RFC 7518 §3.2). */
+const MIN_SECRET_BYTES = 32
 
 async function read(file: string, flag: string): Promise<string> {
   try {
@@ -76,6 +85,9 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
   if (options.auth === 'jwt') {
     const sources = [options.jwtSecret, options.jwtPublicKey, options.jwtJwks].filter((value) => value !== undefined)
     if (sources.length !== 1) throw new CliError('--auth jwt needs one of --jwt-secret, --jwt-public-key FILE or --jwt-jwks FILE')
+    if (options.jwtSecret !== undefined && Buffer.byteLength(options.jwtSecret) < MIN_SECRET_BYTES) {
+      throw new CliError(`--jwt-secret is too short: use at least ${MIN_SECRET_BYTES} bytes (a random one: openssl rand -base64 32)`)
+    }
     let jwks: { keys: object[] } | undefined
     if (options.jwtJwks !== undefined) {
       try {
@@ -116,6 +128,9 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
     shutdownTimeout: options.shutdownTimeout,
     allowOrigins: options.allowOrigin,
     auth,
+    maxConnectionsPerAddress: options.maxConnectionsPerAddress,
+    trustedProxies: options.trustedProxy,
+    allowedHosts: options.allowedHost.length > 0 ? options.allowedHost : undefined,
     publish: {
       limit: {
         ...HUB_DEFAULTS.publish.limit,

@@ -1,8 +1,8 @@
 /**
- * tether/client: a reconnecting client of `tether.v1` (protocol.ts), one
+ * tether-ws/client: a reconnecting client of `tether.v1` (protocol.ts), one
  * module for browsers and Node (ESM, no Node or DOM imports). In a browser
  * it uses the page's WebSocket; in Node give it one (`WebSocket` from
- * 'tether', or Node 22's global).
+ * 'tether-ws', or Node 22's global).
  *
  * Theory of operation: the client keeps, per subscription, the position of
  * the last message it handed to the application. It connects, and after
@@ -24,7 +24,7 @@
  *
  * @example
  * ```ts
- * import { TetherClient } from 'tether/client'
+ * import { TetherClient } from 'tether-ws/client'
  * const client = new TetherClient('wss://example.com/v1')
  * client.subscribe('news').on('message', (data, { position }) => console.log(data, position))
  * await client.publish('news', 'hello')
@@ -101,7 +101,7 @@ export interface BackoffOptions {
 }
 
 export interface TetherClientOptions {
-  /** The WebSocket class (default: `globalThis.WebSocket`). In Node 20: `import { WebSocket } from 'tether'`. */
+  /** The WebSocket class (default: `globalThis.WebSocket`). In Node 20: `import { WebSocket } from 'tether-ws'`. */
   WebSocket?: WebSocketConstructorLike
   /** JSON text messages (`tether.v1.json`) instead of binary ones, for reading traffic while debugging. */
   json?: boolean
@@ -313,7 +313,7 @@ export class TetherClient extends Emitter<ClientEvents> {
     super()
     const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructorLike }).WebSocket
     if (WebSocketClass === undefined) {
-      throw new TypeError("No WebSocket here: pass one, e.g. new TetherClient(url, { WebSocket }) with import { WebSocket } from 'tether'")
+      throw new TypeError("No WebSocket here: pass one, e.g. new TetherClient(url, { WebSocket }) with import { WebSocket } from 'tether-ws'")
     }
     this.#url = url
     this.#WebSocket = WebSocketClass

@@ -208,6 +208,8 @@ export class Connection implements FrameSink {
    */
   private pendingPong: Uint8Array | undefined
   private outputBlocked = false
+  /** The front end answers pings itself (`stopAutoPong`), though `autoPong` was configured. */
+  private autoPongStopped = false
 
   /** Negotiated permessage-deflate parameters, if any. */
   readonly deflate: DeflateParameters | undefined
@@ -587,6 +589,16 @@ export class Connection implements FrameSink {
     if (!blocked) this.writePendingPong()
   }
 
+  /**
+   * From now on, pings are not answered here: the front end answers them
+   * itself (ws answers through the socket's `pong` method, which an
+   * application may replace). A pong already waiting (Rule 7) is dropped.
+   */
+  stopAutoPong(): void {
+    this.autoPongStopped = true
+    this.pendingPong = undefined
+  }
+
   // ------------------------------------------------------------ internals
 
   /** True once no more input will be processed: a close frame arrived, or the connection failed. */
@@ -658,7 +670,7 @@ export class Connection implements FrameSink {
       this.emit({ type: 'ping', data: payload })
       // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response ...
       // [with] identical Application data", unless it already sent a close frame.
-      if (this.settings.autoPong && this.closeSent === undefined) {
+      if (this.settings.autoPong && !this.autoPongStopped && this.closeSent === undefined) {
         // Rule 7: while output is blocked, only the most recent ping is answered.
         if (this.outputBlocked) this.pendingPong = new Uint8Array(payload)
         else this.writer.writeFrame(firstHeaderByte(true, Opcode.Pong), payload)

@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { Connection } from 'tether/core'
+ * import { Connection } from 'tether-ws/core'
  * const conn = new Connection({ side: 'server' })
  * conn.receiveData(bytesFromTheSocket)
  * for (const event of conn.eventsReceived()) console.log(event.type)

@@ -47,6 +47,24 @@ const MIN_BUFFER = 64
 const GROW_STEP = 1024 * 1024
 /** The largest reservation made; larger limits grow by doubling instead. */
 const MAX_RESERVATION = 2 ** 32
+/**
+ * Address space all reservations of the process may take at once. Reserved
+ * space costs no memory, but a process whose address space is limited
+ * (`ulimit -v`) dies when V8 cannot map its own heap: found by an outsider,
+ * 80 connections claiming 100 MiB frames reserved 8 GiB. Past this, messages
+ * grow by doubling instead (the receive budget still bounds them).
+ */
+export const MAX_RESERVED_TOTAL = 2 ** 30
+let reservedTotal = 0
+/** A reservation dropped without `release` (an assembler collected mid-message) still gives its space back. */
+const reservations = new FinalizationRegistry<number>((size) => {
+  reservedTotal -= size
+})
+
+/** Address space the process's reservations take now (tests). */
+export function reservedAddressSpace(): number {
+  return reservedTotal
+}
 
 /** An ArrayBuffer that can grow and shrink in place (ES2024; Node 20 has it). */
 interface ResizableArrayBuffer extends ArrayBuffer {
@@ -159,6 +177,8 @@ export class MessageAssembler {
     this.buffer = undefined
     if (this.reserved !== undefined) {
       if (this.reserved.byteLength > 0) this.reserved.resize(0)
+      reservedTotal -= this.reserved.maxByteLength
+      reservations.unregister(this.reserved)
       this.reserved = undefined
       this.reservedView = undefined
     }
@@ -187,6 +207,7 @@ export class MessageAssembler {
 
   /** Rule 4: moves the message into a reservation of up to `ceiling` bytes; false if none could be made. */
   private reserve(ceiling: number, needed: number): boolean {
+    if (reservedTotal + ceiling > MAX_RESERVED_TOTAL) return false
     let reserved: ResizableArrayBuffer
     try {
       reserved = new Resizable(0, { maxByteLength: ceiling })
@@ -200,6 +221,8 @@ export class MessageAssembler {
     this.buffer = undefined
     this.reserved = reserved
     this.reservedView = view
+    reservedTotal += ceiling
+    reservations.register(reserved, ceiling, reserved)
     return true
   }
 
@@ -222,6 +245,8 @@ export class MessageAssembler {
       reserved.resize(start)
       end = start
     }
+    reservedTotal -= reserved.maxByteLength
+    reservations.unregister(reserved)
     this.reserved = undefined
     this.reservedView = undefined
     return data

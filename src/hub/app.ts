@@ -11,7 +11,7 @@
  * `AppServices`, on topic names the hub namespaces (topics.ts), with the
  * client's permissions and publish limits applied.
  */
-import type { WebSocket } from '../index.js'
+import type { WebSocket } from 'tether-ws'
 import type { Identity } from './auth.js'
 import type { HubError } from './wire.js'
 

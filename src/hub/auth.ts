@@ -18,7 +18,8 @@
  * every client may do everything.
  *
  * Rule 1: a token's expiry ends the connection (close 4001) unless the
- * client sent a fresh token before it, as `{"type":"tether.auth","token":…}`.
+ * client sent a fresh token before it, as `{"type":"tether.auth","token":…}`;
+ * a token without `exp` is refused.
  * Rule 2: tokens and claims are never logged.
  */
 import type { IncomingMessage } from 'node:http'
@@ -29,6 +30,8 @@ import { matchesAny } from './topics.js'
 
 /** What a client may do, and until when. */
 export interface Identity {
+  /** Whether a token was verified (false: no authentication configured). */
+  readonly authenticated: boolean
   /** The token's `sub`, if any. */
   readonly subject: string | undefined
   /** When the token expires, in ms since the epoch (undefined: never, or no token). */
@@ -37,7 +40,7 @@ export interface Identity {
 }
 
 /** Every permission: no authentication configured. */
-export const ANYONE: Identity = { subject: undefined, expiresAt: undefined, can: () => true }
+export const ANYONE: Identity = { authenticated: false, subject: undefined, expiresAt: undefined, can: () => true }
 
 /** The subprotocol a page offers to carry its token, and the one the hub selects. */
 export const BEARER_PROTOCOL_PREFIX = 'tether.bearer.'
@@ -92,6 +95,7 @@ function identityOf(claims: JWTPayload): Identity {
   const subscribe = patterns(claims, 'subscribe')
   const publish = patterns(claims, 'publish')
   return {
+    authenticated: true,
     subject: typeof claims.sub === 'string' ? claims.sub : undefined,
     expiresAt: typeof claims.exp === 'number' ? claims.exp * 1000 : undefined,
     can: (action, topic) => matchesAny(action === 'subscribe' ? subscribe : publish, topic),
@@ -118,6 +122,8 @@ export async function createAuthenticator(config: AuthConfig): Promise<Authentic
   const options = {
     ...(config.issuer !== undefined ? { issuer: config.issuer } : {}),
     ...(config.audience !== undefined ? { audience: config.audience } : {}),
+    // A token that never expires could never be taken back (Rule 1 needs an expiry).
+    requiredClaims: ['exp'],
     algorithms:
       config.secret !== undefined && config.jwks === undefined && config.publicKey === undefined
         ? ['HS256', 'HS384', 'HS512']
@@ -127,8 +133,11 @@ export async function createAuthenticator(config: AuthConfig): Promise<Authentic
     try {
       decodeProtectedHeader(token)
       const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], options)
+      // Issued in the future (a clock or an issuer gone wrong): refused, with a minute of leeway.
+      if (typeof payload.iat === 'number' && payload.iat * 1000 > Date.now() + 60_000) throw new AuthError('the token is not valid')
       return identityOf(payload)
     } catch (error) {
+      if (error instanceof AuthError) throw error
       const code = (error as { code?: string }).code
       throw new AuthError(code === 'ERR_JWT_EXPIRED' ? 'the token has expired' : 'the token is not valid')
     }

@@ -3,7 +3,7 @@
  * line (`tether serve`), and later the environment and a config file, all
  * turn into this; `createHub` takes nothing else.
  */
-import type { Backplane, HistoryStore } from '../pubsub/index.js'
+import type { Backplane, HistoryStore } from 'tether-ws/pubsub'
 
 /** What a client may publish, per connection: two token buckets (messages and bytes). */
 export interface PublishLimit {
@@ -81,6 +81,20 @@ export interface HubConfig {
   history: HistoryConfig
   /** Which apps run. */
   apps: { echo: boolean; relay: boolean; chat: boolean; scores: boolean; delivery: boolean }
+  /** Open WebSockets one client address may have (its publish limits are shared too); 0: no limit. */
+  maxConnectionsPerAddress: number
+  /**
+   * Reverse proxies in front (addresses or CIDR ranges): exempt from the
+   * per-address limits, and the client's address is the last one they add to
+   * `X-Forwarded-For`.
+   */
+  trustedProxies: readonly string[]
+  /**
+   * Host names the hub answers to (DNS rebinding: a page of another site that
+   * resolves its name to this machine). Default: when listening on a loopback
+   * address, its loopback names only; otherwise any.
+   */
+  allowedHosts: readonly string[] | undefined
   /** A line for the operator (stderr by default). Never message contents or tokens. */
   log: (line: string) => void
 }
@@ -106,7 +120,20 @@ export const HUB_DEFAULTS: HubConfig = {
   http: { headersTimeout: 10_000, maxHeaderSize: 16 * 1024, maxHeaders: 100 },
   history: { backend: 'memory', topics: [] },
   apps: { echo: true, relay: true, chat: true, scores: true, delivery: true },
+  maxConnectionsPerAddress: 100,
+  trustedProxies: [],
+  allowedHosts: undefined,
   log: (line) => process.stderr.write(`${line}\n`),
+}
+
+/** Whether `text` is exactly an origin as browsers send it: `scheme://host[:port]`. */
+export function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === text
+  } catch {
+    return false
+  }
 }
 
 /** The configuration with defaults filled in, checked: a wrong value throws a TypeError naming its key. */
@@ -142,6 +169,10 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
   if (!Array.isArray(resolved.allowOrigins) || resolved.allowOrigins.some((origin) => typeof origin !== 'string')) {
     throw new TypeError('allowOrigins must be a list of origins')
   }
+  for (const origin of resolved.allowOrigins) {
+    if (origin !== '*' && !isOrigin(origin)) throw new TypeError(`allowOrigins: ${JSON.stringify(origin)} is not an origin (scheme://host[:port], no path)`)
+  }
+  count('maxConnectionsPerAddress', resolved.maxConnectionsPerAddress)
   const auth = resolved.auth
   if (auth.kind === 'jwt' && auth.secret === undefined && auth.publicKey === undefined && auth.jwks === undefined) {
     throw new TypeError('auth: a JWT needs a secret, a publicKey or a jwks to verify it with')

@@ -21,12 +21,29 @@
  * apart (topics.ts).
  * Rule 3 (fair share): a client's publishes meet its own limits first
  * (rate-limit.ts), so one fast publisher cannot make the server close the
- * subscribers that read normally.
+ * subscribers that read normally. Each connection has its own buckets (past
+ * them: the configured action, closing by default), and a client's
+ * connections together share one more set with the same limits, past which
+ * messages are dropped: a client cannot multiply its share by opening
+ * connections, and a quiet connection that shares an address with a flooder
+ * loses messages while the flood lasts, not its connection. A client is its
+ * token's subject, or else its address (behind a trusted proxy, the one the
+ * proxy names); one address may hold at most `maxConnectionsPerAddress`
+ * WebSockets.
+ * Rule 4 (the hub answers to its own names): listening on a loopback address,
+ * it serves only loopback host names (a page elsewhere whose name resolves
+ * to this machine, DNS rebinding, gets 403), unless `allowedHosts` says more.
+ * Rule 5 (untrusted nodes): a message from another node larger than
+ * `maxPayload`, or on an app's `local:` topic, is refused at the backplane.
  */
 import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { BlockList, isIPv4, isIPv6 } from 'node:net'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type BackplaneEvent, WebSocket, WebSocketServer } from '../index.js'
-import { type Backplane, selectDeliveryProtocol } from '../pubsub/index.js'
+import { type BackplaneEvent, WebSocket, WebSocketServer } from 'tether-ws'
+import { type Backplane, selectDeliveryProtocol } from 'tether-ws/pubsub'
 import type { App, AppServices, HubClient, Refusal } from './app.js'
 import { chatApp } from './apps/chat.js'
 import { deliveryApp } from './apps/delivery.js'
@@ -37,7 +54,7 @@ import { AuthError, type Authenticator, HUB_PROTOCOL, type Identity, createAuthe
 import { type HubConfig, resolveHubConfig } from './config.js'
 import { requestListener } from './http.js'
 import { ClientPublishLimiter, PublishLimits } from './rate-limit.js'
-import { AuthRefresh, parseWith } from './wire.js'
+import { LOCAL_PREFIX } from './topics.js'
 
 /** What the hub counts (besides the library's `limitStats` and `topicStats`). */
 export interface HubStats {
@@ -71,9 +88,60 @@ interface Admission {
   identity: Identity
   app: App
   param: string
+  /** Who the client is, for publish limits shared by its connections (Rule 3). */
+  client: string
 }
 
-const root = fileURLToPath(new URL('../../', import.meta.url))
+/** Loopback names a hub listening on a loopback address answers to (Rule 4). */
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]', '::1']
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+}
+
+/** The host name of a Host header (without the port), lower case. */
+function hostName(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  try {
+    return new URL(`http://${header}`).hostname.toLowerCase()
+  } catch {
+    return undefined
+  }
+}
+
+/** The client's address (Rule 3): the socket's, or behind a trusted proxy, the last one it put in X-Forwarded-For. */
+function clientAddress(request: IncomingMessage, proxies: BlockList | undefined): string {
+  let address = request.socket?.remoteAddress ?? ''
+  if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) address = address.slice(7)
+  if (proxies !== undefined && address !== '' && proxies.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')) {
+    const forwarded = request.headers['x-forwarded-for']
+    const last = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded)?.split(',').pop()?.trim()
+    if (last !== undefined && (isIPv4(last) || isIPv6(last))) return last
+  }
+  return address
+}
+
+/** `trustedProxies` as a BlockList (addresses and CIDR ranges). */
+function proxyList(entries: readonly string[]): BlockList | undefined {
+  if (entries.length === 0) return undefined
+  const list = new BlockList()
+  for (const entry of entries) {
+    const [address = '', prefix] = entry.split('/')
+    const family = isIPv4(address) ? 'ipv4' : 'ipv6'
+    if (prefix === undefined) list.addAddress(address, family)
+    else list.addSubnet(address, Number(prefix), family)
+  }
+  return list
+}
+
+/** The package root, where `web/` is: two levels up from dist/hub (three from a test build's build/src/hub). */
+const root = ((): string => {
+  for (const up of ['../../', '../../../']) {
+    const candidate = fileURLToPath(new URL(up, import.meta.url))
+    if (existsSync(join(candidate, 'web', 'index.html'))) return candidate
+  }
+  return fileURLToPath(new URL('../../', import.meta.url))
+})()
 
 /** The default apps, as `config.apps` selects them. */
 export function defaultApps(config: HubConfig): App[] {
@@ -107,10 +175,10 @@ async function connectBackplane(config: HubConfig): Promise<{ backplane: Backpla
   if (spec === undefined) return { backplane: undefined, kind: 'memory' }
   if (spec.kind === 'custom') return { backplane: spec.backplane, kind: 'custom' }
   if (spec.kind === 'redis') {
-    const { RedisBackplane } = await import('../pubsub/redis.js')
+    const { RedisBackplane } = await import('tether-ws/pubsub/redis')
     return { backplane: await RedisBackplane.connect({ url: spec.url, connectTimeout: spec.connectTimeout }), kind: 'redis' }
   }
-  const { NatsBackplane } = await import('../pubsub/nats.js')
+  const { NatsBackplane } = await import('tether-ws/pubsub/nats')
   return { backplane: await NatsBackplane.connect({ servers: spec.url, connectTimeout: spec.connectTimeout }), kind: 'nats' }
 }
 
@@ -120,7 +188,7 @@ async function connectBackplane(config: HubConfig): Promise<{ backplane: Backpla
  *
  * @example
  * ```ts
- * import { createHub } from 'tether/hub'
+ * import { createHub } from 'tether-ws/hub'
  * const hub = await createHub({ port: 8080, allowOrigins: ['https://app.example'] })
  * process.on('SIGTERM', () => void hub.close())
  * ```
@@ -147,6 +215,20 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
 
   const anyOrigin = config.allowOrigins.includes('*')
   if (anyOrigin) log('warning: --allow-origin * lets any web page use this hub through its visitors\' browsers')
+  const proxies = proxyList(config.trustedProxies)
+  // Rule 4: the names this hub answers to (undefined: any).
+  const allowedHosts =
+    config.allowedHosts !== undefined
+      ? new Set(config.allowedHosts.map((host) => host.toLowerCase()))
+      : isLoopback(config.host)
+        ? new Set(LOOPBACK_HOSTS)
+        : undefined
+  const hostAllowed = (request: IncomingMessage): boolean => {
+    if (allowedHosts === undefined) return true
+    const name = hostName(request.headers.host)
+    return name !== undefined && (allowedHosts.has(name) || allowedHosts.has(`[${name}]`))
+  }
+  const limiters = new Map<string, { limiter: ClientPublishLimiter; connections: number }>()
 
   const wss: WebSocketServer = new WebSocketServer({
     port: config.port,
@@ -156,10 +238,13 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       root,
       health: () => health(),
       isWebSocketPath: (path) => !('status' in route(hubApps, path)),
+      hostAllowed,
     }),
     maxPayload: config.maxPayload,
     perMessageDeflate: config.compression,
     maxConnections: config.maxConnections,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    trustedProxies: config.trustedProxies,
     handshakeTimeout: config.http.headersTimeout,
     maxHeaderSize: config.http.maxHeaderSize,
     maxHeaders: config.http.maxHeaders,
@@ -170,6 +255,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     // a reliable-delivery client offers `tether.v1` (or its JSON form).
     handleProtocols: (protocols) => (protocols.has(HUB_PROTOCOL) ? HUB_PROTOCOL : selectDeliveryProtocol(protocols)),
     authenticate: async (request) => {
+      if (!hostAllowed(request)) return { status: 403, message: `Host ${String(request.headers.host)} is not served here` }
       let path: string
       try {
         path = new URL(request.url ?? '/', 'http://localhost').pathname
@@ -187,10 +273,14 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       }
       const refusal = found.app.check?.(found.param, identity)
       if (refusal !== undefined) return refusal
-      const admission: Admission = { identity, app: found.app, param: found.param }
+      const admission: Admission = { identity, app: found.app, param: found.param, client: identity.subject !== undefined ? `sub:${identity.subject}` : `ip:${clientAddress(request, proxies)}` }
       return { user: admission }
     },
-    topics: { backplane },
+    topics: {
+      backplane,
+      // Rule 5: from another node, nothing larger than a client may send, and nothing on this node's own topics.
+      acceptRemote: (message) => message.size <= config.maxPayload && !message.topic.startsWith(LOCAL_PREFIX),
+    },
   })
 
   const onServerError = (error: Error & { code?: string }): void => {
@@ -199,18 +289,20 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       log(`an app's topic listener threw: ${String((error.cause as Error | undefined)?.message ?? error.message)}`)
     } else log(`server error: ${error.message}`)
   }
-  // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health).
-  let unsentInOutage = 0
+  // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health),
+  // from the counters, so that the line and `stats.unsent` agree.
+  let unsentAtOutage = 0
   wss.on('backplane', (event: BackplaneEvent) => {
-    if (event.type === 'disconnected') backplaneState = 'disconnected'
-    if (event.type === 'reconnected') backplaneState = 'connected'
-    if (event.type === 'lost') log(`backplane: ${event.count} message(s) from node ${event.origin.slice(0, 8)} lost`)
+    if (event.type === 'disconnected') {
+      backplaneState = 'disconnected'
+      unsentAtOutage = wss.topicStats.unsent
+      log('backplane disconnected')
+    } else if (event.type === 'reconnected') {
+      backplaneState = 'connected'
+      const unsent = wss.topicStats.unsent - unsentAtOutage
+      log(unsent > 0 ? `backplane reconnected: ${unsent} message(s) published meanwhile were not sent` : 'backplane reconnected')
+    } else if (event.type === 'lost') log(`backplane: ${event.count} message(s) from node ${event.origin.slice(0, 8)} lost`)
     else if (event.type === 'error') log(`backplane ${event.stage} error: ${event.error.message}`)
-    else if (event.type === 'unsent') unsentInOutage += backplaneState === 'disconnected' ? event.count : 0
-    else if (event.type === 'reconnected' && unsentInOutage > 0) {
-      log(`backplane reconnected: ${unsentInOutage} message(s) published during the outage were not sent`)
-      unsentInOutage = 0
-    } else log(`backplane ${event.type}`)
   })
 
   /** Runs app code for a client (app.ts Rule 2). */
@@ -245,9 +337,27 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   })
   for (const app of hubApps) app.start?.(services(app))
 
+  /** The longest token a refresh may carry (what a request head may carry, 16 KiB). */
+  const MAX_TOKEN = 16 * 1024
+  /** Rule 3: the buckets a client's connections share (past them, messages are dropped). */
+  const sharedLimits = new PublishLimits(
+    { ...config.publish.limit, action: 'drop' },
+    config.publish.topics.map(({ pattern, limit }) => ({ pattern, limit: { ...limit, action: 'drop' as const } })),
+  )
+  const limiterFor = (key: string): ClientPublishLimiter => {
+    let entry = limiters.get(key)
+    if (entry === undefined) limiters.set(key, (entry = { limiter: new ClientPublishLimiter(sharedLimits), connections: 0 }))
+    entry.connections++
+    return entry.limiter
+  }
+  const releaseLimiter = (key: string): void => {
+    const entry = limiters.get(key)
+    if (entry !== undefined && --entry.connections === 0) limiters.delete(key)
+  }
+
   wss.on('connection', (ws: WebSocket) => {
     const admission = ws.user as Admission
-    const state = new ClientState(ws, admission, limits)
+    const state = new ClientState(ws, admission, new ClientPublishLimiter(limits), limiterFor(admission.client))
     clients.set(ws, state)
     const { app } = admission
     const client = state.client(wss, stats, (error) => log(error))
@@ -257,35 +367,56 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       if (ws.readyState === WebSocket.OPEN) ws.close(4001, 'token expired')
     })
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      // A fresh token (auth.ts Rule 1) is the hub's, on every endpoint.
-      if (!isBinary && authenticator.required && data.length < 10_000 && data.includes('"tether.auth"')) {
-        const refresh = parseWith(AuthRefresh, data.toString())
-        if (refresh !== undefined) {
-          authenticator.verify(refresh.token).then(
-            (identity) => {
-              if (identity.subject !== state.identity.subject) return ws.close(1008, 'a refreshed token must have the same subject')
-              stats.tokensRefreshed++
-              state.identity = identity
-              state.armExpiry(() => {
-                stats.tokensExpired++
-                if (ws.readyState === WebSocket.OPEN) ws.close(4001, 'token expired')
-              })
-            },
-            () => ws.close(1008, 'invalid token'),
-          )
-          return
-        }
+      // A fresh token (auth.ts Rule 1) is the hub's, on every endpoint: such a message is never relayed.
+      if (!isBinary && authenticator.required && data.includes('"tether.auth"')) {
+        const refresh = refreshOf(data)
+        if (refresh !== undefined) return refreshToken(state, ws, refresh)
       }
       if (app.message !== undefined) guard(app, ws, () => app.message!(client, data, isBinary))
     })
     ws.on('close', () => {
       state.disarm()
+      releaseLimiter(admission.client)
       clients.delete(ws)
       if (app.close !== undefined) guard(app, ws, () => app.close!(client))
     })
     guard(app, ws, () => app.open(client))
   })
 
+  /** A `tether.auth` message: its token (undefined: not such a message; '' : one without a usable token). */
+  const refreshOf = (data: Buffer): string | undefined => {
+    let value: unknown
+    try {
+      value = JSON.parse(data.toString())
+    } catch {
+      return undefined
+    }
+    if (typeof value !== 'object' || value === null || (value as { type?: unknown }).type !== 'tether.auth') return undefined
+    const token = (value as { token?: unknown }).token
+    return typeof token === 'string' && token.length <= MAX_TOKEN ? token : ''
+  }
+  const refreshToken = (state: ClientState, ws: WebSocket, token: string): void => {
+    // A refresh counts against the client's limits like a publish (a flood of them costs verifications).
+    if (state.limiter.check('tether.auth', 0, performance.now()) !== 'ok') {
+      stats.publishClosed++
+      return ws.close(1008, 'publish rate limit exceeded')
+    }
+    if (token === '') return ws.close(1008, 'invalid token')
+    authenticator.verify(token).then(
+      (identity) => {
+        if (identity.subject !== state.identity.subject) return ws.close(1008, 'a refreshed token must have the same subject')
+        stats.tokensRefreshed++
+        state.identity = identity
+        state.armExpiry(() => {
+          stats.tokensExpired++
+          if (ws.readyState === WebSocket.OPEN) ws.close(4001, 'token expired')
+        })
+      },
+      () => ws.close(1008, 'invalid token'),
+    )
+  }
+
+  /** /health: what an operator checks often: counts only (cheap, and naming nothing of the users'). */
   const health = (): object => ({
     status: 'ok',
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
@@ -337,14 +468,17 @@ class ClientState {
   identity: Identity
   readonly #ws: WebSocket
   readonly #admission: Admission
-  readonly #limiter: ClientPublishLimiter
+  /** This connection's buckets, and those its client's connections share (Rule 3). */
+  readonly limiter: ClientPublishLimiter
+  readonly shared: ClientPublishLimiter
   #timer: NodeJS.Timeout | undefined
 
-  constructor(ws: WebSocket, admission: Admission, limits: PublishLimits) {
+  constructor(ws: WebSocket, admission: Admission, limiter: ClientPublishLimiter, shared: ClientPublishLimiter) {
     this.#ws = ws
     this.#admission = admission
     this.identity = admission.identity
-    this.#limiter = new ClientPublishLimiter(limits)
+    this.limiter = limiter
+    this.shared = shared
   }
 
   /** Closes the connection when its token expires (auth.ts Rule 1). */
@@ -385,7 +519,9 @@ class ClientState {
           return 'not-allowed'
         }
         const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length
-        const verdict = state.#limiter.check(publicName, size, performance.now())
+        const now = performance.now()
+        let verdict = state.limiter.check(publicName, size, now)
+        if (verdict === 'ok') verdict = state.shared.check(publicName, size, now)
         if (verdict === 'close') {
           stats.publishClosed++
           if (ws.readyState === WebSocket.OPEN) ws.close(1008, 'publish rate limit exceeded')

@@ -1,5 +1,5 @@
 /**
- * tether/hub: the real-time hub behind `tether serve` (pages, health, echo,
+ * tether-ws/hub: the real-time hub behind `tether serve` (pages, health, echo,
  * a topic relay, chat and live scores on one port), as a library.
  */
 export { createHub, defaultApps, type Hub, type HubStats } from './hub.js'

@@ -6,7 +6,10 @@
  * `app:APP:NAME` (chat rooms `app:chat:lobby`, the scores feed
  * `app:scores:feed`). A client names relay topics only, and the relay adds the
  * prefix, so nothing a client sends on `/topics/…` can reach an app's topic,
- * on this node or another (Centrifugo's channel namespaces).
+ * on this node or another (Centrifugo's channel namespaces). Topics under
+ * `local:` are an app's own deliveries to its clients on this node: never
+ * forwarded, and refused from the backplane (a broker or another node may be
+ * wrong or compromised).
  *
  * Permissions (token claims, per-topic publish limits) are written against
  * the names clients see: a relay topic as its NAME, a chat room as
@@ -16,6 +19,7 @@
 
 export const RELAY_PREFIX = 'relay:'
 export const APP_PREFIX = 'app:'
+export const LOCAL_PREFIX = 'local:'
 
 /** The internal topic of relay topic `name`. */
 export function relayTopic(name: string): string {

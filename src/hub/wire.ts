@@ -23,7 +23,18 @@ export const ROOM_PATTERN = /^[\w-]{1,40}$/
 /** Who is online in a room, as one node tells the others: at most this many names. */
 export const MAX_ONLINE = 1000
 
-const nick = z.string().check(z.trim(), z.minLength(1), z.maxLength(MAX_NICK))
+/**
+ * Characters a nickname may not hold: controls, and the invisible or
+ * direction-changing ones that make two names look alike or reorder a line
+ * (zero-width spaces and joiners, bidi marks, embeddings, overrides, isolates).
+ */
+export const NICK_FORBIDDEN = /[\p{Cc}\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF]/u
+const nick = z.string().check(
+  z.trim(),
+  z.minLength(1),
+  z.maxLength(MAX_NICK),
+  z.refine((value) => !NICK_FORBIDDEN.test(value), 'a nickname may not hold control or invisible characters'),
+)
 const room = z.string().check(z.regex(ROOM_PATTERN))
 const text = z.string().check(z.trim(), z.minLength(1), z.maxLength(MAX_TEXT))
 

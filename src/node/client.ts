@@ -12,7 +12,7 @@
  * Rule 1: credentials (Authorization, Cookie, URL user info) are not carried
  * to a different host, nor from `wss:` down to `ws:`, when a redirect is
  * followed without a `redirect` listener to decide.
- * Rule 2: every failure reaches `onError` exactly once, asynchronously.
+ * Rule 2: every failure reaches `hooks.failed` exactly once; the WebSocket reports it asynchronously.
  */
 import http, { type ClientRequest, type IncomingMessage } from 'node:http'
 import https from 'node:https'
@@ -57,6 +57,8 @@ export interface ClientHandshakeHooks {
   readonly context: unknown
   /** A request was sent to `url`; `redirected` when it follows a redirect. */
   requestCreated(url: string, request: ClientRequest, redirected: boolean): void
+  /** A redirect is being followed (counted before it is checked, as ws counts `_redirects`). */
+  redirectReceived?(): void
   /** Emits the `redirect` event; false if nobody listens. */
   hasRedirectListener(): boolean
   /** A non-101 answer; return true if the application handles it. */
@@ -120,6 +122,8 @@ interface Origin {
   ipc: boolean
   secure: boolean
   hostOrSocketPath: string
+  /** The Authorization the first request sent (from its URL's userinfo or the headers): redirects keep it, as ws does. */
+  authorization?: string | undefined
 }
 
 /**
@@ -217,6 +221,10 @@ function attempt(
 
   const here: Origin = { ipc, secure, hostOrSocketPath: ipc ? String(options.socketPath) : url.host }
   const first = origin ?? here
+  // ws keeps the first request's credentials for its redirects: a Location's own userinfo does not replace them.
+  if (followRedirects && redirects > 0 && first.authorization !== undefined && headers.authorization === undefined) {
+    headers.authorization = first.authorization
+  }
   if (followRedirects && redirects > 0 && !hooks.hasRedirectListener()) {
     // Rule 1.
     const sameHost = here.ipc === first.ipc && here.hostOrSocketPath === first.hostOrSocketPath
@@ -231,6 +239,7 @@ function attempt(
     headers.authorization = 'Basic ' + Buffer.from(options.auth).toString('base64')
     options.auth = undefined
   }
+  if (followRedirects && redirects === 0 && typeof headers.authorization === 'string') here.authorization = headers.authorization
 
   const request = (secure ? https.request : http.request)(options)
   let settled = false
@@ -258,6 +267,7 @@ function attempt(
     const status = response.statusCode ?? 0
     if (location && followRedirects && status >= 300 && status < 400) {
       abortRequest(request)
+      hooks.redirectReceived?.()
       if (redirects + 1 > maxRedirects) {
         return fail(hooks, new TetherError('TETHER_ERR_HANDSHAKE_REDIRECTS', 'Maximum redirects exceeded'))
       }
@@ -296,8 +306,9 @@ function attempt(
 }
 
 function fail(hooks: ClientHandshakeHooks, error: Error): void {
-  // Rule 2: always asynchronous, so listeners attached after the constructor hear it.
-  process.nextTick(() => hooks.failed(error))
+  // Rule 2: the hook hears it at once and reports it asynchronously (so that listeners attached after the
+  // constructor hear it), as ws's abortHandshake does: the socket is CLOSING from here on.
+  hooks.failed(error)
 }
 
 function abortRequest(request: ClientRequest): void {

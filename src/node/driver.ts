@@ -16,20 +16,23 @@
  * read; events already parsed wait in order.
  * Rule 3: 'closed' is delivered exactly once, after the transport is gone.
  * Rule 4: while the transport's buffer is full (the peer is not reading),
- * nothing more is handed to it: what is sent waits in the connection, where
- * it counts in `bufferedAmount`, and the connection answers only the latest
- * ping (core Rule 7). Everything leaves in one write when the buffer drains.
+ * the connection answers only the latest ping (core Rule 7): its answer waits
+ * as one pong until the buffer drains. What the application sends is still
+ * handed to the transport (where it counts in `bufferedAmount`), so a fast
+ * reader's pipeline never stalls; the send-buffer policy and the send budget
+ * (Rule 5) bound it for a reader that stops.
  * Rule 5: what the connection holds for messages being received is counted
  * in the process-wide receive budget after every read and every piece of
- * inflated output (receive-budget.ts); the budget may fail this connection
- * (1013) to stay within its ceiling.
+ * inflated output, and what waits for a full socket in the send budget after
+ * every send (memory-budget.ts); a budget may fail this connection (1013, or
+ * a termination for sending) to stay within its ceiling.
  * Rule 6: while an asynchronous inflation is pending, the transport is not
  * read: input would only pile up behind it.
  */
 import type { Connection, ConnectionEvent } from '../core/connection.js'
 import type { InflateCodec } from '../core/deflate/codec.js'
 import { ProtocolError } from '../core/errors.js'
-import { type BudgetHolder, holdReceived, releaseReceived } from './receive-budget.js'
+import { type BudgetHolder, receiveBudget, sendBudget } from './memory-budget.js'
 import { type Transport, type TransportSink, type WriteCallback, asBuffer } from './transport.js'
 
 export { asBuffer } from './transport.js'
@@ -48,6 +51,8 @@ export interface DriverHandler {
   driverWritable?(): void
   /** The peer did not finish the closing handshake within the close timeout; the socket is being destroyed. */
   driverCloseTimeout?(): void
+  /** The process-wide send budget is spent and this connection holds the most: it is being terminated. */
+  driverSendBudgetExceeded?(): void
 }
 
 export interface DriverOptions {
@@ -131,8 +136,9 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   private flags = 0
   private callbacks: WriteCallback[] | undefined
   private readonly codec: DriverCodec | undefined
-  /** What the receive budget counts for this connection (Rule 5). */
-  budgetHeld = 0
+  /** What the receive and send budgets count for this connection (Rule 5), as last reported. */
+  private receiveHeld = 0
+  private sendHeld = 0
   /** With TRACK_ACTIVITY, in coarseNow() units: when data last arrived, a message last arrived, and our unanswered ping left (0: none). */
   private lastReceived = 0
   private lastMessage = 0
@@ -187,11 +193,18 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   /** Call after the front end queued frames on the connection; `callback` runs once they are written. */
   queued(callback?: WriteCallback): void {
     if (callback !== undefined) (this.callbacks ??= []).push(callback)
+    // Rule 5: what waits for a full socket is counted as it grows.
+    if ((this.flags & WAITING_DRAIN) !== 0) this.accountSend()
     // Sends made while events are dispatched leave with the flush that ends the dispatch.
     if ((this.flags & (FLUSH_SCHEDULED | DISPATCHING)) === 0) {
       this.flags |= FLUSH_SCHEDULED
       process.nextTick(flushDriver, this)
     }
+  }
+
+  /** Flushes at once what was queued, unless events are being dispatched (their flush follows). */
+  flushNow(): void {
+    if ((this.flags & (FLUSH_SCHEDULED | DISPATCHING)) === FLUSH_SCHEDULED) this.flush()
   }
 
   /**
@@ -210,15 +223,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     this.flags &= ~FLUSH_SCHEDULED
     const connection = this.connection
     const transport = this.transport
-    if (transport.needsDrain && (this.flags & CLOSED) === 0 && !transport.destroyed) {
-      // Rule 4: hold everything until the drain; ping answers wait as one.
-      if ((this.flags & WAITING_DRAIN) === 0) {
-        this.flags |= WAITING_DRAIN
-        connection.setOutputBlocked(true)
-      }
-      this.armCloseTimer()
-      return
-    }
+    this.watchDrain()
     const chunks = connection.dataToSend()
     const callbacks = this.callbacks
     this.callbacks = undefined
@@ -233,7 +238,28 @@ export class SocketDriver implements TransportSink, BudgetHolder {
       this.flags &= ~WANT_WRITABLE
       process.nextTick(notifyWritable, this.handler)
     }
+    // A large write may have filled the socket's buffer: from now on ping answers wait, and its backlog counts.
+    this.watchDrain()
     this.armCloseTimer()
+  }
+
+  /** Rule 4: once the socket's buffer is full, ping answers wait as one until it drains; Rule 5: the backlog counts. */
+  private watchDrain(): void {
+    if (!this.transport.needsDrain || (this.flags & CLOSED) !== 0 || this.transport.destroyed) return
+    if ((this.flags & WAITING_DRAIN) === 0) {
+      this.flags |= WAITING_DRAIN
+      this.connection.setOutputBlocked(true)
+    }
+    this.accountSend()
+  }
+
+  /** Rule 5: tells the send budget what waits for this connection's full socket. */
+  private accountSend(): void {
+    const held = this.bufferedAmount
+    if (held !== this.sendHeld) {
+      this.sendHeld = held
+      sendBudget.hold(this, held)
+    }
   }
 
   private armCloseTimer(): void {
@@ -292,20 +318,30 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     this.collect()
   }
 
-  /** Rule 5: tells the budget what this connection holds; false if the budget failed it. */
+  /** Rule 5: tells the receive budget what this connection holds; false if the budget failed it. */
   private account(): boolean {
     const held = this.connection.bytesHeld + (this.codec?.bytesHeld ?? 0)
-    return held === this.budgetHeld || holdReceived(this, held)
+    if (held === this.receiveHeld) return true
+    this.receiveHeld = held
+    return receiveBudget.hold(this, held)
   }
 
   /** @internal The receive budget is spent and this connection holds the most: fail it with 1013. */
   failForBudget(): void {
+    this.receiveHeld = 0
     this.connection.failConnection(
       new ProtocolError('TETHER_ERR_RECEIVE_MEMORY', 'Receive memory budget exceeded: this connection held the most', 1013),
     )
     this.codec?.discardIncoming?.()
     // Another connection's read got us here: report and flush on our own turn.
     if ((this.flags & DISPATCHING) === 0) process.nextTick(collectDriver, this)
+  }
+
+  /** @internal The send budget is spent and this connection's peer holds the most unread: terminate it. */
+  failForSendBudget(): void {
+    this.sendHeld = 0
+    this.handler.driverSendBudgetExceeded?.()
+    this.destroy()
   }
 
   transportEnd(): void {
@@ -328,8 +364,9 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     if (this.rare !== undefined) this.rare.closeTimer = undefined
     // Rule 3: the connection is over, so flow control no longer matters: deliver
     // what was parsed (even while paused, and finishing compressed messages
-    // already received), then 'closed'.
-    this.flags &= ~PAUSED
+    // already received), then 'closed'. From here on PAUSED holds nothing back
+    // (a listener may still call pause(), as createWebSocketStream does), though
+    // isPaused keeps telling what the application asked for, as in ws.
     const backlog = this.rare?.backlog
     if (this.rare !== undefined) this.rare.backlog = undefined
     if (backlog !== undefined) this.dispatch(backlog)
@@ -345,7 +382,9 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     this.connection.abort()
     this.collect()
     this.codec?.close()
-    releaseReceived(this)
+    receiveBudget.release(this)
+    sendBudget.release(this)
+    this.receiveHeld = this.sendHeld = 0
     // Sends still waiting for a drain (Rule 4) never left.
     const callbacks = this.callbacks
     this.callbacks = undefined
@@ -358,6 +397,10 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   }
 
   transportDrained(): void {
+    if (this.sendHeld !== 0) {
+      this.sendHeld = 0
+      sendBudget.release(this)
+    }
     if ((this.flags & WAITING_DRAIN) !== 0) {
       this.flags &= ~WAITING_DRAIN
       this.connection.setOutputBlocked(false)
@@ -391,7 +434,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   private dispatchAll(): void {
     while (this.connection.hasEvents) {
       const events = this.connection.eventsReceived()
-      if ((this.flags & PAUSED) !== 0) {
+      if ((this.flags & (PAUSED | CLOSED)) === PAUSED) {
         if (this.rare?.backlog === undefined) this.rareState().backlog = events
         else for (const event of events) this.rare?.backlog.push(event)
         break
@@ -446,7 +489,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
   private dispatch(events: ConnectionEvent[]): void {
     const handler = this.handler
     for (let i = 0; i < events.length; i++) {
-      if ((this.flags & PAUSED) !== 0) {
+      if ((this.flags & (PAUSED | CLOSED)) === PAUSED) {
         // Rule 2: the rest waits for resume().
         this.rareState().backlog = events.slice(i).concat(this.rare?.backlog ?? [])
         return

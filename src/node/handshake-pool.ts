@@ -24,9 +24,15 @@
  * is admitted over the share otherwise. The slow pay, not the fast: a client
  * behind the same NAT as an attacker still gets in.
  * Rule 4 (full pool): when `maxPending` handshakes are pending, a newcomer
- * displaces the oldest connection still reading (past its grace); failing
- * that, the oldest of an address over its share (that address already holds
- * more than its share); failing that, it is refused (503).
+ * from elsewhere displaces the oldest connection still reading of the address
+ * most over its share (a burst admitted by Rule 2), whatever its age;
+ * failing that, the oldest connection still reading; failing that, it is
+ * refused (503). For the oldest, the grace is FULL_POOL_GRACE (50 ms), not
+ * Rule 2's second: a full pool is already an attack, and attackers that
+ * reconnect fast enough to keep every place younger than a second (about
+ * 1,000 connections a second, spread over many addresses so none is over its
+ * share) would otherwise lock everyone out; to keep every place younger than
+ * 50 ms they would need 20,000 a second, a volumetric flood.
  * Rule 5 (pressure): while at least half of `maxPending` are pending, the head
  * timeout is a quarter of `timeout`, for connections already reading as well
  * as new ones. One timer serves the whole list: entries are in accept order,
@@ -100,6 +106,8 @@ interface AddressBucket<M> {
 const PRESSURE_DIVISOR = 4
 /** The longest grace (Rule 2). */
 const MAX_GRACE = 1000
+/** The grace of Rule 4: time for the batch of accepts a head arrived in to be read. */
+const FULL_POOL_GRACE = 50
 
 export class HandshakePool<M> {
   /** Handshakes pending: reading their heads, or being decided. */
@@ -147,11 +155,11 @@ export class HandshakePool<M> {
       }
     }
     if (victim === undefined && this.pending >= options.maxPending) {
-      // Rule 4: the oldest still reading; else the oldest of an address over its share; else no room.
-      if (this.#first !== undefined && now - this.#first.since >= this.#grace) victim = this.#first
-      else if (this.#overShare.size > 0 && (bucket === undefined || bucket.trusted || bucket.count < options.perAddress)) {
-        victim = this.#overShare.values().next().value!.first
-      }
+      // Rule 4: the oldest of the address most over its share; else the oldest still reading; else no room.
+      let most: AddressBucket<M> | undefined
+      for (const over of this.#overShare) if (most === undefined || over.count > most.count) most = over
+      if (most !== undefined && (bucket === undefined || bucket !== most)) victim = most.first
+      else if (this.#first !== undefined && now - this.#first.since >= FULL_POOL_GRACE) victim = this.#first
       if (victim === undefined) return undefined
       this.#stats.handshakesDisplaced++
     }
@@ -180,7 +188,7 @@ export class HandshakePool<M> {
   reserve(): boolean {
     if (this.pending >= this.#options.maxPending) {
       const oldest = this.#first
-      if (oldest === undefined || this.#hooks.now() - oldest.since < this.#grace) return false
+      if (oldest === undefined || this.#hooks.now() - oldest.since < FULL_POOL_GRACE) return false
       this.#stats.handshakesDisplaced++
       this.headDone(oldest)
       this.#hooks.expire(oldest.member, 'displaced')

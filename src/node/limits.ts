@@ -107,6 +107,8 @@ export interface LimitStats {
   tooManyPending: number
   /** `maxConnections` were already open (HTTP 503). */
   tooManyConnections: number
+  /** `maxConnectionsPerAddress` were already open from the client's address (HTTP 503). */
+  tooManyFromAddress: number
   /** The Origin was not allowed (HTTP 403). */
   originRefused: number
   /** `authenticate` refused the request (HTTP 401 or 403). */
@@ -120,6 +122,8 @@ export interface LimitStats {
    * server's connection held the most of it (close 1013).
    */
   receiveMemoryExceeded: number
+  /** The process-wide send budget (`maxSendMemory`) was spent and this server's connection had the most waiting (terminated). */
+  sendMemoryExceeded: number
   /** A send over the send-buffer limit: refused (`drop`) or the socket closed with 1013 (`close`). */
   sendBufferOverflows: number
   /** No message within `idleTimeout` (close 1001). */
@@ -139,11 +143,13 @@ export function emptyLimitStats(): LimitStats {
     headersTooLarge: 0,
     tooManyPending: 0,
     tooManyConnections: 0,
+    tooManyFromAddress: 0,
     originRefused: 0,
     authRefused: 0,
     payloadTooBig: 0,
     tooManyFragments: 0,
     receiveMemoryExceeded: 0,
+    sendMemoryExceeded: 0,
     sendBufferOverflows: 0,
     idleTimeouts: 0,
     heartbeatTimeouts: 0,

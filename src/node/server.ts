@@ -12,7 +12,7 @@
  * Rule 1: nothing here throws because of what a client sent; a socket error
  * during the handshake destroys that socket and nothing else.
  */
-import type { IncomingMessage } from 'node:http'
+import { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { HandshakeError } from '../core/errors.js'
@@ -122,42 +122,48 @@ export class SocketChannel implements UpgradeChannel {
 
 /**
  * The request of an upgrade read by tether itself (a server that owns its
- * port, tcp.ts), in place of Node's `IncomingMessage`: the members upgrade
- * handlers use (`method`, `url`, `headers`, `rawHeaders`, `httpVersion`,
- * `socket`/`connection`). It has no body stream, as an upgrade request has
- * none. Servers that need a full IncomingMessage use `useNodeHttp`.
+ * port, tcp.ts): an `http.IncomingMessage`, as ws's port mode gives, since
+ * libraries check `request instanceof http.IncomingMessage` (graphql-ws,
+ * ws's own tests). It is built without Node's HTTP parser: the head tether
+ * parsed is copied onto it (`method`, `url`, `headers`, `rawHeaders`,
+ * `httpVersion`...), its body is never read (an upgrade request has none; as
+ * with Node's own upgrade requests, nothing is pushed), and its `socket` is the connection's, built on first use
+ * (tcp.ts Rule 4). Building one costs a Readable's state, about a microsecond
+ * (`npm run bench -- --only handshake`).
  */
-export class UpgradeRequest {
-  readonly method: string
-  readonly url: string
-  readonly httpVersion: string
-  readonly httpVersionMajor: number
-  readonly httpVersionMinor: number
-  readonly headers: Record<string, string | string[]>
-  readonly rawHeaders: string[]
-  readonly complete = true
-  readonly aborted = false
+export class UpgradeRequest extends IncomingMessage {
   readonly #channel: { readonly socket: Duplex }
 
   constructor(head: RequestHead, channel: { readonly socket: Duplex }) {
+    // No socket is given to IncomingMessage: `socket` is an accessor (below), so that it is built on first use.
+    super(undefined as unknown as Socket)
+    this.#channel = channel
     this.method = head.method
     this.url = head.url
     this.httpVersion = head.httpVersion
-    const [major, minor] = head.httpVersion.split('.')
-    this.httpVersionMajor = Number(major)
-    this.httpVersionMinor = Number(minor)
+    const dot = head.httpVersion.indexOf('.')
+    this.httpVersionMajor = Number(head.httpVersion.slice(0, dot))
+    this.httpVersionMinor = Number(head.httpVersion.slice(dot + 1))
     this.headers = head.headers
     this.rawHeaders = head.rawHeaders
-    this.#channel = channel
+    this.complete = true
+    ;(this as { upgrade?: boolean }).upgrade = true
   }
 
-  /** The connection's socket, built on first use (tcp.ts Rule 4). */
-  get socket(): Socket {
+  /** @internal The connection's socket (`request.socket`, `request.connection`). */
+  get _channelSocket(): Socket {
     return this.#channel.socket as Socket
   }
 
-  /** Node's older name for `socket`. */
-  get connection(): Socket {
-    return this.socket
-  }
+  override _read(): void {}
 }
+// IncomingMessage declares `socket` a data property, which its constructor sets; here it is an accessor
+// that reads the connection's socket when asked, and ignores the constructor's `undefined`.
+Object.defineProperty(UpgradeRequest.prototype, 'socket', {
+  configurable: true,
+  enumerable: true,
+  get(this: UpgradeRequest): Socket {
+    return this._channelSocket
+  },
+  set(): void {},
+})

@@ -13,8 +13,9 @@
  * handles directly (the bindings `net` itself is built on) and reads the
  * upgrade request itself (core/handshake/request-head.ts).
  *
- * Rule 1: the bindings are looked up once; where they are missing
- * (`tcpHandlesAvailable` false) servers use Node's `http` and `net` instead.
+ * Rule 1: the bindings are looked up once, by the first server that owns its
+ * port (tcp-bindings.ts says when they are not asked for); where they are
+ * missing (`tcpHandlesAvailable()` false) servers use Node's `http` and `net`.
  * Rule 2: a write that completes synchronously costs no callback from the
  * handle; one that completes later keeps its chunks referenced until then.
  * Rule 3: the handle is closed once: on destroy, on a read error, or when both
@@ -29,6 +30,7 @@ import { isIPv6 } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import { getSystemErrorMap } from 'node:util'
 import { rejectResponse } from '../core/handshake/http1.js'
+import { askBindings } from './tcp-bindings.js'
 import { type RequestHead, type RequestHeadLimits, parseRequestHead } from '../core/handshake/request-head.js'
 import type { UpgradeChannel } from './server.js'
 import type { Transport, TransportSink, WriteCallback } from './transport.js'
@@ -86,12 +88,13 @@ interface Bindings {
 }
 
 function loadBindings(): Bindings | undefined {
+  const found = askBindings(['tcp_wrap', 'stream_wrap', 'uv'])
+  if (found === undefined) return undefined
   try {
-    const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding
-    const tcp = binding('tcp_wrap')
-    const stream = binding('stream_wrap')
+    const tcp = found.tcp_wrap!
+    const stream = found.stream_wrap!
     const constants = tcp.constants as Record<string, number>
-    const bindings: Bindings = {
+    const loaded: Bindings = {
       TCP: tcp.TCP as Bindings['TCP'],
       SOCKET: constants.SOCKET!,
       SERVER: constants.SERVER!,
@@ -101,25 +104,33 @@ function loadBindings(): Bindings | undefined {
       kReadBytesOrError: stream.kReadBytesOrError as number,
       kArrayBufferOffset: stream.kArrayBufferOffset as number,
       kLastWriteWasAsync: stream.kLastWriteWasAsync as number,
-      UV_EOF: (binding('uv').UV_EOF as number | undefined) ?? -4095,
+      UV_EOF: (found.uv!.UV_EOF as number | undefined) ?? -4095,
     }
     const ok =
-      typeof bindings.TCP === 'function' &&
-      typeof bindings.WriteWrap === 'function' &&
-      bindings.state instanceof Int32Array &&
-      [bindings.SOCKET, bindings.SERVER, bindings.kReadBytesOrError, bindings.kArrayBufferOffset, bindings.kLastWriteWasAsync].every(
+      typeof loaded.TCP === 'function' &&
+      typeof loaded.WriteWrap === 'function' &&
+      loaded.state instanceof Int32Array &&
+      [loaded.SOCKET, loaded.SERVER, loaded.kReadBytesOrError, loaded.kArrayBufferOffset, loaded.kLastWriteWasAsync].every(
         (value) => typeof value === 'number',
       )
-    return ok ? bindings : undefined
+    return ok ? loaded : undefined
   } catch {
     return undefined
   }
 }
 
-const bindings = loadBindings()
+/** The bindings, once looked up (tcp-bindings.ts Rule 1); TcpTransport and TcpListener exist only when they were found. */
+let bindings: Bindings | undefined
+let lookedUp = false
 
-/** Whether this Node exposes the TCP handles (Rule 1). */
-export const tcpHandlesAvailable = bindings !== undefined
+/** Whether servers may own their port through the TCP handles (Rule 1); false: they use Node's http and net. */
+export function tcpHandlesAvailable(): boolean {
+  if (!lookedUp) {
+    lookedUp = true
+    bindings = loadBindings()
+  }
+  return bindings !== undefined
+}
 
 /** An Error for a libuv error number, shaped as Node's own (code, errno, syscall). */
 export function systemError(errno: number, syscall: string, detail = ''): NodeJS.ErrnoException {

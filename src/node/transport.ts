@@ -88,6 +88,9 @@ export class NetTransport implements Transport {
 
   write(chunks: Uint8Array[], callback?: WriteCallback): void {
     const socket = this.socket
+    // Node calls back a write still pending when the socket is destroyed with no error (net.js
+    // onWriteComplete: "if (stream.destroyed) ... callback(null)"): such bytes never left, say so.
+    if (callback !== undefined) callback = writtenOrClosed.bind(socket, callback)
     if (chunks.length === 1) {
       socket.write(chunks[0]!, callback)
       return
@@ -130,6 +133,10 @@ export class NetTransport implements Transport {
   get destroyed(): boolean {
     return this.socket.destroyed
   }
+}
+
+function writtenOrClosed(this: Socket, callback: WriteCallback, error?: Error | null): void {
+  callback(error ?? (this.destroyed ? new Error('WebSocket is not open: the socket was closed before the data was written') : null))
 }
 
 function onSocketData(this: SocketWithTransport, chunk: Buffer): void {

@@ -21,6 +21,11 @@
  *   confirmation was lost with the connection may have reached the broker
  *   anyway (at most once, never twice).
  * - `pending`: handed to the broker client, confirmation outstanding.
+ *   Bounded (`maxPending`: 10,000 messages or 64 MiB by default): a broker
+ *   that stops answering without dropping the connection (stalled, or too
+ *   slow) would otherwise have every publish wait in the client's memory.
+ *   Past the bound a batch is not handed over: it is `unsent` at once, with
+ *   an error event saying the broker is not keeping up.
  *
  * Rule 1: a backplane never throws into `publish`; failures and connection
  * changes go to the sink's `event` (the server re-emits them).
@@ -51,6 +56,16 @@ export type BackplaneEvent =
   /** Publishes the broker did not get, or did not confirm (counted, not retried). */
   | { type: 'unsent'; count: number }
 
+/** How much may await the broker's confirmation (module comment, `pending`). */
+export interface PendingLimit {
+  /** Messages; default 10,000. */
+  messages?: number
+  /** Bytes; default 64 MiB. */
+  bytes?: number
+}
+
+export const DEFAULT_MAX_PENDING: Required<PendingLimit> = { messages: 10_000, bytes: 64 * 1024 * 1024 }
+
 /** One node's running totals (Rules 2 and 3 of the module comment). */
 export interface BackplaneCounts {
   /** Messages given to `publish`, each with its own sequence number. */
@@ -61,6 +76,8 @@ export interface BackplaneCounts {
   unsent: number
   /** Handed to the broker client, confirmation outstanding. */
   pending: number
+  /** Bytes of the pending messages. */
+  pendingBytes: number
   /** Messages of other nodes delivered here. */
   received: number
   /** Messages of other nodes that never arrived here (sequence gaps). */
@@ -238,11 +255,15 @@ export abstract class EnvelopeBackplane implements Backplane {
   #batchBytes = 0
   #flushQueued = false
   /** Running totals; the server adds them to its topic stats. */
-  readonly counts: BackplaneCounts = { published: 0, sent: 0, unsent: 0, pending: 0, received: 0, lost: 0, duplicates: 0 }
+  readonly counts: BackplaneCounts = { published: 0, sent: 0, unsent: 0, pending: 0, pendingBytes: 0, received: 0, lost: 0, duplicates: 0 }
+  readonly #maxPending: Required<PendingLimit>
+  /** Whether the last batch was refused for `maxPending` (one error event per episode). */
+  #overPending = false
 
-  constructor() {
+  constructor(maxPending: PendingLimit = {}) {
     this.#origin = fillRandom(new Uint8Array(ID_BYTES))
     this.instanceId = hex(this.#origin)
+    this.#maxPending = { ...DEFAULT_MAX_PENDING, ...maxPending }
   }
 
   attach(sink: BackplaneSink): void {
@@ -279,25 +300,44 @@ export abstract class EnvelopeBackplane implements Backplane {
 
   #flush(): void {
     const batch = this.#batch!
+    const size = this.#batchBytes
     this.#batch = undefined
+    const limit = this.#maxPending
+    if (this.counts.pending + batch.length > limit.messages || this.counts.pendingBytes + size > limit.bytes) {
+      // The broker is not confirming what it has: hand it no more (module comment, `pending`).
+      const error = this.#overPending
+        ? undefined
+        : new Error(`The broker is not keeping up: ${this.counts.pending} messages (${this.counts.pendingBytes} bytes) await its confirmation; publishes are unsent until it catches up`)
+      this.#overPending = true
+      this.#countUnsent(batch.length, error)
+      return
+    }
+    this.#overPending = false
     this.counts.pending += batch.length
-    this.send(batch.length === 1 ? batch[0]! : encodeBatch(batch), batch.length)
+    this.counts.pendingBytes += size
+    this.send(batch.length === 1 ? batch[0]! : encodeBatch(batch), batch.length, size)
   }
 
   abstract close(): Promise<void>
 
-  /** Hands bytes holding `count` messages to the broker; then (now or later) calls `sent` or `sendFailed` once. */
-  protected abstract send(bytes: Uint8Array, count: number): void
+  /**
+   * Hands bytes holding `count` messages to the broker; then (now or later)
+   * calls `sent` or `sendFailed` once, with the same `count` and `size` (the
+   * messages' bytes, for the pending bound).
+   */
+  protected abstract send(bytes: Uint8Array, count: number, size: number): void
 
   /** A subclass reports messages of one `send` the broker did not get, or did not confirm. */
-  protected sendFailed(count: number, error: Error | undefined): void {
+  protected sendFailed(count: number, error: Error | undefined, size = 0): void {
     this.counts.pending -= count
+    this.counts.pendingBytes -= size
     this.#countUnsent(count, error)
   }
 
   /** A subclass reports messages of one `send` the broker confirmed. */
-  protected sent(count: number): void {
+  protected sent(count: number, size = 0): void {
     this.counts.pending -= count
+    this.counts.pendingBytes -= size
     this.counts.sent += count
   }
 

@@ -417,8 +417,8 @@ export class DeliverySession {
  *
  * @example
  * ```ts
- * import { WebSocketServer } from 'tether'
- * import { attachDelivery, selectDeliveryProtocol } from 'tether/pubsub'
+ * import { WebSocketServer } from 'tether-ws'
+ * import { attachDelivery, selectDeliveryProtocol } from 'tether-ws/pubsub'
  *
  * const wss = new WebSocketServer({ port: 8080, handleProtocols: selectDeliveryProtocol })
  * const delivery = attachDelivery(wss, {

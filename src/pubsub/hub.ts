@@ -84,6 +84,8 @@ export interface TopicStats {
   lost: number
   /** `onPublish` listeners that threw (each reported as an `error` event on the server). */
   observerErrors: number
+  /** Messages from other nodes refused by the `acceptRemote` check (counted in `received` too). */
+  remoteRefused: number
 }
 
 export interface SlowConsumerInfo {
@@ -99,11 +101,17 @@ export interface TopicHubOptions<S> {
   onBackplaneEvent?: ((event: BackplaneEvent) => void) | undefined
   /** An `observe` listener threw: reported here (and counted), never rethrown. */
   onObserverError?: ((error: unknown, topic: string) => void) | undefined
+  /**
+   * Whether a message from another node (through the backplane) may be
+   * delivered here: a broker, or a node, may be wrong or compromised. Refused
+   * ones are counted (`remoteRefused`). Default: every message.
+   */
+  acceptRemote?: ((message: { topic: string; size: number; binary: boolean }) => boolean) | undefined
 }
 
 export class TopicHub<S extends Subscriber<M>, M> {
   readonly registry = new TopicRegistry<S>()
-  readonly #stats = { published: 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, forwarded: 0, received: 0, unsent: 0, lost: 0, observerErrors: 0 }
+  readonly #stats = { published: 0, delivered: 0, dropped: 0, conflated: 0, closed: 0, forwarded: 0, received: 0, unsent: 0, lost: 0, observerErrors: 0, remoteRefused: 0 }
   readonly #prepare: (message: BackplaneMessage) => M
   readonly #defaultPolicy: TopicPolicy
   readonly #policies = new Map<string, TopicPolicy>()
@@ -124,6 +132,11 @@ export class TopicHub<S extends Subscriber<M>, M> {
     this.#backplane?.attach({
       deliver: (message) => {
         this.#stats.received++
+        const accept = options.acceptRemote
+        if (accept !== undefined && !accept({ topic: message.topic, size: message.data.length, binary: message.binary })) {
+          this.#stats.remoteRefused++
+          return
+        }
         this.#deliverLocal(message)
       },
       event: (event) => {
@@ -140,7 +153,7 @@ export class TopicHub<S extends Subscriber<M>, M> {
 
   /** A snapshot of the running totals, with the backplane's `sent` and `pending`. */
   get stats(): TopicStats {
-    const { published, delivered, dropped, conflated, closed, forwarded, unsent, received, lost, observerErrors } = this.#stats
+    const { published, delivered, dropped, conflated, closed, forwarded, unsent, received, lost, observerErrors, remoteRefused } = this.#stats
     const counts = this.#backplane?.counts
     return {
       published,
@@ -155,6 +168,7 @@ export class TopicHub<S extends Subscriber<M>, M> {
       received,
       lost,
       observerErrors,
+      remoteRefused,
     }
   }
 

@@ -33,7 +33,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import diagnostics from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
-import { EnvelopeBackplane } from './backplane.js'
+import { EnvelopeBackplane, type PendingLimit } from './backplane.js'
 import { reasonOf, redactUrl, resolveConnectTimeout, withConnectTimeout } from './connect-timeout.js'
 
 /** The members of a `nats` connection the backplane uses. */
@@ -61,6 +61,8 @@ export interface NatsBackplaneOptions {
    * for confirmations still due.
    */
   connectTimeout?: number
+  /** How much may await NATS's confirmation before publishes are counted unsent at once (default 10,000 messages or 64 MiB). */
+  maxPending?: PendingLimit
 }
 
 export class NatsBackplane extends EnvelopeBackplane {
@@ -72,7 +74,7 @@ export class NatsBackplane extends EnvelopeBackplane {
   #down = false
   #closed = false
   /** Batches handed to the client whose confirmation is due (Rule 2): the flush, and how many messages it covers. */
-  readonly #unconfirmed = new Map<Promise<void>, number>()
+  readonly #unconfirmed = new Map<Promise<void>, { count: number; size: number }>()
 
   /**
    * Connects to NATS and subscribes; resolves once the server has the
@@ -124,7 +126,7 @@ export class NatsBackplane extends EnvelopeBackplane {
       // From here its sockets belong to the connection.
       attempt?.end()
       if (expired) throw new Error('connected after the deadline')
-      backplane = new NatsBackplane(connection, options.subject ?? 'tether.topics', owns, timeout)
+      backplane = new NatsBackplane(connection, options.subject ?? 'tether.topics', owns, timeout, options.maxPending)
       // The server answers the PING after the SUB: the subscription is in place.
       await connection.flush()
       return backplane
@@ -149,8 +151,8 @@ export class NatsBackplane extends EnvelopeBackplane {
     }
   }
 
-  private constructor(connection: NatsConnectionLike, subject: string, owns: boolean, closeTimeout: number) {
-    super()
+  private constructor(connection: NatsConnectionLike, subject: string, owns: boolean, closeTimeout: number, maxPending: PendingLimit | undefined) {
+    super(maxPending)
     this.subject = subject
     this.#connection = connection
     this.#ownsConnection = owns
@@ -193,9 +195,9 @@ export class NatsBackplane extends EnvelopeBackplane {
     this.#failUnconfirmed()
   }
 
-  protected send(bytes: Uint8Array, count: number): void {
+  protected send(bytes: Uint8Array, count: number, size: number): void {
     // Rule 1: the 'disconnected' event already said why; one error per batch would only repeat it.
-    if (this.#closed || this.#down) return this.sendFailed(count, undefined)
+    if (this.#closed || this.#down) return this.sendFailed(count, undefined, size)
     let confirmation: Promise<void>
     try {
       this.#connection.publish(this.subject, bytes)
@@ -203,25 +205,25 @@ export class NatsBackplane extends EnvelopeBackplane {
       confirmation = this.#connection.flush()
     } catch (error) {
       // A closed or draining connection, or a batch over the server's max_payload.
-      this.sendFailed(count, error as Error)
+      this.sendFailed(count, error as Error, size)
       return
     }
-    this.#unconfirmed.set(confirmation, count)
+    this.#unconfirmed.set(confirmation, { count, size })
     confirmation.then(
       () => {
-        if (this.#unconfirmed.delete(confirmation)) this.sent(count)
+        if (this.#unconfirmed.delete(confirmation)) this.sent(count, size)
       },
       () => {
-        if (this.#unconfirmed.delete(confirmation)) this.sendFailed(count, undefined)
+        if (this.#unconfirmed.delete(confirmation)) this.sendFailed(count, undefined, size)
       },
     )
   }
 
   /** Counts every batch still waiting for its PONG as unsent (the connection will not answer). */
   #failUnconfirmed(): void {
-    const counts = [...this.#unconfirmed.values()]
+    const batches = [...this.#unconfirmed.values()]
     this.#unconfirmed.clear()
-    for (const count of counts) this.sendFailed(count, undefined)
+    for (const { count, size } of batches) this.sendFailed(count, undefined, size)
   }
 
   /** Waits (at most the connect timeout) for confirmations still due, then closes. */

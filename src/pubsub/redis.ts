@@ -21,7 +21,7 @@
  * unknown host) or at `connectTimeout`, whichever comes first, and releases
  * both clients; from the first `ready` on, each client reconnects forever.
  */
-import { EnvelopeBackplane } from './backplane.js'
+import { EnvelopeBackplane, type PendingLimit } from './backplane.js'
 import { reasonOf, redactUrl, resolveConnectTimeout, withConnectTimeout } from './connect-timeout.js'
 
 type Listener = (...args: any[]) => void
@@ -53,6 +53,8 @@ export interface RedisBackplaneOptions {
    * answers still due.
    */
   connectTimeout?: number
+  /** How much may await Redis's replies before publishes are counted unsent at once (default 10,000 messages or 64 MiB). */
+  maxPending?: PendingLimit
 }
 
 /** Reconnect backoff: 50 ms doubling to at most 2 s, forever (an outage ends when Redis is back). */
@@ -107,7 +109,7 @@ export class RedisBackplane extends EnvelopeBackplane {
     } else {
       subscriber = publisher.duplicate()
     }
-    const backplane = new RedisBackplane(publisher, subscriber, options.channel ?? 'tether:topics', ownsPublisher, timeout)
+    const backplane = new RedisBackplane(publisher, subscriber, options.channel ?? 'tether:topics', ownsPublisher, timeout, options.maxPending)
     const work = (async () => {
       if (ownsPublisher) await publisher.connect()
       await subscriber.connect()
@@ -122,8 +124,15 @@ export class RedisBackplane extends EnvelopeBackplane {
     return backplane
   }
 
-  private constructor(publisher: RedisClientLike, subscriber: RedisClientLike, channel: string, ownsPublisher: boolean, closeTimeout: number) {
-    super()
+  private constructor(
+    publisher: RedisClientLike,
+    subscriber: RedisClientLike,
+    channel: string,
+    ownsPublisher: boolean,
+    closeTimeout: number,
+    maxPending: PendingLimit | undefined,
+  ) {
+    super(maxPending)
     this.channel = channel
     this.#publisher = publisher
     this.#subscriber = subscriber
@@ -153,20 +162,20 @@ export class RedisBackplane extends EnvelopeBackplane {
     }
   }
 
-  protected send(bytes: Uint8Array, count: number): void {
+  protected send(bytes: Uint8Array, count: number, size: number): void {
     // Rule 1: the 'disconnected' event already said why; one error per batch would only repeat it.
-    if (this.#closed || !this.#publisher.isReady) return this.sendFailed(count, undefined)
+    if (this.#closed || !this.#publisher.isReady) return this.sendFailed(count, undefined, size)
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     let sending: Promise<unknown>
     try {
       sending = this.#publisher.publish(this.channel, buffer)
     } catch (error) {
-      this.sendFailed(count, error as Error)
+      this.sendFailed(count, error as Error, size)
       return
     }
     sending.then(
-      () => this.sent(count),
-      (error: Error) => this.sendFailed(count, this.#closed ? undefined : error),
+      () => this.sent(count, size),
+      (error: Error) => this.sendFailed(count, this.#closed ? undefined : error, size),
     )
   }
 

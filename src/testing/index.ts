@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { createLinkedPair } from 'tether/testing'
+ * import { createLinkedPair } from 'tether-ws/testing'
  * const { client, server, link } = createLinkedPair({ client: { heartbeat: { interval: 100, timeout: 100 } } })
  * link.halfOpen()                       // the server vanished
  * client.on('close', (code, reason) => console.log(code, String(reason)))   // 1006 heartbeat timeout

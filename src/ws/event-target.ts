@@ -10,6 +10,8 @@
  * works, and whether it was installed by an `on*` attribute.
  */
 import type { EventEmitter } from 'node:events'
+import type { Data } from './types.js'
+import type { WebSocket } from './websocket.js'
 
 const kTarget = Symbol('tether.event.target')
 export const kListener = Symbol('tether.event.listener')
@@ -22,8 +24,9 @@ export class Event {
   constructor(type: string) {
     this.type = type
   }
-  get target(): unknown {
-    return this[kTarget]
+  /** The WebSocket that dispatched the event. */
+  get target(): WebSocket {
+    return this[kTarget] as WebSocket
   }
 }
 
@@ -40,7 +43,7 @@ export class CloseEvent extends Event {
 }
 
 export class ErrorEvent extends Event {
-  readonly error: unknown
+  readonly error: any
   readonly message: string
   constructor(type: string, init: { error?: unknown; message?: string } = {}) {
     super(type)
@@ -50,10 +53,11 @@ export class ErrorEvent extends Event {
 }
 
 export class MessageEvent extends Event {
-  readonly data: unknown
+  /** A string for a text message; for binary, as `binaryType` says (a Blob with 'blob'). */
+  readonly data: Data
   constructor(type: string, init: { data?: unknown } = {}) {
     super(type)
-    this.data = init.data ?? null
+    this.data = (init.data ?? null) as Data
   }
 }
 

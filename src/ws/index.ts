@@ -1,40 +1,71 @@
 /**
- * tether/ws: the `ws` v8 API. `import { WebSocket, WebSocketServer,
- * createWebSocketStream } from 'tether/ws'` (or from 'tether') works wherever
- * the same names from 'ws' do; `import WebSocket from 'tether'` and
- * `require('tether')` give the WebSocket class with the others attached, as
- * `ws` does.
+ * tether-ws/ws: the `ws` v8 API. `import { WebSocket, WebSocketServer,
+ * createWebSocketStream } from 'tether-ws'` works wherever the same names from
+ * 'ws' do; `import WebSocket from 'tether-ws'` and `require('tether-ws')` give
+ * the WebSocket class with the others attached, as `ws` does. The class's
+ * namespace (websocket.ts) declares what is attached here, and the types of
+ * @types/ws.
  */
+import { configureDeflateMemory, deflateMemoryStats } from '../node/zlib-codec.js'
+import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
+import { PreparedMessage } from '../node/prepared.js'
+import { CloseEvent, ErrorEvent, Event, MessageEvent } from './event-target.js'
+import { Sender } from './frame-sender.js'
 import { createWebSocketStream } from './stream.js'
 import { WebSocket } from './websocket.js'
 import { WebSocketServer } from './websocket-server.js'
 
-export { WebSocket, WebSocketServer, createWebSocketStream }
-export type { BinaryType, Data, RawData, SendOptions, WebSocketOptions } from './websocket.js'
-export type { PublishOptions, ServerOptions, VerifyClient, VerifyClientCallback, VerifyClientInfo } from './websocket-server.js'
+export { WebSocket, WebSocketServer, WebSocketServer as Server, createWebSocketStream, Sender }
+export type { BinaryType, SendData, SendOptions, WebSocketOptions, WebSocketOptions as ClientOptions, WebSocketEventMap } from './websocket.js'
+export type {
+  AddressInfo,
+  CertMeta,
+  Data,
+  EventListenerOptions,
+  FinishRequestCallback,
+  RawData,
+  VerifyClientCallbackAsync,
+  VerifyClientCallbackSync,
+  VerifyClientInfo,
+} from './types.js'
+export type { AuthResult, PublishOptions, ServerOptions, ServerSocket, VerifyClient, VerifyClientCallback } from './websocket-server.js'
+export type { FrameOptions } from './frame-sender.js'
 export type { PublishResult, SlowConsumerInfo, TopicStats } from '../pubsub/hub.js'
 export type { SlowConsumerPolicy, TopicPolicy } from '../pubsub/policy.js'
 export type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
-export { CloseEvent, ErrorEvent, Event, MessageEvent } from './event-target.js'
+export { CloseEvent, ErrorEvent, Event, MessageEvent }
 export type { WsProtocolError } from './errors.js'
-export { PreparedMessage } from '../node/prepared.js'
-export { configureDeflateMemory, deflateMemoryStats } from '../node/zlib-codec.js'
+export { PreparedMessage }
+export { configureDeflateMemory, deflateMemoryStats }
 export type { DeflateMemoryStats } from '../node/zlib-codec.js'
-export { configureReceiveMemory, receiveMemoryStats } from '../node/receive-budget.js'
-export type { ReceiveMemoryStats } from '../node/receive-budget.js'
+export { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats }
+export type { MemoryBudgetStats } from '../node/memory-budget.js'
 export type { PerMessageDeflateOptions } from '../node/deflate.js'
 
-/** ws attaches its other exports to the class, so `require('ws').Server` works. */
-type WebSocketModule = typeof WebSocket & {
-  WebSocket: typeof WebSocket
-  WebSocketServer: typeof WebSocketServer
-  Server: typeof WebSocketServer
-  createWebSocketStream: typeof createWebSocketStream
+/**
+ * ws attaches its other exports to the class, so `require('ws').Server` works;
+ * tether attaches its own too, so a CommonJS program reaches all of them.
+ */
+const attached = {
+  WebSocket,
+  WebSocketServer,
+  Server: WebSocketServer,
+  createWebSocketStream,
+  Sender,
+  Event,
+  ErrorEvent,
+  CloseEvent,
+  MessageEvent,
+  PreparedMessage,
+  configureDeflateMemory,
+  deflateMemoryStats,
+  configureReceiveMemory,
+  receiveMemoryStats,
+  configureSendMemory,
+  sendMemoryStats,
+} satisfies { [Name in keyof typeof WebSocket]?: (typeof WebSocket)[Name] }
+for (const [name, value] of Object.entries(attached)) {
+  Object.defineProperty(WebSocket, name, { value, enumerable: true, writable: true, configurable: true })
 }
-const moduleObject = WebSocket as WebSocketModule
-moduleObject.WebSocket = WebSocket
-moduleObject.WebSocketServer = WebSocketServer
-moduleObject.Server = WebSocketServer
-moduleObject.createWebSocketStream = createWebSocketStream
 
-export { moduleObject as default }
+export { WebSocket as default }

@@ -88,6 +88,8 @@ export class Sender {
   queuedBytes = 0
   /** A Blob ahead in the queue is being read. */
   private readingBlob = false
+  /** The connection closed while a Blob was being read (`fail`). */
+  private closed = false
   /** An asynchronous compression has not answered yet. */
   private compressing = false
   /** Whether the fragmented message being sent is compressed (decided on its first fragment); undefined: none. */
@@ -144,14 +146,30 @@ export class Sender {
     this.driver.queued()
   }
 
-  /** The connection closed: what is still queued is refused (Rule 3). */
+  /**
+   * The connection closed: what is still queued is refused (Rule 3). While a
+   * Blob is being read, the queue waits for the read to settle, as in ws:
+   * then every queued send's callback hears the read's error, or, if it was
+   * read, that the socket closed meanwhile.
+   */
   fail(): void {
+    if (this.readingBlob) {
+      this.closed = true
+      return
+    }
+    this.refuseAll(undefined)
+  }
+
+  /** Empties the queue: each send's callback gets `error`, or the host refuses it (Rule 3). */
+  private refuseAll(error: Error | undefined): void {
     const queue = this.queue
     if (queue === undefined) return
     this.queue = undefined
     for (const item of queue) {
       this.queuedBytes -= sizeOf(item.data)
-      if (item.close === undefined) this.host.refuse(item.data, item.callback)
+      if (item.close !== undefined) continue
+      if (error !== undefined) item.callback?.(error)
+      else this.host.refuse(item.data, item.callback)
     }
   }
 
@@ -184,15 +202,20 @@ export class Sender {
     this.readingBlob = true
     blob.arrayBuffer().then(
       (buffer) => {
+        this.readingBlob = false
         item.data = Buffer.from(buffer)
         this.queuedBytes += item.data.length - blob.size
-        this.readingBlob = false
+        // The socket closed (or was terminated) while the Blob was read: nothing queued can go.
+        if ((this.closed || this.driver.transport.destroyed) && this.queue === queue) {
+          return this.refuseAll(new Error('The socket was closed while the blob was being read'))
+        }
         this.drain()
       },
       (error: Error) => {
+        this.readingBlob = false
+        if (this.closed) return this.refuseAll(error)
         if (this.queue === queue) queue.shift()
         this.queuedBytes -= blob.size
-        this.readingBlob = false
         if (item.callback) process.nextTick(item.callback, error)
         this.host.blobFailed(error)
         this.drain()

@@ -18,6 +18,22 @@ import { WebSocket } from './websocket.js'
  * process.stdin.pipe(duplex).pipe(process.stdout)
  * ```
  */
+/**
+ * As in ws: an error destroys the stream, which terminates the WebSocket (a
+ * message the stream cannot take, such as an ArrayBuffer with `binaryType`
+ * 'arraybuffer': what was received still arrives, then close 1006). Unlike
+ * ws, an error nobody listens for is not thrown again: a peer's protocol
+ * error does not crash the process (README, "Migrating from ws").
+ */
+function onDuplexError(this: Duplex): void {
+  this.removeListener('error', onDuplexError)
+  this.destroy()
+  // Keep a listener, so that a later error is not thrown either.
+  this.on('error', ignoreError)
+}
+
+function ignoreError(): void {}
+
 export function createWebSocketStream(ws: WebSocket, options?: DuplexOptions): Duplex {
   let terminateOnDestroy = true
   const duplex = new Duplex({
@@ -66,14 +82,16 @@ export function createWebSocketStream(ws: WebSocket, options?: DuplexOptions): D
       ws.once('open', () => duplex._final(callback))
       return
     }
-    const socket = ws._socket
-    if (socket === null) return
-    if (socket.writableFinished) {
+    // A client whose handshake failed has no socket: its 'error' comes and destroys the stream (as ws).
+    if (ws._socket === null) return
+    if (ws.readyState === WebSocket.CLOSED) {
       callback()
       if (duplex.readableEnded) duplex.destroy()
       return
     }
-    socket.once('finish', () => callback())
+    // The writable side is finished once the closing handshake is: tether's socket in port mode is
+    // not a stream with a 'finish' event, so wait for the WebSocket itself.
+    ws.once('close', () => callback())
     ws.close()
   }
 
@@ -89,12 +107,13 @@ export function createWebSocketStream(ws: WebSocket, options?: DuplexOptions): D
     ws.send(chunk, callback)
   }
 
+  // Both sides done: the stream is destroyed (closed), whichever side finished last.
   duplex.on('end', () => {
     if (!duplex.destroyed && duplex.writableFinished) duplex.destroy()
   })
-  // A peer's protocol error destroys the stream with that error. Users who
-  // listen see it; for those who do not, this keeps a bad peer from crashing
-  // the process (ws re-throws it).
-  duplex.on('error', () => {})
+  duplex.on('finish', () => {
+    if (!duplex.destroyed && duplex.readableEnded) duplex.destroy()
+  })
+  duplex.on('error', onDuplexError)
   return duplex
 }

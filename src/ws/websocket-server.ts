@@ -10,9 +10,9 @@
  * down; with a `wsClientError` listener the application writes the answer.
  */
 import { EventEmitter } from 'node:events'
-import http, { type IncomingMessage, type Server as HttpServer } from 'node:http'
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer } from 'node:http'
 import https, { type Server as HttpsServer } from 'node:https'
-import type { AddressInfo, Socket } from 'node:net'
+import { type AddressInfo, type BlockList, type Socket, isIPv4 } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { HandshakeError } from '../core/errors.js'
 import type { ExtensionOffer } from '../core/handshake/headers.js'
@@ -31,38 +31,48 @@ import {
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { WebSocket, type WebSocketOptions, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
+import type { VerifyClientCallbackAsync, VerifyClientCallbackSync, VerifyClientInfo } from './types.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
 import { type PublishResult, type SlowConsumerInfo, type TopicStats, TopicHub } from '../pubsub/hub.js'
 import type { TopicPolicy } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
 import { coarseNow } from '../node/driver.js'
-import { configureReceiveMemory, receiveMemoryStats } from '../node/receive-budget.js'
+import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
 import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, emptyLimitStats, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
 
-export interface VerifyClientInfo {
-  origin: string | undefined
-  secure: boolean
-  req: IncomingMessage
-}
-export type VerifyClientCallback = (
-  verified: boolean,
-  code?: number,
-  message?: string,
-  headers?: Record<string, string | number>,
-) => void
-export type VerifyClient =
-  | ((info: VerifyClientInfo) => boolean)
-  | ((info: VerifyClientInfo, callback: VerifyClientCallback) => void)
+/** `verifyClient`'s answer, when it takes a callback: refuse with `code` (401), `message` and `headers`. */
+export type VerifyClientCallback = (verified: boolean, code?: number, message?: string, headers?: OutgoingHttpHeaders) => void
+/**
+ * ws's `verifyClient`: synchronous, or with a callback when it takes two
+ * parameters. `info.origin` is the Origin header (undefined at run time when
+ * the request has none, as in ws, although typed `string` as @types/ws does).
+ */
+export type VerifyClient<Request extends IncomingMessage = IncomingMessage> =
+  | VerifyClientCallbackSync<Request>
+  | VerifyClientCallbackAsync<Request>
 
-export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
+/**
+ * The socket a server hands out: an instance of its `WebSocket` class, with
+ * `user` typed by the server's `User`, which TypeScript infers from what
+ * `authenticate` returns as `{ user }`. (When `authenticate` can also refuse
+ * or return `true`, the inferred type includes `undefined`, as a socket
+ * accepted with `true` has no user.)
+ */
+export type ServerSocket<T extends typeof WebSocket = typeof WebSocket, User = unknown> = InstanceType<T> & { user: User }
+
+export interface ServerOptions<
+  T extends typeof WebSocket = typeof WebSocket,
+  U extends typeof IncomingMessage = typeof IncomingMessage,
+  User = unknown,
+> {
   host?: string
   port?: number
   backlog?: number
-  server?: HttpServer | HttpsServer
+  server?: HttpServer<U> | HttpsServer<U>
   noServer?: boolean
   path?: string
-  verifyClient?: VerifyClient
-  handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
+  verifyClient?: VerifyClient<InstanceType<U>>
+  handleProtocols?: (protocols: Set<string>, request: InstanceType<U>) => string | false
   clientTracking?: boolean
   maxPayload?: number
   /** Most data frames one message may have (more fail with 1008); 0, the default: no count (memory is bounded by bytes, `maxPayload` and `maxReceiveMemory`). */
@@ -74,6 +84,13 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
    * holding the most is failed with 1013. Default 256 MiB; 0: none.
    */
   maxReceiveMemory?: number
+  /**
+   * The ceiling on bytes waiting to be written to peers whose socket buffer is
+   * full, across every connection of the process (one budget, as
+   * `configureSendMemory`). Past it, the connection with the most waiting is
+   * terminated (1006, reason `send memory budget exceeded`). Default 512 MiB; 0: none.
+   */
+  maxSendMemory?: number
   skipUTF8Validation?: boolean
   allowSynchronousEvents?: boolean
   autoPong?: boolean
@@ -83,12 +100,12 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
   /** The class instantiated for each connection (a subclass of WebSocket). */
   WebSocket?: T
   /**
-   * With `port`: run on Node's `http.Server` and `net.Socket`, as ws does, so
-   * that `request` is a full `IncomingMessage`. By default tether owns the port
-   * itself (no HTTP server or stream objects per connection: faster, and a
-   * third of the memory per idle connection), and `request` is a lightweight
-   * record with `method`, `url`, `headers`, `rawHeaders`, `httpVersion` and
-   * `socket`.
+   * With `port`: run on Node's `http.Server` and `net.Socket`, as ws does. By
+   * default tether owns the port itself (no HTTP server or stream objects per
+   * connection: faster, and a third of the memory per idle connection); the
+   * `request` is still an `http.IncomingMessage` (built from the head tether
+   * read), but its `socket` is a stand-in with the members applications use
+   * (addresses, `write`, `end`, `destroy`), not a `net.Socket`.
    */
   useNodeHttp?: boolean
   /**
@@ -162,18 +179,32 @@ export interface ServerOptions<T extends typeof WebSocket = typeof WebSocket> {
    * refuse with that status (401, 403, ...). A throw or rejection refuses
    * with 500 and is reported as an `error` event when there is a listener.
    */
-  authenticate?: (request: IncomingMessage, info: { origin: string | undefined; protocols: string[]; secure: boolean }) => AuthResult | Promise<AuthResult>
+  authenticate?: (request: InstanceType<U>, info: { origin: string | undefined; protocols: string[]; secure: boolean }) => AuthResult<User> | Promise<AuthResult<User>>
   /**
    * Topics (tether's addition to the ws API): the slow-consumer policy for
    * every topic (see `setTopicPolicy` for one topic), and the backplane that
    * shares published messages with other nodes. Without a backplane, topics
    * are local to this server. The server closes its backplane when it closes.
    */
-  topics?: Partial<TopicPolicy> & { backplane?: Backplane }
+  topics?: Partial<TopicPolicy> & {
+    backplane?: Backplane
+    /**
+     * Whether a message from another node may be delivered here (a broker or
+     * a node may be wrong or compromised): for example, no larger than the
+     * server's `maxPayload`, or not on topics this node keeps to itself.
+     * Refused ones are counted in `topicStats.remoteRefused`.
+     */
+    acceptRemote?: (message: { topic: string; size: number; binary: boolean }) => boolean
+  }
+  /**
+   * Most open connections from one client address (`trustedProxies` exempt);
+   * an upgrade beyond it gets 503 (`tooManyFromAddress`). Default 0: no limit.
+   */
+  maxConnectionsPerAddress?: number
 }
 
 /** What `authenticate` answers. */
-export type AuthResult = boolean | { user: unknown } | { status: number; message?: string; headers?: Record<string, string> }
+export type AuthResult<User = unknown> = boolean | { user: User } | { status: number; message?: string; headers?: Record<string, string> }
 
 /** Whether `origin` (a browser's Origin header) names the host the request was sent to. */
 function sameOrigin(origin: string, host: string | undefined): boolean {
@@ -201,7 +232,7 @@ const RUNNING = 0
 const CLOSING = 1
 const CLOSED = 2
 
-type UpgradeCallback = (ws: WebSocket, request: IncomingMessage) => void
+type UpgradeCallback = (ws: any, request: any) => void
 
 
 /** Defaults of the handshake limits (port mode; Node's HTTP server has the same header defaults). */
@@ -217,20 +248,24 @@ const EXIT_MESSAGES: Record<PoolExit, string> = {
 }
 
 /** The server's events and their arguments. */
-interface ServerEvents {
-  connection: [socket: WebSocket, request: IncomingMessage]
+interface ServerEvents<Socket, Request> {
+  connection: [socket: Socket, request: Request]
   error: [error: Error]
-  headers: [headers: string[], request: IncomingMessage]
+  headers: [headers: string[], request: Request]
   close: []
   listening: []
-  wsClientError: [error: Error, socket: Duplex, request: IncomingMessage]
+  wsClientError: [error: Error, socket: Duplex, request: Request]
   /** A subscriber was over its backpressure limit when a message was published (tether). */
-  slowConsumer: [socket: WebSocket, info: SlowConsumerInfo]
+  slowConsumer: [socket: Socket, info: SlowConsumerInfo]
   /** The backplane's errors, disconnections, reconnections and counted losses (tether). */
   backplane: [event: BackplaneEvent]
 }
-type ServerListener<K extends keyof ServerEvents> = (this: WebSocketServer, ...args: ServerEvents[K]) => void
-type AnyListener = (this: WebSocketServer, ...args: any[]) => void
+type EventsOf<T extends typeof WebSocket, U extends typeof IncomingMessage, User> = ServerEvents<ServerSocket<T, User>, InstanceType<U>>
+type ServerListener<K extends keyof ServerEvents<unknown, unknown>, T extends typeof WebSocket, U extends typeof IncomingMessage, User> = (
+  this: WebSocketServer<T, U, User>,
+  ...args: EventsOf<T, U, User>[K]
+) => void
+type AnyListener<T extends typeof WebSocket, U extends typeof IncomingMessage, User> = (this: WebSocketServer<T, U, User>, ...args: any[]) => void
 
 /**
  * Typed listeners, as @types/ws declares them. Without them the `ws` of a
@@ -239,17 +274,24 @@ type AnyListener = (this: WebSocketServer, ...args: any[]) => void
  * does not compile under `noImplicitAny` although it does with ws. Other
  * event names keep the untyped signature.
  */
-export interface WebSocketServer {
-  on<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  on(event: string | symbol, listener: AnyListener): this
-  once<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  once(event: string | symbol, listener: AnyListener): this
-  off<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  off(event: string | symbol, listener: AnyListener): this
-  addListener<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  addListener(event: string | symbol, listener: AnyListener): this
-  removeListener<K extends keyof ServerEvents>(event: K, listener: ServerListener<K>): this
-  removeListener(event: string | symbol, listener: AnyListener): this
+export interface WebSocketServer<
+  T extends typeof WebSocket = typeof WebSocket,
+  U extends typeof IncomingMessage = typeof IncomingMessage,
+  // Covariant: a server whose sockets carry an Account is a server (as `const wss: WebSocketServer = ...` says).
+  out User = unknown,
+> {
+  on<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  on(event: string | symbol, listener: AnyListener<T, U, User>): this
+  once<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  once(event: string | symbol, listener: AnyListener<T, U, User>): this
+  off<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  off(event: string | symbol, listener: AnyListener<T, U, User>): this
+  addListener<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  addListener(event: string | symbol, listener: AnyListener<T, U, User>): this
+  removeListener<K extends keyof ServerEvents<unknown, unknown>>(event: K, listener: ServerListener<K, T, U, User>): this
+  removeListener(event: string | symbol, listener: AnyListener<T, U, User>): this
+  emit<K extends keyof ServerEvents<unknown, unknown>>(event: K, ...args: EventsOf<T, U, User>[K]): boolean
+  emit(event: string | symbol, ...args: any[]): boolean
 }
 
 /**
@@ -257,16 +299,23 @@ export interface WebSocketServer {
  *
  * @example
  * ```ts
- * import { WebSocketServer } from 'tether'
+ * import { WebSocketServer } from 'tether-ws'
  * const wss = new WebSocketServer({ port: 8080 })
  * wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)))
  * ```
  */
-export class WebSocketServer extends EventEmitter {
-  readonly options: Required<Pick<ServerOptions, 'clientTracking' | 'maxPayload' | 'skipUTF8Validation' | 'autoPong'>> &
-    ServerOptions
+export class WebSocketServer<
+  T extends typeof WebSocket = typeof WebSocket,
+  U extends typeof IncomingMessage = typeof IncomingMessage,
+  // Covariant: a server whose sockets carry an Account is a server (as `const wss: WebSocketServer = ...` says).
+  out User = unknown,
+> extends EventEmitter {
+  readonly options: Required<Pick<ServerOptions<T, U, User>, 'clientTracking' | 'maxPayload' | 'skipUTF8Validation' | 'autoPong'>> &
+    ServerOptions<T, U, User>
   /** Connected clients, when `clientTracking` is on (the default). */
-  readonly clients: Set<WebSocket>
+  readonly clients: Set<ServerSocket<T, User>>
+  /** The `path` option ('' for any), as @types/ws declares it: code typed against ws's Server passes a tether server. */
+  path: string
   #server: HttpServer | HttpsServer | undefined
   #listener: TcpListener | undefined
   #removeListeners: (() => void) | undefined
@@ -282,11 +331,15 @@ export class WebSocketServer extends EventEmitter {
   #nodeHeads: Map<Duplex, PendingHead<Duplex>> | undefined
   /** Open connections (tracked or not). */
   #open = 0
+  /** With `maxConnectionsPerAddress`: open connections by client address, and each socket's address. */
+  #openByAddress: Map<string, number> | undefined
+  #addressOf: WeakMap<WebSocket, string> | undefined
+  #trusted: BlockList | undefined
   /** Sockets to sweep when clientTracking is off. */
   #untracked: Set<WebSocket> | undefined
   #sweeper: NodeJS.Timeout | undefined
 
-  constructor(options: ServerOptions, callback?: () => void) {
+  constructor(options: ServerOptions<T, U, User>, callback?: () => void) {
     super()
     const resolved = {
       allowSynchronousEvents: true,
@@ -306,17 +359,19 @@ export class WebSocketServer extends EventEmitter {
     ) {
       throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified')
     }
-    this.options = resolved
+    this.options = resolved as typeof this.options
+    this.path = resolved.path ?? ''
     // Validates the option now, so a bad value throws here rather than at the first handshake.
     this.#deflate = resolveDeflateOptions(resolved.perMessageDeflate)
     this.clients = new Set()
     if (!resolved.clientTracking) (this as { clients: Set<WebSocket> | undefined }).clients = undefined
-    const { backplane, ...policy } = resolved.topics ?? {}
+    const { backplane, acceptRemote, ...policy } = resolved.topics ?? {}
     this.#hub = new TopicHub<WebSocket, PreparedMessage>(
       (message) => new PreparedMessage(toBuffer(message.data), message.binary, message.compress),
       {
         policy,
         backplane,
+        acceptRemote,
         onSlowConsumer: (socket, info) => {
           if (this.listenerCount('slowConsumer') > 0) this.emit('slowConsumer', socket, info)
         },
@@ -335,18 +390,19 @@ export class WebSocketServer extends EventEmitter {
       this.#sweeper = setInterval(() => this.#sweep(), sweepPeriod(limits))
       this.#sweeper.unref()
     }
-    for (const name of ['maxConnections', 'maxPendingHandshakes', 'maxPendingPerAddress', 'maxHeaderSize', 'maxHeaders', 'handshakeTimeout'] as const) {
+    for (const name of ['maxConnections', 'maxConnectionsPerAddress', 'maxPendingHandshakes', 'maxPendingPerAddress', 'maxHeaderSize', 'maxHeaders', 'handshakeTimeout'] as const) {
       const value = resolved[name]
       if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw new TypeError(`${name} must be a number, 0 or more`)
     }
     if (resolved.maxReceiveMemory !== undefined) configureReceiveMemory({ limit: resolved.maxReceiveMemory })
+    if (resolved.maxSendMemory !== undefined) configureSendMemory({ limit: resolved.maxSendMemory })
     const poolOptions = {
       maxPending: resolved.maxPendingHandshakes ?? DEFAULT_MAX_PENDING,
       perAddress: resolved.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
       timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
-      trusted: trustedProxyList(resolved.trustedProxies),
+      trusted: (this.#trusted = trustedProxyList(resolved.trustedProxies)),
     }
-    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable
+    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable()
     this.#pool = ownsTcp
       ? new HandshakePool<TcpTransport>(poolOptions, tcpPoolHooks, this.#stats)
       : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
@@ -406,7 +462,7 @@ export class WebSocketServer extends EventEmitter {
         }
         // Port mode over Node's server: the connection already holds its place in the pool.
         if (this.#nodeHeadRead(socket)) return this.#upgrade(request, new SocketChannel(socket), head, emitConnection, this.#settler())
-        this.handleUpgrade(request, socket, head, emitConnection)
+        this.handleUpgrade(request as InstanceType<U>, socket, head, emitConnection)
       }
       server.on('listening', onListening)
       server.on('error', onError)
@@ -520,7 +576,12 @@ export class WebSocketServer extends EventEmitter {
   }
 
   /** Completes (or refuses) the upgrade of `socket`; `callback` gets the new WebSocket. */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void {
+  handleUpgrade(
+    request: InstanceType<U>,
+    socket: Duplex,
+    head: Buffer,
+    callback: (client: ServerSocket<T, User>, request: InstanceType<U>) => void,
+  ): void {
     const channel = new SocketChannel(socket)
     // The request is complete: it takes a place to be decided in, or 503 (it is not displaceable).
     if (!this.#pool.reserve()) {
@@ -536,8 +597,8 @@ export class WebSocketServer extends EventEmitter {
   }
 
   /** Open connections, handshakes in progress, and the bytes the process holds for messages being received. */
-  get load(): { connections: number; pendingHandshakes: number; receiveMemory: number } {
-    return { connections: this.#open, pendingHandshakes: this.#pool.pending, receiveMemory: receiveMemoryStats().held }
+  get load(): { connections: number; pendingHandshakes: number; receiveMemory: number; sendMemory: number } {
+    return { connections: this.#open, pendingHandshakes: this.#pool.pending, receiveMemory: receiveMemoryStats().held, sendMemory: sendMemoryStats().held }
   }
 
   /** A function that gives back a pending handshake's place in the pool, once however often it is called. */
@@ -612,7 +673,7 @@ export class WebSocketServer extends EventEmitter {
   }
 
   /** One 'close' listener for all of this server's sockets (`this` is the socket). */
-  readonly #onNodeSocketClose = ((server: WebSocketServer) =>
+  readonly #onNodeSocketClose = ((server: WebSocketServer<T, U, User>) =>
     function onNodeSocketClose(this: Duplex): void {
       server.#nodeSocketGone(this)
     })(this)
@@ -688,7 +749,7 @@ export class WebSocketServer extends EventEmitter {
       // A port tether owns is plain TCP; otherwise ask the socket (TLS sockets say so).
       const socket = request instanceof UpgradeRequest ? undefined : (request.socket as Socket & { authorized?: boolean; encrypted?: boolean })
       const info: VerifyClientInfo = {
-        origin: accepted.origin,
+        origin: accepted.origin as string,
         secure: Boolean(socket?.authorized || socket?.encrypted),
         req: request as IncomingMessage,
       }
@@ -697,7 +758,7 @@ export class WebSocketServer extends EventEmitter {
         const done: VerifyClientCallback = (verified, code, message, headers) => {
           if (answered) return
           answered = true
-          if (!verified) return reject(code || 401, message, headers)
+          if (!verified) return reject(code || 401, message, headers as Record<string, string | number> | undefined)
           this.#authenticate(accepted, request, channel, head, callback, settled, reject)
         }
         try {
@@ -855,7 +916,7 @@ export class WebSocketServer extends EventEmitter {
     }
     let result: AuthResult | Promise<AuthResult>
     try {
-      result = authenticate(request as IncomingMessage, info)
+      result = authenticate(request as InstanceType<U>, info)
     } catch (error) {
       return failed(error)
     }
@@ -890,11 +951,21 @@ export class WebSocketServer extends EventEmitter {
       this.#stats.tooManyConnections++
       return channel.reject(503, 'Too many connections')
     }
+    const perAddress = this.options.maxConnectionsPerAddress ?? 0
+    let address: string | undefined
+    if (perAddress > 0) {
+      address = clientAddress((request.socket as Socket | undefined)?.remoteAddress)
+      if (address !== undefined && this.#trusted?.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')) address = undefined
+      if (address !== undefined && (this.#openByAddress?.get(address) ?? 0) >= perAddress) {
+        this.#stats.tooManyFromAddress++
+        return channel.reject(503, 'Too many connections from this address')
+      }
+    }
 
     let protocol: string | undefined
     if (protocols.length > 0) {
       const handleProtocols = this.options.handleProtocols
-      const chosen = handleProtocols ? handleProtocols(new Set(protocols), request as IncomingMessage) : protocols[0]
+      const chosen = handleProtocols ? handleProtocols(new Set(protocols), request as InstanceType<U>) : protocols[0]
       if (chosen) protocol = chosen
     }
     // RFC 7692 §5: the first acceptable offer, or none (then no compression, not a refusal).
@@ -910,8 +981,13 @@ export class WebSocketServer extends EventEmitter {
     ws._attach(transport, head, this.options as WebSocketOptions, deflate?.session)
 
     this.#open++
+    if (address !== undefined) {
+      const counts = (this.#openByAddress ??= new Map())
+      counts.set(address, (counts.get(address) ?? 0) + 1)
+      ;(this.#addressOf ??= new WeakMap()).set(ws, address)
+    }
     ws[kTrackedBy] = this
-    if (this.clients) this.clients.add(ws)
+    if (this.clients) this.clients.add(ws as ServerSocket<T, User>)
     else if (this.#sweeper !== undefined) (this.#untracked ??= new Set()).add(ws)
     ws.on('close', WebSocketServer.#onClientClose)
     callback(ws, request as IncomingMessage)
@@ -936,6 +1012,12 @@ export class WebSocketServer extends EventEmitter {
   static #onClientClose(this: WebSocket): void {
     const server = this[kTrackedBy] as WebSocketServer
     server.#open--
+    const address = server.#addressOf?.get(this)
+    if (address !== undefined) {
+      const left = server.#openByAddress!.get(address)! - 1
+      if (left === 0) server.#openByAddress!.delete(address)
+      else server.#openByAddress!.set(address, left)
+    }
     server.#untracked?.delete(this)
     const clients = server.clients
     if (clients === undefined) return
@@ -962,6 +1044,12 @@ const tcpPoolHooks: PoolHooks<TcpTransport> = {
   addressOf: (transport) => transport.address('peer').address,
   expire: (transport, exit) => transport.abandonHead(EXIT_MESSAGES[exit]),
   now: monotonicNow,
+}
+
+/** A client's address as a map key: an IPv4 client of a dual-stack socket ("::ffff:a.b.c.d") is "a.b.c.d". */
+function clientAddress(address: string | undefined): string | undefined {
+  if (address === undefined || address === '') return undefined
+  return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address
 }
 
 /** A view of bytes as a Buffer, without copying. */

@@ -21,6 +21,13 @@ import { isValidCloseCode } from '../core/close.js'
 import { Connection } from '../core/connection.js'
 import type { AcceptedResponse } from '../core/handshake/http1.js'
 import type { GenerateMask } from '../core/writer.js'
+import type { IncomingMessage as HttpIncomingMessage } from 'node:http'
+import type { ServerOptions as ServerOptionsOf } from './websocket-server.js'
+import type { createWebSocketStream as createStream } from './stream.js'
+import type * as events from './event-target.js'
+import type * as types from './types.js'
+import type { FinishRequestCallback, RawData } from './types.js'
+import { FrameWriter, type FrameWriterHost } from './frame-sender.js'
 import {
   type ClientHandshakeHooks,
   type ClientHandshakeOptions,
@@ -62,12 +69,39 @@ const CLOSING = 2
 const CLOSED = 3
 const EMPTY = Buffer.alloc(0)
 
-/** Data `send` accepts, as in ws; plus a message prepared once for many receivers. */
-export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Blob | Buffer[] | number | PreparedMessage
-/** What a `message` event carries, depending on `binaryType`. */
-export type RawData = Buffer | ArrayBuffer | Buffer[] | Blob
+/**
+ * What `send` accepts: what ws accepts (bytes, strings, numbers, anything
+ * `Buffer.from` takes), a Blob, and a message prepared once for many receivers.
+ */
+export type SendData =
+  | string
+  | Buffer
+  | ArrayBuffer
+  | SharedArrayBuffer
+  | ArrayBufferView
+  | Blob
+  | Buffer[]
+  | number
+  | PreparedMessage
+  | readonly any[]
+  | readonly number[]
+  | { valueOf(): ArrayBuffer }
+  | { valueOf(): SharedArrayBuffer }
+  | { valueOf(): Uint8Array }
+  | { valueOf(): readonly number[] }
+  | { valueOf(): string }
+  | { [Symbol.toPrimitive](hint: string): string }
+type Data = SendData
 
-export interface WebSocketOptions extends ClientHandshakeOptions {
+/** Client options: ws's (`ClientOptions` of @types/ws, and Node's request and TLS options) and tether's. */
+export interface WebSocketOptions extends Omit<ClientHandshakeOptions, 'checkServerIdentity' | 'createConnection' | 'finishRequest'> {
+  /** As ws (and Node's `tls.connect`): return an Error (ws: false) to refuse the server's certificate. */
+  checkServerIdentity?(servername: string, cert: any): boolean | Error | undefined
+  /** Makes the connection instead of `net`/`tls` (ws and Node's `http.request` option). */
+  createConnection?: ((options: any, oncreate?: (error: Error | null, socket: import('node:stream').Duplex) => void) => import('node:stream').Duplex | null | undefined) | undefined
+  /** Called with the request instead of `request.end()`. */
+  finishRequest?: FinishRequestCallback | undefined
+
   /** Accepted for ws compatibility; events are always synchronous. */
   allowSynchronousEvents?: boolean
   /** Answer pings automatically. Default true. */
@@ -97,7 +131,8 @@ export interface WebSocketOptions extends ClientHandshakeOptions {
   skipUTF8Validation?: boolean
   /** permessage-deflate (RFC 7692): true (a client's default), false, or options. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions
-  generateMask?: GenerateMask
+  /** Fills each frame's 4-byte masking key (clients). */
+  generateMask?(mask: Buffer): void
   protocols?: string | string[]
 }
 
@@ -109,6 +144,10 @@ export interface SendOptions {
 }
 
 type Callback = (error?: Error | null) => void
+/** A send's callback, as @types/ws types it (tether calls it with no argument, or null, on success). */
+type SendCallback = (err?: Error) => void
+/** A ping's or pong's callback, as @types/ws types it. */
+type ControlCallback = (err: Error) => void
 
 /** Bytes of anything `send` accepts, without copying where possible (ws `toBuffer`). */
 function toBuffer(data: Exclude<Data, Blob | number>): Buffer {
@@ -143,6 +182,12 @@ class ColdState {
   held: LatestPending<PreparedMessage> | undefined = undefined
   /** Why the connection was torn down without a closing handshake (close 1006), when tether did it. */
   abnormalReason: string | undefined = undefined
+  /** Redirects followed by this client's handshake (ws's `_redirects`). */
+  redirects = 0
+  /** `pong` was replaced on this socket or its class: pings are answered through it (driverPing). */
+  pongReplaced = false
+  /** `_sender`, once a library asked for it (frame-sender.ts). */
+  frameWriter: FrameWriter | undefined = undefined
   /** A client's own heartbeat timer. */
   sweepTimer: NodeJS.Timeout | undefined = undefined
   /** What the server's `authenticate` hook accepted the connection as. */
@@ -162,10 +207,10 @@ export interface SocketServerContext {
 export const kServer = Symbol('tether.server')
 
 export interface WebSocket {
-  onopen: ((event: import('./event-target.js').Event) => void) | null
-  onmessage: ((event: import('./event-target.js').MessageEvent) => void) | null
-  onclose: ((event: import('./event-target.js').CloseEvent) => void) | null
-  onerror: ((event: import('./event-target.js').ErrorEvent) => void) | null
+  onopen: ((event: events.Event) => void) | null
+  onmessage: ((event: events.MessageEvent) => void) | null
+  onclose: ((event: events.CloseEvent) => void) | null
+  onerror: ((event: events.ErrorEvent) => void) | null
   readonly CONNECTING: 0
   readonly OPEN: 1
   readonly CLOSING: 2
@@ -177,17 +222,18 @@ export interface WebSocket {
  *
  * @example
  * ```ts
- * import { WebSocket } from 'tether'
+ * import { WebSocket } from 'tether-ws'
  * const ws = new WebSocket('ws://127.0.0.1:8080')
  * ws.on('open', () => ws.send('hello'))
  * ws.on('message', (data, isBinary) => console.log(isBinary ? data : data.toString()))
  * ```
  */
-export class WebSocket extends EventEmitter implements DriverHandler, SenderHost {
-  static readonly CONNECTING = 0 as const
-  static readonly OPEN = 1 as const
-  static readonly CLOSING = 2 as const
-  static readonly CLOSED = 3 as const
+export class WebSocket extends EventEmitter implements DriverHandler, SenderHost, FrameWriterHost {
+  // Defined below as ws defines them: enumerable, neither writable nor configurable.
+  declare static readonly CONNECTING: 0
+  declare static readonly OPEN: 1
+  declare static readonly CLOSING: 2
+  declare static readonly CLOSED: 3
 
   #readyState: number = CONNECTING
   /** @internal The server that tracks this client (declared, so that setting it adds no property store). */
@@ -236,7 +282,7 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     try {
       const offer = this.#cold?.deflateOffer
       const extensionOffers = offer ? [offer.offer] : []
-      startClientHandshake(url, offered, { ...this.#options, extensionOffers }, new ClientHooks(this))
+      startClientHandshake(url, offered, { ...this.#options, extensionOffers } as ClientHandshakeOptions, new ClientHooks(this))
     } catch (error) {
       this.#releaseOffer()
       throw error
@@ -271,8 +317,8 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
   get protocol(): string {
     return this.#protocol
   }
-  get readyState(): number {
-    return this.#readyState
+  get readyState(): 0 | 1 | 2 | 3 {
+    return this.#readyState as 0 | 1 | 2 | 3
   }
   get url(): string {
     return this.#cold?.url as string
@@ -281,6 +327,27 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
   get _socket(): Socket | null {
     return this.#driver?.transport.socket ?? null
   }
+  /**
+   * ws's private `_sender`, as far as libraries built on ws use it:
+   * `sendFrame(list, callback)` writes a frame built by `WebSocket.Sender.frame`
+   * (engine.io does so for Socket.IO's broadcasts). See frame-sender.ts.
+   */
+  get _sender(): FrameWriter {
+    return (this.#warm().frameWriter ??= new FrameWriter(this))
+  }
+
+  /** @internal FrameWriterHost: a whole unmasked data frame, written as it is when nothing must go before it. */
+  writeRawFrame(frame: Buffer, callback: Callback | undefined): boolean {
+    if (this.#readyState !== OPEN || !this.#isServer || this.#overLimit()) return false
+    if (this.#cold?.held !== undefined) this[kServer]!.hub.release(this)
+    const sender = this.#cold?.sender
+    const driver = this.#driver!
+    if ((sender !== undefined && (sender.busy || sender.fragmenting)) || !driver.connection.canSend) return false
+    driver.connection.sendPrepared(frame)
+    driver.queued(callback)
+    return true
+  }
+
   /** Whether both close frames were exchanged (CloseEvent.wasClean). */
   get wasClean(): boolean {
     return (this.#cold?.wasClean ?? false)
@@ -303,10 +370,15 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       skipUTF8Validation: options.skipUTF8Validation,
       autoPong: options.autoPong,
       allocate: Buffer.allocUnsafe,
-      generateMask: options.generateMask,
+      generateMask: options.generateMask as GenerateMask | undefined,
       deflate: deflate?.parameters,
     })
     this.#codec = deflate?.codec
+    // ws answers pings through the socket's own `pong`: a replacement (a subclass's, or one assigned) is used.
+    if (this.#cold?.pongReplaced === true || this.pong !== defaultPong) {
+      this.#warm().pongReplaced = true
+      connection.stopAutoPong()
+    }
     const limits = socketLimits(options, this.#isServer)
     this.#limits = limits
     const tracking = sweeps(limits)
@@ -345,10 +417,13 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     this.#extensions = extensions
   }
 
-  send(data: Data, options?: SendOptions | Callback, callback?: Callback): void {
+  send(data: SendData, callback?: SendCallback): void
+  send(data: SendData, options: SendOptions, callback?: SendCallback): void
+  send(data: Data, options?: SendOptions | SendCallback, sendCallback?: SendCallback): void {
     if (this.#readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0 (CONNECTING)')
+    let callback = sendCallback as Callback | undefined
     if (typeof options === 'function') {
-      callback = options
+      callback = options as Callback
       options = {}
     }
     if (typeof data === 'number') data = data.toString()
@@ -393,12 +468,18 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     return limits.sendLimit > 0 && limits.sendPolicy !== 'wait' && this.bufferedAmount > limits.sendLimit
   }
 
-  ping(data?: Data | Callback, mask?: boolean | Callback, callback?: Callback): void {
-    this.#control('ping', data, mask, callback)
+  /** Sends a ping; `data` as `send` takes it, at most 125 bytes (ws also takes `ping(callback)`). */
+  ping(data?: any, mask?: boolean, callback?: ControlCallback): void
+  ping(data: any, callback: ControlCallback): void
+  ping(data?: any, mask?: boolean | ControlCallback, callback?: ControlCallback): void {
+    this.#control('ping', data, mask, callback as Callback | undefined)
   }
 
-  pong(data?: Data | Callback, mask?: boolean | Callback, callback?: Callback): void {
-    this.#control('pong', data, mask, callback)
+  /** Sends a pong (answers to pings are sent through this method too, as in ws: see `driverAutoPong`). */
+  pong(data?: any, mask?: boolean, callback?: ControlCallback): void
+  pong(data: any, callback: ControlCallback): void
+  pong(data?: any, mask?: boolean | ControlCallback, callback?: ControlCallback): void {
+    this.#control('pong', data, mask, callback as Callback | undefined)
   }
 
   close(code?: number, data?: string | Buffer): void {
@@ -406,7 +487,9 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (this.#readyState === CONNECTING) {
       return this.#abortHandshake('WebSocket was closed before the connection was established')
     }
-    const driver = this.#driver!
+    const driver = this.#driver
+    // A client handshake that failed (or was aborted) leaves no connection: nothing to close (ws returns too).
+    if (driver === undefined) return
     const connection = driver.connection
     if (this.#readyState === CLOSING) {
       if (connection.closeSent && (connection.closeReceived || connection.error)) driver.transport.end()
@@ -425,7 +508,9 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     // Sends accepted before close() still go first (sender.ts Rule 1).
     if (sender !== undefined) return sender.close(code ?? 1005, reason)
     connection.sendClose(code ?? 1005, reason)
+    // The close frame goes to the socket now, as ws writes it (so bufferedAmount does not count it).
     driver.queued()
+    driver.flushNow()
   }
 
   terminate(): void {
@@ -433,18 +518,21 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (this.#readyState === CONNECTING) {
       return this.#abortHandshake('WebSocket was closed before the connection was established')
     }
+    const driver = this.#driver
+    // As in close(): after a failed handshake there is nothing to terminate.
+    if (driver === undefined) return
     this.#readyState = CLOSING
-    this.#driver!.destroy()
+    driver.destroy()
   }
 
   pause(): void {
     if (this.#readyState === CONNECTING || this.#readyState === CLOSED) return
-    this.#driver!.pause()
+    this.#driver?.pause()
   }
 
   resume(): void {
     if (this.#readyState === CONNECTING || this.#readyState === CLOSED) return
-    this.#driver!.resume()
+    this.#driver?.resume()
   }
 
   // ------------------------------------------------------------ internals
@@ -458,7 +546,17 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
   }
   /** @internal */
   driverPing(data: Buffer): void {
+    // As ws: the answer goes first, through `pong` (only when it was replaced: otherwise the core answered, core Rule 7).
+    if (this.#cold?.pongReplaced === true && this.#options.autoPong !== false) this.pong(data, !this.#isServer, noop)
     this.emit('ping', data)
+  }
+
+  /** @internal An application replaced `pong` on this socket (the prototype's setter): answer pings through it. */
+  _pongReplaced(): void {
+    const cold = this.#warm()
+    if (cold.pongReplaced) return
+    cold.pongReplaced = true
+    this.#driver?.connection.stopAutoPong()
   }
   /** @internal */
   driverPong(data: Buffer): void {
@@ -530,8 +628,9 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (code === 1006 && cold?.abnormalReason !== undefined && reason.length === 0) reason = Buffer.from(cold.abnormalReason)
     const connection = this.#driver?.connection
     this.#warm().wasClean = connection !== undefined && connection.closeSent !== undefined && connection.closeReceived !== undefined
-    this.#readyState = CLOSED
+    // Sends still queued hear of it while the socket is CLOSING, as in ws; then it is CLOSED.
     cold?.sender?.fail()
+    this.#readyState = CLOSED
     this[kServer]?.hub.remove(this)
     this.emit('close', code, reason)
   }
@@ -543,10 +642,42 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (redirected) this.emit('redirect', url, request)
   }
 
-  /** @internal The client handshake failed. */
+  /**
+   * How many redirects the client handshake followed (with `followRedirects`), counting the one
+   * refused past `maxRedirects`: ws's `_redirects`, which tests and tools read.
+   */
+  get _redirects(): number {
+    return this.#cold?.redirects ?? 0
+  }
+
+  /**
+   * Which side this socket plays (ws's `_isServer`). A tool that attaches a
+   * socket itself sets it before `setSocket`: fastify's `injectWS` makes
+   * `new WebSocket(null)` a client so.
+   */
+  get _isServer(): boolean {
+    return this.#isServer
+  }
+  set _isServer(server: boolean) {
+    if (this.#driver === undefined) this.#isServer = Boolean(server)
+  }
+
+  /** The client's upgrade request while the handshake runs, then null (ws's `_req`, which tools read). */
+  get _req(): ClientRequest | null {
+    return this.#cold?.request ?? null
+  }
+
+  /** @internal The client handshake follows a redirect. */
+  _redirectReceived(): void {
+    this.#warm().redirects++
+  }
+
+  /** @internal The client handshake failed: CLOSING now, 'error' and 'close' on the next tick (as ws's abortHandshake). */
   _handshakeFailed(error: Error): void {
     this.#releaseOffer()
-    if (this.#readyState === CONNECTING) this.#emitErrorAndClose(error)
+    if (this.#readyState !== CONNECTING) return
+    this.#readyState = CLOSING
+    process.nextTick(() => this.#emitErrorAndClose(error))
   }
 
   /** @internal The server accepted the client handshake. */
@@ -559,7 +690,7 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       if (typeof outcome === 'string') {
         // RFC 7692 §7.1: an answer the client cannot accept fails the connection.
         socket.destroy()
-        this._handshakeFailed(new TetherError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', `Invalid Sec-WebSocket-Extensions header: ${outcome}`))
+        this._handshakeFailed(new TetherError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', 'Invalid Sec-WebSocket-Extensions header', { cause: outcome }))
         return
       }
       deflate = outcome
@@ -612,7 +743,11 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     return hub
   }
 
-  /** On a server socket: what the server's `authenticate` hook returned as `{ user }` (tether's addition). */
+  /**
+   * On a server socket: what the server's `authenticate` hook returned as `{ user }` (tether's addition).
+   * A server's sockets have it typed by the server's `User` parameter, which
+   * `authenticate` infers: `new WebSocketServer({ authenticate: async () => ({ user: account }) })`.
+   */
   get user(): unknown {
     return this.#cold?.user
   }
@@ -667,6 +802,14 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
   /** @internal */
   driverWritable(): void {
     this[kServer]?.hub.release(this)
+  }
+
+  /** @internal The send budget terminates this connection (memory-budget.ts). */
+  driverSendBudgetExceeded(): void {
+    const stats = this[kServer]?.stats
+    if (stats !== undefined) stats.sendMemoryExceeded++
+    this.#warm().abnormalReason = 'send memory budget exceeded: the peer does not read'
+    if (this.#readyState === OPEN) this.#readyState = CLOSING
   }
 
   /** @internal */
@@ -792,6 +935,9 @@ class ClientHooks implements ClientHandshakeHooks {
   requestCreated(url: string, request: ClientRequest, redirected: boolean): void {
     this.context._requestCreated(url, request, redirected)
   }
+  redirectReceived(): void {
+    this.context._redirectReceived()
+  }
   hasRedirectListener(): boolean {
     return this.context.listenerCount('redirect') > 0
   }
@@ -832,19 +978,52 @@ for (const [name, value] of [
   ['CLOSING', CLOSING],
   ['CLOSED', CLOSED],
 ] as const) {
+  Object.defineProperty(WebSocket, name, { enumerable: true, value })
   Object.defineProperty(WebSocket.prototype, name, { enumerable: true, value })
 }
 for (const property of ['binaryType', 'bufferedAmount', 'extensions', 'isPaused', 'protocol', 'readyState', 'url']) {
   const descriptor = Object.getOwnPropertyDescriptor(WebSocket.prototype, property)!
   Object.defineProperty(WebSocket.prototype, property, { ...descriptor, enumerable: true })
 }
+/**
+ * `pong` is an accessor on the prototype: assigning `ws.pong = fn` (graphql-ws
+ * does, to play a peer that stops answering) stores `fn` on the socket and
+ * makes automatic answers to pings go through it, as in ws, whose automatic
+ * answer calls `websocket.pong()`. Sockets that never replace it keep the
+ * core's automatic pong, which coalesces answers for a peer that does not
+ * read (core Rule 7).
+ */
+const defaultPong = WebSocket.prototype.pong
+Object.defineProperty(WebSocket.prototype, 'pong', {
+  configurable: true,
+  enumerable: false,
+  get(): typeof defaultPong {
+    return defaultPong
+  },
+  set(this: WebSocket, replacement: typeof defaultPong) {
+    Object.defineProperty(this, 'pong', { value: replacement, writable: true, configurable: true, enumerable: true })
+    this._pongReplaced()
+  },
+})
+function noop(): void {}
 defineEventAttributes(WebSocket.prototype)
 Object.defineProperty(WebSocket.prototype, 'addEventListener', { value: addEventListener, writable: true, configurable: true })
 Object.defineProperty(WebSocket.prototype, 'removeEventListener', { value: removeEventListener, writable: true, configurable: true })
 
+/** The browser-style events and what their listeners get (@types/ws `WebSocketEventMap`). */
+export interface WebSocketEventMap {
+  open: events.Event
+  error: events.ErrorEvent
+  close: events.CloseEvent
+  message: events.MessageEvent
+}
+type EventListenerOf<K extends keyof WebSocketEventMap> =
+  | ((event: WebSocketEventMap[K]) => void)
+  | { handleEvent(event: WebSocketEventMap[K]): void }
+
 export interface WebSocket {
-  addEventListener(type: string, listener: unknown, options?: { once?: boolean }): void
-  removeEventListener(type: string, listener: unknown): void
+  addEventListener<K extends keyof WebSocketEventMap>(type: K, listener: EventListenerOf<K>, options?: types.EventListenerOptions): void
+  removeEventListener<K extends keyof WebSocketEventMap>(type: K, listener: EventListenerOf<K>): void
 }
 
 /** The events of a WebSocket and their arguments, as @types/ws declares them. */
@@ -875,4 +1054,86 @@ export interface WebSocket {
   addListener(event: string | symbol, listener: AnyListener): this
   removeListener<K extends keyof WebSocketEvents>(event: K, listener: Listener<K>): this
   removeListener(event: string | symbol, listener: AnyListener): this
+}
+
+/**
+ * The names @types/ws declares on `WebSocket`, so `WebSocket.RawData`,
+ * `WebSocket.ServerOptions`, `WebSocket.Server` and the rest work as types
+ * (and, for classes and functions, as values: src/ws/index.ts attaches them),
+ * whichever way the package is imported. tether's own exports are here too.
+ */
+export declare namespace WebSocket {
+  type RawData = types.RawData
+  type Data = types.Data
+  type CertMeta = types.CertMeta
+  type VerifyClientCallbackSync<Request extends HttpIncomingMessage = HttpIncomingMessage> = types.VerifyClientCallbackSync<Request>
+  type VerifyClientCallbackAsync<Request extends HttpIncomingMessage = HttpIncomingMessage> = types.VerifyClientCallbackAsync<Request>
+  type FinishRequestCallback = types.FinishRequestCallback
+  type EventListenerOptions = types.EventListenerOptions
+  type AddressInfo = types.AddressInfo
+  type ClientOptions = WebSocketOptions
+  type PerMessageDeflateOptions = import('../node/deflate.js').PerMessageDeflateOptions
+  type ServerOptions<
+    T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket,
+    U extends typeof HttpIncomingMessage = typeof HttpIncomingMessage,
+  > = ServerOptionsOf<T, U>
+  type WebSocketEventMap = import('./websocket.js').WebSocketEventMap
+  type BinaryType = import('./websocket.js').BinaryType
+  type SendOptions = import('./websocket.js').SendOptions
+  type SendData = import('./websocket.js').SendData
+
+  const Event: typeof events.Event
+  type Event = events.Event
+  const ErrorEvent: typeof events.ErrorEvent
+  type ErrorEvent = events.ErrorEvent
+  const CloseEvent: typeof events.CloseEvent
+  type CloseEvent = events.CloseEvent
+  const MessageEvent: typeof events.MessageEvent
+  type MessageEvent = events.MessageEvent
+
+  const Server: typeof import('./websocket-server.js').WebSocketServer
+  type Server<
+    T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket,
+    U extends typeof HttpIncomingMessage = typeof HttpIncomingMessage,
+  > = WebSocketServer<T, U>
+  const WebSocketServer: typeof import('./websocket-server.js').WebSocketServer
+  type WebSocketServer<
+    T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket,
+    U extends typeof HttpIncomingMessage = typeof HttpIncomingMessage,
+  > = import('./websocket-server.js').WebSocketServer<T, U>
+  const WebSocket: typeof import('./websocket.js').WebSocket
+  type WebSocket = import('./websocket.js').WebSocket
+  const createWebSocketStream: typeof createStream
+  /** ws's frame builder (`Sender.frame`), for libraries that frame a message once for many sockets. */
+  const Sender: typeof import('./frame-sender.js').Sender
+  type Sender = import('./frame-sender.js').Sender
+
+  type ServerSocket<T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket, User = unknown> =
+    import('./websocket-server.js').ServerSocket<T, User>
+  type AuthResult<User = unknown> = import('./websocket-server.js').AuthResult<User>
+  type VerifyClient<Request extends HttpIncomingMessage = HttpIncomingMessage> = import('./websocket-server.js').VerifyClient<Request>
+  type VerifyClientCallback = import('./websocket-server.js').VerifyClientCallback
+  type VerifyClientInfo<Request extends HttpIncomingMessage = HttpIncomingMessage> = types.VerifyClientInfo<Request>
+  type PublishOptions = import('./websocket-server.js').PublishOptions
+  type PublishResult = import('../pubsub/hub.js').PublishResult
+  type SlowConsumerInfo = import('../pubsub/hub.js').SlowConsumerInfo
+  type TopicStats = import('../pubsub/hub.js').TopicStats
+  type SlowConsumerPolicy = import('../pubsub/policy.js').SlowConsumerPolicy
+  type TopicPolicy = import('../pubsub/policy.js').TopicPolicy
+  type Backplane = import('../pubsub/backplane.js').Backplane
+  type BackplaneEvent = import('../pubsub/backplane.js').BackplaneEvent
+  type WsProtocolError = import('./errors.js').WsProtocolError
+  type DeflateMemoryStats = import('../node/zlib-codec.js').DeflateMemoryStats
+  type MemoryBudgetStats = import('../node/memory-budget.js').MemoryBudgetStats
+  type FrameOptions = import('./frame-sender.js').FrameOptions
+  type WebSocketOptions = import('./websocket.js').WebSocketOptions
+
+  const PreparedMessage: typeof import('../node/prepared.js').PreparedMessage
+  type PreparedMessage = import('../node/prepared.js').PreparedMessage
+  const configureDeflateMemory: typeof import('../node/zlib-codec.js').configureDeflateMemory
+  const deflateMemoryStats: typeof import('../node/zlib-codec.js').deflateMemoryStats
+  const configureReceiveMemory: typeof import('../node/memory-budget.js').configureReceiveMemory
+  const receiveMemoryStats: typeof import('../node/memory-budget.js').receiveMemoryStats
+  const configureSendMemory: typeof import('../node/memory-budget.js').configureSendMemory
+  const sendMemoryStats: typeof import('../node/memory-budget.js').sendMemoryStats
 }

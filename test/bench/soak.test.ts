@@ -2,7 +2,9 @@
  * A short soak in CI (`npm run soak` with small numbers): 2,000 connections
  * with echo traffic, three rounds; the script itself judges memory (no growth
  * after warm-up, none across rounds once every connection closed) and exits 1
- * otherwise. The long run is reported in the README.
+ * otherwise, here with a generous ceiling (32 MiB: a busy CI machine moves RSS
+ * by several MiB with no leak; a leak of a connection's worth per message
+ * would not fit). The long run, with the tight figure, is in the README.
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -14,7 +16,7 @@ import { ROOT } from '../helpers/net.js'
 
 test('soak: 2,000 connections, 3 rounds of 8 s: memory flat after warm-up and after close', { timeout: 120_000 }, () => {
   const output = join(mkdtempSync(join(tmpdir(), 'tether-soak-')), 'soak.json')
-  const run = spawnSync(process.execPath, [join(ROOT, 'scripts', 'soak.mjs'), '--connections', '2000', '--duration', '8', '--rounds', '3', '--json', output], {
+  const run = spawnSync(process.execPath, [join(ROOT, 'scripts', 'soak.mjs'), '--connections', '2000', '--duration', '8', '--rounds', '3', '--allowed-growth', '32', '--json', output], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 110_000,

@@ -18,8 +18,14 @@ import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws'
 import { WebSocket, WebSocketServer, type ServerOptions } from '../../src/index.js'
+import { tcpHandlesAvailable } from '../../src/node/tcp.js'
 
 export const HOST = '127.0.0.1'
+/**
+ * Whether port-mode servers own their port through Node's TCP handles in this run; false with
+ * TETHER_TCP_HANDLES=0 (CI's second pass), when they run on Node's http and net (src/node/tcp-bindings.ts).
+ */
+export const TCP_HANDLES = tcpHandlesAvailable()
 /** Default bound for a single wait, in ms. */
 export const TIMEOUT = 10_000
 

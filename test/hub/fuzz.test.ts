@@ -97,7 +97,7 @@ describe('fuzzing tether serve: the process stays up', { concurrency: false }, (
   for (const [index, path] of endpoints.entries()) {
     test(`random and adversarial messages on ${path}`, { timeout: 120_000 }, async () => {
       await hammer(path, sample(message, MESSAGES_PER_ENDPOINT, index))
-      assert.equal(hub.proc.exitCode, null, `the process is alive (seed ${SEED})`)
+      assert.equal(hub.proc.exitCode, null, `the process is alive (seed ${SEED}); its stderr:\n${hub.stderr()}`)
       assert.equal((await fetch(`${hub.url}/health`)).status, 200)
     })
   }

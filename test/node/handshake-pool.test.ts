@@ -113,32 +113,54 @@ describe('handshake pool', () => {
     t.pool.stop()
   })
 
-  test('Rule 4: a full pool displaces the oldest head past its grace; before that, a newcomer is refused', () => {
+  test('Rule 4: a full pool displaces the oldest head once it is 50 ms old (not Rule 2\'s second); before that, a newcomer is refused', () => {
     const t = fakePool({ maxPending: 3, perAddress: 0 })
     t.admit('a1')
     t.admit('b1')
     t.admit('c1')
-    t.at(500)
+    t.at(20)
     assert.equal(t.admit('d1'), false)
-    t.at(1_000)
+    t.at(60)
     assert.equal(t.admit('d1'), true)
     assert.deepEqual(t.exits, ['a1:displaced'])
     assert.deepEqual([t.stats.handshakesDisplaced, t.pool.pending], [1, 3])
     t.pool.stop()
   })
 
-  test('Rule 4: with no head past its grace, an address over its share gives way to one within it', () => {
-    const t = fakePool({ maxPending: 4, perAddress: 2 })
+  test('Rule 4: a full pool gives way first at the address most over its share, then at the oldest head', () => {
+    const t = fakePool({ maxPending: 5, perAddress: 2 })
+    t.admit('b1')
     t.admit('a1')
     t.admit('a2')
     t.admit('a3') // a burst: over the share, admitted
-    t.admit('b1')
-    assert.equal(t.admit('c1'), true)
-    assert.deepEqual(t.exits, ['a1:displaced'])
-    // a is back at its share: a newcomer from a, or anyone, now waits for the grace.
-    assert.equal(t.admit('a4'), false)
-    assert.equal(t.admit('d1'), false)
-    assert.equal(t.stats.handshakesDisplaced, 1)
+    t.admit('c1')
+    assert.equal(t.admit('d1'), true)
+    assert.deepEqual(t.exits, ['a1:displaced'], 'a is the most over its share, whatever the age of its heads')
+    assert.equal(t.admit('e0'), false, 'a is back at its share, and no head is 50 ms old yet')
+    t.at(60)
+    // a is back at its share: now the oldest head goes, whatever its address.
+    assert.equal(t.admit('e1'), true)
+    assert.deepEqual(t.exits, ['a1:displaced', 'b1:displaced'])
+    assert.equal(t.stats.handshakesDisplaced, 2)
+    t.pool.stop()
+  })
+
+  // Issue 13, found by an outsider: 100 addresses x 32 slow heads each (none over its share), reconnecting
+  // as fast as they are closed, kept every place younger than Rule 2's second: real clients got 503.
+  test('Rule 4: many addresses, none over its share, reconnecting fast: a newcomer still displaces the oldest', () => {
+    const t = fakePool({ maxPending: 100, perAddress: 32 })
+    let clock = 0
+    for (let i = 0; i < 100; i++) t.admit(`n${i}`, `10.0.0.${i % 10}`)
+    clock = 100
+    // Attackers keep arriving every 5 ms (200 a second), each displacing the oldest: every place stays younger than 1 s.
+    for (let i = 0; i < 400; i++) {
+      clock += 5
+      t.at(clock)
+      assert.equal(t.admit(`n${100 + i}`, `10.0.0.${i % 10}`), true)
+    }
+    clock += 5
+    t.at(clock)
+    assert.equal(t.admit('real', '10.9.9.9'), true, 'the real client gets a place')
     t.pool.stop()
   })
 

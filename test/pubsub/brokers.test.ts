@@ -203,7 +203,7 @@ for (const kind of ['redis', 'nats'] as const) {
       await until(() => behindRelay.counts.pending === 0, TIMEOUT, 'the unconfirmed messages to be settled')
       assert.deepEqual(
         { ...behindRelay.counts },
-        { published: 6, sent: 1, unsent: 5, pending: 0, received: 0, lost: 0, duplicates: 0 },
+        { published: 6, sent: 1, unsent: 5, pending: 0, pendingBytes: 0, received: 0, lost: 0, duplicates: 0 },
       )
       assert.equal(events.filter((e) => e.type === 'unsent').reduce((total, e) => total + (e as { count: number }).count, 0), 5)
 

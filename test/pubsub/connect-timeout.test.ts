@@ -78,7 +78,7 @@ for (const { kind, name, scheme } of KINDS) {
       silent ??= await startSilentServer()
       const refused = `${scheme}://${HOST}:${await freePort()}`
       const quiet = `${scheme}://${HOST}:${silent.port}`
-      const module = join(ROOT, 'dist', 'pubsub', `${kind}.js`)
+      const module = `tether-ws/pubsub/${kind}`
       const call = kind === 'redis' ? '{ url, connectTimeout: 300 }' : '{ servers: url, connectTimeout: 300 }'
       // No process.exit: the child ends only if every socket and timer of both attempts was released.
       const script = `

@@ -292,18 +292,24 @@ describe('MemoryBroker backplane', () => {
 
 /** A backplane whose sends the test settles by hand. */
 class ManualBackplane extends EnvelopeBackplane {
-  readonly sends: { bytes: Uint8Array; count: number }[] = []
-  protected send(bytes: Uint8Array, count: number): void {
-    this.sends.push({ bytes, count })
+  readonly sends: { bytes: Uint8Array; count: number; size: number }[] = []
+  protected send(bytes: Uint8Array, count: number, size: number): void {
+    this.sends.push({ bytes, count, size })
   }
   confirm(index: number, ok: boolean): void {
-    const { count } = this.sends[index]!
-    if (ok) this.sent(count)
-    else this.sendFailed(count, undefined)
+    const { count, size } = this.sends[index]!
+    if (ok) this.sent(count, size)
+    else this.sendFailed(count, undefined, size)
   }
   async close(): Promise<void> {}
   deliver(bytes: Uint8Array): void {
     this.received(bytes)
+  }
+}
+
+class ManualBackplaneWithLimit extends ManualBackplane {
+  constructor(limit: { messages?: number; bytes?: number }) {
+    super(limit)
   }
 }
 
@@ -322,8 +328,32 @@ describe('EnvelopeBackplane accounting', () => {
     await delay(0)
     backplane.confirm(1, true)
     backplane.confirm(0, false)
-    assert.deepEqual({ ...backplane.counts }, { published: 3, sent: 1, unsent: 2, pending: 0, received: 0, lost: 0, duplicates: 0 })
+    assert.deepEqual({ ...backplane.counts }, { published: 3, sent: 1, unsent: 2, pending: 0, pendingBytes: 0, received: 0, lost: 0, duplicates: 0 })
     assert.deepEqual(events, [{ type: 'unsent', count: 2 }])
+  })
+
+  // Issue 13, found by an outsider: a broker stopped with SIGSTOP kept the connection up while 186,095 publishes
+  // waited for its answer (+730 MiB).
+  test('what awaits the broker is bounded: past maxPending, batches are unsent at once, with one error per episode', async () => {
+    const bounded = new ManualBackplaneWithLimit({ messages: 3 })
+    const events: BackplaneEvent[] = []
+    bounded.attach({ deliver: () => {}, event: (event) => events.push(event) })
+    for (const round of [0, 1, 2, 3]) {
+      bounded.publish(text('t', `m${round}`))
+      await delay(0)
+    }
+    assert.deepEqual([bounded.counts.pending, bounded.counts.unsent, bounded.sends.length], [3, 1, 3])
+    assert.match(String(events.find((event) => event.type === 'error')?.type === 'error' && (events[0] as { error: Error }).error.message), /not keeping up/)
+    bounded.publish(text('t', 'm4'))
+    await delay(0)
+    assert.equal(events.filter((event) => event.type === 'error').length, 1, 'one error per episode')
+    // The broker catches up: publishes go through again.
+    for (let i = 0; i < 3; i++) bounded.confirm(i, true)
+    bounded.publish(text('t', 'm5'))
+    await delay(0)
+    assert.equal(bounded.sends.length, 4)
+    const { published, sent, unsent, pending } = bounded.counts
+    assert.equal(published, sent + unsent + pending)
   })
 
   test('a batch leaves once it would pass 256 KiB, in order, so one burst cannot make an oversized broker message', async () => {

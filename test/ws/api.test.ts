@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { CloseEvent, ErrorEvent, MessageEvent, WebSocket, type WebSocketServer } from '../../src/index.js'
-import { closed, Inbox, opened, stopWss, tetherServer, unmaskedFrame, rawWsServer, waitFor } from '../helpers/net.js'
+import { closed, delay, Inbox, opened, stopWss, tetherServer, unmaskedFrame, rawWsServer, until, waitFor } from '../helpers/net.js'
 
 /** A client class as the scenarios use it (ws's class is cast to tether's shape). */
 type AnyClient = { new (url: string): WebSocket; CONNECTING: number; OPEN: number; CLOSING: number; CLOSED: number }
@@ -288,6 +288,98 @@ describe('the event-target API', () => {
     } finally {
       ws.terminate()
       await server.stop()
+    }
+  })
+})
+
+// Issue 15: libraries call close()/terminate() from the 'error' listener of a client whose handshake failed
+// (engine.io-client does); in ws both just return.
+describe('after a failed client handshake', () => {
+  it("close(), terminate(), pause() and resume() from the 'error' listener do not throw", async () => {
+    const { createServer } = await import('node:http')
+    const refusing = createServer()
+    refusing.on('upgrade', (_request, socket) => socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'))
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve))
+    after(() => refusing.close())
+    const client = new WebSocket(`ws://127.0.0.1:${(refusing.address() as import('node:net').AddressInfo).port}`)
+    const thrown: unknown[] = []
+    client.on('error', () => {
+      for (const call of [() => client.close(), () => client.terminate(), () => client.pause(), () => client.resume(), () => client.close(1000)]) {
+        try {
+          call()
+        } catch (error) {
+          thrown.push(error)
+        }
+      }
+    })
+    const [code] = await closed(client)
+    assert.deepEqual([code, thrown], [1006, []])
+  })
+})
+
+// Issue 15: ws answers pings through the socket's pong method; graphql-ws replaces it to play a silent peer.
+describe('automatic pongs', () => {
+  it('go through a replaced ws.pong (none sent when it is a no-op); the default answers every ping', async () => {
+    const { wss, url } = await tetherServer()
+    try {
+      const client = await opened(new WebSocket(url))
+      const [server] = [...wss.clients]
+      let pongs = 0
+      server!.on('pong', () => pongs++)
+      server!.ping('a')
+      await until(() => pongs === 1)
+      const calls: unknown[] = []
+      client.pong = function (this: WebSocket, data?: unknown) {
+        calls.push(String(data))
+      }
+      server!.ping('b')
+      server!.ping('c')
+      await until(() => calls.length === 2)
+      await delay(50)
+      assert.deepEqual([calls, pongs], [['b', 'c'], 1])
+      client.terminate()
+    } finally {
+      await stopWss(wss)
+    }
+  })
+})
+
+// Issue 15: socket.io-adapter frames a broadcast once with WebSocket.Sender.frame; engine.io writes it with
+// ws._sender.sendFrame. The bytes are ws's; a frame that cannot go as it is goes as a message.
+describe('Sender.frame and _sender.sendFrame', () => {
+  it('frame() builds the header and payload ws builds; a masked frame of read-only data is copied', async () => {
+    const { Sender } = await import('../../src/ws/frame-sender.js')
+    const [header, payload] = Sender.frame(Buffer.from('hi'), { fin: true, opcode: 1, mask: false, readOnly: true })
+    assert.deepEqual([...header!, ...payload!], [0x81, 0x02, 0x68, 0x69])
+    const data = Buffer.alloc(300, 1)
+    const masked = Sender.frame(data, { fin: false, opcode: 2, mask: true, readOnly: true, generateMask: (mask) => mask.fill(0xff) })
+    assert.equal(masked.length, 1)
+    assert.deepEqual([...masked[0]!.subarray(0, 8)], [0x02, 0xfe, 0x01, 0x2c, 0xff, 0xff, 0xff, 0xff])
+    assert.equal(masked[0]![8], 0xfe)
+    assert.equal(data[0], 1, 'read-only data is left alone')
+  })
+
+  it('sendFrame writes a prebuilt frame in order with sends, and sends any other frame as a message', async () => {
+    const { Sender } = await import('../../src/ws/frame-sender.js')
+    const { wss, url } = await tetherServer()
+    try {
+      const client = new WebSocket(url)
+      const inbox = new Inbox(client)
+      await opened(client)
+      const [server] = [...wss.clients]
+      const written: Array<Error | null | undefined> = []
+      server!.send('one')
+      server!._sender.sendFrame(Sender.frame(Buffer.from('two'), { fin: true, opcode: 1, mask: false }), (error) => written.push(error))
+      server!.send('three')
+      // A masked frame (a client's) cannot go from a server as it is: its payload is sent as a binary message.
+      server!._sender.sendFrame(Sender.frame(Buffer.from([4]), { fin: true, opcode: 2, mask: true, readOnly: true }))
+      const got = await inbox.next(4)
+      assert.deepEqual(got.map((m) => (m.isBinary ? [...m.data] : String(m.data))), ['one', 'two', 'three', [4]])
+      await until(() => written.length === 1)
+      assert.equal(written[0] ?? null, null)
+      client.terminate()
+    } finally {
+      await stopWss(wss)
     }
   })
 })

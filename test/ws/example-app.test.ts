@@ -1,7 +1,7 @@
 /**
  * Migration in practice: a typical ws example app (test/fixtures/ws-example-app.mjs)
  * runs as a child process once with 'ws' and once with only its import
- * specifier changed to 'tether' (the package's self-reference, served from
+ * specifier changed to 'tether-ws' (the package's self-reference, served from
  * dist/). The same scripted session drives both; the transcripts must match
  * each other and the expected one.
  */
@@ -13,8 +13,8 @@ import { describe, it } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { closed, Inbox, opened, ROOT, until, withTimeout } from '../helpers/net.js'
 
-/** Writes the fixture, with `specifier` as its import specifier, inside the package (so 'tether' resolves). */
-function variant(specifier: 'ws' | 'tether'): string {
+/** Writes the fixture, with `specifier` as its import specifier, inside the package (so 'tether-ws' resolves). */
+function variant(specifier: 'ws' | 'tether-ws'): string {
   const source = readFileSync(join(ROOT, 'test', 'fixtures', 'ws-example-app.mjs'), 'utf8')
   const imports = source.match(/from 'ws'/g) ?? []
   assert.equal(imports.length, 1, 'the fixture imports ws exactly once')
@@ -96,9 +96,9 @@ const EXPECTED = [
 ]
 
 describe('a ws example app, migrated by changing its import', () => {
-  it("behaves identically on 'ws' and on 'tether', and exits cleanly after shutdown", async () => {
+  it("behaves identically on 'ws' and on 'tether-ws', and exits cleanly after shutdown", async () => {
     const results: Record<string, { transcript: string[]; exitCode: number | null; output: string }> = {}
-    for (const specifier of ['ws', 'tether'] as const) {
+    for (const specifier of ['ws', 'tether-ws'] as const) {
       const app = await start(variant(specifier))
       try {
         const transcript = await session(app.port)
@@ -109,16 +109,16 @@ describe('a ws example app, migrated by changing its import', () => {
         if (app.child.exitCode === null) app.child.kill()
       }
     }
-    assert.deepEqual(results.tether!.transcript, EXPECTED, results.tether!.output)
-    assert.deepEqual(results.tether, results.ws)
-    assert.equal(results.tether!.exitCode, 0)
-    assert.match(results.tether!.output, /server closed/)
+    assert.deepEqual(results['tether-ws']!.transcript, EXPECTED, results['tether-ws']!.output)
+    assert.deepEqual(results['tether-ws'], results.ws)
+    assert.equal(results['tether-ws']!.exitCode, 0)
+    assert.match(results['tether-ws']!.output, /server closed/)
   })
 
   it('the tether variant differs from the fixture only in the import specifier', () => {
     const original = readFileSync(join(ROOT, 'test', 'fixtures', 'ws-example-app.mjs'), 'utf8')
-    const migrated = readFileSync(variant('tether'), 'utf8')
-    assert.equal(migrated.replace("from 'tether'", "from 'ws'"), original)
-    assert.match(migrated, /^import WebSocket, \{ WebSocketServer \} from 'tether'$/m)
+    const migrated = readFileSync(variant('tether-ws'), 'utf8')
+    assert.equal(migrated.replace("from 'tether-ws'", "from 'ws'"), original)
+    assert.match(migrated, /^import WebSocket, \{ WebSocketServer \} from 'tether-ws'$/m)
   })
 })

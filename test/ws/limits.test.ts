@@ -25,6 +25,7 @@ import {
   serverPool,
   until,
   waitFor,
+  TCP_HANDLES,
 } from '../helpers/net.js'
 
 const server = serverPool()
@@ -51,6 +52,8 @@ describe('handshake limits (a port tether owns)', () => {
     const big = await RawPeer.connect(port)
     big.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(2000)}\r\n\r\n`)
     assert.match(await big.readToEnd(), /^HTTP\/1\.1 431/)
+    // On Node's http server (TETHER_TCP_HANDLES=0) the 431 is Node's, uncounted, and extra fields are dropped (README).
+    if (!TCP_HANDLES) return
     const many = await RawPeer.connect(port)
     many.write(`GET / HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 11 }, (_, i) => `X-${i}: y\r\n`).join('')}\r\n`)
     assert.match(await many.readToEnd(), /^HTTP\/1\.1 431/)

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { WebSocket, type WebSocketServer } from '../../src/index.js'
-import { delay, Inbox, opened, RawPeer, rawExchange, stopWss, tetherServer, upgradeRequest } from '../helpers/net.js'
+import { delay, Inbox, opened, RawPeer, rawExchange, stopWss, tetherServer, upgradeRequest, TCP_HANDLES } from '../helpers/net.js'
 
 /** Splits a raw HTTP answer into status line, lower-cased headers and body. */
 function parseAnswer(answer: string): { status: number; headers: Record<string, string>; body: string } {
@@ -56,13 +56,14 @@ describe('malformed handshakes on a raw socket', () => {
     ['no Sec-WebSocket-Key', upgradeRequest({ headers: { 'Sec-WebSocket-Key': null } }), 400, {}],
     ['a Sec-WebSocket-Key that is not 16 bytes of base64', upgradeRequest({ headers: { 'Sec-WebSocket-Key': 'AAAAAAAAAAAAAAAAAAAA' } }), 400, {}],
     ['a Sec-WebSocket-Key with invalid characters', upgradeRequest({ headers: { 'Sec-WebSocket-Key': '!!!!!!!!!!!!!!!!!!!!!!==' } }), 400, {}],
-    ['Sec-WebSocket-Version: 8', upgradeRequest({ headers: { 'Sec-WebSocket-Version': '8' } }), 426, { 'sec-websocket-version': '13' }],
+    ['Sec-WebSocket-Version: 7', upgradeRequest({ headers: { 'Sec-WebSocket-Version': '7' } }), 426, { 'sec-websocket-version': '13, 8' }],
     ['no Sec-WebSocket-Version', upgradeRequest({ headers: { 'Sec-WebSocket-Version': null } }), 400, {}],
     ['Upgrade: h2c', upgradeRequest({ headers: { Upgrade: 'h2c' } }), 426, { upgrade: 'websocket' }],
     ['no Upgrade header (a plain GET)', upgradeRequest({ headers: { Upgrade: null } }), 426, {}],
     ['no Connection: Upgrade (a plain GET)', upgradeRequest({ headers: { Connection: 'keep-alive' } }), 426, {}],
     ['HTTP/1.0', upgradeRequest().replace('HTTP/1.1', 'HTTP/1.0'), 505, {}],
-    ['no Host header', upgradeRequest({ headers: { Host: null } }), 400, {}],
+    // Only a head tether reads itself can show both (Node's parser keeps the first).
+    ...(TCP_HANDLES ? [['two Host headers', upgradeRequest().replace('\r\n\r\n', '\r\nHost: other.example\r\n\r\n'), 400, {}] as [string, string, number, Record<string, string>]] : []),
     ['two Sec-WebSocket-Key headers', upgradeRequest().replace('\r\n\r\n', '\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'), 400, {}],
     ['a malformed Sec-WebSocket-Extensions', upgradeRequest({ headers: { 'Sec-WebSocket-Extensions': ';;;' } }), 400, {}],
     ['a duplicated Sec-WebSocket-Protocol', upgradeRequest({ headers: { 'Sec-WebSocket-Protocol': 'chat, chat' } }), 400, {}],

@@ -237,3 +237,28 @@ describe('createWebSocketStream', () => {
     }
   })
 })
+
+// Issue 15: with binaryType 'arraybuffer' the stream cannot take the chunks (an ArrayBuffer is not a
+// Buffer); ws destroys the stream, which terminates the socket, and still delivers every message received.
+describe('a stream that cannot take a message', () => {
+  it("binaryType 'arraybuffer', nobody reading: every message still reaches 'message', then close 1006", async () => {
+    const { wss, url } = await tetherServer()
+    wss.on('connection', (socket) => {
+      for (let i = 0; i < 4; i++) socket.send(Buffer.from([i]))
+    })
+    try {
+      const client = new WebSocket(url)
+      client.binaryType = 'arraybuffer'
+      const duplex = createWebSocketStream(client)
+      const errors: string[] = []
+      duplex.on('error', (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message))
+      let messages = 0
+      client.on('message', () => messages++)
+      const [code] = await closed(client)
+      assert.deepEqual([messages, code, errors], [4, 1006, ['ERR_INVALID_ARG_TYPE']])
+      assert.ok(duplex.destroyed)
+    } finally {
+      await stopWss(wss)
+    }
+  })
+})

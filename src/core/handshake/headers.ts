@@ -19,8 +19,12 @@
  * Rule 3: a parse failure returns `undefined`; the caller picks the status.
  */
 
-/** A list header as Node presents it: one string, several, or absent. */
-export type HeaderValue = string | readonly string[] | undefined
+/**
+ * A list header as Node presents it: one string, several, or absent; or a
+ * number, as in requests built by hand (test injectors such as fastify's
+ * `injectWS` set `'sec-websocket-version': 13`), read as its decimal text.
+ */
+export type HeaderValue = string | readonly string[] | number | undefined
 
 /** tchar of RFC 7230 §3.2.6, indexed by character code. */
 const TCHAR = new Uint8Array(128)
@@ -47,8 +51,10 @@ function isOws(code: number): boolean {
 
 /** Joins repeated header lines into one list, as RFC 7230 §3.2.2 allows. */
 export function joinHeader(value: HeaderValue): string | undefined {
-  if (value === undefined) return undefined
-  return typeof value === 'string' ? value : value.join(', ')
+  if (value === undefined || value === null) return undefined
+  if (typeof value === 'string') return value
+  if (typeof value === 'number') return String(value)
+  return value.join(', ')
 }
 
 /**

@@ -31,6 +31,12 @@ export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
 /** The only protocol version RFC 6455 defines. */
 export const WEBSOCKET_VERSION = '13'
+/**
+ * Versions a server accepts: 13 (RFC 6455) and 8, the last draft (hybi-08,
+ * the same framing), which ws accepts too; §4.4 lets a server speak several
+ * and name them all in its refusal.
+ */
+export const SERVER_VERSIONS = '13, 8'
 
 export type HeadersRecord = Readonly<Record<string, HeaderValue>>
 
@@ -78,9 +84,13 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   // §4.2.1 point 2: "A |Host| header field containing the server's authority." RFC 7230 §5.4: "A server
   // MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request message that lacks a Host
   // header field and to any request message that contains more than one Host header field".
+  // A missing or empty Host is accepted all the same, as ws accepts it: requests built by hand (fastify's
+  // injectWS, test clients) have none, and tether does not route by Host (issue 15). Two Host fields,
+  // which only a request read by tether itself can carry (Node keeps the first), stay a 400: which one
+  // would an application believe?
   const host = headers.host
-  if (host === undefined || (typeof host !== 'string' && host.length !== 1) || joinHeader(host)!.trim() === '') {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Missing, empty or repeated Host header')
+  if (Array.isArray(host) && host.length > 1) {
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Repeated Host header')
   }
   // Points 3 and 4: Upgrade and Connection, "treated as an ASCII case-insensitive value".
   if (!hasToken(headers.upgrade, 'websocket')) {
@@ -97,14 +107,15 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   // Point 6 and §4.2.2: an unknown version is answered with 426 and the versions we speak.
   const version = joinHeader(headers['sec-websocket-version'])
   if (version === undefined || version.trim() === '') {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_VERSION', 'Missing Sec-WebSocket-Version header', {
-      'Sec-WebSocket-Version': WEBSOCKET_VERSION,
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_VERSION', 'Missing or invalid Sec-WebSocket-Version header', {
+      'Sec-WebSocket-Version': SERVER_VERSIONS,
     })
   }
-  if (version.trim() !== WEBSOCKET_VERSION) {
+  const trimmed = version.trim()
+  if (trimmed !== WEBSOCKET_VERSION && trimmed !== '8') {
     // RFC 7231 §6.5.15: a 426 answer names the protocol to upgrade to.
     return new HandshakeError('TETHER_ERR_HANDSHAKE_UNSUPPORTED_VERSION', 'Unsupported Sec-WebSocket-Version', {
-      'Sec-WebSocket-Version': WEBSOCKET_VERSION,
+      'Sec-WebSocket-Version': SERVER_VERSIONS,
       Upgrade: 'websocket',
     })
   }
@@ -116,7 +127,9 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   if (extensions === undefined) {
     return new HandshakeError('TETHER_ERR_HANDSHAKE_EXTENSIONS', 'Invalid or unacceptable Sec-WebSocket-Extensions header')
   }
-  return { key: key.trim(), protocols, extensions, origin: joinHeader(headers.origin ?? headers['sec-websocket-origin']) }
+  // ws reads the origin of a version 8 request from Sec-WebSocket-Origin (the draft's name), of others from Origin.
+  const origin = trimmed === '8' ? joinHeader(headers['sec-websocket-origin']) : joinHeader(headers.origin ?? headers['sec-websocket-origin'])
+  return { key: key.trim(), protocols, extensions, origin }
 }
 
 /** The Sec-WebSocket-Accept value for a key (§4.2.2 point 5.4). */
@@ -170,8 +183,9 @@ export function rejectResponse(status: number, message?: string, headers: Readon
   const body = message ?? reason
   let head = `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${byteLength(body)}\r\n`
   for (const [name, value] of Object.entries(headers)) {
-    // Header injection guard: a value never carries a line break.
-    head += `${name}: ${String(value).replace(/[\r\n]/g, ' ')}\r\n`
+    if (value === undefined || value === null) continue
+    // A list is one field per value (as Node writes it). Header injection guard: a value never carries a line break.
+    for (const one of Array.isArray(value) ? (value as unknown[]) : [value]) head += `${name}: ${String(one).replace(/[\r\n]/g, ' ')}\r\n`
   }
   return `${head}\r\n${body}`
 }
@@ -274,6 +288,15 @@ export function verifyUpgradeResponse(
   const extensions = parseExtensions(headers['sec-websocket-extensions'])
   if (extensions === undefined) {
     return new HandshakeError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', 'Invalid Sec-WebSocket-Extensions header', {}, 101)
+  }
+  // ws's words when the client offered nothing.
+  if (extensions.length > 0 && (offered.extensions === undefined || offered.extensions.length === 0)) {
+    return new HandshakeError(
+      'TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS',
+      'Server sent a Sec-WebSocket-Extensions header but no extension was requested',
+      {},
+      101,
+    )
   }
   const seen = new Set<string>()
   for (const { name } of extensions) {

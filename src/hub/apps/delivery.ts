@@ -18,7 +18,7 @@ import type { App, AppServices, HubClient } from '../app.js'
 import type { HubConfig } from '../config.js'
 import { ClientPublishLimiter, PublishLimits } from '../rate-limit.js'
 import { RELAY_PREFIX, matchesPattern } from '../topics.js'
-import { DeliveryServer, type DeliverySession, type HistoryPolicy, type HistoryStore, MemoryHistory } from '../../pubsub/index.js'
+import { DeliveryServer, type DeliverySession, type HistoryPolicy, type HistoryStore, MemoryHistory } from 'tether-ws/pubsub'
 
 /** The store of `config.history`, connected. */
 export async function connectHistory(config: HubConfig): Promise<HistoryStore> {
@@ -28,10 +28,10 @@ export async function connectHistory(config: HubConfig): Promise<HistoryStore> {
   if (backend === 'memory' || config.history.topics.length === 0) return new MemoryHistory()
   const connectTimeout = config.backplane !== undefined && 'connectTimeout' in config.backplane ? config.backplane.connectTimeout : undefined
   if (backend === 'redis') {
-    const { RedisHistory } = await import('../../pubsub/redis.js')
+    const { RedisHistory } = await import('tether-ws/pubsub/redis')
     return RedisHistory.connect({ url: url!, connectTimeout })
   }
-  const { JetStreamHistory } = await import('../../pubsub/nats.js')
+  const { JetStreamHistory } = await import('tether-ws/pubsub/nats')
   return JetStreamHistory.connect({ servers: url!, connectTimeout })
 }
 

@@ -11,12 +11,12 @@
  * publishes them locally only.
  */
 import type { App, AppServices } from '../app.js'
-import { appTopic } from '../topics.js'
 import type { MatchState } from '../wire.js'
 
 export type { MatchState } from '../wire.js'
 
-export const SCORES_TOPIC = appTopic('scores', 'feed')
+/** The feed is computed on every node and published locally only; the topic is refused from the backplane (hub.ts). */
+export const SCORES_TOPIC = 'local:scores:feed'
 /** The feed's name for permissions. */
 export const SCORES_PUBLIC_NAME = 'scores'
 
@@ -32,14 +32,35 @@ const TEAMS: ReadonlyArray<[string, string]> = [
 const PLAY = 90
 const CYCLE = 120
 
-/** A small, stable hash (FNV-1a) of a string, as a number in [0, 1). */
-function unit(text: string): number {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193)
+/**
+ * The goal model: each side scores in a minute with a fixed chance, so a
+ * side's goals in 90 minutes are binomial, close to Poisson: the home side
+ * averages 1.5 goals, the away side 1.2, 2.7 a match, as in top-flight
+ * football (about 7% of matches end 0-0, and ten goals are rare).
+ */
+const HOME_GOALS = 1.5
+const AWAY_GOALS = 1.2
+
+/**
+ * A seeded pseudo-random generator (SplitMix32 seeding a xorshift-multiply
+ * sequence): the same seed gives the same numbers on every node, so every
+ * node of a cluster plays the same match without talking to the others. Not
+ * for secrets; for a simulation, uniform and cheap.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x9e3779b9) >>> 0
+    let z = state
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0
+    return ((z ^ (z >>> 16)) >>> 0) / 2 ** 32
   }
-  return (hash >>> 0) / 2 ** 32
+}
+
+/** The seed of match `index` in its `cycle`th playing (a mix of both, so neighbouring matches differ). */
+function seedOf(index: number, cycle: number): number {
+  return (Math.imul(index + 1, 0x27d4eb2d) ^ Math.imul(cycle + 1, 0x165667b1)) >>> 0
 }
 
 /** The state of match `index` at `seconds` since the epoch. */
@@ -50,18 +71,26 @@ export function matchAt(index: number, seconds: number): MatchState {
   const elapsed = shifted % CYCLE
   const minute = Math.min(elapsed, PLAY)
   const state: MatchState = { id: `m${index + 1}`, home, away, homeScore: 0, awayScore: 0, minute, status: elapsed >= PLAY ? 'full-time' : 'live' }
+  const random = seededRandom(seedOf(index, cycle))
   for (let m = 1; m <= minute; m++) {
-    const roll = unit(`${index}:${cycle}:${m}`)
-    // About 2.7 goals per match.
-    if (roll < 0.015) {
+    // Two draws a minute, whatever happens, so that minute m's events never depend on earlier ones.
+    const homeRoll = random()
+    const awayRoll = random()
+    if (homeRoll < HOME_GOALS / PLAY) {
       state.homeScore++
       state.lastGoal = { minute: m, side: 'home' }
-    } else if (roll < 0.03) {
+    }
+    if (awayRoll < AWAY_GOALS / PLAY) {
       state.awayScore++
       state.lastGoal = { minute: m, side: 'away' }
     }
   }
   return state
+}
+
+/** A whole match `index` of cycle `cycle` at full time (for the distribution test and the docs). */
+export function fullTime(index: number, cycle: number): MatchState {
+  return matchAt(index, cycle * CYCLE - index * 17 + PLAY)
 }
 
 export function allMatches(seconds: number): MatchState[] {

@@ -1,61 +1,85 @@
 /**
- * The process-wide receive budget (src/node/receive-budget.ts): one ceiling
- * on the bytes held for messages being received, across every connection;
- * past it, the connection holding the most fails with 1013 (issue 13: thirty
- * connections each sending one unfinished compressed fragment held 2.6 GiB).
+ * The process-wide memory budgets (src/node/memory-budget.ts): one ceiling
+ * on the bytes held for messages being received, across every connection
+ * (past it, the connection holding the most fails with 1013; issue 13: thirty
+ * connections each sending one unfinished compressed fragment held 2.6 GiB),
+ * and one on the bytes waiting for peers that do not read (past it, the one
+ * with the most waiting is terminated).
  */
 import assert from 'node:assert/strict'
 import { after, afterEach, describe, test } from 'node:test'
-import { WebSocket, configureReceiveMemory, receiveMemoryStats } from '../../src/index.js'
-import { type BudgetHolder, DEFAULT_MAX_RECEIVE_MEMORY, holdReceived, releaseReceived } from '../../src/node/receive-budget.js'
+import { WebSocket, configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../../src/index.js'
+import { DEFAULT_MAX_RECEIVE_MEMORY, DEFAULT_MAX_SEND_MEMORY, MemoryBudget } from '../../src/node/memory-budget.js'
 import { createLinkedPair } from '../../src/testing/index.js'
 import { MiB, closeCodeOf, decompressionBomb, frame, rawDeflateClient, readUntilClose } from '../helpers/deflate.js'
-import { type RawPeer, closed, rawWebSocket, readFrame, serverPool, until } from '../helpers/net.js'
+import { type RawPeer, closed, delay, rawWebSocket, readFrame, serverPool, until } from '../helpers/net.js'
 
 const server = serverPool()
-afterEach(() => configureReceiveMemory({ limit: DEFAULT_MAX_RECEIVE_MEMORY }))
-after(() => configureReceiveMemory({ limit: DEFAULT_MAX_RECEIVE_MEMORY }))
+const restore = (): void => {
+  configureReceiveMemory({ limit: DEFAULT_MAX_RECEIVE_MEMORY })
+  configureSendMemory({ limit: DEFAULT_MAX_SEND_MEMORY })
+}
+afterEach(restore)
+after(restore)
 
-class FakeHolder implements BudgetHolder {
-  budgetHeld = 0
+class FakeHolder {
   failed = 0
-  failForBudget(): void {
-    this.failed++
-  }
+}
+/** A budget of its own, failing fake holders (the process's budgets are tested through connections below). */
+function fakeBudget(limit: number, stalledFirst = true): MemoryBudget<FakeHolder> {
+  return new MemoryBudget<FakeHolder>('test', limit, (holder) => holder.failed++, { stalledFirst })
 }
 
 describe('receive budget: accounting', () => {
   test('fails the largest holder when a holding passes the ceiling, and counts it', () => {
-    configureReceiveMemory({ limit: 1000 })
-    const before = receiveMemoryStats()
+    const budget = fakeBudget(1000)
     const [a, b, c] = [new FakeHolder(), new FakeHolder(), new FakeHolder()]
-    assert.equal(holdReceived(a, 500), true)
-    assert.equal(holdReceived(b, 300), true)
-    assert.equal(receiveMemoryStats().held - before.held, 800)
+    assert.equal(budget.hold(a, 500), true)
+    assert.equal(budget.hold(b, 300), true)
+    assert.equal(budget.held, 800)
     // c passes the ceiling: a holds the most and goes; c stays.
-    assert.equal(holdReceived(c, 400), true)
+    assert.equal(budget.hold(c, 400), true)
     assert.deepEqual([a.failed, b.failed, c.failed], [1, 0, 0])
-    assert.equal(a.budgetHeld, 0)
-    assert.equal(receiveMemoryStats().held - before.held, 700)
-    assert.equal(receiveMemoryStats().failures - before.failures, 1)
+    assert.equal(budget.held, 700)
+    assert.equal(budget.failures, 1)
     // c grows past everyone: c is the largest and fails itself.
-    assert.equal(holdReceived(c, 900), false)
+    assert.equal(budget.hold(c, 900), false)
     assert.equal(c.failed, 1)
-    releaseReceived(b)
-    assert.equal(receiveMemoryStats().held, before.held)
-    assert.equal(receiveMemoryStats().holders, before.holders)
+    budget.release(b)
+    assert.deepEqual([budget.held, budget.stats().holders], [0, 0])
+  })
+
+  // Issue 13, found by an outsider: 256 stalled 1 MB first fragments filled the budget, and every real
+  // 2 MB message, the largest holder while it arrived, was failed instead of them.
+  test('a stalled holder goes first: one still receiving is failed only when no stalled one is left', async () => {
+    const budget = fakeBudget(1000)
+    const stalled = [new FakeHolder(), new FakeHolder(), new FakeHolder()]
+    for (const holder of stalled) budget.hold(holder, 300)
+    await delay(1_150)
+    const receiving = new FakeHolder()
+    for (const step of [200, 400, 600]) assert.equal(budget.hold(receiving, step), true, `still receiving at ${step}`)
+    assert.equal(receiving.failed, 0)
+    assert.equal(stalled.filter((holder) => holder.failed === 1).length, 2, 'two stalled holders made room')
+    // Without the stalled-first rule (the send budget), the largest goes whatever its pace.
+    const plain = fakeBudget(1000, false)
+    const old = new FakeHolder()
+    plain.hold(old, 300)
+    await delay(1_150)
+    const big = new FakeHolder()
+    assert.equal(plain.hold(big, 800), false)
+    assert.deepEqual([old.failed, big.failed], [0, 1])
   })
 
   test('shrinking never fails anyone, and 0 turns the ceiling off', () => {
-    configureReceiveMemory({ limit: 100 })
+    const budget = fakeBudget(0)
     const a = new FakeHolder()
-    configureReceiveMemory({ limit: 0 })
-    assert.equal(holdReceived(a, 10_000), true)
-    configureReceiveMemory({ limit: 100 })
-    assert.equal(holdReceived(a, 5_000), true, 'a smaller holding is always accepted')
+    assert.equal(budget.hold(a, 10_000), true)
+    budget.configure(100)
+    assert.equal(budget.hold(a, 5_000), true, 'a smaller holding is always accepted')
     assert.equal(a.failed, 0)
-    releaseReceived(a)
+    budget.release(a)
     assert.throws(() => configureReceiveMemory({ limit: -1 }), TypeError)
+    assert.throws(() => configureSendMemory({ limit: Number.NaN }), TypeError)
   })
 })
 
@@ -124,5 +148,37 @@ describe('receive budget: connections', () => {
       clearInterval(timer)
       for (const peer of peers) peer.destroy()
     }
+  })
+
+  // Issue 13, found by an outsider: 20 clients that never read, each sent 100 MiB of echoes, held 1.4 GiB
+  // (64 MiB each, the per-connection send buffer).
+  test('the send budget: peers that do not read hold at most maxSendMemory; the one with most waiting is terminated (1006, a reason)', async () => {
+    const { wss, port } = await server({ maxSendMemory: 8 * MiB })
+    const reasons: string[] = []
+    wss.on('connection', (ws) => {
+      ws.on('message', (data: Buffer) => ws.send(data))
+      ws.on('close', (_code, reason) => reasons.push(String(reason)))
+    })
+    const peers: RawPeer[] = []
+    for (let i = 0; i < 4; i++) {
+      const peer = await rawWebSocket(port)
+      // Never read: the kernel's buffers fill, then the server's.
+      peer.socket.pause()
+      peers.push(peer)
+    }
+    let peak = 0
+    for (let round = 0; round < 40 && reasons.length === 0; round++) {
+      for (const peer of peers) if (!peer.closed) peer.write(frame(0x2, Buffer.alloc(256 * 1024), { mask: true }))
+      await delay(20)
+      peak = Math.max(peak, wss.load.sendMemory)
+    }
+    await until(() => reasons.length >= 1, 10_000)
+    assert.match(reasons[0]!, /send memory budget exceeded/)
+    assert.ok(wss.limitStats.sendMemoryExceeded >= 1)
+    assert.ok(peak <= 8 * MiB + 2 * MiB, `peak ${peak} bytes waiting`)
+    assert.ok(sendMemoryStats().held <= 8 * MiB)
+    for (const peer of peers) peer.destroy()
+    await until(() => wss.clients.size === 0)
+    assert.equal(sendMemoryStats().held, 0, 'released when they are gone')
   })
 })

@@ -1,0 +1,72 @@
+/**
+ * What `npm install tether-ws` gets (issue 15): the package's name, entry
+ * points that exist in what is packed, no install-time scripts (the build runs
+ * in `prepack`), no dependencies for library users (the command parses its
+ * arguments with node:util), engines that hold, and no source maps pointing
+ * at sources that are not shipped.
+ */
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { ROOT } from '../helpers/net.js'
+
+interface Manifest {
+  name: string
+  engines: { node: string }
+  main: string
+  types: string
+  bin: Record<string, string>
+  exports: Record<string, string | Record<string, string>>
+  scripts: Record<string, string>
+  dependencies?: Record<string, string>
+}
+
+const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Manifest
+
+function packedFiles(): string[] {
+  // --ignore-scripts: the suite built dist/ already; prepack would only build it again.
+  const result = spawnSync('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+  assert.equal(result.status, 0, result.stderr)
+  return (JSON.parse(result.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((file) => file.path)
+}
+
+describe('the published package', () => {
+  it("is named tether-ws, with the command still called tether", () => {
+    assert.equal(manifest.name, 'tether-ws')
+    assert.deepEqual(Object.keys(manifest.bin), ['tether'])
+  })
+
+  it('runs no script at install time, builds in prepack; the command adds no argument-parsing dependency', () => {
+    for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) assert.equal(manifest.scripts[hook], undefined, hook)
+    assert.match(manifest.scripts.prepack!, /build/)
+    // The hub behind `tether serve` (tether-ws/hub) validates with zod and checks tokens with jose; nothing else.
+    assert.deepEqual(Object.keys(manifest.dependencies ?? {}).sort(), ['jose', 'zod'])
+  })
+
+  it('every entry point, type declaration and the command are in the packed files; no source maps', () => {
+    const files = new Set(packedFiles())
+    const targets = [manifest.main, manifest.types, ...Object.values(manifest.bin)]
+    for (const entry of Object.values(manifest.exports)) if (typeof entry === 'object') targets.push(...Object.values(entry))
+    for (const target of targets) assert.ok(files.has(target.replace(/^\.\//, '')), `${target} is packed`)
+    assert.deepEqual([...files].filter((file) => file.endsWith('.map')), [])
+    assert.ok(![...files].some((file) => file.startsWith('src/')), 'sources are not shipped (and no map points at them)')
+    assert.ok(files.has('dist/web/chat.js') || [...files].some((file) => file.startsWith('dist/web/')), 'the demo pages')
+  })
+
+  it('every library subpath has types, an import entry and a require entry; the hub is an ES module', () => {
+    for (const [subpath, entry] of Object.entries(manifest.exports)) {
+      if (subpath === './package.json') continue
+      assert.equal(typeof entry, 'object', subpath)
+      // tether-ws/hub is the application behind `tether serve` (jose is an ES module): require() reaches it through require(esm).
+      assert.deepEqual(Object.keys(entry), subpath === './hub' ? ['types', 'default'] : ['types', 'import', 'require'], subpath)
+    }
+  })
+
+  it('engines names a Node this build runs on: 20.19 or later', () => {
+    assert.equal(manifest.engines.node, '>=20.19')
+    const [major, minor] = process.versions.node.split('.').map(Number)
+    assert.ok(major! > 20 || (major === 20 && minor! >= 19))
+  })
+})
