@@ -265,6 +265,8 @@ export class DeliveryServer {
 
 const encoder = new TextEncoder()
 const OPEN = 1
+/** Longest idempotency key, in UTF-16 units (the client's are about 20). */
+const MAX_KEY_LENGTH = 256
 
 interface Subscription {
   id: number
@@ -382,6 +384,9 @@ export class DeliverySession {
       return
     }
     if (verdict === 'drop') return this.#error(id, ErrorCode.RateLimited, 'Slow down: that message was not published', topic)
+    if (message.key !== undefined && (message.key.length === 0 || message.key.length > MAX_KEY_LENGTH)) {
+      return this.#error(id, ErrorCode.BadRequest, `An idempotency key is 1-${MAX_KEY_LENGTH} characters`, topic)
+    }
     if (this.#pendingPublishes >= this.#server._limits.maxPendingPublishes) {
       return this.#error(id, ErrorCode.Limit, 'Too many publishes waiting for the broker', topic)
     }

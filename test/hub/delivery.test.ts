@@ -114,3 +114,69 @@ describe('hub: /v1 (reliable delivery on relay topics)', () => {
     assert.equal((await fetch(`${hub.url}/js/client/missing.js`)).status, 404)
   })
 })
+
+describe('hub: /v1 under random input (a real tether serve)', { timeout: 120_000 }, () => {
+  test('random bytes, mutated messages and wrong JSON never stop the server; every message gets an answer or a close', async () => {
+    const { default: fc } = await import('fast-check')
+    const { serializeClientMessage } = await import('../../src/client/protocol.js')
+    const seed = Number(process.env.TETHER_FUZZ_SEED ?? Date.now() % 2 ** 31)
+    console.log(`# /v1 fuzz seed ${seed} (TETHER_FUZZ_SEED=${seed} replays it)`)
+    const serve = await startServe(['--history', '*', '--history-size', '20', '--publish-rate', '100000', '--publish-bytes', String(64 * 1024 * 1024)])
+    stops.push(() => serve.stop('SIGKILL'))
+    const valid = fc.oneof(
+      fc.record({ type: fc.constant('subscribe' as const), id: fc.nat(), topic: fc.string({ minLength: 1, maxLength: 8 }), from: fc.option(fc.record({ epoch: fc.string({ maxLength: 12 }), offset: fc.maxSafeNat() }), { nil: undefined }), recent: fc.option(fc.maxSafeNat(), { nil: undefined }) }),
+      fc.record({ type: fc.constant('unsubscribe' as const), id: fc.nat(), topic: fc.string({ maxLength: 8 }) }),
+      fc.record({ type: fc.constant('publish' as const), id: fc.nat(), topic: fc.string({ maxLength: 8 }), data: fc.uint8Array({ maxLength: 40 }), binary: fc.constant(true), key: fc.option(fc.string({ maxLength: 300 }), { nil: undefined }) }),
+    )
+    // Valid messages, the same with bytes flipped or cut, random bytes, and JSON with wrong fields.
+    const input = fc.oneof(
+      valid.map((message) => ({ bytes: serializeClientMessage(message) as Uint8Array | string })),
+      fc.tuple(valid, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([message, at, byte]) => {
+        const bytes = serializeClientMessage(message).slice()
+        bytes[at % bytes.length] = byte
+        return { bytes: bytes as Uint8Array | string }
+      }),
+      fc.tuple(valid, fc.nat()).map(([message, cut]) => ({ bytes: serializeClientMessage(message).subarray(0, cut % 12) as Uint8Array | string })),
+      fc.uint8Array({ maxLength: 64 }).map((bytes) => ({ bytes: bytes as Uint8Array | string })),
+      fc.record({ type: fc.constantFrom('subscribe', 'publish', 'unsubscribe', 'x'), id: fc.oneof(fc.integer(), fc.string()), topic: fc.oneof(fc.string(), fc.nat()), data: fc.string(), from: fc.anything() }).map((json) => ({ bytes: JSON.stringify(json) as Uint8Array | string })),
+    )
+    const inputs = fc.sample(input, { numRuns: 400, seed })
+    const { parseServerMessage } = await import('../../src/client/protocol.js')
+    let ws: WsClient | undefined
+    let answers = 0
+    let closes = 0
+    const probed = new Set<number>()
+    for (const [i, { bytes }] of inputs.entries()) {
+      if (ws === undefined || ws.readyState !== WsClient.OPEN) {
+        ws = await opened(new WsClient(`${serve.wsUrl}/v1`, ['tether.v1']))
+        ws.on('message', (data: Buffer, isBinary: boolean) => {
+          answers++
+          const message = parseServerMessage(isBinary ? new Uint8Array(data) : data.toString())
+          if (message.type === 'unsubscribed' && message.topic === 'probe') probed.add(message.id)
+        })
+        ws.on('close', () => closes++)
+        ws.on('error', () => {})
+      }
+      // Each input is followed by a probe the server always answers: the input was dealt with (an answer,
+      // nothing, or a close 1008), never left hanging.
+      const probe = 1_000_000 + i
+      ws.send(bytes)
+      ws.send(serializeClientMessage({ type: 'unsubscribe', id: probe, topic: 'probe' }))
+      const current = ws
+      await until(() => probed.has(probe) || current.readyState !== WsClient.OPEN, 5_000, `the answer to input ${i}`)
+    }
+    ws?.terminate()
+    // Alive, healthy, and serving.
+    assert.equal(serve.proc.exitCode, null)
+    assert.equal((await fetch(`${serve.url}/health`)).status, 200)
+    const reader = new TetherClient(`${serve.wsUrl}/v1`, { WebSocket })
+    clients.push(reader)
+    const seen: string[] = []
+    reader.subscribe('after-fuzz').on('message', (data) => seen.push(String(data)))
+    await until(() => reader.subscription('after-fuzz')?.state === 'subscribed')
+    await reader.publish('after-fuzz', 'still here')
+    await until(() => seen.length === 1)
+    assert.ok(answers > 300 && closes > 10, `${answers} answers, ${closes} closes (1008 after a message that does not parse)`)
+    assert.doesNotMatch(serve.stderr(), /threw|unexpected/i)
+  })
+})
