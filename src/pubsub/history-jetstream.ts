@@ -161,7 +161,11 @@ export class JetStreamHistory implements HistoryStore {
     const timeout = resolveConnectTimeout(options.connectTimeout)
     const servers = options.servers ?? 'nats://127.0.0.1:4222'
     const where = options.connection === undefined ? [servers].flat().map((server) => redactUrl(String(server))).join(', ') : 'the given connection'
-    const fail = (error: unknown): Error => new Error(`Could not connect the JetStream history to ${where}: ${reasonOf(error)}`, { cause: error })
+    const fail = (error: unknown): Error => {
+      // No responders on the JetStream API: the server runs without JetStream.
+      const reason = (error as { code?: string })?.code === '503' ? 'JetStream is not enabled on that server (run nats-server -js)' : reasonOf(error)
+      return new Error(`Could not connect the JetStream history to ${where}: ${reason}`, { cause: error })
+    }
     let nats: Nats
     try {
       nats = await import('nats')

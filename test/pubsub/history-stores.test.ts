@@ -172,3 +172,14 @@ for (const [name, make] of backends) {
     })
   })
 }
+
+describe('history stores connect loudly', { timeout: 30_000 }, () => {
+  test('JetStream on a server without JetStream: rejects saying so; Redis that refuses: rejects naming the URL', async () => {
+    const plain = await startBroker('nats')
+    cleanups.push(() => plain.stop())
+    await assert.rejects(JetStreamHistory.connect({ servers: plain.url }), /JetStream is not enabled on that server \(run nats-server -js\)/)
+    const refused = await startBroker('redis')
+    await refused.stop()
+    await assert.rejects(RedisHistory.connect({ url: refused.url, connectTimeout: 2_000 }), new RegExp(`Could not connect the Redis history to ${refused.url.replace(/[./]/g, '\\$&')}`))
+  })
+})
