@@ -30,6 +30,8 @@ export const ENTRIES = [
   { subpath: './pubsub/redis', cjs: 'pubsub/redis.js', esm: 'pubsub-redis.mjs' },
   { subpath: './pubsub/nats', cjs: 'pubsub/nats.js', esm: 'pubsub-nats.mjs' },
   { subpath: './testing', cjs: 'testing/index.js', esm: 'testing.mjs' },
+  // tether.v1's client; browsers load the same source built as ES modules (dist/web/src/client, tsconfig.web.json).
+  { subpath: './client', cjs: 'client/index.js', esm: 'client.mjs' },
 ]
 
 rmSync(dist, { recursive: true, force: true })
