@@ -30,6 +30,8 @@ export const ENTRIES = [
   { subpath: './pubsub/redis', cjs: 'pubsub/redis.js', esm: 'pubsub-redis.mjs' },
   { subpath: './pubsub/nats', cjs: 'pubsub/nats.js', esm: 'pubsub-nats.mjs' },
   { subpath: './testing', cjs: 'testing/index.js', esm: 'testing.mjs' },
+  // tether.v1's client; browsers load the same source built as ES modules (dist/web/src/client, tsconfig.web.json).
+  { subpath: './client', cjs: 'client/index.js', esm: 'client.mjs' },
 ]
 
 rmSync(dist, { recursive: true, force: true })
@@ -58,6 +60,18 @@ for (const entry of ENTRIES) {
   ]
   if ('default' in exported) lines.push('export default cjs.default')
   writeFileSync(join(dist, 'esm', entry.esm), lines.join('\n') + '\n')
+  if (!('default' in exported)) continue
+  // An entry with a default export gets ES-module typings for `import` (the CommonJS ones describe
+  // module.exports): the default is then the class itself, re-exported, so a program's module
+  // augmentation (`declare module 'tether-ws' { interface WebSocket { isAlive: boolean } }`, as ws
+  // users write for @types/ws's ES typings) merges with the class every socket is made from.
+  const defaultName = names.find((name) => exported[name] === exported.default)
+  if (defaultName === undefined) throw new Error(`${entry.subpath}: the default export has no name to re-export it by`)
+  writeFileSync(
+    join(dist, 'esm', entry.esm.replace(/\.mjs$/, '.d.mts')),
+    `// Types of ${entry.esm}: the CommonJS declarations, with the default export as the ${defaultName} it is.\n` +
+      `import { ${defaultName} } from '${source}'\nexport * from '${source}'\nexport default ${defaultName}\n`,
+  )
 }
 compile('tsconfig.cli.json')
 compile('tsconfig.web.json')

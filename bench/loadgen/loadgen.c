@@ -60,6 +60,7 @@ struct conn {
   /* counters */
   long inflight;
   uint64_t received;
+  int ignored; /* --ignore-first: messages set aside before counting */
   double sent_at; /* latency mode: when the message in flight was sent */
 };
 
@@ -72,7 +73,8 @@ static struct {
   size_t size;
   double duration, warmup;
   const char *deflate_file;
-} opt = {ECHO, "127.0.0.1", 0, "/echo", 1, 1, 64, 16, 32, 5.0, 1.0, NULL};
+  int ignore_first; /* messages each connection receives first that are not counted (a protocol's greeting) */
+} opt = {ECHO, "127.0.0.1", 0, "/echo", 1, 1, 64, 16, 32, 5.0, 1.0, NULL, 0};
 
 /* --ports: connections spread round-robin over several servers (a cluster); the publisher uses the first. */
 static int ports[16];
@@ -271,6 +273,10 @@ static void publish_more(void) {
 }
 
 static void message_received(struct conn *c) {
+  if (c->ignored < opt.ignore_first) {
+    c->ignored++;
+    return;
+  }
   if (opt.mode == BROADCAST && !c->publisher) count_delivery(c);
   c->received++;
   if (measuring) {
@@ -427,7 +433,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: loadgen --port P | --ports P1,P2,... [--host H] [--path /echo] [--mode echo|latency|handshake|idle|broadcast]\n"
           "               [--conns N] [--inflight D] [--size S] [--duration s] [--warmup s]\n"
-          "               [--concurrency C] [--window W] [--deflate FILE]\n");
+          "               [--concurrency C] [--window W] [--deflate FILE] [--ignore-first N]\n");
   exit(2);
 }
 
@@ -454,6 +460,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--concurrency")) opt.concurrency = atoi(v);
     else if (!strcmp(a, "--window")) opt.window = atoi(v);
     else if (!strcmp(a, "--deflate")) opt.deflate_file = v;
+    else if (!strcmp(a, "--ignore-first")) opt.ignore_first = atoi(v);
     else usage();
     i++;
   }

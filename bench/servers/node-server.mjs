@@ -2,6 +2,9 @@
 // A benchmark server with the same endpoints for every library under test:
 //   /echo       every message is sent back to its sender, same type
 //   /broadcast  every message is sent to every connected client, the sender included
+//   /broadcast-history  (tether) the same on a topic with in-process history (tether.v1): each
+//               client is subscribed on connect (its first message is the `subscribed` answer),
+//               each message is appended to the history and delivered with its position
 //
 //   node bench/servers/node-server.mjs <tether|ws> <port> [--deflate] [--redis URL | --nats URL] [--http2]
 //
@@ -25,6 +28,8 @@ if (!library) {
   process.exit(2)
 }
 const { WebSocketServer } = library
+const { DeliveryServer } = impl === 'tether' ? await import('tether-ws/pubsub') : {}
+const { serializeClientMessage } = impl === 'tether' ? await import('tether-ws/client') : {}
 let backplane
 if (flagValue('--redis')) backplane = await (await import('tether-ws/pubsub/redis')).RedisBackplane.connect({ url: flagValue('--redis') })
 if (flagValue('--nats')) backplane = await (await import('tether-ws/pubsub/nats')).NatsBackplane.connect({ servers: flagValue('--nats') })
@@ -46,8 +51,17 @@ const broadcast =
         for (const client of wss.clients) if (client.readyState === 1) client.send(data, { binary: isBinary })
       }
 
+// Created in the same turn as the server (before 'listening' can fire), modules loaded above.
+const delivery = DeliveryServer ? new DeliveryServer(wss, { history: { maxCount: 100, maxAge: 300_000 } }) : undefined
+const subscribeFrame = serializeClientMessage?.({ type: 'subscribe', id: 1, topic: 'broadcast' })
+
 wss.on('connection', (ws, request) => {
-  if (request.url === '/broadcast') {
+  if (request.url === '/broadcast-history' && delivery) {
+    const session = delivery.accept(ws, {}, 'binary')
+    session.receive(subscribeFrame, true)
+    ws.on('message', (data, isBinary) => void delivery.publish('broadcast', data, { binary: isBinary }).catch(() => {}))
+    ws.on('close', () => session.close())
+  } else if (request.url === '/broadcast') {
     if (impl === 'tether') ws.subscribe('broadcast')
     ws.on('message', (data, isBinary) => broadcast(data, isBinary))
   }

@@ -116,6 +116,27 @@ const SERVE: CommandSpec = {
       description: 'a host name the hub answers to (repeatable; default on 127.0.0.1: localhost names only, elsewhere: any)',
       repeatable: true,
     },
+    { name: 'history', value: '<pattern>', description: 'relay topics that keep history, for reliable delivery at /v1 (repeatable; * for all)', repeatable: true },
+    {
+      name: 'history-size',
+      value: '<n>',
+      description: 'messages each of those topics keeps (default 100)',
+      parse: integer('--history-size', 1, 1_000_000),
+      default: SERVE_DEFAULTS.historySize,
+    },
+    {
+      name: 'history-age',
+      value: '<seconds>',
+      description: 'how long a message stays in history (default 300)',
+      parse: positiveSeconds('--history-age'),
+      default: SERVE_DEFAULTS.historyAge,
+    },
+    {
+      name: 'history-backend',
+      value: '<kind>',
+      description: "where history is kept: memory (this node), redis or jetstream (the cluster's broker; the default with --redis or --nats)",
+      choices: ['memory', 'redis', 'jetstream'],
+    },
   ],
   epilogue: `
 Endpoints:
@@ -124,6 +145,8 @@ Endpoints:
   GET  /health         JSON status
   WS   /echo           every message comes back
   WS   /topics/NAME    what you send is published on NAME; you receive what is published on NAME
+  WS   /v1             reliable delivery (subprotocol tether.v1) on the topics given with --history
+  GET  /js/client/index.js   the tether.v1 client for pages (ES module)
 
 Tokens (--auth jwt): a page offers the subprotocol tether.bearer.TOKEN next to tether, or sends the cookie
 tether_token, or ?token=TOKEN. The token's "tether" claim lists the topics it may use:

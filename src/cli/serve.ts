@@ -38,6 +38,11 @@ export interface ServeOptions {
   maxConnectionsPerAddress: number
   trustedProxy: string[]
   allowedHost: string[]
+  /** Relay topics (patterns) that keep history for reliable delivery at /v1, how much, and where. */
+  history: string[]
+  historySize: number
+  historyAge: number
+  historyBackend?: string | undefined
   log: (line: string) => void
 }
 
@@ -57,6 +62,9 @@ export const SERVE_DEFAULTS = {
   maxConnectionsPerAddress: HUB_DEFAULTS.maxConnectionsPerAddress,
   trustedProxy: [] as string[],
   allowedHost: [] as string[],
+  history: [] as string[],
+  historySize: 100,
+  historyAge: 300_000,
 }
 
 /** HS256 wants a key at least as long as its hash: 32 bytes (RFC 7518 §3.2). */
@@ -108,6 +116,10 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
     throw new CliError(`--publish-limit-action is close or drop, not ${options.publishLimitAction}`)
   }
   const url = options.redis ?? options.nats
+  const historyBackend = (options.historyBackend ?? (options.redis ? 'redis' : options.nats ? 'jetstream' : 'memory')) as 'memory' | 'redis' | 'jetstream'
+  if ((historyBackend === 'redis' && !options.redis) || (historyBackend === 'jetstream' && !options.nats)) {
+    throw new CliError(`--history-backend ${historyBackend} keeps history on the cluster's broker: add --${historyBackend === 'redis' ? 'redis' : 'nats'} URL`)
+  }
   return {
     port: options.port,
     host: options.host,
@@ -133,6 +145,11 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
         action: options.publishLimitAction,
       },
       topics: [],
+    },
+    history: {
+      backend: historyBackend,
+      url,
+      topics: (options.history ?? []).map((pattern) => ({ pattern, maxCount: options.historySize, maxAge: options.historyAge })),
     },
     log: options.log,
   }

@@ -67,6 +67,8 @@ export interface App {
   readonly route: Route
   /** Checks an upgrade before it is accepted (e.g. the relay's topic name); a refusal gets its status. */
   check?(param: string, identity: Identity): Refusal | undefined
+  /** Work before the hub listens (connecting a broker); a rejection stops the hub from starting. */
+  prepare?(): Promise<void>
   /** Starts the app (timers, observers). */
   start?(services: AppServices): void
   /** A client connected (Rule 1). */
@@ -75,8 +77,8 @@ export interface App {
   message?(client: HubClient, data: Buffer, isBinary: boolean): void
   /** The client's connection closed. */
   close?(client: HubClient): void
-  /** Stops timers; called once at shutdown. */
-  stop?(): void
+  /** Stops timers and closes what `prepare` opened; called once at shutdown (awaited). */
+  stop?(): void | Promise<void>
   /** What the app reports in /health. */
   summary?(): unknown
 }

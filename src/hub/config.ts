@@ -3,7 +3,7 @@
  * line (`tether serve`), and later the environment and a config file, all
  * turn into this; `createHub` takes nothing else.
  */
-import type { Backplane } from 'tether-ws/pubsub'
+import type { Backplane, HistoryStore } from 'tether-ws/pubsub'
 
 /** What a client may publish, per connection: two token buckets (messages and bytes). */
 export interface PublishLimit {
@@ -33,6 +33,18 @@ export type AuthConfig =
       issuer?: string | undefined
       audience?: string | undefined
     }
+
+/**
+ * Topic history for reliable delivery (`/v1`, tether.v1): which relay topics
+ * keep it (by pattern, first match wins) and where it is kept: in this
+ * process (one node), Redis Streams or NATS JetStream (a cluster; `url`
+ * defaults to the backplane's broker), or a store the caller connected.
+ */
+export interface HistoryConfig {
+  backend: 'memory' | 'redis' | 'jetstream' | { store: HistoryStore }
+  url?: string | undefined
+  topics: ReadonlyArray<{ pattern: string; maxCount: number; maxAge: number }>
+}
 
 /** Where the backplane is: a broker URL to connect to, or one the caller connected. */
 export type BackplaneConfig = { kind: 'redis' | 'nats'; url: string; connectTimeout: number } | { kind: 'custom'; backplane: Backplane }
@@ -70,8 +82,10 @@ export interface HubConfig {
    * fields. Idle keep-alive connections close after Node's 5 s.
    */
   http: { headersTimeout: number; maxHeaderSize: number; maxHeaders: number }
+  /** Which relay topics keep history, and where (the `/v1` endpoint serves them). */
+  history: HistoryConfig
   /** Which apps run. */
-  apps: { echo: boolean; relay: boolean; chat: boolean; scores: boolean }
+  apps: { echo: boolean; relay: boolean; chat: boolean; scores: boolean; delivery: boolean }
   /** Open WebSockets one client address may have (its publish limits are shared too); 0: no limit. */
   maxConnectionsPerAddress: number
   /**
@@ -109,7 +123,8 @@ export const HUB_DEFAULTS: HubConfig = {
   auth: { kind: 'none' },
   publish: { limit: DEFAULT_PUBLISH_LIMIT, topics: [] },
   http: { headersTimeout: 10_000, maxHeaderSize: 16 * 1024, maxHeaders: 100 },
-  apps: { echo: true, relay: true, chat: true, scores: true },
+  history: { backend: 'memory', topics: [] },
+  apps: { echo: true, relay: true, chat: true, scores: true, delivery: true },
   maxConnectionsPerAddress: 100,
   trustedProxies: [],
   allowedHosts: undefined,
@@ -136,6 +151,7 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
       topics: config.publish?.topics ?? [],
     },
     http: { ...HUB_DEFAULTS.http, ...config.http },
+    history: { ...HUB_DEFAULTS.history, ...config.history },
     apps: { ...HUB_DEFAULTS.apps, ...config.apps },
   }
   const count = (key: string, value: number, min = 0): void => {
@@ -166,6 +182,17 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
   const auth = resolved.auth
   if (auth.kind === 'jwt' && auth.secret === undefined && auth.publicKey === undefined && auth.jwks === undefined) {
     throw new TypeError('auth: a JWT needs a secret, a publicKey or a jwks to verify it with')
+  }
+  const history = resolved.history
+  for (const [i, topic] of history.topics.entries()) {
+    count(`history.topics[${i}].maxCount`, topic.maxCount, 1)
+    count(`history.topics[${i}].maxAge`, topic.maxAge, 1)
+  }
+  if ((history.backend === 'redis' || history.backend === 'jetstream') && history.url === undefined) {
+    const broker = resolved.backplane
+    const same = broker !== undefined && broker.kind === (history.backend === 'redis' ? 'redis' : 'nats')
+    if (!same) throw new TypeError(`history.backend ${history.backend} needs history.url (or a ${history.backend === 'redis' ? 'Redis' : 'NATS'} backplane to share)`)
+    resolved.history = { ...history, url: (broker as { url: string }).url }
   }
   return resolved
 }

@@ -94,7 +94,11 @@ export function requestListener(routes: HttpRoutes): (request: http.IncomingMess
       response.setHeader('Upgrade', 'websocket')
       return text(response, 426, 'Upgrade Required: this is a WebSocket endpoint\n')
     }
-    const file = PAGES[path] ?? (/^\/js\/[\w-]+\.js$/.test(path) ? `dist/web/web/src/${path.slice(4)}` : undefined)
+    const file =
+      PAGES[path] ??
+      // The reliable-delivery client (src/client), built for browsers: /js/client/index.js imports ./protocol.js.
+      (/^\/js\/client\/[\w-]+\.js$/.test(path) ? `dist/web/src/client/${path.slice(11)}` : undefined) ??
+      (/^\/js\/[\w-]+\.js$/.test(path) ? `dist/web/web/src/${path.slice(4)}` : undefined)
     if (file === undefined) return text(response, 404, 'Not Found\n')
     const body = await read(file)
     if (body === undefined) return text(response, 404, 'Not Found\n')

@@ -43,9 +43,10 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type BackplaneEvent, WebSocket, WebSocketServer } from 'tether-ws'
-import type { Backplane } from 'tether-ws/pubsub'
+import { type Backplane, selectDeliveryProtocol } from 'tether-ws/pubsub'
 import type { App, AppServices, HubClient, Refusal } from './app.js'
 import { chatApp } from './apps/chat.js'
+import { deliveryApp } from './apps/delivery.js'
 import { echoApp } from './apps/echo.js'
 import { relayApp } from './apps/relay.js'
 import { scoresApp } from './apps/scores.js'
@@ -149,6 +150,7 @@ export function defaultApps(config: HubConfig): App[] {
   if (config.apps.relay) apps.push(relayApp())
   if (config.apps.chat) apps.push(chatApp())
   if (config.apps.scores) apps.push(scoresApp())
+  if (config.apps.delivery) apps.push(deliveryApp(config))
   return apps
 }
 
@@ -196,8 +198,15 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   const log = config.log
   const authenticator: Authenticator = await createAuthenticator(config.auth)
   const { backplane, kind } = await connectBackplane(config)
-  const limits = new PublishLimits(config.publish.limit, config.publish.topics)
   const hubApps = apps ?? defaultApps(config)
+  try {
+    for (const app of hubApps) await app.prepare?.()
+  } catch (error) {
+    await Promise.allSettled(hubApps.map((app) => app.stop?.()))
+    await backplane?.close()
+    throw error
+  }
+  const limits = new PublishLimits(config.publish.limit, config.publish.topics)
   const node = randomUUID()
   const started = Date.now()
   const stats: HubStats = { appErrors: 0, observerErrors: 0, publishNotAllowed: 0, publishDropped: 0, publishClosed: 0, tokensExpired: 0, tokensRefreshed: 0 }
@@ -243,8 +252,9 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     // The pages' own origin, and those listed; any with '*'. Clients that are not browsers send none.
     ...(anyOrigin ? {} : { allowOrigins: ['same-origin', ...config.allowOrigins] }),
     allowMissingOrigin: true,
-    // A page carries its token as a subprotocol next to `tether` (auth.ts): select `tether`, never the token.
-    handleProtocols: (protocols) => (protocols.has(HUB_PROTOCOL) ? HUB_PROTOCOL : false),
+    // A page carries its token as a subprotocol next to `tether` (auth.ts): select `tether`, never the token;
+    // a reliable-delivery client offers `tether.v1` (or its JSON form).
+    handleProtocols: (protocols) => (protocols.has(HUB_PROTOCOL) ? HUB_PROTOCOL : selectDeliveryProtocol(protocols)),
     authenticate: async (request) => {
       if (!hostAllowed(request)) return { status: 403, message: `Host ${String(request.headers.host)} is not served here` }
       let path: string
@@ -434,7 +444,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     wss.once('error', onError)
     wss.once('listening', onListening)
   }).catch(async (error) => {
-    for (const app of hubApps) app.stop?.()
+    await Promise.allSettled(hubApps.map((app) => app.stop?.()))
     await backplane?.close()
     throw error
   })
@@ -445,9 +455,10 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   let closing: Promise<void> | undefined
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      for (const app of hubApps) app.stop?.()
+      const stopping = hubApps.map((app) => Promise.resolve().then(() => app.stop?.()))
       for (const state of clients.values()) state.disarm()
       await wss.shutdown({ code: 1001, reason: 'server shutting down', timeout: config.shutdownTimeout })
+      await Promise.allSettled(stopping)
     })())
 
   return { wss, port: address.port, url, config, stats, close }

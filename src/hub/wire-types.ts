@@ -12,7 +12,8 @@ export type ChatEvent =
   | { type: 'message'; room: string; nick: string; text: string; at: number; node: string }
   | { type: 'join'; room: string; nick: string; at: number; node: string }
   | { type: 'leave'; room: string; nick: string; at: number; node: string }
-  | { type: 'here'; room: string; nicks: string[]; node: string }
+  /** `joined[i]`: when `nicks[i]` joined on that node (Rule 2's tie-break of src/hub/apps/chat.ts). */
+  | { type: 'here'; room: string; nicks: string[]; joined?: number[]; node: string }
 
 /** An error the hub tells a client about, with a stable code. */
 export interface HubError {

@@ -55,7 +55,13 @@ export const ChatEvent: z.ZodMiniType<types.ChatEvent> = z.discriminatedUnion('t
   z.object({ type: z.literal('message'), room, nick, text, at: z.number(), node }),
   z.object({ type: z.literal('join'), room, nick, at: z.number(), node }),
   z.object({ type: z.literal('leave'), room, nick, at: z.number(), node }),
-  z.object({ type: z.literal('here'), room, nicks: z.array(nick).check(z.maxLength(MAX_ONLINE)), node }),
+  z.object({
+    type: z.literal('here'),
+    room,
+    nicks: z.array(nick).check(z.maxLength(MAX_ONLINE)),
+    joined: z.optional(z.array(z.number()).check(z.maxLength(MAX_ONLINE))),
+    node,
+  }),
 ])
 
 /** Parses JSON text and validates it; undefined when either fails. */

@@ -16,6 +16,7 @@
  */
 import http, { type ClientRequest, type IncomingMessage } from 'node:http'
 import https from 'node:https'
+import type { RequestOptions as HttpsRequestOptions } from 'node:https'
 import net, { type Socket } from 'node:net'
 import tls from 'node:tls'
 import type { Duplex } from 'node:stream'
@@ -31,7 +32,7 @@ import {
 } from '../core/handshake/http1.js'
 
 /** Options of the client handshake; everything else is passed to `http.request`. */
-export interface ClientHandshakeOptions extends Omit<https.RequestOptions, 'timeout'> {
+export interface ClientHandshakeOptions extends Omit<HttpsRequestOptions, 'timeout'> {
   /** Milliseconds before the handshake is abandoned. */
   handshakeTimeout?: number
   followRedirects?: boolean

@@ -307,6 +307,17 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     this.transport.destroy()
   }
 
+  /**
+   * Tears the connection down after handing the transport what was sent
+   * before (ws `terminate`: a message or close frame sent just before it still
+   * leaves, as in ws, where `send` writes at once). A peer that does not read
+   * gets what fits in the kernel's buffer; the rest is dropped with the socket.
+   */
+  terminate(): void {
+    if ((this.flags & CLOSED) === 0 && this.transport.writable) this.flush()
+    this.transport.destroy()
+  }
+
   // ---------------------------------------------------- TransportSink
 
   transportData(chunk: Buffer): void {

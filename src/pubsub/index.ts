@@ -34,3 +34,32 @@ export {
 export { MemoryBackplane, MemoryBroker } from './memory.js'
 export { DEFAULT_TOPIC_POLICY, LatestPending, type SlowConsumerPolicy, type TopicPolicy, resolveTopicPolicy } from './policy.js'
 export { TopicRegistry, checkTopic } from './topics.js'
+export {
+  type AppendRequest,
+  type AppendResult,
+  DEFAULT_HISTORY_POLICY,
+  type HistoryEntry,
+  type HistoryEvent,
+  type HistoryFeed,
+  type HistoryPolicy,
+  type HistoryStore,
+  type Position,
+  type ReadResult,
+  decodeRequests,
+  encodeRequests,
+  newEpoch,
+  resolveHistoryPolicy,
+} from './history.js'
+export { MemoryHistory, type MemoryHistoryOptions } from './history-memory.js'
+export { Delivery, type DeliveryHooks, type DeliveryOptions, type DeliveryStats, type Gap, type JoinPlan, type JoinStart, type LogEntry } from './delivery.js'
+export {
+  DeliveryServer,
+  type DeliveryServerLike,
+  type DeliveryServerOptions,
+  DeliverySession,
+  type DeliverySocketLike,
+  type SessionHooks,
+  attachDelivery,
+  isDeliveryProtocol,
+  selectDeliveryProtocol,
+} from './delivery-server.js'

@@ -296,3 +296,4 @@ class SocketsOfAttempt {
     if (--SocketsOfAttempt.#listening === 0) diagnostics.unsubscribe('net.client.socket', SocketsOfAttempt.#onSocket)
   }
 }
+export { JetStreamHistory, type JetStreamHistoryOptions } from './history-jetstream.js'

@@ -198,7 +198,7 @@ export class RedisBackplane extends EnvelopeBackplane {
  * reconnect strategy that gives up before the client was first ready
  * (Rule 2: `connect()` then rejects with the cause) and never after.
  */
-function ownClient(redis: { createClient(options: object): RedisClientLike }, url: string, timeout: number): RedisClientLike {
+export function ownClient(redis: { createClient(options: object): RedisClientLike }, url: string, timeout: number): RedisClientLike {
   let readyOnce = false
   const client = redis.createClient({
     url,
@@ -210,7 +210,7 @@ function ownClient(redis: { createClient(options: object): RedisClientLike }, ur
   return client
 }
 
-function destroyClient(client: RedisClientLike): void {
+export function destroyClient(client: RedisClientLike): void {
   try {
     if (client.destroy) client.destroy()
     else void client.disconnect?.().catch(() => {})
@@ -224,9 +224,10 @@ function destroyClient(client: RedisClientLike): void {
  * publishes count as sent), at once when not or when Redis does not answer
  * within `timeout` ms.
  */
-async function closeClient(client: RedisClientLike, timeout: number): Promise<void> {
+export async function closeClient(client: RedisClientLike, timeout: number): Promise<void> {
   if (!client.isReady) return destroyClient(client)
   const closing = client.close ? client.close() : client.quit?.()
   if (closing === undefined) return destroyClient(client)
   await withConnectTimeout(closing, timeout, () => destroyClient(client)).catch(() => destroyClient(client))
 }
+export { RedisHistory, type RedisHistoryClientLike, type RedisHistoryOptions } from './history-redis.js'

@@ -11,6 +11,7 @@ import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMe
 import { PreparedMessage } from '../node/prepared.js'
 import { CloseEvent, ErrorEvent, Event, MessageEvent } from './event-target.js'
 import { Sender } from './frame-sender.js'
+import { extension, subprotocol } from './header-helpers.js'
 import { createWebSocketStream } from './stream.js'
 import { WebSocket } from './websocket.js'
 import { WebSocketServer } from './websocket-server.js'
@@ -28,7 +29,9 @@ export type {
   VerifyClientCallbackSync,
   VerifyClientInfo,
 } from './types.js'
-export type { AuthResult, Http2PortOptions, PublishOptions, ServerOptions, ServerSocket, VerifyClient, VerifyClientCallback } from './websocket-server.js'
+export { extension, subprotocol }
+export type { ExtensionParams, Extensions } from './header-helpers.js'
+export type { AuthResult, ClientSet, Http2PortOptions, PublishOptions, ServerOptions, ServerSocket, VerifyClient, VerifyClientCallback } from './websocket-server.js'
 export type { FrameOptions } from './frame-sender.js'
 export type { PublishResult, SlowConsumerInfo, TopicStats } from '../pubsub/hub.js'
 export type { SlowConsumerPolicy, TopicPolicy } from '../pubsub/policy.js'
@@ -63,6 +66,8 @@ const attached = {
   receiveMemoryStats,
   configureSendMemory,
   sendMemoryStats,
+  extension,
+  subprotocol,
 } satisfies { [Name in keyof typeof WebSocket]?: (typeof WebSocket)[Name] }
 for (const [name, value] of Object.entries(attached)) {
   Object.defineProperty(WebSocket, name, { value, enumerable: true, writable: true, configurable: true })

@@ -10,9 +10,12 @@
  * down; with a `wsClientError` listener the application writes the answer.
  */
 import { EventEmitter } from 'node:events'
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer } from 'node:http'
+// Namespace imports: the declaration files then compile for programs without esModuleInterop (TS1192).
+import * as http from 'node:http'
+import type { IncomingMessage, OutgoingHttpHeaders, Server as HttpServer } from 'node:http'
 import https, { type Server as HttpsServer } from 'node:https'
-import http2, { type Http2SecureServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type IncomingHttpHeaders, type SecureServerOptions as Http2SecureServerOptions, type ServerHttp2Stream } from 'node:http2'
+import * as http2 from 'node:http2'
+import type { Http2SecureServer, Http2Server, Http2ServerRequest, Http2ServerResponse, Http2Session, IncomingHttpHeaders, SecureServerOptions as Http2SecureServerOptions, ServerHttp2Stream } from 'node:http2'
 import { type AddressInfo, type BlockList, type Socket, isIPv4 } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { HandshakeError } from '../core/errors.js'
@@ -32,13 +35,13 @@ import {
 import { Http2StreamChannel, isHttp2Server, listenForStreams, routeExtendedConnects, streamRequest } from '../node/http2-server.js'
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
-import { WebSocket, type WebSocketOptions, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
+import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
 import type { VerifyClientCallbackAsync, VerifyClientCallbackSync, VerifyClientInfo } from './types.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
 import { type PublishResult, type SlowConsumerInfo, type TopicStats, TopicHub } from '../pubsub/hub.js'
 import type { TopicPolicy } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
-import { coarseNow } from '../node/driver.js'
+import { DEFAULT_CLOSE_TIMEOUT, coarseNow } from '../node/driver.js'
 import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
 import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, emptyLimitStats, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
 
@@ -61,6 +64,16 @@ export type VerifyClient<Request extends IncomingMessage = IncomingMessage> =
  * accepted with `true` has no user.)
  */
 export type ServerSocket<T extends typeof WebSocket = typeof WebSocket, User = unknown> = InstanceType<T> & { user: User }
+
+/**
+ * A server's `clients`: a Set of its sockets whose lookups take any socket,
+ * as they do at run time (`wss.clients.has(ws)` with `ws` typed WebSocket
+ * compiles, as with @types/ws, although the set's members carry `user`).
+ */
+export interface ClientSet<Socket = WebSocket> extends Set<Socket> {
+  has(socket: Socket | WebSocket): boolean
+  delete(socket: Socket | WebSocket): boolean
+}
 
 export interface ServerOptions<
   T extends typeof WebSocket = typeof WebSocket,
@@ -137,7 +150,7 @@ export interface ServerOptions<
    * the pending-handshake pool). tether's addition: one port for an app's
    * pages and its WebSockets, with every port-mode protection.
    */
-  requestListener?: (request: IncomingMessage, response: http.ServerResponse) => void
+  requestListener?: (request: IncomingMessage, response: import('node:http').ServerResponse) => void
   /**
    * With `port` (tether's addition): serve WebSockets over HTTP/2 streams too
    * (RFC 8441: many WebSockets on one connection, as browsers open them on the
@@ -344,7 +357,7 @@ export class WebSocketServer<
   readonly options: Required<Pick<ServerOptions<T, U, User>, 'clientTracking' | 'maxPayload' | 'skipUTF8Validation' | 'autoPong'>> &
     ServerOptions<T, U, User>
   /** Connected clients, when `clientTracking` is on (the default). */
-  readonly clients: Set<ServerSocket<T, User>>
+  readonly clients: ClientSet<ServerSocket<T, User>>
   /** The `path` option ('' for any), as @types/ws declares it: code typed against ws's Server passes a tether server. */
   path: string
   #server: HttpServer | HttpsServer | Http2Server | Http2SecureServer | undefined
@@ -382,9 +395,19 @@ export class WebSocketServer<
       perMessageDeflate: false,
       clientTracking: true,
       noServer: false,
+      // ws lists every option it knows in `options`, the unset ones as null; code reading them sees the same.
+      handleProtocols: null,
+      verifyClient: null,
+      closeTimeout: DEFAULT_CLOSE_TIMEOUT,
+      maxFragments: 0,
+      backlog: null,
+      server: null,
+      host: null,
+      path: null,
+      port: null,
       WebSocket,
       ...options,
-    }
+    } as ServerOptions<T, U, User> & { noServer: boolean; clientTracking: boolean; perMessageDeflate: boolean | PerMessageDeflateOptions }
     if (
       (resolved.port == null && !resolved.server && !resolved.noServer) ||
       (resolved.port != null && (resolved.server || resolved.noServer)) ||
@@ -396,7 +419,7 @@ export class WebSocketServer<
     this.path = resolved.path ?? ''
     // Validates the option now, so a bad value throws here rather than at the first handshake.
     this.#deflate = resolveDeflateOptions(resolved.perMessageDeflate)
-    this.clients = new Set()
+    this.clients = new Set<ServerSocket<T, User>>() as ClientSet<ServerSocket<T, User>>
     if (!resolved.clientTracking) (this as { clients: Set<WebSocket> | undefined }).clients = undefined
     const { backplane, acceptRemote, ...policy } = resolved.topics ?? {}
     this.#hub = new TopicHub<WebSocket, PreparedMessage>(
@@ -443,7 +466,7 @@ export class WebSocketServer<
     if (ownsTcp) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
       this.#listener = listener
-      listener.listen(resolved.port!, resolved.host, resolved.backlog ?? undefined).then(
+      listener.listen(resolved.port!, resolved.host ?? undefined, resolved.backlog ?? undefined).then(
         () => {
           if (callback) this.once('listening', callback)
           this.emit('listening')
@@ -1207,3 +1230,6 @@ function toBuffer(data: ArrayBuffer | ArrayBufferView): Buffer {
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   return Buffer.from(data)
 }
+
+// tether's read-only additions give way to an application's own field of the same name (websocket.ts).
+allowShadowing(WebSocketServer.prototype, ['limitStats', 'load', 'topics', 'topicStats', 'backplane'])

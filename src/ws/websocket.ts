@@ -212,6 +212,24 @@ class ColdState {
   abortStream: (() => void) | undefined = undefined
 }
 
+/**
+ * Gives read-only accessors a setter that defines an own, writable property
+ * on the instance, hiding the accessor: tether's additions to the ws API must
+ * not break an application that already used the same name for its own data.
+ */
+export function allowShadowing(prototype: object, names: readonly string[]): void {
+  for (const name of names) {
+    const descriptor = Object.getOwnPropertyDescriptor(prototype, name)
+    if (descriptor?.get === undefined || descriptor.set !== undefined) continue
+    Object.defineProperty(prototype, name, {
+      ...descriptor,
+      set(this: object, value: unknown) {
+        Object.defineProperty(this, name, { value, writable: true, configurable: true, enumerable: true })
+      },
+    })
+  }
+}
+
 /** The topic hub of a server's sockets. */
 export type SocketTopicHub = TopicHub<WebSocket, PreparedMessage>
 
@@ -233,6 +251,13 @@ export interface WebSocket {
   readonly OPEN: 1
   readonly CLOSING: 2
   readonly CLOSED: 3
+  /**
+   * On a server socket: what the server's `authenticate` hook returned as
+   * `{ user }` (tether's addition). A server's sockets have it typed by the
+   * server's `User` parameter, which `authenticate` infers:
+   * `new WebSocketServer({ authenticate: async () => ({ user: account }) })`.
+   */
+  user?: unknown
 }
 
 /**
@@ -547,7 +572,7 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     // As in close(): after a failed handshake there is nothing to terminate.
     if (driver === undefined) return
     this.#readyState = CLOSING
-    driver.destroy()
+    driver.terminate()
   }
 
   pause(): void {
@@ -787,15 +812,12 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     return hub
   }
 
-  /**
-   * On a server socket: what the server's `authenticate` hook returned as `{ user }` (tether's addition).
-   * A server's sockets have it typed by the server's `User` parameter, which
-   * `authenticate` infers: `new WebSocketServer({ authenticate: async () => ({ user: account }) })`.
-   */
-  get user(): unknown {
+  /** @internal `user`'s storage (the property is defined on the prototype below, typed on the interface). */
+  _getUser(): unknown {
     return this.#cold?.user
   }
-  set user(user: unknown) {
+  /** @internal */
+  _setUser(user: unknown): void {
     if (user !== undefined || this.#cold !== undefined) this.#warm().user = user
   }
 
@@ -1099,6 +1121,21 @@ Object.defineProperty(WebSocket.prototype, 'pong', {
   },
 })
 function noop(): void {}
+// `user` is an accessor at run time but a plain optional property in the types, so that a subclass or an
+// interface extending WebSocket may declare its own `user` as with ws (an accessor cannot be redeclared so).
+Object.defineProperty(WebSocket.prototype, 'user', {
+  get(this: WebSocket) {
+    return this._getUser()
+  },
+  set(this: WebSocket, user: unknown) {
+    this._setUser(user)
+  },
+  configurable: true,
+  enumerable: false,
+})
+// tether's read-only additions give way to an application's own field of the same name (`ws.topics = new
+// Set()` is common in ws code): assigning one defines an own property that hides the accessor.
+allowShadowing(WebSocket.prototype, ['topics', 'wasClean'])
 defineEventAttributes(WebSocket.prototype)
 Object.defineProperty(WebSocket.prototype, 'addEventListener', { value: addEventListener, writable: true, configurable: true })
 Object.defineProperty(WebSocket.prototype, 'removeEventListener', { value: removeEventListener, writable: true, configurable: true })
@@ -1149,6 +1186,9 @@ export interface WebSocket {
   removeListener(event: string | symbol, listener: AnyListener): this
 }
 
+/** The instance type, under a name the namespace below can extend (inside it, `WebSocket` is its own member). */
+type WebSocketInstance = WebSocket
+
 /**
  * The names @types/ws declares on `WebSocket`, so `WebSocket.RawData`,
  * `WebSocket.ServerOptions`, `WebSocket.Server` and the rest work as types
@@ -1195,7 +1235,9 @@ export declare namespace WebSocket {
     U extends typeof HttpIncomingMessage = typeof HttpIncomingMessage,
   > = import('./websocket-server.js').WebSocketServer<T, U>
   const WebSocket: typeof import('./websocket.js').WebSocket
-  type WebSocket = import('./websocket.js').WebSocket
+  // An interface, not an alias, as in @types/ws: `declare module 'tether-ws' { interface WebSocket { isAlive:
+  // boolean } }` (module augmentation, ws's heartbeat example) merges here, and so reaches every socket.
+  interface WebSocket extends WebSocketInstance {}
   const createWebSocketStream: typeof createStream
   /** ws's frame builder (`Sender.frame`), for libraries that frame a message once for many sockets. */
   const Sender: typeof import('./frame-sender.js').Sender
@@ -1205,6 +1247,13 @@ export declare namespace WebSocket {
     import('./websocket-server.js').ServerSocket<T, User>
   type AuthResult<User = unknown> = import('./websocket-server.js').AuthResult<User>
   type Http2PortOptions = import('./websocket-server.js').Http2PortOptions
+  type ClientSet<Socket = import('./websocket.js').WebSocket> = import('./websocket-server.js').ClientSet<Socket>
+  /** ws's Sec-WebSocket-Extensions helpers (`require('ws/lib/extension')`): `parse` and `format`. */
+  const extension: typeof import('./header-helpers.js').extension
+  /** ws's Sec-WebSocket-Protocol helper (`require('ws/lib/subprotocol')`): `parse` to a Set. */
+  const subprotocol: typeof import('./header-helpers.js').subprotocol
+  type Extensions = import('./header-helpers.js').Extensions
+  type ExtensionParams = import('./header-helpers.js').ExtensionParams
   type VerifyClient<Request extends HttpIncomingMessage = HttpIncomingMessage> = import('./websocket-server.js').VerifyClient<Request>
   type VerifyClientCallback = import('./websocket-server.js').VerifyClientCallback
   type VerifyClientInfo<Request extends HttpIncomingMessage = HttpIncomingMessage> = types.VerifyClientInfo<Request>

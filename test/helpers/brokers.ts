@@ -5,8 +5,10 @@
  * an outage would.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { HOST, withTimeout } from './net.js'
 
 export interface Broker {
@@ -14,7 +16,15 @@ export interface Broker {
   readonly port: number
   readonly url: string
   stop(): Promise<void>
-  start(): Promise<void>
+  /** Starts it again on its port; `wipe` deletes what it persisted first (a broker that lost its disk). */
+  start(options?: { wipe?: boolean }): Promise<void>
+}
+
+export interface BrokerOptions {
+  /** nats-server with JetStream (`-js`), storing in a directory of its own. */
+  jetstream?: boolean
+  /** redis-server with an append-only file written before each answer (`appendfsync always`), so a restart keeps the data. */
+  persist?: boolean
 }
 
 /** The broker's executable: on PATH, or where Debian puts it (nats-server is in /usr/sbin). */
@@ -35,14 +45,19 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts a broker process and waits until it accepts TCP connections. */
-export async function startBroker(kind: 'redis' | 'nats'): Promise<Broker> {
+export async function startBroker(kind: 'redis' | 'nats', options: BrokerOptions = {}): Promise<Broker> {
   const port = await freePort()
   let child: ChildProcess | undefined
-  const start = async (): Promise<void> => {
+  const dir = options.jetstream || options.persist ? mkdtempSync(join(tmpdir(), `tether-${kind}-`)) : undefined
+  const start = async (startOptions: { wipe?: boolean } = {}): Promise<void> => {
+    if (startOptions.wipe && dir !== undefined) {
+      for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true })
+    }
+    const persistence = options.persist ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir!] : ['--appendonly', 'no']
     const [command, args] =
       kind === 'redis'
-        ? [executable('redis-server'), ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no']]
-        : [executable('nats-server'), ['-a', HOST, '-p', String(port)]]
+        ? [executable('redis-server'), ['--port', String(port), '--bind', HOST, '--save', '', ...persistence]]
+        : [executable('nats-server'), ['-a', HOST, '-p', String(port), ...(options.jetstream ? ['-js', '-sd', dir!] : [])]]
     const spawned = spawn(command, args, { stdio: 'ignore' })
     child = spawned
     const failed = new Promise<never>((_, reject) => spawned.once('error', reject))
@@ -57,7 +72,15 @@ export async function startBroker(kind: 'redis' | 'nats'): Promise<Broker> {
     await withTimeout(exited, 10_000, `${kind} to stop`)
   }
   await start()
-  return { kind, port, url: kind === 'redis' ? `redis://${HOST}:${port}` : `nats://${HOST}:${port}`, start, stop }
+  return {
+    kind,
+    port,
+    url: kind === 'redis' ? `redis://${HOST}:${port}` : `nats://${HOST}:${port}`,
+    start,
+    async stop() {
+      await stop()
+    },
+  }
 }
 
 async function acceptsConnections(port: number): Promise<void> {
@@ -216,7 +239,7 @@ export interface Nginx {
  * TLS-terminating TCP relay (stream module) in front of `streamTo` with the
  * given certificate: an HTTPS forward proxy when put before tinyproxy.
  */
-export async function startNginx(options: { upstreamPort: number; streamTo?: number; tls?: { cert: string; key: string } }): Promise<Nginx> {
+export async function startNginx(options: { upstreamPort?: number; upstreamPorts?: number[]; streamTo?: number; tls?: { cert: string; key: string } }): Promise<Nginx> {
   const { mkdtempSync, writeFileSync } = await import('node:fs')
   const { tmpdir } = await import('node:os')
   const { join } = await import('node:path')
@@ -232,20 +255,25 @@ export async function startNginx(options: { upstreamPort: number; streamTo?: num
     streamPort === undefined
       ? ''
       : `stream { server { listen ${HOST}:${streamPort} ssl; ssl_certificate ${join(dir, 'cert.pem')}; ssl_certificate_key ${join(dir, 'key.pem')}; proxy_pass ${HOST}:${options.streamTo}; } }`
+  // Several upstreams: round robin, and a connection refused by one goes to the next (proxy_next_upstream's default).
+  const ports = options.upstreamPorts ?? [options.upstreamPort!]
+  const upstream = `upstream tether { ${ports.map((upstreamPort) => `server ${HOST}:${upstreamPort} max_fails=1 fail_timeout=5s;`).join(' ')} }`
   const config = `
 ${streamPort === undefined ? '' : 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;'}
 daemon off;
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 512; }
+events { worker_connections 2048; }
 http {
   access_log off;
   ${temp}
+  ${upstream}
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
   server {
     listen ${HOST}:${port};
     location / {
-      proxy_pass http://${HOST}:${options.upstreamPort};
+      proxy_pass http://tether;
+      proxy_connect_timeout 2s;
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;

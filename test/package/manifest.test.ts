@@ -48,7 +48,11 @@ describe('the published package', () => {
   it('every entry point, type declaration and the command are in the packed files; no source maps', () => {
     const files = new Set(packedFiles())
     const targets = [manifest.main, manifest.types, ...Object.values(manifest.bin)]
-    for (const entry of Object.values(manifest.exports)) if (typeof entry === 'object') targets.push(...Object.values(entry))
+    const collect = (entry: unknown): void => {
+      if (typeof entry === 'string') targets.push(entry)
+      else if (typeof entry === 'object' && entry !== null) for (const value of Object.values(entry)) collect(value)
+    }
+    for (const entry of Object.values(manifest.exports)) if (typeof entry === 'object') collect(entry)
     for (const target of targets) assert.ok(files.has(target.replace(/^\.\//, '')), `${target} is packed`)
     assert.deepEqual([...files].filter((file) => file.endsWith('.map')), [])
     assert.ok(![...files].some((file) => file.startsWith('src/')), 'sources are not shipped (and no map points at them)')
@@ -60,8 +64,33 @@ describe('the published package', () => {
       if (subpath === './package.json') continue
       assert.equal(typeof entry, 'object', subpath)
       // tether-ws/hub is the application behind `tether serve` (jose is an ES module): require() reaches it through require(esm).
-      assert.deepEqual(Object.keys(entry), subpath === './hub' ? ['types', 'default'] : ['types', 'import', 'require'], subpath)
+      if (subpath === './hub') {
+        assert.deepEqual(Object.keys(entry), ['types', 'default'], subpath)
+      } else if (Object.keys(entry).includes('types')) {
+        assert.deepEqual(Object.keys(entry), ['types', 'import', 'require'], subpath)
+      } else {
+        // An entry with a default export has typings per format (scripts/build.mjs): the ES ones re-export the class.
+        assert.deepEqual(Object.keys(entry), ['import', 'require'], subpath)
+        for (const format of Object.values(entry as unknown as Record<string, Record<string, string>>)) assert.deepEqual(Object.keys(format), ['types', 'default'], subpath)
+      }
     }
+  })
+
+  it("the library's entry points load no dependency: what is installed for the command stays unloaded", () => {
+    const script = [
+      "const Module = require('node:module')",
+      'const loaded = new Set()',
+      'const load = Module._load',
+      "Module._load = function (request, ...rest) { if (!request.startsWith('node:') && !request.startsWith('.') && !request.startsWith('/') && !Module.isBuiltin(request)) loaded.add(request); return load.call(this, request, ...rest) }",
+      "for (const entry of ['tether-ws', 'tether-ws/ws', 'tether-ws/core', 'tether-ws/pubsub', 'tether-ws/testing']) require(entry)",
+      'console.log(JSON.stringify([...loaded]))',
+    ].join('\n')
+    const result = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8' })
+    assert.equal(result.status, 0, result.stderr)
+    const dependencies = Object.keys(manifest.dependencies ?? {})
+    const loaded = (JSON.parse(result.stdout) as string[]).filter((request) => !request.startsWith('tether-ws'))
+    assert.deepEqual(loaded.filter((request) => dependencies.some((name) => request === name || request.startsWith(`${name}/`))), [])
+    assert.deepEqual(loaded, [], 'nothing from node_modules at all')
   })
 
   it('engines names a Node this build runs on: 20.19 or later', () => {

@@ -383,3 +383,133 @@ describe('Sender.frame and _sender.sendFrame', () => {
     }
   })
 })
+
+// Issue 15 (outsider): in ws, `send` writes at once, so a message or close frame sent just before
+// terminate() still leaves; tether used to destroy the socket with them still queued.
+describe('terminate() after send() or close()', () => {
+  for (const mode of ['port', 'server'] as const) {
+    it(`the message sent just before still reaches the peer (${mode} mode), and so does a close frame`, async () => {
+      const { createServer } = await import('node:http')
+      const { WebSocketServer } = await import('../../src/index.js')
+      const http = mode === 'server' ? createServer() : undefined
+      if (http) await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+      const server = http ? new WebSocketServer({ server: http }) : new WebSocketServer({ port: 0, host: '127.0.0.1' })
+      if (!http) await waitFor(server, 'listening')
+      const port = ((http ?? server).address() as import('node:net').AddressInfo).port
+      try {
+        server.on('connection', (ws) => {
+          ws.on('message', (data: Buffer) => {
+            if (String(data) === 'bye') {
+              ws.send('last words')
+              ws.terminate()
+            } else {
+              ws.close(4000, 'closing then terminating')
+              ws.terminate()
+            }
+          })
+        })
+        const first = await opened(new WebSocket(`ws://127.0.0.1:${port}`))
+        const inbox = new Inbox(first)
+        const firstClosed = closed(first)
+        first.send('bye')
+        assert.equal(String((await inbox.one()).data), 'last words')
+        await firstClosed
+        const second = await opened(new WebSocket(`ws://127.0.0.1:${port}`))
+        const secondClosed = closed(second)
+        second.send('close')
+        assert.deepEqual(await secondClosed, [4000, 'closing then terminating'])
+      } finally {
+        await stopWss(server)
+        http?.close()
+      }
+    })
+  }
+
+  it("a protocol error answered with terminate() in the 'error' listener still tells the peer 1002", async () => {
+    const { wss, port } = await tetherServer()
+    try {
+      wss.on('connection', (ws) => ws.on('error', () => ws.terminate()))
+      const { rawWebSocket, readFrame } = await import('../helpers/net.js')
+      const peer = await rawWebSocket(port)
+      try {
+        // RSV1 set without an extension that defines it: a protocol error (close 1002).
+        const frame = Buffer.from([0xc1, 0x82, 0, 0, 0, 0, 0x68, 0x69])
+        peer.write(frame)
+        const answer = await readFrame(peer)
+        assert.deepEqual([answer.opcode, answer.payload.readUInt16BE(0)], [8, 1002])
+      } finally {
+        peer.destroy()
+      }
+    } finally {
+      await stopWss(wss)
+    }
+  })
+})
+
+// Issue 15 (outsider): ws code stores its own state under names tether also uses (`ws.topics = new Set()`
+// is common); tether's read-only additions give way to the application's assignment, in strict mode too.
+describe("an application's own fields named like tether's additions", () => {
+  it('assigning topics, wasClean and user on a socket, and load, topics, limitStats on a server, keeps the value', async () => {
+    const { wss, url } = await tetherServer()
+    try {
+      const client = await opened(new WebSocket(url))
+      const mine = new Set(['a'])
+      ;(client as unknown as { topics: unknown }).topics = mine
+      ;(client as unknown as { wasClean: string }).wasClean = 'mine'
+      client.user = { id: 7 }
+      assert.equal((client as unknown as { topics: unknown }).topics, mine)
+      assert.equal((client as unknown as { wasClean: string }).wasClean, 'mine')
+      assert.deepEqual(client.user, { id: 7 })
+      const other = await opened(new WebSocket(url))
+      assert.deepEqual(other.topics, [], 'another socket keeps tether’s accessor')
+      for (const name of ['load', 'topics', 'limitStats', 'topicStats', 'backplane'] as const) {
+        ;(wss as unknown as Record<string, unknown>)[name] = `own ${name}`
+        assert.equal((wss as unknown as Record<string, unknown>)[name], `own ${name}`)
+      }
+      client.terminate()
+      other.terminate()
+    } finally {
+      await stopWss(wss)
+    }
+  })
+})
+
+// Issue 15 (outsider): code reading wss.options finds every key ws puts there, unset ones as null.
+describe('wss.options', () => {
+  it("has every key ws's options have (but ws's own maxBufferedChunks and maxPendingAutoPongs), with ws's values", async () => {
+    const { WebSocketServer } = await import('../../src/index.js')
+    const { WebSocketServer: WsServer } = await import('ws')
+    const mine = new WebSocketServer({ noServer: true }).options as unknown as Record<string, unknown>
+    const theirs = new WsServer({ noServer: true }).options as unknown as Record<string, unknown>
+    // tether keeps no count of fragments by default (memory is bounded in bytes), and has no chunk or pong queue to bound.
+    const differing = new Set(['WebSocket', 'maxFragments', 'maxBufferedChunks', 'maxPendingAutoPongs'])
+    for (const key of Object.keys(theirs).filter((name) => !differing.has(name))) assert.equal(mine[key], theirs[key], key)
+    assert.equal(mine.maxFragments, 0)
+  })
+})
+
+// Issue 15 (outsider): ws's header helpers, `extension` and `subprotocol`, are exported.
+describe('extension and subprotocol', () => {
+  it('parse and format as ws does; tether also takes the empty list elements and spaces RFC 7230 allows', async () => {
+    const { extension, subprotocol } = await import('../../src/index.js')
+    // ws's package exports do not list lib/, so the files are loaded by path.
+    const { createRequire } = await import('node:module')
+    const require = createRequire(import.meta.url)
+    const lib = require.resolve('ws').replace(/index\.js$/, 'lib/')
+    const wsExtension = require(`${lib}extension.js`) as typeof extension
+    const wsSubprotocol = require(`${lib}subprotocol.js`) as typeof subprotocol
+    for (const header of ['permessage-deflate; client_max_window_bits; server_max_window_bits=10, foo', 'a; b="c"', 'a; b=1; b=2', 'a, a; x']) {
+      assert.deepEqual(extension.parse(header), wsExtension.parse(header), header)
+    }
+    for (const bad of ['a;', 'a b', 'a; b="c d"', 'a;b=']) {
+      assert.throws(() => extension.parse(bad), SyntaxError, bad)
+      assert.throws(() => wsExtension.parse(bad), SyntaxError, bad)
+    }
+    const offers = { foo: [{ a: [true, 1] }, { b: 2 }], bar: { c: true } }
+    assert.equal(extension.format(offers), wsExtension.format(offers))
+    assert.deepEqual(subprotocol.parse('a, b'), wsSubprotocol.parse('a, b'))
+    assert.throws(() => subprotocol.parse('a, a'), SyntaxError)
+    assert.deepEqual([...subprotocol.parse('a,,b ')], ['a', 'b'])
+    assert.deepEqual(Object.keys(extension.parse('a,, b')), ['a', 'b'])
+  })
+})

@@ -61,7 +61,7 @@ describe('malformed handshakes on a raw socket', () => {
     ['Upgrade: h2c', upgradeRequest({ headers: { Upgrade: 'h2c' } }), 426, { upgrade: 'websocket' }],
     ['no Upgrade header (a plain GET)', upgradeRequest({ headers: { Upgrade: null } }), 426, {}],
     ['no Connection: Upgrade (a plain GET)', upgradeRequest({ headers: { Connection: 'keep-alive' } }), 426, {}],
-    ['HTTP/1.0', upgradeRequest().replace('HTTP/1.1', 'HTTP/1.0'), 505, {}],
+    ['HTTP/0.9', upgradeRequest().replace('HTTP/1.1', 'HTTP/0.9'), 505, {}],
     // Only a head tether reads itself can show both (Node's parser keeps the first).
     ...(TCP_HANDLES ? [['two Host headers', upgradeRequest().replace('\r\n\r\n', '\r\nHost: other.example\r\n\r\n'), 400, {}] as [string, string, number, Record<string, string>]] : []),
     ['two Sec-WebSocket-Key headers', upgradeRequest().replace('\r\n\r\n', '\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'), 400, {}],
@@ -121,6 +121,19 @@ describe('malformed handshakes on a raw socket', () => {
     await delay(50)
     assert.equal(wss.clients.size, 0)
     await stillServes()
+  })
+
+  // Issue 15: ws accepts an HTTP/1.0 request that carries the upgrade headers; so does tether.
+  it('an HTTP/1.0 upgrade request is accepted and echoes, as with ws', async () => {
+    const peer = await RawPeer.connect(port)
+    try {
+      const frame = Buffer.from([0x81, 0x82, 1, 2, 3, 4, 'h'.charCodeAt(0) ^ 1, 'i'.charCodeAt(0) ^ 2])
+      peer.write(Buffer.concat([Buffer.from(upgradeRequest().replace('HTTP/1.1', 'HTTP/1.0')), frame]))
+      assert.match(await peer.readHead(), /^HTTP\/1\.1 101 /)
+      assert.deepEqual([...(await peer.read(4))], [0x81, 0x02, 0x68, 0x69])
+    } finally {
+      peer.destroy()
+    }
   })
 
   // A regression test: these bytes used to be dispatched before the 'connection' handler ran, so they were lost.

@@ -77,9 +77,11 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   if (request.method !== 'GET') {
     return new HandshakeError('TETHER_ERR_HANDSHAKE_METHOD', 'Invalid HTTP method', { Allow: 'GET' })
   }
-  const [major, minor] = request.httpVersion.split('.').map(Number)
-  if (!(major! > 1 || (major === 1 && minor! >= 1))) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_HTTP_VERSION', 'WebSocket requires HTTP/1.1 or higher')
+  // An HTTP/1.0 request that carries every upgrade header is accepted all the same, as ws accepts it
+  // (issue 15): the headers show a WebSocket client, and refusing gains nothing. HTTP/0.9 has no headers.
+  const [major] = request.httpVersion.split('.').map(Number)
+  if (!(major! >= 1)) {
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_HTTP_VERSION', 'WebSocket requires HTTP/1.0 or higher')
   }
   // §4.2.1 point 2: "A |Host| header field containing the server's authority." RFC 7230 §5.4: "A server
   // MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request message that lacks a Host

@@ -116,6 +116,25 @@ export function chatApp(): App {
   }
 
   /**
+   * Rule 2: `nick` joined on `node` at `at` and a client here holds it too:
+   * the later join gives way (by time, then node id), so that both nodes,
+   * deciding alone, keep the same one.
+   */
+  const giveWayIfLater = (room: Room, nick: string, at: number, node: string): void => {
+    for (const [client, held] of room.local) {
+      if (held !== nick) continue
+      const mine = room.joinedAt.get(client)!
+      if (mine < at || (mine === at && services.node < node)) continue
+      queueMicrotask(() => {
+        if (joined.get(client) !== room) return
+        leave(client)
+        client.error('state', `The nickname ${nick} is taken in ${room.name}`)
+        client.send({ type: 'left', room: room.name })
+      })
+    }
+  }
+
+  /**
    * Every valid event of a room, from this node or another: the node's view
    * of it, then its clients. A join of a nickname already present through
    * someone else, or a leave of one still present, changes nothing a page
@@ -130,25 +149,22 @@ export function chatApp(): App {
       let nicks = room.remote.get(event.node)
       if (event.type === 'here') {
         room.remote.set(event.node, new Set(event.nicks))
+        // Rule 2 again: a node whose room opened as the other's join went by (its subscription to the
+        // room was not yet in place) learns of the clash only from this answer.
+        event.nicks.forEach((nick, i) => {
+          const at = event.joined?.[i]
+          if (at !== undefined) giveWayIfLater(room, nick, at, event.node)
+        })
       } else if (event.type === 'join') {
         if (nicks === undefined) room.remote.set(event.node, (nicks = new Set()))
         nicks.add(event.nick)
-        // Rule 2: the same nickname accepted on two nodes at once: the later join gives way.
-        for (const [client, nick] of room.local) {
-          if (nick !== event.nick) continue
-          const at = room.joinedAt.get(client)!
-          if (at > event.at || (at === event.at && services.node > event.node)) {
-            queueMicrotask(() => {
-              if (joined.get(client) !== room) return
-              leave(client)
-              client.error('state', `The nickname ${nick} is taken in ${room.name}`)
-              client.send({ type: 'left', room: room.name })
-            })
-          }
-        }
-        // Tell the newcomer's node who is here (answered after this delivery, not inside it).
+        giveWayIfLater(room, event.nick, event.at, event.node)
+        // Tell the newcomer's node who is here, and since when (answered after this delivery, not inside it).
         queueMicrotask(() => {
-          if (room.local.size > 0) publish(room, { type: 'here', room: room.name, nicks: [...new Set(room.local.values())], node: services.node })
+          if (room.local.size === 0) return
+          const since = new Map<string, number>()
+          for (const [client, nick] of room.local) since.set(nick, Math.min(since.get(nick) ?? Infinity, room.joinedAt.get(client)!))
+          publish(room, { type: 'here', room: room.name, nicks: [...since.keys()], joined: [...since.values()], node: services.node })
         })
       } else if (event.type === 'leave') {
         nicks?.delete(event.nick)
