@@ -170,7 +170,7 @@ function sameIdentity(a: Record<string, unknown>, b: Record<string, unknown>): b
   return names.length === Object.keys(b).length && names.every((name) => a[name] === b[name])
 }
 
-/** What the pool knows, for tests and `http2Sessions()`: open sessions and the WebSockets on each, by origin. */
+/** What the pool holds (for tests): its sessions and the WebSockets opening or open on each, by origin. */
 export function http2SessionStats(): Array<{ origin: string; state: string; webSockets: number }> {
   const out: Array<{ origin: string; state: string; webSockets: number }> = []
   for (const [origin, list] of pool) for (const entry of list) out.push({ origin, state: entry.state, webSockets: entry.users })
@@ -216,6 +216,11 @@ export function startHttp2Handshake(url: URL, protocols: readonly string[], opti
       return true
     }
     if ('fallback' in outcome) {
+      // An 'auto' attempt shared with this one found HTTP/1.1: only 'auto' may take that way.
+      if (mode === true) {
+        fail(new HandshakeError('TETHER_ERR_HANDSHAKE_H2_UNSUPPORTED', 'The server chose HTTP/1.1 (ALPN): no WebSockets over HTTP/2 there'))
+        return false
+      }
       finish()
       entry?.release()
       hooks.fallback(outcome.fallback)
@@ -333,9 +338,13 @@ function connectSession(entry: PooledSession, origin: string, options: http2.Sec
   }
   entry.session = session
   // Rule 2.
-  session.on('error', (error: Error) => {
+  session.on('error', (error: Error & { code?: string }) => {
     forget(entry)
-    entry.settle({ error })
+    // A TLS server that does not offer h2 refuses the handshake with this alert: say so in the handshake's words.
+    const refused = error.code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL'
+      ? Object.assign(new HandshakeError('TETHER_ERR_HANDSHAKE_H2_UNSUPPORTED', 'The server does not speak HTTP/2 (no h2 in ALPN)'), { cause: error })
+      : error
+    entry.settle({ error: refused })
   })
   session.on('goaway', () => forget(entry))
   session.once('close', () => {

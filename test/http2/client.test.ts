@@ -128,6 +128,24 @@ describe('http2: true', () => {
     }
   })
 
+  it('fails (TETHER_ERR_HANDSHAKE_H2_UNSUPPORTED) against a TLS server that speaks only HTTP/1.1', async () => {
+    const server = https.createServer(selfSignedCertificate())
+    const wss = new WebSocketServer({ server })
+    let connections = 0
+    wss.on('connection', () => connections++)
+    const port = await listen(server)
+    try {
+      const [error, code] = await failure(client(`wss://${HOST}:${port}/`))
+      assert.equal(error.code, 'TETHER_ERR_HANDSHAKE_H2_UNSUPPORTED')
+      assert.match(error.message, /ALPN/)
+      assert.equal(code, 1006)
+      assert.equal(connections, 0)
+    } finally {
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      await closeServer(server)
+    }
+  })
+
   it('throws for a proxy, as it cannot tunnel HTTP/2', () => {
     assert.throws(() => new WebSocket('wss://example.test/', { http2: true, proxy: 'http://127.0.0.1:1' }), SyntaxError)
   })
