@@ -9,6 +9,8 @@
 import assert from 'node:assert/strict'
 import http2, { type ClientHttp2Session } from 'node:http2'
 import https from 'node:https'
+import net from 'node:net'
+import tls from 'node:tls'
 import { after, describe, it } from 'node:test'
 import { WebSocket, WebSocketServer } from '../../src/index.js'
 import {
@@ -361,6 +363,56 @@ describe('backpressure follows HTTP/2 flow control', () => {
     await drained
     assert.equal(ws.bufferedAmount, 0)
     raw.stream.close(NGHTTP2_CANCEL)
+  })
+
+  it("counts what waits behind the connection's full socket too (windows wide open, the client's TCP stalled)", async () => {
+    const { port, origin, connections } = await start()
+    // A relay between client and server whose server-to-client direction can stop, as a client that stops reading does.
+    const relayed: net.Socket[] = []
+    const relay = net.createServer((client) => {
+      const upstream = net.connect(port, HOST)
+      relayed.push(client, upstream)
+      client.on('error', () => {})
+      upstream.on('error', () => {})
+      client.pipe(upstream)
+      upstream.pipe(client)
+    })
+    const relayPort = await listen(relay)
+    const session = http2.connect(origin, {
+      ca: selfSignedCertificate().cert,
+      settings: { initialWindowSize: 2 ** 31 - 1 },
+      createConnection: () => tls.connect({ host: HOST, port: relayPort, ca: selfSignedCertificate().cert, ALPNProtocols: ['h2'], servername: 'localhost' }),
+    })
+    session.on('error', () => {})
+    sessions.push(session)
+    try {
+      await waitFor(session, 'remoteSettings')
+      // The connection's window opened wide as well: only the socket can hold data back now.
+      session.setLocalWindowSize(2 ** 31 - 1)
+      const raw = await openStream(session, connectFields(origin))
+      // 32 MiB arrive here: count them rather than keep them (RawPeer joins every chunk).
+      raw.stream.removeAllListeners('data')
+      raw.stream.on('data', () => {})
+      await until(() => connections.length === 1)
+      const { ws } = connections[0]!
+      const upstream = relayed[1]!
+      upstream.unpipe()
+      upstream.pause()
+      const chunk = Buffer.alloc(1024 * 1024, 3)
+      for (let i = 0; i < 32; i++) ws.send(chunk)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.ok(ws.bufferedAmount > 4 * 1024 * 1024, `bufferedAmount ${ws.bufferedAmount} while the socket is stalled`)
+      const drained = waitFor(ws, 'drain', 10_000)
+      upstream.pipe(relayed[0]!)
+      upstream.resume()
+      await drained
+      assert.equal(ws.bufferedAmount, 0)
+      raw.stream.close(NGHTTP2_CANCEL)
+    } finally {
+      await destroySession(session)
+      for (const socket of relayed) socket.destroy()
+      await closeServer(relay)
+    }
   })
 
   it("a paused WebSocket does not stall its neighbours on the same connection (connection window)", async () => {
