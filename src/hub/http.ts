@@ -65,9 +65,11 @@ export function requestListener(routes: HttpRoutes): (request: http.IncomingMess
   }
   const requests = new WeakMap<object, number>()
   const handle = async (request: http.IncomingMessage, response: http.ServerResponse): Promise<void> => {
-    const count = (requests.get(request.socket) ?? 0) + 1
-    requests.set(request.socket, count)
     const http2 = request.httpVersionMajor >= 2
+    // Over HTTP/2 a request's socket is a stand-in per stream: count by the connection (its session).
+    const connection: object = (http2 ? (request as unknown as { stream?: { session?: object } }).stream?.session : undefined) ?? request.socket
+    const count = (requests.get(connection) ?? 0) + 1
+    requests.set(connection, count)
     if (count >= MAX_REQUESTS_PER_SOCKET) {
       if (http2) (request as unknown as { stream?: { session?: { close(): void } } }).stream?.session?.close()
       else response.shouldKeepAlive = false

@@ -14,7 +14,7 @@ test('bench/http2.mjs --smoke measures idle memory, opens and echo over TCP and 
   const run = spawnSync(process.execPath, [join(repoRoot, 'bench', 'http2.mjs'), '--smoke'], { cwd: repoRoot, encoding: 'utf8', timeout: 110_000 })
   assert.equal(run.status, 0, `bench failed:\n${run.stdout}\n${run.stderr}`)
   const report = JSON.parse(readFileSync(join(repoRoot, 'bench', 'results', 'http2-smoke.json'), 'utf8'))
-  assert.deepEqual(report.rows.map((row: { name: string }) => row.name), ['idle-10k', 'open', 'echo-32B'])
+  assert.deepEqual(report.rows.map((row: { name: string }) => row.name), ['idle-10k', 'open', 'echo-32B', 'echo-32B-1'])
   for (const row of report.rows) {
     if (row.name === 'idle-10k') {
       // 500 WebSockets are too few for a memory figure above the noise: that they were all held is the check.

@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { WebSocket } from '../../src/index.js'
+import { createHub } from '../../src/hub/index.js'
 import { runCli, startServe } from '../helpers/cli.js'
-import { Inbox, closed, opened, selfSignedCertificate } from '../helpers/net.js'
+import { Inbox, closed, opened, selfSignedCertificate, waitFor } from '../helpers/net.js'
 import { openStream, rawSession, destroySession } from '../helpers/http2.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'tether-h2-serve-'))
@@ -57,5 +58,32 @@ describe('tether serve --http2', () => {
     const result = await runCli(['serve', '--help'])
     assert.equal(result.status, 0)
     assert.match(result.stdout, /--http2\s+with --tls-cert: HTTP\/2 beside HTTP\/1\.1/)
+  })
+})
+
+describe('the hub over HTTP/2 (createHub with http2)', () => {
+  test('pages answer over HTTP/2 (the Host rule reads :authority); after 100 requests the connection gets a GOAWAY; a WebSocket path asked for with a GET is a 400', async () => {
+    const hub = await createHub({ port: 0, tls: selfSignedCertificate(), http2: true, log: () => {} })
+    const session = await rawSession(hub.url)
+    try {
+      const authority = new URL(hub.url).host
+      const page = await openStream(session, { ':method': 'GET', ':path': '/', ':authority': authority })
+      assert.equal(page.status, 200)
+      const echo = await openStream(session, { ':method': 'GET', ':path': '/echo', ':authority': authority })
+      assert.equal(echo.status, 400)
+      assert.match(await echo.body(), /extended CONNECT/)
+      const foreign = await openStream(session, { ':method': 'GET', ':path': '/', ':authority': 'evil.example' })
+      assert.equal(foreign.status, 403)
+      const goaway = waitFor(session, 'goaway', 20_000)
+      for (let i = 3; i < 100; i++) {
+        const answer = await openStream(session, { ':method': 'GET', ':path': '/health', ':authority': authority })
+        assert.equal(answer.status, 200)
+        await answer.body()
+      }
+      await goaway
+    } finally {
+      await destroySession(session)
+      await hub.close()
+    }
   })
 })
