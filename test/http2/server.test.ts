@@ -300,6 +300,8 @@ describe('the stream ends: reset, GOAWAY, shutdown', () => {
     const gone = closed(connections[0]!.ws)
     first.stream.close(NGHTTP2_CANCEL)
     assert.equal((await gone)[0], 1006)
+    // As after a TCP reset: 'close' with 1006 tells it, no 'error' (ws's behaviour).
+    assert.deepEqual(errors, [])
     assert.equal(connections[1]!.ws.readyState, WebSocket.OPEN)
     const inbox = new Inbox(connections[1]!.ws)
     second.stream.write(maskedFrame(0x1, 'still here'))
