@@ -60,7 +60,8 @@ export async function startServe(args: string[] = [], port = 0): Promise<ServePr
     20_000,
     'tether serve to start',
   )
-  const url = /on (https?:\/\/\S+)/.exec(first)?.[1]
+  // Not a terminal: the first line is the JSON log record of the start, with the URL.
+  const url = first.startsWith('{') ? (JSON.parse(first) as { url?: string }).url : /on (https?:\/\/\S+)/.exec(first)?.[1]
   if (!url) throw new Error(`unexpected first line: ${first}`)
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   return {
