@@ -290,8 +290,8 @@ async function runServe(parsed: ParsedCommand): Promise<void> {
     console.log(`tether serve on ${running.url}  (chat ${running.url}/chat, live scores ${running.url}/scores)`)
     console.log(`  ${ws}/echo   ${ws}/topics/NAME   ${running.url}/health   ${running.metricsUrl ?? running.url}/metrics   backplane: ${backplane}`)
   } else {
-    // Logs are JSON lines on stdout: the start is one of them.
-    logger.info({ event: 'hub.listening', url: running.url, metricsUrl: running.metricsUrl, backplane }, `tether serve on ${running.url}`)
+    // Logs are JSON lines on stdout: the start is one of them, whatever --log-level (it is what the command says).
+    createLogger({ level: 'info' }).info({ event: 'hub.listening', url: running.url, metricsUrl: running.metricsUrl, backplane }, `tether serve on ${running.url}`)
   }
   let stopping = false
   const stop = (signal: string): void => {

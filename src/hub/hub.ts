@@ -266,7 +266,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     : undefined
   const metricsRoute: MetricsRoute | undefined = registry && {
     token: config.metrics.token,
-    render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    render: async () => ({ contentType: registry.contentType, body: await registry.render() }),
   }
 
   const wss: WebSocketServer = new WebSocketServer({

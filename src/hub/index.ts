@@ -20,7 +20,7 @@ export {
 } from './config.js'
 export type { App, AppServices, HubClient, PublishOutcome, Refusal, Route } from './app.js'
 export { LOG_LEVELS, type HubLogger, type LogLevel, createLogger, lineLogger, prettyLine } from './log.js'
-export { type MetricsSources, createMetrics } from './metrics.js'
+export { type HubMetrics, type MetricsSources, createMetrics } from './metrics.js'
 export { BEARER_PROTOCOL_PREFIX, HUB_PROTOCOL, TOKEN_COOKIE, TOKEN_QUERY } from './auth.js'
 export { echoApp } from './apps/echo.js'
 export { relayApp } from './apps/relay.js'

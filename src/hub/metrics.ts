@@ -32,21 +32,19 @@ export interface MetricsSources {
 type Labels = Record<string, string>
 type Series = ReadonlyArray<readonly [Labels, number]>
 
-/** The registry of one hub: render it with `registry.metrics()`, served as `registry.contentType`. */
-export function createMetrics(sources: MetricsSources): Registry {
+/** One hub's metrics: `render()` takes a snapshot and returns the text, served as `contentType`. */
+export interface HubMetrics {
+  readonly registry: Registry
+  readonly contentType: string
+  render(): Promise<string>
+}
+
+export function createMetrics(sources: MetricsSources): HubMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
-  // One snapshot per scrape, shared by every metric of that scrape (Rule 1).
+  // One snapshot per scrape, taken by `render`, shared by every metric of that scrape (Rule 1).
   let snapshot: ServerMetrics | undefined
-  let taken = 0
-  const server = (): ServerMetrics => {
-    const now = performance.now()
-    if (snapshot === undefined || now - taken > 100) {
-      snapshot = sources.server()
-      taken = now
-    }
-    return snapshot
-  }
+  const server = (): ServerMetrics => (snapshot ??= sources.server())
   const counter = (name: string, help: string, labelNames: string[], read: () => Series | number): void => {
     new Counter({
       name,
@@ -139,5 +137,16 @@ export function createMetrics(sources: MetricsSources): Registry {
     const hub = sources.hub()
     return [[{ event: 'expired' }, hub.tokensExpired], [{ event: 'refreshed' }, hub.tokensRefreshed]]
   })
-  return registry
+  return {
+    registry,
+    contentType: registry.contentType,
+    async render() {
+      snapshot = sources.server()
+      try {
+        return await registry.metrics()
+      } finally {
+        snapshot = undefined
+      }
+    },
+  }
 }

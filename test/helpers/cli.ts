@@ -40,6 +40,8 @@ export interface ServeProcess {
   proc: ChildProcess
   /** http://127.0.0.1:PORT (https with TLS) */
   url: string
+  /** The metrics listener's URL, with --metrics-port. */
+  metricsUrl: string | undefined
   wsUrl: string
   port: number
   stderr: () => string
@@ -50,8 +52,8 @@ export interface ServeProcess {
 }
 
 /** Starts `tether serve` on a free port (or `port`) and waits until it listens. */
-export async function startServe(args: string[] = [], port = 0, options: { env?: Record<string, string> } = {}): Promise<ServeProcess> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', String(port), ...args], {
+export async function startServe(args: string[] = [], port: number | null = 0, options: { env?: Record<string, string> } = {}): Promise<ServeProcess> {
+  const proc = spawn(process.execPath, [CLI, 'serve', ...(port === null ? [] : ['--port', String(port)]), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
@@ -70,14 +72,19 @@ export async function startServe(args: string[] = [], port = 0, options: { env?:
     }),
     20_000,
     'tether serve to start',
-  )
+  ).catch((error) => {
+    proc.kill('SIGKILL')
+    throw error
+  })
   // Not a terminal: the first line is the JSON log record of the start, with the URL.
-  const url = first.startsWith('{') ? (JSON.parse(first) as { url?: string }).url : /on (https?:\/\/\S+)/.exec(first)?.[1]
+  const start = first.startsWith('{') ? (JSON.parse(first) as { url?: string; metricsUrl?: string }) : {}
+  const url = start.url ?? /on (https?:\/\/\S+)/.exec(first)?.[1]
   if (!url) throw new Error(`unexpected first line: ${first}`)
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   return {
     proc,
     url,
+    metricsUrl: start.metricsUrl,
     wsUrl: url.replace(/^http/, 'ws'),
     port: Number(new URL(url).port),
     stderr: () => stderr,
