@@ -117,9 +117,14 @@ describe('the demo pages in chromium', { timeout: 120_000 }, () => {
     await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 })
     assert.equal(await first.stop('SIGTERM'), 0)
     await page.locator('#status[data-state="closed"]').waitFor({ timeout: 10_000 })
+    // Issue 16: while disconnected, the scores say they may be out of date.
+    await page.locator('#board[data-stale="true"]').waitFor({ timeout: 5_000 })
+    assert.equal(await page.locator('#stale').isVisible(), true)
     // Same port, new process.
     await serveFor([], first.port)
     await page.locator('#status[data-state="open"]').waitFor({ timeout: 20_000 })
+    await page.locator('#board[data-stale="false"]').waitFor({ timeout: 5_000 })
+    assert.equal(await page.locator('#stale').isVisible(), false)
     const stamp = await page.locator('#updated').textContent()
     await page.waitForFunction(`document.getElementById('updated').textContent !== ${JSON.stringify(stamp)}`, undefined, { timeout: 5_000 })
   })
@@ -141,5 +146,108 @@ describe('the demo pages in chromium', { timeout: 120_000 }, () => {
     // Who is online spans both nodes.
     await bob.waitForFunction(`document.getElementById('online-count').textContent === '2'`, undefined, { timeout: 10_000 })
     assert.deepEqual(await ada.locator('#online li').allTextContents(), ['ada', 'bob'])
+  })
+})
+
+// Issue 16: what a new user noticed in the first hour.
+describe('the demo pages, polish (issue 16)', { timeout: 120_000 }, () => {
+  test('chat: leave a room and join another without reloading; a nickname taken in the room is refused beside the form', async () => {
+    const serve = await serveFor()
+    const ada = await joinChat(serve.url, 'ada', 'first')
+    await ada.click('#leave')
+    await ada.locator('#join').waitFor({ state: 'visible', timeout: 10_000 })
+    await ada.fill('#room', 'second')
+    await ada.click('#join button')
+    await ada.locator('#log li.notice', { hasText: 'You joined #second as ada' }).waitFor({ timeout: 10_000 })
+    assert.equal(await ada.locator('#room-title').textContent(), '#second')
+    const impostor = await (await browser.newContext()).newPage()
+    stops.push(() => impostor.context().close())
+    await impostor.goto(`${serve.url}/chat?room=second`)
+    await impostor.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 })
+    await impostor.fill('#nick', 'ada')
+    await impostor.click('#join button')
+    await impostor.locator('#join-error', { hasText: 'ada is taken' }).waitFor({ timeout: 10_000 })
+    assert.equal(await impostor.locator('#room-view').isVisible(), false)
+    assert.deepEqual(await ada.locator('#online li').allTextContents(), ['ada'])
+  })
+
+  test('chat on a 390 px screen: messages, then the input, then who is online (never between them)', async () => {
+    const serve = await serveFor()
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1 })
+    stops.push(() => context.close())
+    const page = await context.newPage()
+    await page.goto(`${serve.url}/chat?room=phone`)
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 })
+    await page.fill('#nick', 'ada')
+    await page.click('#join button')
+    await page.locator('#log li.notice', { hasText: 'You joined #phone' }).waitFor({ timeout: 10_000 })
+    const box = async (selector: string) => (await page.locator(selector).boundingBox())!
+    const [log, say, online] = [await box('#log'), await box('#say'), await box('#room-view aside')]
+    assert.ok(log.y + log.height <= say.y + 1, 'the input right under the messages')
+    assert.ok(say.y + say.height <= online.y + 1, 'who is online after the input')
+    assert.ok(say.x + say.width <= 390 + 1, 'nothing wider than the screen')
+  })
+
+  test('contrast: text and buttons meet WCAG AA (4.5:1), in the light and the dark scheme', async () => {
+    const serve = await serveFor()
+    for (const colorScheme of ['light', 'dark'] as const) {
+      const context = await browser.newContext({ colorScheme })
+      stops.push(() => context.close())
+      const page = await context.newPage()
+      await page.goto(`${serve.url}/chat?room=contrast`)
+      await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 })
+      await page.fill('#nick', 'ada')
+      await page.click('#join button')
+      await page.locator('#log li.notice').first().waitFor({ timeout: 10_000 })
+      const ratios: Array<[string, number]> = await page.evaluate(`(() => {
+        const parse = (color) => (color.match(/[\\d.]+/g) || []).map(Number)
+        const luminance = ([r, g, b]) => {
+          const channel = (value) => { const c = value / 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4 }
+          return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+        }
+        const background = (element) => {
+          for (let node = element; node; node = node.parentElement) {
+            const color = parse(getComputedStyle(node).backgroundColor)
+            if (color.length === 3 || (color.length === 4 && color[3] > 0)) return color.slice(0, 3)
+          }
+          return parse(getComputedStyle(document.body).backgroundColor).slice(0, 3)
+        }
+        const selectors = ['header h1', 'header nav a', '#status', '#join-error', '#log li', '#log time', '#say button', '#leave', '#online-title', '#text']
+        const out = []
+        for (const selector of selectors) {
+          for (const element of document.querySelectorAll(selector)) {
+            const fg = luminance(parse(getComputedStyle(element).color))
+            const bg = luminance(background(element))
+            out.push([selector, (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05)])
+          }
+        }
+        return out
+      })()`)
+      assert.ok(ratios.length >= 8, `${ratios.length} elements checked`)
+      for (const [selector, ratio] of ratios) assert.ok(ratio >= 4.5, `${colorScheme}: ${selector} at ${ratio.toFixed(2)}:1`)
+      // The scores page too.
+      await page.goto(`${serve.url}/scores`)
+      await page.locator('.match').nth(5).waitFor({ timeout: 10_000 })
+      const scores: Array<[string, number]> = await page.evaluate(`(() => {
+        const parse = (color) => (color.match(/[\\d.]+/g) || []).map(Number)
+        const luminance = ([r, g, b]) => {
+          const channel = (value) => { const c = value / 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4 }
+          return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+        }
+        const background = (element) => {
+          for (let node = element; node; node = node.parentElement) {
+            const color = parse(getComputedStyle(node).backgroundColor)
+            if (color.length === 3 || (color.length === 4 && color[3] > 0)) return color.slice(0, 3)
+          }
+          return [255, 255, 255]
+        }
+        return [...document.querySelectorAll('.match .score, .match .clock, .match .home, main small')].map((element) => {
+          const fg = luminance(parse(getComputedStyle(element).color))
+          const bg = luminance(background(element))
+          return [element.className || element.tagName, (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05)]
+        })
+      })()`)
+      for (const [selector, ratio] of scores) assert.ok(ratio >= 4.5, `${colorScheme} scores: ${selector} at ${ratio.toFixed(2)}:1`)
+    }
   })
 })

@@ -53,3 +53,42 @@ describe('live scores', () => {
     }
   })
 })
+
+describe('chat across nodes (issue 16)', () => {
+  test('the same nickname accepted on two nodes at once: exactly one keeps it, the other is told and leaves; nobody else sees it vanish', async () => {
+    const { createHub } = await import('../../src/hub/index.js')
+    const { MemoryBroker } = await import('../../src/pubsub/index.js')
+    const { WebSocket: WsClient } = await import('ws')
+    const { Inbox, opened, until, delay } = await import('../helpers/net.js')
+    const broker = new MemoryBroker()
+    const hubs = await Promise.all([0, 1].map(() => createHub({ port: 0, log: () => {}, backplane: { kind: 'custom', backplane: broker.backplane() } })))
+    try {
+      const open = async (hub: (typeof hubs)[number]) => {
+        const ws = await opened(new WsClient(`${hub.url.replace('http', 'ws')}/chat/ws`))
+        return { ws, inbox: new Inbox(ws) }
+      }
+      const events = (inbox: InstanceType<typeof Inbox>) => inbox.messages.map((m) => JSON.parse(String(m.data)))
+      // A witness on node 0 first.
+      const witness = await open(hubs[0]!)
+      witness.ws.send(JSON.stringify({ type: 'join', room: 'race', nick: 'witness' }))
+      await until(() => events(witness.inbox).some((e) => e.type === 'welcome'))
+      const [a, b] = [await open(hubs[0]!), await open(hubs[1]!)]
+      a.ws.send(JSON.stringify({ type: 'join', room: 'race', nick: 'ada' }))
+      b.ws.send(JSON.stringify({ type: 'join', room: 'race', nick: 'ada' }))
+      // Either both were accepted at once and the later gives way, or the second was refused outright.
+      const taken = (inbox: InstanceType<typeof Inbox>) => events(inbox).some((e) => e.type === 'error' && /ada is taken/.test(e.message))
+      await until(() => taken(a.inbox) || taken(b.inbox))
+      await delay(200)
+      const lost = [a, b].filter(({ inbox }) => taken(inbox))
+      assert.equal(lost.length, 1, 'exactly one gave way')
+      const kept = [a, b].find((side) => !lost.includes(side))!
+      assert.ok(events(kept.inbox).some((e) => e.type === 'welcome') && !events(kept.inbox).some((e) => e.type === 'left'))
+      // The witness saw ada join once, and never leave: ada is still there.
+      const seen = events(witness.inbox).filter((e) => e.nick === 'ada').map((e) => e.type)
+      assert.deepEqual(seen, ['join'])
+      for (const { ws } of [witness, a, b]) ws.terminate()
+    } finally {
+      for (const hub of hubs) await hub.close()
+    }
+  })
+})

@@ -13,8 +13,22 @@ const params = new URLSearchParams(location.search)
 $<HTMLInputElement>('nick').value = params.get('nick') ?? localStorage.getItem('tether.nick') ?? ''
 $<HTMLInputElement>('room').value = params.get('room') ?? 'lobby'
 
+/** The room asked for (until its welcome or a refusal), and the room this page is in. */
+let pending: { room: string; nick: string } | undefined
 let joined: { room: string; nick: string } | undefined
 const people = new Set<string>()
+const joinError = $<HTMLElement>('join-error')
+
+function showRoom(inRoom: boolean): void {
+  document.body.dataset.joined = String(inRoom)
+  if (!inRoom) {
+    log.replaceChildren()
+    people.clear()
+    renderOnline()
+    roomTitle.textContent = ''
+    $<HTMLInputElement>('room').focus()
+  }
+}
 
 function time(at: number | undefined): string {
   return new Date(at ?? Date.now()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
@@ -52,21 +66,28 @@ const connection = reconnecting({
   status: $('status'),
   onOpen() {
     // After a reconnect, join again as before.
-    if (joined) send({ type: 'join', ...joined })
+    if (joined) {
+      pending = joined
+      send({ type: 'join', ...joined })
+    }
   },
   onMessage(data) {
     const event = data as ChatServerMessage
     switch (event.type) {
       case 'welcome':
+        joined = { room: event.room, nick: event.nick }
+        pending = undefined
+        joinError.textContent = ''
+        roomTitle.textContent = `#${event.room}`
+        showRoom(true)
         log.replaceChildren()
         for (const past of event.history) if (past.type === 'message') add('message', past.text, past.at, past.nick)
         add('notice', `You joined #${event.room} as ${event.nick}.`)
-        // With a token, the hub names you after it.
-        if (joined) joined.nick = event.nick
         people.clear()
         for (const nick of event.online) people.add(nick)
         people.add(event.nick)
         renderOnline()
+        text.focus()
         break
       case 'message':
         add('message', event.text, event.at, event.nick)
@@ -86,9 +107,21 @@ const connection = reconnecting({
         renderOnline()
         break
       case 'left':
+        joined = undefined
+        showRoom(false)
         break
       case 'error':
-        add('error', event.message)
+        // A refused join (a first one, or the one after a reconnect) is told beside the form; anything else in the room.
+        if (pending !== undefined) {
+          pending = undefined
+          joinError.textContent = event.message
+          if (joined !== undefined) {
+            joined = undefined
+            showRoom(false)
+          }
+        } else {
+          add('error', event.message)
+        }
         break
     }
   },
@@ -104,11 +137,13 @@ joinForm.addEventListener('submit', (event) => {
   const room = $<HTMLInputElement>('room').value.trim()
   if (!nick || !room) return
   localStorage.setItem('tether.nick', nick)
-  joined = { room, nick }
-  roomTitle.textContent = `#${room}`
-  document.body.dataset.joined = 'true'
-  send({ type: 'join', room, nick })
-  text.focus()
+  pending = { room, nick }
+  joinError.textContent = ''
+  if (!send({ type: 'join', room, nick })) joinError.textContent = 'Not connected: wait a moment and try again.'
+})
+
+$<HTMLButtonElement>('leave').addEventListener('click', () => {
+  send({ type: 'leave' })
 })
 
 sayForm.addEventListener('submit', (event) => {

@@ -29,6 +29,8 @@ export interface ReconnectingOptions {
   status: HTMLElement
   onOpen(socket: WebSocket): void
   onMessage(data: unknown): void
+  /** The connection opened or closed (the page may mark what it shows as stale meanwhile). */
+  onState?(state: 'open' | 'closed'): void
 }
 
 export function reconnecting(options: ReconnectingOptions): { send(data: unknown): boolean } {
@@ -47,6 +49,7 @@ export function reconnecting(options: ReconnectingOptions): { send(data: unknown
     ws.addEventListener('open', () => {
       attempt = 0
       show('Connected', 'open')
+      options.onState?.('open')
       options.onOpen(ws)
     })
     ws.addEventListener('message', (event) => {
@@ -61,6 +64,7 @@ export function reconnecting(options: ReconnectingOptions): { send(data: unknown
       const delay = Math.min(10_000, 500 * 2 ** attempt) * (0.75 + Math.random() * 0.5)
       attempt++
       show(`Disconnected: retrying in ${Math.round(delay / 1000)} s`, 'closed')
+      options.onState?.('closed')
       setTimeout(connect, delay)
     })
   }

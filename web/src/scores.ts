@@ -36,6 +36,10 @@ reconnecting({
   path: '/scores/ws',
   status: document.getElementById('status') as HTMLElement,
   onOpen() {},
+  onState(state) {
+    // A snapshot follows every (re)connection; until then, what is shown may be out of date.
+    board.dataset.stale = String(state === 'closed')
+  },
   onMessage(data) {
     const event = data as ScoresServerMessage
     if (event.type === 'snapshot') for (const match of event.matches) render(match)

@@ -17,9 +17,11 @@
  * events that passed the schema. An invalid one from another node is dropped
  * and counted.
  * Rule 2: nobody speaks as someone else. A nickname is unique in its room
- * across nodes (a join whose nickname is taken is refused), and with
- * authentication it is the token's subject (a token without one may not
- * chat).
+ * across nodes: a join whose nickname is already known is refused, and when
+ * two nodes accept the same nickname at once, each sees the other's join and
+ * both keep the earlier one (by join time, then node id), so the later joiner
+ * is told the name is taken and leaves the room. With authentication, a
+ * nickname is the token's subject (a token without one may not chat).
  * Rule 3: what a node keeps is bounded: a room lives while it has users on
  * this node (then its history and observer go), at most MAX_ROOMS rooms at
  * once, and a room's history is at most HISTORY messages and HISTORY_BYTES.
@@ -50,6 +52,8 @@ class Room {
   readonly history: Array<Extract<ChatEvent, { type: 'message' }>> = []
   historySize = 0
   readonly local = new Map<HubClient, string>()
+  /** When each local client joined (Rule 2's tie-break). */
+  readonly joinedAt = new Map<HubClient, number>()
   readonly remote = new Map<string, Set<string>>()
   readonly name: string
   stopObserving: (() => void) | undefined
@@ -103,8 +107,24 @@ export function chatApp(): App {
     return room
   }
 
-  /** Every valid event of a room, from this node or another: the node's view of it, then its clients. */
+  /** How many hold `nick` in `room`: local clients (unless `except` is this node) and other nodes (but `except`). */
+  const holders = (room: Room, nick: string, except?: string): number => {
+    let count = 0
+    if (except !== services.node) for (const held of room.local.values()) if (held === nick) count++
+    for (const [node, nicks] of room.remote) if (node !== except && nicks.has(nick)) count++
+    return count
+  }
+
+  /**
+   * Every valid event of a room, from this node or another: the node's view
+   * of it, then its clients. A join of a nickname already present through
+   * someone else, or a leave of one still present, changes nothing a page
+   * shows, so it is not forwarded (a page would otherwise drop a name that is
+   * still online).
+   */
   const observe = (room: Room, event: ChatEvent): void => {
+    let forward = true
+    if (event.type === 'join') forward = holders(room, event.nick, event.node) === 0
     if (event.type === 'message') room.remember(event)
     else if (event.node !== services.node) {
       let nicks = room.remote.get(event.node)
@@ -113,6 +133,19 @@ export function chatApp(): App {
       } else if (event.type === 'join') {
         if (nicks === undefined) room.remote.set(event.node, (nicks = new Set()))
         nicks.add(event.nick)
+        // Rule 2: the same nickname accepted on two nodes at once: the later join gives way.
+        for (const [client, nick] of room.local) {
+          if (nick !== event.nick) continue
+          const at = room.joinedAt.get(client)!
+          if (at > event.at || (at === event.at && services.node > event.node)) {
+            queueMicrotask(() => {
+              if (joined.get(client) !== room) return
+              leave(client)
+              client.error('state', `The nickname ${nick} is taken in ${room.name}`)
+              client.send({ type: 'left', room: room.name })
+            })
+          }
+        }
         // Tell the newcomer's node who is here (answered after this delivery, not inside it).
         queueMicrotask(() => {
           if (room.local.size > 0) publish(room, { type: 'here', room: room.name, nicks: [...new Set(room.local.values())], node: services.node })
@@ -122,6 +155,8 @@ export function chatApp(): App {
         if (nicks?.size === 0) room.remote.delete(event.node)
       }
     }
+    if (event.type === 'leave') forward = holders(room, event.nick) === 0
+    if (!forward) return
     services.publish(chatLocalTopic(room.name), JSON.stringify(event), { local: true })
   }
 
@@ -131,6 +166,7 @@ export function chatApp(): App {
     joined.delete(client)
     const nick = room.local.get(client)!
     room.local.delete(client)
+    room.joinedAt.delete(client)
     client.ws.unsubscribe(chatLocalTopic(room.name))
     publish(room, { type: 'leave', room: room.name, nick, at: Date.now(), node: services.node })
     // Rule 3: nobody left here: the room goes, with its history.
@@ -172,10 +208,12 @@ export function chatApp(): App {
         if (room === undefined && rooms.size >= MAX_ROOMS) return client.error('state', 'Too many rooms on this server: join an existing one')
         if (!client.subscribe(chatLocalTopic(message.room), `chat:${message.room}`)) return
         room ??= openRoom(message.room)
+        const at = Date.now()
         room.local.set(client, nick)
+        room.joinedAt.set(client, at)
         joined.set(client, room)
         client.send({ type: 'welcome', room: room.name, nick, history: room.history, online: room.online() })
-        publish(room, { type: 'join', room: room.name, nick, at: Date.now(), node: services.node })
+        publish(room, { type: 'join', room: room.name, nick, at, node: services.node })
       } else if (message.type === 'say') {
         const room = joined.get(client)
         if (room === undefined) return client.error('state', 'Join a room first')
