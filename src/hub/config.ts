@@ -1,7 +1,8 @@
 /**
  * The hub's configuration: one typed record with its defaults. The command
- * line (`tether serve`), and later the environment and a config file, all
- * turn into this; `createHub` takes nothing else.
+ * line (`tether serve`), the environment (`TETHER_*`) and a config file all
+ * turn into this (the settings sources at the end of this file: flags > env >
+ * file > defaults); `createHub` takes nothing else.
  */
 import * as z from 'zod/mini'
 import type { Backplane } from 'tether-ws/pubsub'
