@@ -163,6 +163,11 @@ function follow(topic: string, anchor: HTMLElement): void {
   })
 }
 
+/** What leaving a room cost, if messages were still waiting to be sent (never dropped without a word). */
+function unsentNote(unsent: number): string {
+  return unsent === 0 ? '' : ` (${unsent} unsent message${unsent === 1 ? '' : 's'} dropped)`
+}
+
 function send(message: ChatClientMessage): boolean {
   return connection.send(message)
 }
@@ -230,13 +235,17 @@ const connection = reconnecting({
         for (const nick of event.nicks) people.add(nick)
         renderOnline()
         break
-      case 'left':
+      case 'left': {
+        const unsent = outbox.length
         joined = undefined
         showRoom(false)
-        if (!leaving && lastRoomError !== undefined) joinError.textContent = lastRoomError
+        // Taken out of the room by the hub (another connection of this page took it): said beside the form.
+        if (!leaving && lastRoomError !== undefined) joinError.textContent = lastRoomError + unsentNote(unsent)
+        else if (unsent > 0) joinError.textContent = `You left #${event.room}${unsentNote(unsent)}`
         leaving = false
         lastRoomError = undefined
         break
+      }
       case 'error': {
         const index = event.id === undefined ? -1 : outbox.findIndex((entry) => entry.id === event.id)
         if (index !== -1) {
@@ -259,7 +268,7 @@ const connection = reconnecting({
             joined = undefined
             showRoom(false)
           }
-          joinError.textContent = unsent > 0 ? `${event.message} (${unsent} unsent message${unsent === 1 ? '' : 's'} dropped)` : event.message
+          joinError.textContent = event.message + unsentNote(unsent)
         } else {
           lastRoomError = event.message
           add('error', event.message)
@@ -283,6 +292,11 @@ joinForm.addEventListener('submit', (event) => {
 
 $<HTMLButtonElement>('leave').addEventListener('click', () => {
   leaving = send({ type: 'leave' })
+})
+
+// Closing or reloading the page with messages still waiting: the browser asks first.
+addEventListener('beforeunload', (event) => {
+  if (outbox.length > 0) event.preventDefault()
 })
 
 sayForm.addEventListener('submit', (event) => {
