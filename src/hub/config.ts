@@ -41,7 +41,9 @@ export type AuthConfig =
  * kept: in this process (one node), Redis Streams or NATS JetStream (a
  * cluster; `url` defaults to the backplane's broker), or a store the caller
  * connected. Default: the backplane's broker with a Redis or NATS
- * backplane, the process otherwise.
+ * backplane, the process otherwise (with a custom backplane too: nodes in
+ * several processes then need a shared store given as `{ store }`, or each
+ * keeps its own rooms).
  */
 export interface HistoryConfig {
   backend: 'memory' | 'redis' | 'jetstream' | { store: HistoryStore }

@@ -4,10 +4,11 @@
  */
 export { createHub, defaultApps, type Hub, type HubStats } from './hub.js'
 export { type AuthConfig, type BackplaneConfig, DEFAULT_PUBLISH_LIMIT, type HistoryConfig, HUB_DEFAULTS, type HubConfig, type PublishLimit, resolveHubConfig } from './config.js'
-export type { App, AppServices, HubClient, PublishOutcome, Refusal, Route } from './app.js'
+export type { AdmitOutcome, App, AppServices, HistoryServices, HubClient, PublishOutcome, Refusal, Route } from './app.js'
+export { type AppHistory, appHistoryTopic } from './history.js'
 export { BEARER_PROTOCOL_PREFIX, HUB_PROTOCOL, TOKEN_COOKIE, TOKEN_QUERY } from './auth.js'
 export { echoApp } from './apps/echo.js'
 export { relayApp } from './apps/relay.js'
-export { chatApp } from './apps/chat.js'
+export { type ChatOptions, chatApp } from './apps/chat.js'
 export { scoresApp } from './apps/scores.js'
 export { deliveryApp } from './apps/delivery.js'
