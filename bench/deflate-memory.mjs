@@ -19,6 +19,7 @@ import { writeFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { list, number, parseOptions } from './args.mjs'
 
 const self = fileURLToPath(import.meta.url)
 const MESSAGE = JSON.stringify({
@@ -125,14 +126,11 @@ const median = (values) => {
 }
 
 async function main() {
-  const argv = process.argv.slice(2)
-  const option = (name, fallback) => {
-    const i = argv.indexOf(name)
-    return i === -1 ? fallback : argv[i + 1]
-  }
-  const counts = option('--counts', '1000,10000').split(',').map(Number)
-  const rounds = Number(option('--rounds', '3'))
-  const jsonPath = option('--json', undefined)
+  const { counts, rounds, json: jsonPath } = parseOptions('bench/deflate-memory.mjs', USAGE, {
+    counts: { type: 'string', default: [1000, 10000], parse: list(number({ min: 1, integer: true })) },
+    rounds: { type: 'string', default: 3, parse: number({ min: 1, integer: true }) },
+    json: { type: 'string' },
+  })
   const results = []
   for (const count of counts) {
     const samples = { tether: [], ws: [] }
@@ -165,6 +163,8 @@ async function main() {
   if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ node: process.version, rounds, results }, null, 2) + '\n')
 }
 
+const USAGE = 'usage: npm run bench:deflate-memory -- [--counts 1000,10000] [--rounds 3] [--json FILE]'
+// The script runs its own children with a role (--server IMPL, --load PORT COUNT): not options for a user.
 const [role, ...rest] = process.argv.slice(2)
 if (role === '--server') await serverRole(rest[0])
 else if (role === '--load') await loadRole(Number(rest[0]), Number(rest[1]))

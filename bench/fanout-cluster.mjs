@@ -12,12 +12,15 @@ import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
+import { list, number, oneOf, parseOptions } from './args.mjs'
 import { buildLoadgen, executable, freePort, loadgen, root, waitForPort } from './lib.mjs'
 const results = join(root, 'bench', 'results')
-const args = process.argv.slice(2)
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['redis', 'nats']
-const sizes = args.includes('--subscribers') ? args[args.indexOf('--subscribers') + 1].split(',').map(Number) : [1000, 10000]
-const duration = args.includes('--duration') ? args[args.indexOf('--duration') + 1] : '5'
+const USAGE = `usage: npm run bench:fanout -- [--only redis,nats] [--subscribers 1000,10000] [--duration SECONDS]`
+const { only, subscribers: sizes, duration } = parseOptions('bench/fanout-cluster.mjs', USAGE, {
+  only: { type: 'string', default: ['redis', 'nats'], parse: list(oneOf(['redis', 'nats'])) },
+  subscribers: { type: 'string', default: [1000, 10000], parse: list(number({ min: 1, integer: true })) },
+  duration: { type: 'string', default: '5', parse: (text, flag) => String(number({ min: 0.1 })(text, flag)) },
+})
 
 
 

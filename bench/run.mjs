@@ -21,6 +21,7 @@ import { createInterface } from 'node:readline'
 import { deflateRawSync, constants as zlibConstants } from 'node:zlib'
 import { join } from 'node:path'
 
+import { list, namedCommand, number, oneOf, parseOptions } from './args.mjs'
 import { buildLoadgen, freePort, loadgen, root, waitForPort } from './lib.mjs'
 const results = join(root, 'bench', 'results')
 
@@ -64,26 +65,19 @@ const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [
 workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name, HISTORY.name, RESUME.name].join(', ')}`
 
 function parseArgs(argv) {
-  const args = { reps: 3, quick: false, only: undefined, servers: [] }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a === '--help' || a === '-h') {
-      console.log(USAGE)
-      process.exit(0)
-    } else if (a === '--quick') args.quick = true
-    else if (a === '--reps') args.reps = Number(argv[++i])
-    else if (a === '--only') args.only = argv[++i].split(',')
-    else if (a === '--server') {
-      const spec = argv[++i]
-      const eq = spec.indexOf('=')
-      args.servers.push({ name: spec.slice(0, eq), command: spec.slice(eq + 1) })
-    } else {
-      console.error(`bench: unknown option ${a}\n\n${USAGE}`)
-      process.exit(2)
-    }
-  }
+  const args = parseOptions(
+    'bench/run.mjs',
+    USAGE,
+    {
+      quick: { type: 'boolean', default: false },
+      reps: { type: 'string', default: 3, parse: number({ min: 1, integer: true }) },
+      only: { type: 'string', parse: list(oneOf([...WORKLOADS.map((w) => w.name), SLOW_LORIS.name])) },
+      server: { type: 'string', multiple: true, default: [], parse: namedCommand },
+    },
+    argv,
+  )
   if (args.quick) args.reps = Math.min(args.reps, 1)
-  return args
+  return { reps: args.reps, quick: args.quick, only: args.only, servers: args.server }
 }
 
 const pinned = availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0

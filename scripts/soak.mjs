@@ -24,17 +24,21 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 
+import { number, parseOptions } from '../bench/args.mjs'
 import { buildLoadgen, freePort, loadgen, root } from '../bench/lib.mjs'
-const argv = process.argv.slice(2)
-const arg = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback)
-const connections = Number(arg('--connections', 5000))
-const duration = Number(arg('--duration', 60))
-const rounds = Number(arg('--rounds', 3))
-const output = arg('--json', join(root, 'bench', 'results', 'soak.json'))
+const USAGE = 'usage: npm run soak -- [--connections 5000] [--duration 60] [--rounds 3] [--allowed-growth 8] [--json FILE]'
+const options = parseOptions('scripts/soak.mjs', USAGE, {
+  connections: { type: 'string', default: 5000, parse: number({ min: 1, integer: true }) },
+  duration: { type: 'string', default: 60, parse: number({ min: 1 }) },
+  rounds: { type: 'string', default: 3, parse: number({ min: 1, integer: true }) },
+  'allowed-growth': { type: 'string', default: 8, parse: number({ min: 0 }) },
+  json: { type: 'string', default: join(root, 'bench', 'results', 'soak.json') },
+})
+const { connections, duration, rounds, json: output } = options
 const MiB = 1024 * 1024
 // The growth a round may show after its warm-up, in MiB (at least 5% of the level). CI passes a generous
 // figure: a loaded machine moves RSS by several MiB with no leak at all.
-const allowedGrowthMiB = Number(arg('--allowed-growth', 8))
+const allowedGrowthMiB = options.allowedGrowth
 
 
 

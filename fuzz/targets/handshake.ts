@@ -142,12 +142,11 @@ const upgradeReadings: readonly UpgradeReading[] = [modelUpgradeOffersWebsocket,
 function modelServer(request: UpgradeRequest, lenientVersion: boolean, trim: (text: string) => string, upgradeOk: UpgradeReading): ServerVerdict {
   const h = request.headers as Record<string, ModelHeaderValue>
   if (request.method !== 'GET') return { code: 'TETHER_ERR_HANDSHAKE_METHOD' }
-  // §4.2.1 point 1: HTTP/1.1 or higher. Node's parser only ever gives "d.d"; anything else may go either way.
+  // §4.2.1 point 1 asks for HTTP/1.1 or higher; HTTP/1.0 with the upgrade headers is accepted as ws accepts
+  // it (issue 15). Node's parser only ever gives "d.d"; anything else may go either way.
   const version = /^(\d+)(?:\.(\d+))?$/.exec(request.httpVersion)
   if (version) {
-    const major = Number(version[1])
-    const minor = Number(version[2] ?? '0')
-    if (!(major > 1 || (major === 1 && minor >= 1))) return { code: 'TETHER_ERR_HANDSHAKE_HTTP_VERSION' }
+    if (!(Number(version[1]) >= 1)) return { code: 'TETHER_ERR_HANDSHAKE_HTTP_VERSION' }
   } else if (!lenientVersion) {
     return { code: 'TETHER_ERR_HANDSHAKE_HTTP_VERSION' }
   }

@@ -9,7 +9,7 @@
  * values (camelCase keys, `--no-x` as `x: false`), and writes the help text.
  *
  * Rule 1: every mistake on the command line is a `UsageError` with one line
- * of text; main.ts prints it and exits 2.
+ * of text; main.ts prints it (`tether: ...`) and exits 2.
  */
 import { parseArgs } from 'node:util'
 
@@ -23,8 +23,10 @@ export interface OptionSpec {
   /** The value's name in help (`'<url>'`); a flag has none. */
   value?: string
   description: string
-  /** Turns the text into the option's value; throws UsageError. */
-  parse?: (text: string) => unknown
+  /** Turns the text into the option's value; throws UsageError naming `name` (the flag, or an environment variable or file key). */
+  parse?: (text: string, name: string) => unknown
+  /** The environment variable, when it is not TETHER_ and the key in upper snake case (serve only). */
+  env?: string
   default?: unknown
   /** May be given more than once: the value is a list. */
   repeatable?: boolean
@@ -46,12 +48,14 @@ export interface CommandSpec {
 
 export interface ParsedCommand {
   options: Record<string, unknown>
+  /** Only the options given on the command line (no defaults): what wins over the environment and a config file. */
+  given: Record<string, unknown>
   argument: string | undefined
   help: boolean
 }
 
 /** `max-payload` → `maxPayload`; `no-compression` → `compression` (negated). */
-function keyOf(spec: OptionSpec): string {
+export function keyOf(spec: OptionSpec): string {
   const name = spec.name.startsWith('no-') ? spec.name.slice(3) : spec.name
   return name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase())
 }
@@ -73,17 +77,18 @@ export function parseCommand(command: CommandSpec, args: readonly string[]): Par
     throw new UsageError(describeParseError(error as Error & { code?: string }))
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>
-  if (values.help) return { options: {}, argument: undefined, help: true }
+  if (values.help) return { options: {}, given: {}, argument: undefined, help: true }
   const expected = command.argument ? 1 : 0
   if (parsed.positionals.length > expected) {
     throw new UsageError(`too many arguments for '${command.name}': expected ${expected}, got ${parsed.positionals.length}`)
   }
   if (command.argument && parsed.positionals.length === 0) throw new UsageError(`missing required argument '${command.argument.name}'`)
   const options: Record<string, unknown> = {}
+  const given: Record<string, unknown> = {}
   for (const spec of command.options) {
     const key = keyOf(spec)
-    const given = values[spec.name]
-    if (given === undefined) {
+    const value = values[spec.name]
+    if (value === undefined) {
       if (spec.name.startsWith('no-')) options[key] = true
       else if (spec.repeatable) options[key] = Array.isArray(spec.default) ? [...spec.default] : []
       else if (spec.default !== undefined) options[key] = spec.default
@@ -93,18 +98,18 @@ export function parseCommand(command: CommandSpec, args: readonly string[]): Par
       if (values[other] !== undefined) throw new UsageError(`option '--${spec.name}' cannot be used with option '--${other}'`)
     }
     if (spec.name.startsWith('no-')) {
-      options[key] = !given
+      options[key] = given[key] = !value
       continue
     }
     const convert = (text: string): unknown => {
       if (spec.choices && !spec.choices.includes(text)) {
-        throw new UsageError(`option '${flagsOf(spec)}' argument '${text}' is invalid. Allowed choices are ${spec.choices.join(', ')}.`)
+        throw new UsageError(`--${spec.name} must be one of ${spec.choices.join(', ')}, not ${JSON.stringify(text)}`)
       }
-      return spec.parse ? spec.parse(text) : text
+      return spec.parse ? spec.parse(text, `--${spec.name}`) : text
     }
-    options[key] = Array.isArray(given) ? given.map(convert) : typeof given === 'string' ? convert(given) : given
+    options[key] = given[key] = Array.isArray(value) ? value.map(convert) : typeof value === 'string' ? convert(value) : value
   }
-  return { options, argument: parsed.positionals[0], help: false }
+  return { options, given, argument: parsed.positionals[0], help: false }
 }
 
 function describeParseError(error: Error & { code?: string }): string {

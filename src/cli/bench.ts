@@ -9,10 +9,17 @@
  * latency). It shows its own CPU use: near one core, the client, not the
  * server, is the limit (for precise server measurements, see the project's
  * C load generator in bench/).
+ *
+ * Rule 1: `-d` bounds every mode (ramp too: it stops opening at the deadline).
+ * Rule 2: before measuring, each connection makes one round trip (fanout: one
+ * delivery to every subscriber) that is not sampled, so the first message's
+ * cost (the server setting the connection up, code warming up) is not `max`.
+ * Rule 3: an interruption (Ctrl-C: the `signal`) ends the measurement early:
+ * the report covers what was measured until then and says `interrupted`.
  */
 import { WebSocket } from 'tether-ws'
 import { CliError } from './errors.js'
-import { parseUrl } from './connect.js'
+import { describeFailure, parseUrl } from './connect.js'
 
 export type BenchMode = 'echo' | 'latency' | 'ramp' | 'fanout'
 
@@ -40,6 +47,8 @@ export interface BenchReport {
   errors: number
   /** The client's own CPU use, in cores. */
   clientCpu: number
+  /** Ended early by Ctrl-C (Rule 3): the numbers cover the time measured. */
+  interrupted?: boolean
 }
 
 const DEFAULT_CONNECTIONS: Record<BenchMode, number> = { echo: 50, latency: 1, ramp: 1000, fanout: 100 }
@@ -80,17 +89,24 @@ function open(url: URL, options: BenchOptions, headers: Record<string, string>):
       ws.terminate()
       reject(new CliError(`the server refused the WebSocket handshake: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trimEnd()))
     })
-    ws.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(error.code === 'ECONNREFUSED' ? `connection refused by ${url.host}` : error.message)))
+    ws.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(describeFailure(error, url))))
   })
 }
 
-async function openMany(url: URL, count: number, options: BenchOptions, headers: Record<string, string>, onOpen?: (ms: number) => void): Promise<{ sockets: WebSocket[]; errors: number; firstError?: Error }> {
+async function openMany(
+  url: URL,
+  count: number,
+  options: BenchOptions,
+  headers: Record<string, string>,
+  onOpen?: (ms: number) => void,
+  stopped: () => boolean = () => false,
+): Promise<{ sockets: WebSocket[]; errors: number; firstError?: Error }> {
   const sockets: WebSocket[] = []
   let next = 0
   let errors = 0
   let firstError: Error | undefined
   const worker = async (): Promise<void> => {
-    while (next < count) {
+    while (next < count && !stopped()) {
       next++
       const started = performance.now()
       try {
@@ -121,7 +137,37 @@ function progress(enabled: boolean, started: number, seconds: number, count: () 
   }
 }
 
-export async function bench(urlText: string, options: BenchOptions, showProgress: boolean): Promise<BenchReport> {
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve()
+    const done = (): void => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
+
+/** Rule 2: one unsampled round trip on every connection (bounded: 10 s). */
+async function warmUp(sockets: WebSocket[], payload: Buffer, signal: AbortSignal | undefined): Promise<void> {
+  const replies = sockets.map(
+    (ws) =>
+      new Promise<void>((resolve) => {
+        ws.once('message', () => resolve())
+        ws.send(payload, { binary: true })
+      }),
+  )
+  await Promise.race([Promise.all(replies), sleep(10_000, signal)])
+}
+
+/**
+ * Runs a benchmark. `signal` (Ctrl-C) ends it early with the partial result
+ * (Rule 3); before the measurement started, it is a CliError (exit 130).
+ */
+export async function bench(urlText: string, options: BenchOptions, showProgress: boolean, signal?: AbortSignal): Promise<BenchReport> {
   const url = parseUrl(urlText)
   const headers: Record<string, string> = {}
   for (const line of options.header) {
@@ -148,17 +194,31 @@ export async function bench(urlText: string, options: BenchOptions, showProgress
       latencyMs: samples.percentiles(),
       errors,
       clientCpu: Math.round(((cpu.user + cpu.system) / 1e6 / ((performance.now() - wallBefore) / 1000)) * 100) / 100,
+      ...(signal?.aborted ? { interrupted: true } : {}),
     }
+  }
+  const interrupted = (sockets: WebSocket[]): CliError => {
+    for (const ws of sockets) ws.terminate()
+    return new CliError('interrupted before the measurement started', 130)
   }
 
   if (options.mode === 'ramp') {
     const started = performance.now()
+    // Rule 1: up to `connections`, for at most the duration.
+    const deadline = started + options.duration * 1000
     let opened = 0
     const stop = progress(showProgress, started, options.duration, () => opened, 'handshakes/s')
-    const result = await openMany(url, connections, options, headers, (ms) => {
-      opened++
-      samples.add(ms)
-    })
+    const result = await openMany(
+      url,
+      connections,
+      options,
+      headers,
+      (ms) => {
+        opened++
+        samples.add(ms)
+      },
+      () => signal?.aborted === true || performance.now() >= deadline,
+    )
     const seconds = (performance.now() - started) / 1000
     stop()
     for (const ws of result.sockets) ws.terminate()
@@ -167,12 +227,21 @@ export async function bench(urlText: string, options: BenchOptions, showProgress
   }
 
   const extra = options.mode === 'fanout' ? 1 : 0
-  const { sockets, errors, firstError } = await openMany(url, connections + extra, options, headers)
+  const { sockets, errors, firstError } = await openMany(url, connections + extra, options, headers, undefined, () => signal?.aborted === true)
+  if (signal?.aborted) throw interrupted(sockets)
   if (sockets.length < connections + extra) {
     for (const ws of sockets) ws.terminate()
     throw new CliError(`only ${sockets.length} of ${connections + extra} connections opened: ${firstError?.message ?? 'unknown error'}`)
   }
   const payload = Buffer.alloc(Math.max(options.size, 8), 0x61)
+  if (options.mode === 'fanout') {
+    // Rule 2: one delivery to every subscriber before measuring.
+    const publisher = sockets[sockets.length - 1]!
+    const delivered = sockets.slice(0, -1).map((ws) => new Promise<void>((resolve) => ws.once('message', () => resolve())))
+    publisher.send(payload, { binary: true })
+    await Promise.race([Promise.all(delivered), sleep(10_000, signal)])
+  } else await warmUp(sockets, payload, signal)
+  if (signal?.aborted) throw interrupted(sockets)
   let count = 0
   let running = true
   const started = performance.now()
@@ -201,7 +270,7 @@ export async function bench(urlText: string, options: BenchOptions, showProgress
     publisher.on('message', () => {})
     const stop = progress(showProgress, started, options.duration, () => count, 'deliveries/s')
     publish()
-    await new Promise((resolve) => setTimeout(resolve, options.duration * 1000))
+    await sleep(options.duration * 1000, signal)
     running = false
     stop()
     const seconds = (performance.now() - started) / 1000
@@ -224,7 +293,7 @@ export async function bench(urlText: string, options: BenchOptions, showProgress
     for (let i = 0; i < inFlight; i++) send()
   }
   const stop = progress(showProgress, started, options.duration, () => count, 'msg/s')
-  await new Promise((resolve) => setTimeout(resolve, options.duration * 1000))
+  await sleep(options.duration * 1000, signal)
   running = false
   stop()
   const seconds = (performance.now() - started) / 1000
@@ -243,6 +312,7 @@ export function formatReport(report: BenchReport): string {
   const l = report.latencyMs
   rows.push([report.mode === 'ramp' ? 'handshake' : 'latency', `p50 ${l.p50} ms   p90 ${l.p90} ms   p99 ${l.p99} ms   max ${l.max} ms`])
   rows.push(['errors', String(report.errors)])
+  if (report.interrupted) rows.push(['interrupted', 'yes: Ctrl-C ended the run early; the numbers cover the time measured'])
   rows.push([
     'client CPU',
     `${report.clientCpu} core${report.clientCpu >= 0.9 ? '  (near one core: the client may be the bottleneck, not the server)' : ''}`,

@@ -8,11 +8,17 @@
  * message one output line (binary as hex), nothing else on stdout; at the end
  * of input the client closes with 1000 (after `--wait` seconds).
  *
- * Exit status: 0 after a normal close (1000, 1001 or 1005), 1 when the
- * connection failed (bad URL, refused or failed handshake, network error),
- * 3 when the peer closed with another code or the connection dropped.
+ * Exit status: 0 after a normal close (1000, 1001 or 1005) or one the user
+ * asked for (`/close 4001`, Ctrl-D, the end of piped input, whatever the
+ * code), 1 when the connection failed (bad URL, refused or failed handshake,
+ * network error), 3 when the peer closed with another code or the connection
+ * dropped (1006).
+ *
+ * Rule 1 (interactive): a message that arrives while the user types is
+ * printed above the prompt, and the prompt is drawn again below it with what
+ * was typed so far, so the two never overwrite each other.
  */
-import { createInterface } from 'node:readline'
+import { type Interface, clearLine, createInterface, cursorTo } from 'node:readline'
 import { WebSocket } from 'tether-ws'
 import { CliError } from './errors.js'
 
@@ -61,6 +67,26 @@ function parseHeaders(lines: string[]): Record<string, string> {
   return headers
 }
 
+/**
+ * Why a connection failed, in one line: Node's messages for a TLS handshake
+ * with a plain port (an OpenSSL error over two lines) or a server that is not
+ * HTTP ("socket hang up") say little to a user.
+ */
+export function describeFailure(error: NodeJS.ErrnoException, url: URL): string {
+  const code = error.code
+  if (code === 'ECONNREFUSED') return `connection refused by ${url.host}`
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `host not found: ${url.hostname}`
+  if (code === 'ETIMEDOUT') return `no answer from ${url.host} (timed out)`
+  if (url.protocol === 'wss:' && (code === 'EPROTO' || /wrong version number|packet length too long|ssl3_get_record/i.test(error.message))) {
+    return `TLS handshake with ${url.host} failed: the port does not speak TLS (try ws://)`
+  }
+  if (code === 'ECONNRESET' || error.message === 'socket hang up') {
+    return `${url.host} closed the connection without answering the WebSocket handshake: is it a WebSocket server?`
+  }
+  if (code?.startsWith('HPE_')) return `${url.host} did not answer with HTTP: is it a WebSocket server?`
+  return error.message.split('\n')[0]!.trim()
+}
+
 function describe(data: Buffer, isBinary: boolean): string {
   return isBinary ? `[binary ${data.length} B] ${data.toString('hex').replace(/(..)(?!$)/g, '$1 ')}` : data.toString()
 }
@@ -77,8 +103,21 @@ export async function connect(urlText: string, options: ConnectOptions, io: Conn
       throw new CliError(`invalid --proxy ${JSON.stringify(options.proxy)}: use http://[user:password@]host:port`)
     }
   }
-  const say = (line: string): void => {
-    io.errors.write(`${line}\n`)
+  // Rule 1: the prompt's line is cleared before a line is printed, and redrawn after it.
+  let prompt: Interface | undefined
+  const above = (stream: NodeJS.WritableStream, line: string): void => {
+    if (prompt === undefined) {
+      stream.write(`${line}\n`)
+      return
+    }
+    cursorTo(io.output, 0)
+    clearLine(io.output, 0)
+    stream.write(`${line}\n`)
+    prompt.prompt(true)
+  }
+  const say = (line: string): void => above(io.errors, line)
+  const fail = (line: string): void => {
+    io.errors.write(`tether: ${line}\n`)
   }
 
   const ws = new WebSocket(url, options.subprotocol, {
@@ -95,16 +134,16 @@ export async function connect(urlText: string, options: ConnectOptions, io: Conn
   ws.on('message', (data, isBinary) => {
     received++
     const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer)
-    if (interactive) io.output.write(`< ${describe(bytes, isBinary)}\n`)
+    if (interactive) above(io.output, `< ${describe(bytes, isBinary)}`)
     else io.output.write(`${isBinary ? bytes.toString('hex') : bytes.toString()}\n`)
   })
-  ws.on('ping', (data) => interactive && io.output.write(`< ping ${data.length ? describe(data, true) : ''}\n`))
-  ws.on('pong', (data) => interactive && io.output.write(`< pong ${data.length ? describe(data, true) : ''}\n`))
+  ws.on('ping', (data) => interactive && above(io.output, `< ping ${data.length ? describe(data, true) : ''}`))
+  ws.on('pong', (data) => interactive && above(io.output, `< pong ${data.length ? describe(data, true) : ''}`))
 
   const opened = await new Promise<boolean>((resolve) => {
     ws.once('open', () => resolve(true))
     ws.once('unexpected-response', (_request, response) => {
-      say(`error: the server refused the WebSocket handshake: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trimEnd())
+      fail(`the server refused the WebSocket handshake: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trimEnd())
       response.resume()
       // Said once: the abort that follows is not another error.
       ws.removeAllListeners('error')
@@ -113,46 +152,56 @@ export async function connect(urlText: string, options: ConnectOptions, io: Conn
       resolve(false)
     })
     ws.once('error', (error: NodeJS.ErrnoException) => {
-      const reason =
-        error.code === 'ECONNREFUSED' ? `connection refused by ${url.host}` : error.code === 'ENOTFOUND' ? `host not found: ${url.hostname}` : error.message
-      say(`error: ${reason}`)
+      fail(describeFailure(error, url))
       resolve(false)
     })
   })
   if (!opened) return 1
-  ws.on('error', (error) => say(`error: ${error.message}`))
+  ws.on('error', (error) => say(`tether: ${error.message.split('\n')[0]}`))
+  /** The user closed (a /close command, Ctrl-D, the end of piped input or --execute's end): not the peer's doing. */
+  let closedByUser = false
+  const closeAsUser = (code?: number, reason?: string): void => {
+    if (ws.readyState !== WebSocket.OPEN) return
+    ws.close(code, reason)
+    closedByUser = true
+  }
 
   const closedWith = new Promise<[number, string]>((resolve) => ws.once('close', (code, reason) => resolve([code, reason.toString()])))
 
   if (interactive) {
     say(`connected to ${url.href}${ws.protocol ? ` (subprotocol ${ws.protocol})` : ''}; /help for commands, Ctrl-D to close`)
     const lines = createInterface({ input: io.input, output: io.output, prompt: '> ' })
+    prompt = lines
     lines.prompt()
     lines.on('line', (line) => {
-      runLine(ws, line, say)
+      runLine(line, ws, closeAsUser, say)
       if (ws.readyState === WebSocket.OPEN) lines.prompt()
     })
-    lines.on('close', () => ws.readyState === WebSocket.OPEN && ws.close(1000))
-    ws.once('close', () => lines.close())
+    lines.on('close', () => closeAsUser(1000))
+    ws.once('close', () => {
+      prompt = undefined
+      lines.close()
+    })
   } else if (options.execute.length > 0) {
     for (const message of options.execute) ws.send(message)
     const deadline = Date.now() + (options.wait ?? 5) * 1000
     while (ws.readyState === WebSocket.OPEN && received < options.execute.length && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
-    if (ws.readyState === WebSocket.OPEN) ws.close(1000)
+    closeAsUser(1000)
   } else {
     const lines = createInterface({ input: io.input })
     lines.on('line', (line) => ws.readyState === WebSocket.OPEN && ws.send(line))
     lines.on('close', () => {
-      setTimeout(() => ws.readyState === WebSocket.OPEN && ws.close(1000), (options.wait ?? 0) * 1000).unref()
+      setTimeout(() => closeAsUser(1000), (options.wait ?? 0) * 1000).unref()
     })
     ws.once('close', () => lines.close())
   }
 
   const [code, reason] = await closedWith
   say(`closed: ${code}${reason ? ` ${reason}` : ''}`)
-  return NORMAL.has(code) ? 0 : 3
+  if (code === 1006) return 3
+  return closedByUser || NORMAL.has(code) ? 0 : 3
 }
 
 const HELP = `commands:
@@ -162,7 +211,7 @@ const HELP = `commands:
   //text                  send a text message that starts with "/"
   anything else           send it as a text message`
 
-function runLine(ws: WebSocket, line: string, say: (line: string) => void): void {
+function runLine(line: string, ws: WebSocket, close: (code?: number, reason?: string) => void, say: (line: string) => void): void {
   if (!line.startsWith('/') || line.startsWith('//')) {
     ws.send(line.startsWith('//') ? line.slice(1) : line)
     return
@@ -172,7 +221,7 @@ function runLine(ws: WebSocket, line: string, say: (line: string) => void): void
     if (command === 'ping') ws.ping(rest.join(' '))
     else if (command === 'close') {
       const code = rest[0] ? Number(rest[0]) : 1000
-      ws.close(code, rest.slice(1).join(' '))
+      close(code, rest.slice(1).join(' '))
     } else if (command === 'binary') {
       const hex = rest.join('').replace(/\s/g, '')
       if (!/^([0-9a-fA-F]{2})*$/.test(hex)) return say('/binary takes hex digits in pairs, e.g. /binary 01ff')

@@ -5,7 +5,9 @@
  * ends as one line on stderr and a non-zero exit status, never a stack trace.
  */
 import { readFileSync } from 'node:fs'
-import { type CommandSpec, UsageError, commandHelp, parseCommand, programHelp } from './args.js'
+import { readFile } from 'node:fs/promises'
+import { ConfigError, LOG_LEVELS, type LogLevel, type SettingSpec, createLogger, envName, mergeSettings, settingsFromEnv, settingsFromFile } from '../hub/index.js'
+import { type CommandSpec, type ParsedCommand, UsageError, commandHelp, keyOf, parseCommand, programHelp } from './args.js'
 import { bench, formatReport, type BenchMode, type BenchOptions } from './bench.js'
 import { type ConnectOptions, connect } from './connect.js'
 import { CliError } from './errors.js'
@@ -13,8 +15,9 @@ import { SERVE_DEFAULTS, type ServeOptions, serve } from './serve.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
-function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
+/** The option parsers: each names the flag, variable or file key it reads (`name`) in its error. */
+function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string, name: string): number => {
     const number = Number(value)
     if (value.trim() === '' || !Number.isInteger(number) || number < min || number > max) {
       throw new UsageError(`${name} must be a whole number from ${min} to ${max}`)
@@ -23,23 +26,39 @@ function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   }
 }
 
-function seconds(name: string) {
-  return (value: string): number => {
-    const number = Number(value)
-    if (value.trim() === '' || !Number.isFinite(number) || number < 0) throw new UsageError(`${name} must be a number of seconds, 0 or more`)
-    return number
-  }
+function seconds(value: string, name: string): number {
+  const number = Number(value)
+  if (value.trim() === '' || !Number.isFinite(number) || number < 0) throw new UsageError(`${name} must be a number of seconds, 0 or more`)
+  return number
 }
 
 /** Seconds as milliseconds, more than 0 (a timer's range). */
-function positiveSeconds(name: string) {
-  return (value: string): number => {
-    const number = Number(value)
-    if (!Number.isFinite(number) || number <= 0 || number * 1000 > 2 ** 31 - 1) {
-      throw new UsageError(`${name} must be a number of seconds above 0`)
-    }
-    return Math.max(1, Math.round(number * 1000))
+function positiveSeconds(value: string, name: string): number {
+  const number = Number(value)
+  if (!Number.isFinite(number) || number <= 0 || number * 1000 > 2 ** 31 - 1) {
+    throw new UsageError(`${name} must be a number of seconds above 0`)
   }
+  return Math.max(1, Math.round(number * 1000))
+}
+
+/** A broker URL: it must parse, with the broker's scheme (`--redis notaurl` used to say only "Invalid URL"). */
+function brokerUrl(schemes: readonly string[], example: string) {
+  return (value: string, name: string): string => {
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      throw new UsageError(`${name} ${JSON.stringify(value)} is not a URL: use ${example}`)
+    }
+    if (!schemes.includes(url.protocol)) throw new UsageError(`${name} ${JSON.stringify(value)} must start with ${schemes.map((scheme) => `${scheme}//`).join(' or ')}, e.g. ${example}`)
+    return value
+  }
+}
+
+/** A token scrapers send: long enough not to be guessed. */
+function token(value: string, name: string): string {
+  if (value.length < 16) throw new UsageError(`${name} must be 16 characters or more (a random one: openssl rand -hex 16)`)
+  return value
 }
 
 const DESCRIPTION = 'WebSocket toolkit: a demo hub with chat and live scores, a terminal client, and a load generator.'
@@ -48,25 +67,33 @@ const SERVE: CommandSpec = {
   name: 'serve',
   description: 'serve the demo apps (chat, live scores), /echo, /health and a topic relay at /topics/NAME',
   options: [
-    { name: 'port', short: 'p', value: '<port>', description: 'port to listen on', parse: integer('--port', 0, 65535), default: SERVE_DEFAULTS.port },
+    { name: 'config', value: '<file>', description: 'read settings from this JSON file (keys: the options in camelCase, e.g. {"port": 9000, "allowOrigin": ["https://app.example"]})' },
+    { name: 'port', short: 'p', value: '<port>', description: 'port to listen on', parse: integer(0, 65535), default: SERVE_DEFAULTS.port },
     { name: 'host', value: '<host>', description: 'address to listen on (0.0.0.0 or :: for every interface)', default: SERVE_DEFAULTS.host },
     { name: 'tls-cert', value: '<file>', description: 'certificate (PEM) to serve https:// and wss://' },
     { name: 'tls-key', value: '<file>', description: 'private key (PEM) for --tls-cert' },
-    { name: 'redis', value: '<url>', description: 'join a cluster over Redis, e.g. redis://127.0.0.1:6379', conflicts: ['nats'] },
-    { name: 'nats', value: '<url>', description: 'join a cluster over NATS, e.g. nats://127.0.0.1:4222' },
+    {
+      name: 'redis',
+      value: '<url>',
+      description: 'join a cluster over Redis, e.g. redis://127.0.0.1:6379',
+      conflicts: ['nats'],
+      parse: brokerUrl(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
+      env: 'TETHER_REDIS_URL',
+    },
+    { name: 'nats', value: '<url>', description: 'join a cluster over NATS, e.g. nats://127.0.0.1:4222', parse: brokerUrl(['nats:', 'tls:'], 'nats://127.0.0.1:4222'), env: 'TETHER_NATS_URL' },
     {
       name: 'broker-timeout',
       value: '<seconds>',
       description: 'with --redis or --nats: how long to wait for the broker at start (default 5)',
-      parse: positiveSeconds('--broker-timeout'),
+      parse: positiveSeconds,
     },
     { name: 'no-compression', description: 'turn permessage-deflate off' },
-    { name: 'max-payload', value: '<bytes>', description: 'largest message accepted', parse: integer('--max-payload', 1), default: SERVE_DEFAULTS.maxPayload },
+    { name: 'max-payload', value: '<bytes>', description: 'largest message accepted', parse: integer(1), default: SERVE_DEFAULTS.maxPayload },
     {
       name: 'max-connections',
       value: '<n>',
       description: 'connections accepted at once (more get HTTP 503)',
-      parse: integer('--max-connections', 1),
+      parse: integer(1),
       default: SERVE_DEFAULTS.maxConnections,
     },
     {
@@ -85,10 +112,10 @@ const SERVE: CommandSpec = {
       name: 'publish-rate',
       value: '<n>',
       description: 'messages per second one client may publish (relay, chat)',
-      parse: integer('--publish-rate', 1),
+      parse: integer(1),
       default: SERVE_DEFAULTS.publishRate,
     },
-    { name: 'publish-bytes', value: '<n>', description: 'bytes per second one client may publish', parse: integer('--publish-bytes', 1), default: SERVE_DEFAULTS.publishBytes },
+    { name: 'publish-bytes', value: '<n>', description: 'bytes per second one client may publish', parse: integer(1), default: SERVE_DEFAULTS.publishBytes },
     {
       name: 'publish-limit-action',
       value: '<action>',
@@ -100,7 +127,7 @@ const SERVE: CommandSpec = {
       name: 'max-connections-per-address',
       value: '<n>',
       description: 'WebSockets one client address may hold (0: no limit)',
-      parse: integer('--max-connections-per-address', 0),
+      parse: integer(0),
       default: SERVE_DEFAULTS.maxConnectionsPerAddress,
     },
     {
@@ -120,14 +147,14 @@ const SERVE: CommandSpec = {
       name: 'history-size',
       value: '<n>',
       description: 'messages each of those topics keeps (default 100)',
-      parse: integer('--history-size', 1, 1_000_000),
+      parse: integer(1, 1_000_000),
       default: SERVE_DEFAULTS.historySize,
     },
     {
       name: 'history-age',
       value: '<seconds>',
       description: 'how long a message stays in history (default 300)',
-      parse: positiveSeconds('--history-age'),
+      parse: positiveSeconds,
       default: SERVE_DEFAULTS.historyAge,
     },
     {
@@ -136,12 +163,24 @@ const SERVE: CommandSpec = {
       description: "where history is kept (also the chat's rooms and the scores feed): memory (this node), redis or jetstream (the cluster's broker; the default with --redis or --nats, and the only choice there while the chat runs)",
       choices: ['memory', 'redis', 'jetstream'],
     },
+    { name: 'log-level', value: '<level>', description: 'logs at this level and above (choices: debug, info, warn, error, silent)', choices: LOG_LEVELS, default: 'info' },
+    { name: 'no-metrics', description: 'do not serve /metrics' },
+    { name: 'metrics-token', value: '<token>', description: 'serve /metrics only to requests with "Authorization: Bearer TOKEN" (better in TETHER_METRICS_TOKEN)', parse: token },
+    {
+      name: 'metrics-port',
+      value: '<port>',
+      description: 'serve /metrics and /health/* on this port of --metrics-host instead of the public one',
+      parse: integer(0, 65535),
+    },
+    { name: 'metrics-host', value: '<host>', description: 'with --metrics-port: the address it listens on', default: '127.0.0.1' },
   ],
   epilogue: `
 Endpoints:
   GET  /               index of the apps and endpoints
   GET  /chat, /scores  the chat and live-scores pages
-  GET  /health         JSON status
+  GET  /health         JSON status; /health/live (200 while serving), /health/ready (200, or 503 while the
+                       backplane is down or the server drains)
+  GET  /metrics        Prometheus metrics (see --metrics-token, --metrics-port)
   WS   /echo           every message comes back
   WS   /topics/NAME    what you send is published on NAME; you receive what is published on NAME
   WS   /v1             reliable delivery (subprotocol tether.v1) on the topics given with --history, and
@@ -151,6 +190,11 @@ Endpoints:
 Tokens (--auth jwt): a page offers the subprotocol tether.bearer.TOKEN next to tether, or sends the cookie
 tether_token, or ?token=TOKEN. The token's "tether" claim lists the topics it may use:
   {"sub": "ada", "exp": ..., "tether": {"subscribe": ["chat:*", "news"], "publish": ["chat:*"]}}
+
+Settings: every option also from the environment (TETHER_ and its name: TETHER_PORT, TETHER_MAX_PAYLOAD,
+TETHER_JWT_SECRET, TETHER_REDIS_URL, TETHER_NATS_URL, TETHER_ALLOW_ORIGIN=a,b ...) and from a JSON file
+(--config FILE or TETHER_CONFIG); the command line wins over the environment, which wins over the file.
+Logs: JSON lines on stdout, or one readable line each on a terminal.
 
 Examples:
   tether serve
@@ -175,14 +219,15 @@ const CONNECT: CommandSpec = {
       short: 'w',
       value: '<seconds>',
       description: 'with --execute: how long to wait for replies (default 5); with a pipe: how long to wait after the input ends (default 0)',
-      parse: seconds('--wait'),
+      parse: seconds,
     },
     { name: 'no-compression', description: 'do not offer permessage-deflate' },
   ],
   epilogue: `
 Typed lines are sent as text messages; /ping, /close CODE REASON, /binary HEX and /help are commands.
 With a pipe, each input line is a message and each message received is an output line (binary as hex).
-Exit status: 0 after a normal close, 1 if the connection failed, 3 if the peer closed abnormally.
+Exit status: 0 after a normal close or one you asked for (/close CODE, Ctrl-D, end of input), 1 if the
+connection failed, 3 if the peer closed with another code or the connection dropped (1006); 2 for usage errors.
 
 Examples:
   tether connect ws://127.0.0.1:8080/echo
@@ -201,16 +246,20 @@ const BENCH: CommandSpec = {
       short: 'c',
       value: '<n>',
       description: 'connections (default: echo 50, latency 1, ramp 1000, fanout 100 subscribers)',
-      parse: integer('--connections', 1),
+      parse: integer(1),
     },
-    { name: 'in-flight', short: 'i', value: '<n>', description: 'messages in flight per connection (fanout: publisher window)', parse: integer('--in-flight', 1), default: 8 },
-    { name: 'size', short: 's', value: '<bytes>', description: 'message size', parse: integer('--size', 1, 64 * 1024 * 1024), default: 32 },
-    { name: 'duration', short: 'd', value: '<seconds>', description: 'how long to run', parse: seconds('--duration'), default: 5 },
+    { name: 'in-flight', short: 'i', value: '<n>', description: 'messages in flight per connection (fanout: publisher window)', parse: integer(1), default: 8 },
+    { name: 'size', short: 's', value: '<bytes>', description: 'message size', parse: integer(1, 64 * 1024 * 1024), default: 32 },
+    { name: 'duration', short: 'd', value: '<seconds>', description: 'how long to run', parse: seconds, default: 5 },
     { name: 'header', short: 'H', value: '<header>', description: 'request header "Name: value" (repeatable)', repeatable: true },
     { name: 'insecure', short: 'k', description: 'accept any TLS certificate', default: false },
     { name: 'json', description: 'print the report as JSON', default: false },
   ],
   epilogue: `
+Each connection makes one round trip before the measurement (a warm-up), so the first message's cost is not
+counted. -d bounds every mode (ramp stops opening connections at the deadline). Ctrl-C ends the run early and
+prints what was measured (exit 130).
+
 Examples:
   tether bench ws://127.0.0.1:8080/echo
   tether bench ws://127.0.0.1:8080/echo --mode latency
@@ -219,25 +268,72 @@ Examples:
 
 const COMMANDS = [SERVE, CONNECT, BENCH]
 
-async function runServe(options: Record<string, unknown>): Promise<void> {
-  const log = (line: string): void => console.error(`tether: ${line}`)
-  const settings = { ...SERVE_DEFAULTS, ...options, log } as ServeOptions
+/** The serve options as the three sources of settings name them (hub/config.ts): file key, environment variable, parser. */
+const SERVE_SETTINGS: SettingSpec[] = SERVE.options
+  .filter((spec) => spec.name !== 'config')
+  .map((spec) => ({
+    key: keyOf(spec),
+    env: spec.env ?? envName(keyOf(spec)),
+    kind: spec.value === undefined ? 'boolean' : spec.repeatable ? 'list' : 'string',
+    parse: spec.parse,
+    choices: spec.choices,
+  }))
+
+/** What `tether serve` runs with: flags over TETHER_* variables over the --config file over the defaults. */
+async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unknown>> {
+  const configFile = (parsed.given.config as string | undefined) ?? (process.env.TETHER_CONFIG || undefined)
+  try {
+    let file: Record<string, unknown> = {}
+    if (configFile !== undefined) {
+      let text: string
+      try {
+        text = await readFile(configFile, 'utf8')
+      } catch (error) {
+        throw new ConfigError(`cannot read --config ${configFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      }
+      file = settingsFromFile(SERVE_SETTINGS, configFile, text)
+    }
+    const env = settingsFromEnv(SERVE_SETTINGS, process.env)
+    // parsed.options holds the defaults and the flags; the flags go on top again.
+    return mergeSettings(parsed.options, file, env, parsed.given)
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message, 2)
+    throw error
+  }
+}
+
+async function runServe(parsed: ParsedCommand): Promise<void> {
+  const options = await serveSettings(parsed)
+  const interactive = Boolean(process.stdout.isTTY)
+  const logger = createLogger({ level: options.logLevel as LogLevel, pretty: interactive })
+  const settings = { ...SERVE_DEFAULTS, ...options, logger } as ServeOptions
   const running = await serve(settings)
   const ws = running.url.replace(/^http/, 'ws')
-  console.log(`tether serve on ${running.url}  (chat ${running.url}/chat, live scores ${running.url}/scores)`)
-  console.log(`  ${ws}/echo   ${ws}/topics/NAME   ${running.url}/health   backplane: ${settings.redis ? 'redis' : settings.nats ? 'nats' : 'in-memory'}`)
+  const backplane = settings.redis ? 'redis' : settings.nats ? 'nats' : 'in-memory'
+  if (interactive) {
+    console.log(`tether serve on ${running.url}  (chat ${running.url}/chat, live scores ${running.url}/scores)`)
+    console.log(`  ${ws}/echo   ${ws}/topics/NAME   ${running.url}/health   ${running.metricsUrl ?? running.url}/metrics   backplane: ${backplane}`)
+  } else {
+    // Logs are JSON lines on stdout: the start is one of them, whatever --log-level (it is what the command says).
+    createLogger({ level: 'info' }).info({ event: 'hub.listening', url: running.url, metricsUrl: running.metricsUrl, backplane }, `tether serve on ${running.url}`)
+  }
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) {
-      log(`${signal} again: exiting now`)
+      logger.warn({ event: 'hub.stopping', signal }, `${signal} again: exiting now`)
       process.exit(130)
     }
     stopping = true
-    log(`${signal}: closing connections (1001), at most ${SERVE_DEFAULTS.shutdownTimeout / 1000} s`)
+    logger.info({ event: 'hub.stopping', signal }, `${signal}: closing connections (1001), at most ${settings.shutdownTimeout / 1000} s`)
     void running.close().then(() => process.exit(0))
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
+  // Nobody reads the logs any more (`tether serve | head`): drain and stop, as on SIGTERM.
+  onClosedOutput = () => {
+    logger.info = logger.warn = logger.error = logger.debug = () => {}
+    stop('stdout closed')
+  }
 }
 
 /** Runs the command line; resolves to the exit status (a running server keeps the process alive). */
@@ -266,24 +362,44 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0
   }
   if (command === SERVE) {
-    await runServe(parsed.options)
+    await runServe(parsed)
     return 0
   }
   if (command === CONNECT) {
     return connect(parsed.argument!, parsed.options as unknown as ConnectOptions, { input: process.stdin, output: process.stdout, errors: process.stderr })
   }
   const options = parsed.options as unknown as BenchOptions
-  const report = await bench(parsed.argument!, { ...options, mode: options.mode as BenchMode }, Boolean(process.stderr.isTTY) && !options.json)
+  // Ctrl-C ends the run early: the progress bar is cleared and the partial result printed (exit 130).
+  const interrupt = new AbortController()
+  const onInterrupt = (): void => {
+    if (interrupt.signal.aborted) process.exit(130)
+    interrupt.abort()
+  }
+  process.on('SIGINT', onInterrupt)
+  const report = await bench(parsed.argument!, { ...options, mode: options.mode as BenchMode }, Boolean(process.stderr.isTTY) && !options.json, interrupt.signal)
+  process.off('SIGINT', onInterrupt)
   console.log(options.json ? JSON.stringify(report, null, 2) : formatReport(report))
-  return 0
+  return report.interrupted ? 130 : 0
 }
+
+/**
+ * A closed stdout (`tether connect URL | head -2`, `tether bench --help | head -1`)
+ * ends the program quietly with status 0; `tether serve` drains first.
+ * Writing to a closed pipe fails with EPIPE, reported as an 'error' event
+ * that would otherwise end the process with a stack trace.
+ */
+let onClosedOutput = (): void => process.exit(0)
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') return onClosedOutput()
+  throw error
+})
 
 try {
   process.exitCode = await main(process.argv.slice(2))
 } catch (error) {
   if (error instanceof UsageError) {
-    console.error(`error: ${error.message}`)
-    console.error('(run with --help for usage)')
+    const command = COMMANDS.find((candidate) => candidate.name === process.argv[2])
+    console.error(`tether: ${error.message} (see tether ${command ? `${command.name} ` : ''}--help)`)
     process.exitCode = 2
   } else if (error instanceof CliError) {
     console.error(`tether: ${error.message}`)

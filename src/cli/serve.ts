@@ -3,8 +3,10 @@
  * (src/hub) and runs it. Everything the hub does lives there; this file
  * only reads files the options name and words errors for the terminal.
  */
+import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { type Hub, type HubConfig, HUB_DEFAULTS, createHub } from '../hub/index.js'
+import { createSecureContext } from 'node:tls'
+import { type Hub, type HubConfig, type HubLogger, HUB_DEFAULTS, createHub } from '../hub/index.js'
 import { CliError } from './errors.js'
 
 export interface ServeOptions {
@@ -41,7 +43,12 @@ export interface ServeOptions {
   historySize: number
   historyAge: number
   historyBackend?: string | undefined
-  log: (line: string) => void
+  /** Serve /metrics (`--no-metrics`: false); behind a bearer token; on a port of its own. */
+  metrics: boolean
+  metricsToken?: string | undefined
+  metricsPort?: number | undefined
+  metricsHost: string
+  logger: HubLogger
 }
 
 export const SERVE_DEFAULTS = {
@@ -63,6 +70,8 @@ export const SERVE_DEFAULTS = {
   history: [] as string[],
   historySize: 100,
   historyAge: 300_000,
+  metrics: HUB_DEFAULTS.metrics.enabled,
+  metricsHost: HUB_DEFAULTS.metrics.host,
 }
 
 /** HS256 wants a key at least as long as its hash: 32 bytes (RFC 7518 §3.2). */
@@ -76,11 +85,37 @@ async function read(file: string, flag: string): Promise<string> {
   }
 }
 
+/**
+ * The certificate and key of --tls-cert and --tls-key, checked here so that a
+ * wrong file is named (Node's own error is "PEM routines::no start line").
+ */
+async function readTls(certFile: string, keyFile: string): Promise<{ cert: string; key: string }> {
+  const cert = await read(certFile, '--tls-cert')
+  const key = await read(keyFile, '--tls-key')
+  const firstLine = (error: unknown): string => String((error as Error).message).split('\n')[0]!.replace(/^error:[0-9A-F]+:/, '')
+  try {
+    new X509Certificate(cert)
+  } catch (error) {
+    throw new CliError(`--tls-cert ${certFile} is not a PEM certificate: ${firstLine(error)}`)
+  }
+  try {
+    createPrivateKey(key)
+  } catch (error) {
+    throw new CliError(`--tls-key ${keyFile} is not a PEM private key: ${firstLine(error)}`)
+  }
+  try {
+    createSecureContext({ cert, key })
+  } catch (error) {
+    throw new CliError(`--tls-key ${keyFile} does not go with --tls-cert ${certFile}: ${firstLine(error)}`)
+  }
+  return { cert, key }
+}
+
 /** The hub's configuration for these options (reads the files they name). */
 export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfig>> {
   if (options.redis && options.nats) throw new CliError('Choose one backplane: --redis or --nats, not both')
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new CliError('--tls-cert and --tls-key go together')
-  const tls = options.tlsCert && options.tlsKey ? { cert: await read(options.tlsCert, '--tls-cert'), key: await read(options.tlsKey, '--tls-key') } : undefined
+  const tls = options.tlsCert && options.tlsKey ? await readTls(options.tlsCert, options.tlsKey) : undefined
   let auth: HubConfig['auth'] = { kind: 'none' }
   if (options.auth === 'jwt') {
     const sources = [options.jwtSecret, options.jwtPublicKey, options.jwtJwks].filter((value) => value !== undefined)
@@ -147,7 +182,9 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
       url,
       topics: (options.history ?? []).map((pattern) => ({ pattern, maxCount: options.historySize, maxAge: options.historyAge })),
     },
-    log: options.log,
+    log: (line) => options.logger.info({}, line),
+    logger: options.logger,
+    metrics: { enabled: options.metrics, token: options.metricsToken, port: options.metricsPort, host: options.metricsHost },
   }
 }
 
@@ -158,7 +195,11 @@ export async function serve(options: ServeOptions): Promise<Hub> {
     return await createHub(config)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE') throw new CliError(`port ${options.port} is already in use on ${options.host}: stop the other server or choose --port`)
+    if (code === 'EADDRINUSE') {
+      const port = (error as NodeJS.ErrnoException & { port?: number }).port ?? options.port
+      const which = options.metricsPort !== undefined && port === options.metricsPort ? '--metrics-port' : '--port'
+      throw new CliError(`port ${port} is already in use on ${which === '--port' ? options.host : options.metricsHost}: stop the other server or choose ${which}`)
+    }
     if (code === 'EACCES') throw new CliError(`no permission to listen on port ${options.port}: choose a port above 1023`)
     if (error instanceof TypeError) throw new CliError(error.message)
     throw new CliError((error as Error).message)

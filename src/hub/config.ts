@@ -1,9 +1,12 @@
 /**
  * The hub's configuration: one typed record with its defaults. The command
- * line (`tether serve`), and later the environment and a config file, all
- * turn into this; `createHub` takes nothing else.
+ * line (`tether serve`), the environment (`TETHER_*`) and a config file all
+ * turn into this (the settings sources at the end of this file: flags > env >
+ * file > defaults); `createHub` takes nothing else.
  */
+import * as z from 'zod/mini'
 import type { Backplane, HistoryStore } from 'tether-ws/pubsub'
+import type { HubLogger } from './log.js'
 
 /** What a client may publish, per connection: two token buckets (messages and bytes). */
 export interface PublishLimit {
@@ -100,8 +103,17 @@ export interface HubConfig {
    * address, its loopback names only; otherwise any.
    */
   allowedHosts: readonly string[] | undefined
-  /** A line for the operator (stderr by default). Never message contents or tokens. */
+  /** A line for the operator (stderr by default), when no `logger` is given. Never message contents or tokens. */
   log: (line: string) => void
+  /** Structured logs (log.ts; a pino logger is one); without one, each record is a line through `log`. */
+  logger?: HubLogger | undefined
+  /**
+   * `/metrics` (Prometheus text format). `token`: scrapers must send
+   * `Authorization: Bearer TOKEN` (401 otherwise). `port`: serve `/metrics`
+   * and `/health/*` on their own listener at `host:port` (127.0.0.1 by
+   * default) instead of the public port, which then answers `/metrics` with 404.
+   */
+  metrics: { enabled: boolean; token?: string | undefined; port?: number | undefined; host: string }
 }
 
 export const DEFAULT_PUBLISH_LIMIT: PublishLimit = {
@@ -129,6 +141,7 @@ export const HUB_DEFAULTS: HubConfig = {
   trustedProxies: [],
   allowedHosts: undefined,
   log: (line) => process.stderr.write(`${line}\n`),
+  metrics: { enabled: true, host: '127.0.0.1' },
 }
 
 /** Whether `text` is exactly an origin as browsers send it: `scheme://host[:port]`. */
@@ -160,6 +173,7 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
     http: { ...HUB_DEFAULTS.http, ...config.http },
     history: { ...HUB_DEFAULTS.history, backend: defaultHistoryBackend(config.backplane), ...config.history },
     apps: { ...HUB_DEFAULTS.apps, ...config.apps },
+    metrics: { ...HUB_DEFAULTS.metrics, ...config.metrics },
   }
   const count = (key: string, value: number, min = 0): void => {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new TypeError(`${key} must be a number, ${min} or more`)
@@ -185,6 +199,14 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
     if (origin !== '*' && !isOrigin(origin)) throw new TypeError(`allowOrigins: ${JSON.stringify(origin)} is not an origin (scheme://host[:port], no path)`)
   }
   count('maxConnectionsPerAddress', resolved.maxConnectionsPerAddress)
+  const metrics = resolved.metrics
+  if (metrics.port !== undefined) {
+    count('metrics.port', metrics.port)
+    if (metrics.port > 65535 || !Number.isInteger(metrics.port)) throw new TypeError('metrics.port must be a whole number from 0 to 65535')
+  }
+  if (metrics.token !== undefined && (typeof metrics.token !== 'string' || metrics.token.length < 16)) {
+    throw new TypeError('metrics.token must be a string of 16 characters or more')
+  }
   const auth = resolved.auth
   if (auth.kind === 'jwt' && auth.secret === undefined && auth.publicKey === undefined && auth.jwks === undefined) {
     throw new TypeError('auth: a JWT needs a secret, a publicKey or a jwks to verify it with')
@@ -201,4 +223,121 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
     resolved.history = { ...history, url: (broker as { url: string }).url }
   }
   return resolved
+}
+
+// ------------------------------------------------------------------ settings sources
+//
+// `tether serve` takes every setting from three sources, and the command line
+// wins over the environment, which wins over a config file, which wins over
+// the defaults: flags > env > file > defaults. One table (the command's
+// options) names each setting three ways: its flag (`--max-payload`), its
+// environment variable (`TETHER_MAX_PAYLOAD`) and its key in the file
+// (`maxPayload`). Values from the environment and a file go through the flag's
+// own parser, so the three sources accept the same values, and a wrong one is
+// reported naming where it came from.
+
+/** One setting, as the three sources name it. */
+export interface SettingSpec {
+  /** The key in a config file and in the merged settings: the flag's name in camelCase (`compression` for `--no-compression`). */
+  key: string
+  /** The environment variable. */
+  env: string
+  /** `string`: a value (parsed by `parse`); `boolean`: on or off; `list`: repeatable (comma-separated in the environment). */
+  kind: 'string' | 'boolean' | 'list'
+  /** Turns text into the value, or throws an Error whose message starts with `name`. */
+  parse?: ((text: string, name: string) => unknown) | undefined
+  choices?: readonly string[] | undefined
+}
+
+/** A wrong setting in the environment or a config file: the message names the variable or the file and key. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+/** `maxPayload` → `TETHER_MAX_PAYLOAD`. */
+export function envName(key: string): string {
+  return `TETHER_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`
+}
+
+function convert(spec: SettingSpec, text: string, name: string): unknown {
+  if (spec.choices !== undefined && !spec.choices.includes(text)) {
+    throw new ConfigError(`${name} must be one of ${spec.choices.join(', ')}, not ${JSON.stringify(text)}`)
+  }
+  if (spec.parse === undefined) return text
+  try {
+    return spec.parse(text, name)
+  } catch (error) {
+    throw new ConfigError((error as Error).message)
+  }
+}
+
+const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false, on: true, off: false }
+
+/** The settings given in the environment (`TETHER_*` variables; empty ones are ignored). */
+export function settingsFromEnv(specs: readonly SettingSpec[], env: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
+  const settings: Record<string, unknown> = {}
+  for (const spec of specs) {
+    const text = env[spec.env]?.trim()
+    if (text === undefined || text === '') continue
+    if (spec.kind === 'boolean') {
+      const value = BOOLEANS[text.toLowerCase()]
+      if (value === undefined) throw new ConfigError(`${spec.env} must be true or false, not ${JSON.stringify(text)}`)
+      settings[spec.key] = value
+    } else if (spec.kind === 'list') {
+      settings[spec.key] = text
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== '')
+        .map((item) => convert(spec, item, spec.env))
+    } else settings[spec.key] = convert(spec, text, spec.env)
+  }
+  return settings
+}
+
+/** The settings of a config file's text (JSON: an object of keys); `file` names it in errors. */
+export function settingsFromFile(specs: readonly SettingSpec[], file: string, text: string): Record<string, unknown> {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new ConfigError(`${file} is not JSON: ${(error as Error).message}`)
+  }
+  const shape: Record<string, z.ZodMiniType> = {}
+  for (const spec of specs) {
+    const scalar = spec.parse === undefined ? z.string() : z.union([z.string(), z.number()])
+    shape[spec.key] = z.optional(spec.kind === 'boolean' ? z.boolean() : spec.kind === 'list' ? z.union([z.array(scalar), scalar]) : scalar)
+  }
+  const result = z.strictObject(shape).safeParse(parsed)
+  if (!result.success) {
+    const issue = result.error.issues[0]!
+    if (issue.code === 'unrecognized_keys') {
+      const known = specs.map((spec) => spec.key)
+      const key = issue.keys[0]!
+      const near = known.find((candidate) => candidate.toLowerCase() === key.toLowerCase().replace(/[-_]/g, ''))
+      throw new ConfigError(`${file}: unknown key ${JSON.stringify(key)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`)
+    }
+    if (issue.path.length === 0) throw new ConfigError(`${file}: expected an object of settings, e.g. { "port": 8080 }`)
+    const key = String(issue.path[0])
+    const spec = specs.find((candidate) => candidate.key === key)!
+    const expected = spec.kind === 'boolean' ? 'true or false' : spec.kind === 'list' ? 'a list of strings' : spec.parse ? 'a number or a string' : 'a string'
+    throw new ConfigError(`${file}: ${key} must be ${expected}`)
+  }
+  const settings: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(result.data as Record<string, unknown>)) {
+    if (value === undefined) continue
+    const spec = specs.find((candidate) => candidate.key === key)!
+    const name = `${file}: ${key}`
+    if (spec.kind === 'boolean') settings[key] = value
+    else if (spec.kind === 'list') settings[key] = (Array.isArray(value) ? value : [value]).map((item) => convert(spec, String(item), name))
+    else settings[key] = convert(spec, String(value), name)
+  }
+  return settings
+}
+
+/** The settings in force: flags over the environment over the file over the defaults. */
+export function mergeSettings<T extends object>(defaults: T, file: Record<string, unknown>, env: Record<string, unknown>, flags: Record<string, unknown>): T {
+  return { ...defaults, ...file, ...env, ...flags }
 }

@@ -1,8 +1,15 @@
 /**
  * The hub's plain HTTP: the pages (index, chat, live scores, their scripts
- * and style), `/health`, and the answers to everything else: 405 for a
+ * and style), the operator's routes (`/health`, `/health/live`,
+ * `/health/ready`, `/metrics`), and the answers to everything else: 405 for a
  * method other than GET or HEAD, 426 for a WebSocket endpoint asked for over
  * plain HTTP, 404 otherwise; 403 for a Host the hub does not answer to.
+ *
+ * Liveness and readiness: `/health/live` is 200 while the process serves
+ * HTTP at all (restart it when this fails); `/health/ready` is 200 when the
+ * hub should get traffic (listening and, with a backplane, connected) and
+ * 503 otherwise, also while it drains at shutdown (take it out of the load
+ * balancer; do not restart it).
  *
  * Rule 1: serving a page costs no disk read: files are read once and kept
  * (a few KiB each), so a client pipelining thousands of requests costs
@@ -10,6 +17,7 @@
  * (found by an outsider: 50,000 pipelined GETs on one socket held the event
  * loop for 11 s).
  */
+import { timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type http from 'node:http'
 import { extname, join } from 'node:path'
@@ -42,10 +50,74 @@ export interface HttpRoutes {
   root: string
   /** The body of /health. */
   health(): object
+  /** Whether the hub should get traffic: /health/ready answers 200, or 503. */
+  ready(): boolean
+  /** /metrics on this listener; undefined: not here (404). */
+  metrics?: MetricsRoute | undefined
   /** Whether a path is a WebSocket endpoint (426 over plain HTTP). */
   isWebSocketPath(path: string): boolean
   /** Whether the request's Host is one the hub answers to (hub.ts Rule 4). */
   hostAllowed(request: http.IncomingMessage): boolean
+}
+
+/** How /metrics answers: the registry's text, behind a bearer token if one is set. */
+export interface MetricsRoute {
+  token: string | undefined
+  render(): Promise<{ contentType: string; body: string }>
+}
+
+/** Whether `request` carries `Authorization: Bearer TOKEN` (compared in constant time). */
+function bearerMatches(request: http.IncomingMessage, token: string): boolean {
+  const header = request.headers.authorization
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false
+  const given = Buffer.from(header.slice(7).trim())
+  const expected = Buffer.from(token)
+  return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+/** The operator's routes (shared by the public listener and the metrics one); false: not one of them. */
+function operatorRoute(path: string, request: http.IncomingMessage, response: http.ServerResponse, routes: Pick<HttpRoutes, 'health' | 'ready' | 'metrics'>): boolean {
+  const head = request.method === 'HEAD'
+  const json = (status: number, body: object): void => {
+    response.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(head ? undefined : JSON.stringify(body))
+  }
+  if (path === '/health') json(200, routes.health())
+  else if (path === '/health/live') json(200, { status: 'live' })
+  else if (path === '/health/ready') {
+    const ready = routes.ready()
+    json(ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' })
+  } else if (path === '/metrics' && routes.metrics !== undefined) {
+    const metrics = routes.metrics
+    if (metrics.token !== undefined && !bearerMatches(request, metrics.token)) {
+      response.setHeader('WWW-Authenticate', 'Bearer realm="metrics"')
+      text(response, 401, 'Unauthorized: /metrics needs Authorization: Bearer TOKEN\n')
+      return true
+    }
+    void metrics.render().then(
+      ({ contentType, body }) => {
+        response.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body) }).end(head ? undefined : body)
+      },
+      () => text(response, 500, 'Internal Server Error\n'),
+    )
+  } else return false
+  return true
+}
+
+/** The request listener of the metrics port (`metrics.port`): the operator's routes only. */
+export function operatorListener(routes: Pick<HttpRoutes, 'health' | 'ready' | 'metrics'>): (request: http.IncomingMessage, response: http.ServerResponse) => void {
+  return (request, response) => {
+    let path: string
+    try {
+      path = new URL(request.url ?? '/', 'http://localhost').pathname
+    } catch {
+      return text(response, 400, 'Bad Request\n')
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.setHeader('Allow', 'GET, HEAD')
+      return text(response, 405, 'Method Not Allowed\n')
+    }
+    if (!operatorRoute(path, request, response, routes)) text(response, 404, 'Not Found\n')
+  }
 }
 
 /** The request listener for everything that is not a WebSocket upgrade. */
@@ -75,11 +147,7 @@ export function requestListener(routes: HttpRoutes): (request: http.IncomingMess
       response.setHeader('Allow', 'GET, HEAD')
       return text(response, 405, 'Method Not Allowed\n')
     }
-    if (path === '/health') {
-      const body = JSON.stringify(routes.health())
-      response.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(request.method === 'HEAD' ? undefined : body)
-      return
-    }
+    if (operatorRoute(path, request, response, routes)) return
     if (routes.isWebSocketPath(path)) {
       response.setHeader('Upgrade', 'websocket')
       return text(response, 426, 'Upgrade Required: this is a WebSocket endpoint\n')

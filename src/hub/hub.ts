@@ -39,12 +39,13 @@
  * `maxPayload`, or on an app's `local:` topic, is refused at the backplane.
  */
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import diagnostics from 'node:diagnostics_channel'
+import { type IncomingMessage, type Server as HttpServer, createServer } from 'node:http'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type BackplaneEvent, WebSocket, WebSocketServer } from 'tether-ws'
+import { type BackplaneEvent, HANDSHAKE_REFUSED_CHANNEL, type HandshakeRefusedMessage, WebSocket, WebSocketServer } from 'tether-ws'
 import { type Backplane, selectDeliveryProtocol } from 'tether-ws/pubsub'
 import type { AdmitOutcome, App, AppServices, HubClient, Refusal } from './app.js'
 import { chatApp } from './apps/chat.js'
@@ -55,7 +56,9 @@ import { scoresApp } from './apps/scores.js'
 import { AuthError, type Authenticator, HUB_PROTOCOL, type Identity, createAuthenticator } from './auth.js'
 import { type HubConfig, resolveHubConfig } from './config.js'
 import { HubHistory } from './history.js'
-import { requestListener } from './http.js'
+import { type MetricsRoute, operatorListener, requestListener } from './http.js'
+import { lineLogger } from './log.js'
+import { createMetrics } from './metrics.js'
 import { ClientPublishLimiter, PublishLimits } from './rate-limit.js'
 import { LOCAL_PREFIX } from './topics.js'
 
@@ -73,6 +76,8 @@ export interface HubStats {
   /** Connections closed (4001) because their token expired, and tokens refreshed in time. */
   tokensExpired: number
   tokensRefreshed: number
+  /** Connections accepted, by endpoint (app name). */
+  connections: Record<string, number>
 }
 
 export interface Hub {
@@ -82,7 +87,11 @@ export interface Hub {
   readonly url: string
   readonly config: HubConfig
   readonly stats: HubStats
-  /** Closes every socket with 1001, waits up to the shutdown timeout, then stops. */
+  /** http://host:port of the metrics listener (`metrics.port`), if it has its own. */
+  readonly metricsUrl: string | undefined
+  /** Whether the hub should get traffic: listening, not shutting down, and with a backplane, connected (`/health/ready`). */
+  ready(): boolean
+  /** Stops being ready, closes every socket with 1001, waits up to the shutdown timeout, then stops. */
   close(): Promise<void>
 }
 
@@ -93,6 +102,8 @@ interface Admission {
   param: string
   /** Who the client is, for publish limits shared by its connections (Rule 3). */
   client: string
+  /** The client's address, as the socket has it (for logs). */
+  address: string
 }
 
 /** Loopback names a hub listening on a loopback address answers to (Rule 4). */
@@ -198,7 +209,9 @@ async function connectBackplane(config: HubConfig): Promise<{ backplane: Backpla
  */
 export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]): Promise<Hub> {
   const config = resolveHubConfig(options)
-  const log = config.log
+  const logger = config.logger ?? lineLogger(config.log)
+  /** A line of the hub's own (apps' `services.log` too). */
+  const log = (line: string): void => logger.info({}, line)
   const authenticator: Authenticator = await createAuthenticator(config.auth)
   const { backplane, kind } = await connectBackplane(config)
   const hubApps = apps ?? defaultApps(config)
@@ -220,12 +233,24 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   const limits = new PublishLimits(config.publish.limit, config.publish.topics)
   const node = randomUUID()
   const started = Date.now()
-  const stats: HubStats = { appErrors: 0, observerErrors: 0, publishNotAllowed: 0, publishDropped: 0, publishClosed: 0, tokensExpired: 0, tokensRefreshed: 0 }
+  const stats: HubStats = {
+    appErrors: 0,
+    observerErrors: 0,
+    publishNotAllowed: 0,
+    publishDropped: 0,
+    publishClosed: 0,
+    tokensExpired: 0,
+    tokensRefreshed: 0,
+    connections: Object.fromEntries(hubApps.map((app) => [app.name, 0])),
+  }
   let backplaneState = backplane ? 'connected' : 'none'
+  let listeningNow = false
+  let stopping = false
+  const ready = (): boolean => listeningNow && !stopping && backplaneState !== 'disconnected'
   const clients = new Map<WebSocket, ClientState>()
 
   const anyOrigin = config.allowOrigins.includes('*')
-  if (anyOrigin) log('warning: --allow-origin * lets any web page use this hub through its visitors\' browsers')
+  if (anyOrigin) logger.warn({}, "--allow-origin * lets any web page use this hub through its visitors' browsers")
   const proxies = proxyList(config.trustedProxies)
   // Rule 4: the names this hub answers to (undefined: any).
   const allowedHosts =
@@ -241,6 +266,29 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   }
   const limiters = new Map<string, { limiter: ClientPublishLimiter; connections: number }>()
 
+  // /metrics renders the library's and the hub's counters (metrics.ts); `wss` exists by the first scrape.
+  const registry = config.metrics.enabled
+    ? createMetrics({
+        server: () => wss.metrics(),
+        openByEndpoint: () => {
+          const open: Record<string, number> = Object.fromEntries(hubApps.map((app) => [app.name, 0]))
+          for (const ws of wss.clients) {
+            const name = (ws.user as Admission | undefined)?.app.name
+            if (name !== undefined && ws.readyState === WebSocket.OPEN) open[name] = (open[name] ?? 0) + 1
+          }
+          return open
+        },
+        acceptedByEndpoint: () => stats.connections,
+        hub: () => stats,
+        backplaneKind: kind,
+        ready,
+      })
+    : undefined
+  const metricsRoute: MetricsRoute | undefined = registry && {
+    token: config.metrics.token,
+    render: async () => ({ contentType: registry.contentType, body: await registry.render() }),
+  }
+
   const wss: WebSocketServer = new WebSocketServer({
     port: config.port,
     host: config.host,
@@ -248,6 +296,8 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     requestListener: requestListener({
       root,
       health: () => health(),
+      ready,
+      metrics: config.metrics.port === undefined ? metricsRoute : undefined,
       isWebSocketPath: (path) => !('status' in route(hubApps, path)),
       hostAllowed,
     }),
@@ -284,7 +334,8 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       }
       const refusal = found.app.check?.(found.param, identity)
       if (refusal !== undefined) return refusal
-      const admission: Admission = { identity, app: found.app, param: found.param, client: identity.subject !== undefined ? `sub:${identity.subject}` : `ip:${clientAddress(request, proxies)}` }
+      const address = clientAddress(request, proxies)
+      const admission: Admission = { identity, app: found.app, param: found.param, client: identity.subject !== undefined ? `sub:${identity.subject}` : `ip:${address}`, address }
       return { user: admission }
     },
     topics: {
@@ -297,9 +348,19 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   const onServerError = (error: Error & { code?: string }): void => {
     if (error.code === 'TETHER_ERR_OBSERVER') {
       stats.observerErrors++
-      log(`an app's topic listener threw: ${String((error.cause as Error | undefined)?.message ?? error.message)}`)
-    } else log(`server error: ${error.message}`)
+      logger.error({ event: 'app.error' }, `an app's topic listener threw: ${String((error.cause as Error | undefined)?.message ?? error.message)}`)
+    } else logger.error({ event: 'server.error' }, `server error: ${error.message}`)
   }
+  // One line per refused handshake: reason, status, the hub's one-line message, the address (log.ts Rule 1: never headers).
+  const onRefused = (message: unknown): void => {
+    const refusal = message as HandshakeRefusedMessage
+    if (refusal.server !== wss) return
+    logger.info(
+      { event: 'handshake.refused', reason: refusal.reason, status: refusal.status, detail: refusal.message, address: refusal.remoteAddress },
+      'handshake refused',
+    )
+  }
+  diagnostics.subscribe(HANDSHAKE_REFUSED_CHANNEL, onRefused)
   // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health),
   // from the counters, so that the line and `stats.unsent` agree.
   let unsentAtOutage = 0
@@ -307,13 +368,19 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     if (event.type === 'disconnected') {
       backplaneState = 'disconnected'
       unsentAtOutage = wss.topicStats.unsent
-      log('backplane disconnected')
+      logger.warn({ event: 'backplane.disconnected', backplane: kind }, 'backplane disconnected')
     } else if (event.type === 'reconnected') {
       backplaneState = 'connected'
       const unsent = wss.topicStats.unsent - unsentAtOutage
-      log(unsent > 0 ? `backplane reconnected: ${unsent} message(s) published meanwhile were not sent` : 'backplane reconnected')
-    } else if (event.type === 'lost') log(`backplane: ${event.count} message(s) from node ${event.origin.slice(0, 8)} lost`)
-    else if (event.type === 'error') log(`backplane ${event.stage} error: ${event.error.message}`)
+      logger.info(
+        { event: 'backplane.reconnected', backplane: kind, unsent },
+        unsent > 0 ? `backplane reconnected: ${unsent} message(s) published meanwhile were not sent` : 'backplane reconnected',
+      )
+    } else if (event.type === 'lost') {
+      logger.warn({ event: 'backplane.lost', backplane: kind, count: event.count, origin: event.origin.slice(0, 8) }, `backplane: ${event.count} message(s) from node ${event.origin.slice(0, 8)} lost`)
+    } else if (event.type === 'error') {
+      logger.error({ event: 'backplane.error', backplane: kind, stage: event.stage }, `backplane ${event.stage} error: ${event.error.message}`)
+    }
   })
 
   /** Runs app code for a client (app.ts Rule 2). */
@@ -322,7 +389,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       work()
     } catch (error) {
       stats.appErrors++
-      log(`app ${app.name} threw: ${(error as Error)?.message ?? String(error)}`)
+      logger.error({ event: 'app.error', app: app.name }, `app ${app.name} threw: ${(error as Error)?.message ?? String(error)}`)
       if (ws.readyState === WebSocket.OPEN) ws.close(1011, 'internal error')
     }
   }
@@ -339,7 +406,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
           listener(data, isBinary)
         } catch (error) {
           stats.appErrors++
-          log(`app ${app.name} threw on a published message: ${(error as Error)?.message ?? String(error)}`)
+          logger.error({ event: 'app.error', app: app.name }, `app ${app.name} threw on a published message: ${(error as Error)?.message ?? String(error)}`)
         }
       }),
     setTopicPolicy: (topic, policy) => {
@@ -372,11 +439,16 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     if (entry !== undefined && --entry.connections === 0) limiters.delete(key)
   }
 
+  let nextConnection = 0
   wss.on('connection', (ws: WebSocket) => {
     const admission = ws.user as Admission
     const state = new ClientState(ws, admission, new ClientPublishLimiter(limits), limiterFor(admission.client))
     clients.set(ws, state)
     const { app } = admission
+    const id = ++nextConnection
+    const openedAt = performance.now()
+    stats.connections[app.name] = (stats.connections[app.name] ?? 0) + 1
+    logger.info({ event: 'connection.open', id, endpoint: app.name, address: admission.address, subject: admission.identity.subject }, 'connection opened')
     const client = state.client(wss, stats, (error) => log(error))
     ws.on('error', () => {})
     state.armExpiry(() => {
@@ -391,7 +463,20 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       }
       if (app.message !== undefined) guard(app, ws, () => app.message!(client, data, isBinary))
     })
-    ws.on('close', () => {
+    ws.on('close', (code: number) => {
+      const socket = ws._socket
+      logger.info(
+        {
+          event: 'connection.close',
+          id,
+          endpoint: app.name,
+          code,
+          durationMs: Math.round(performance.now() - openedAt),
+          bytesReceived: socket?.bytesRead,
+          bytesSent: socket?.bytesWritten,
+        },
+        'connection closed',
+      )
       state.disarm()
       releaseLimiter(admission.client)
       clients.delete(ws)
@@ -436,6 +521,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   /** /health: what an operator checks often: counts only (cheap, and naming nothing of the users'). */
   const health = (): object => ({
     status: 'ok',
+    ready: ready(),
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
     connections: wss.clients.size,
     topics: wss.topics.length,
@@ -446,7 +532,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     stats: wss.topicStats,
   })
 
-  await new Promise<void>((resolve, reject) => {
+  const listening = new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       wss.off('listening', onListening)
       reject(error)
@@ -459,8 +545,26 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     }
     wss.once('error', onError)
     wss.once('listening', onListening)
-  }).catch(async (error) => {
-    await Promise.allSettled(hubApps.map((app) => app.stop?.()))
+  })
+  // The metrics port, when it has its own (config.ts `metrics`): the operator's routes only.
+  let operator: HttpServer | undefined
+  const metricsListening = async (): Promise<void> => {
+    if (config.metrics.port === undefined) return
+    operator = createServer(operatorListener({ health: () => health(), ready, metrics: metricsRoute }))
+    const server = operator
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(config.metrics.port, config.metrics.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+  }
+  await Promise.all([listening, metricsListening()]).then(() => (listeningNow = true)).catch(async (error) => {
+    diagnostics.unsubscribe(HANDSHAKE_REFUSED_CHANNEL, onRefused)
+    await Promise.allSettled(hubApps.map((app) => Promise.resolve().then(() => app.stop?.())))
+    operator?.close()
+    wss.close()
     await history.close()
     await backplane?.close()
     throw error
@@ -468,18 +572,34 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   const address = wss.address() as { port: number }
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`
+  let metricsUrl: string | undefined
+  if (operator !== undefined) {
+    const metricsHost = config.metrics.host.includes(':') ? `[${config.metrics.host}]` : config.metrics.host
+    metricsUrl = `http://${metricsHost}:${(operator.address() as { port: number }).port}`
+  }
+  if (config.metrics.enabled && config.metrics.port === undefined && config.metrics.token === undefined && !isLoopback(config.host)) {
+    logger.warn({}, '/metrics is served to anyone who reaches this port: set a metrics token or a metrics port')
+  }
 
   let closing: Promise<void> | undefined
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      const stopping = hubApps.map((app) => Promise.resolve().then(() => app.stop?.()))
+      stopping = true
+      // Apps stop alongside the shutdown (the delivery app flushes its store), and are waited for.
+      const appsStopped = hubApps.map((app) => Promise.resolve().then(() => app.stop?.()))
       for (const state of clients.values()) state.disarm()
-      await wss.shutdown({ code: 1001, reason: 'server shutting down', timeout: config.shutdownTimeout })
-      await Promise.allSettled(stopping)
-      await history.close().catch((error: Error) => log(`history close error: ${error.message}`))
+      const { closed, terminated } = await wss.shutdown({ code: 1001, reason: 'server shutting down', timeout: config.shutdownTimeout })
+      await Promise.allSettled(appsStopped)
+      await history.close().catch((error: Error) => logger.error({ event: 'history.error' }, `history close error: ${error.message}`))
+      diagnostics.unsubscribe(HANDSHAKE_REFUSED_CHANNEL, onRefused)
+      if (operator !== undefined) {
+        operator.closeAllConnections()
+        await new Promise((resolve) => operator!.close(resolve))
+      }
+      logger.info({ event: 'hub.stopped', closed, terminated }, 'stopped')
     })())
 
-  return { wss, port: address.port, url, config, stats, close }
+  return { wss, port: address.port, url, metricsUrl, config, stats, ready, close }
 }
 
 /** One client's identity, limits and token timer. */

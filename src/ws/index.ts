@@ -9,6 +9,7 @@
 import { configureDeflateMemory, deflateMemoryStats } from '../node/zlib-codec.js'
 import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
 import { PreparedMessage } from '../node/prepared.js'
+import { HANDSHAKE_REFUSAL_REASONS, HANDSHAKE_REFUSED_CHANNEL } from '../node/server-metrics.js'
 import { CloseEvent, ErrorEvent, Event, MessageEvent } from './event-target.js'
 import { Sender } from './frame-sender.js'
 import { extension, subprotocol } from './header-helpers.js'
@@ -44,6 +45,9 @@ export type { DeflateMemoryStats } from '../node/zlib-codec.js'
 export { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats }
 export type { MemoryBudgetStats } from '../node/memory-budget.js'
 export type { PerMessageDeflateOptions } from '../node/deflate.js'
+export type { LimitStats } from '../node/limits.js'
+export { HANDSHAKE_REFUSAL_REASONS, HANDSHAKE_REFUSED_CHANNEL }
+export type { HandshakeRefusalReason, HandshakeRefusedMessage, ServerMetrics } from '../node/server-metrics.js'
 
 /**
  * ws attaches its other exports to the class, so `require('ws').Server` works;
@@ -68,6 +72,8 @@ const attached = {
   sendMemoryStats,
   extension,
   subprotocol,
+  HANDSHAKE_REFUSED_CHANNEL,
+  HANDSHAKE_REFUSAL_REASONS,
 } satisfies { [Name in keyof typeof WebSocket]?: (typeof WebSocket)[Name] }
 for (const [name, value] of Object.entries(attached)) {
   Object.defineProperty(WebSocket, name, { value, enumerable: true, writable: true, configurable: true })

@@ -41,6 +41,8 @@ import { checkTopic } from '../pubsub/topics.js'
 import { DEFAULT_CLOSE_TIMEOUT, coarseNow } from '../node/driver.js'
 import { configureReceiveMemory, configureSendMemory, receiveMemoryStats, sendMemoryStats } from '../node/memory-budget.js'
 import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, emptyLimitStats, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
+import { deflateMemoryStats } from '../node/zlib-codec.js'
+import { type HandshakeRefusalReason, type ServerCounters, type ServerMetrics, countRefusal, emptyServerCounters } from '../node/server-metrics.js'
 
 /** `verifyClient`'s answer, when it takes a callback: refuse with `code` (401), `message` and `headers`. */
 export type VerifyClientCallback = (verified: boolean, code?: number, message?: string, headers?: OutgoingHttpHeaders) => void
@@ -336,7 +338,10 @@ export class WebSocketServer<
   readonly #deflate: DeflateConfig | undefined
   readonly #hub: SocketTopicHub
   readonly #stats: LimitStats = emptyLimitStats()
-  readonly #context: { hub: SocketTopicHub; stats: LimitStats }
+  /** What `metrics()` reports besides `limitStats` and `topicStats` (server-metrics.ts). */
+  readonly #counters: ServerCounters = emptyServerCounters()
+  #backplaneState: ServerMetrics['backplane']['state'] = 'none'
+  readonly #context: { hub: SocketTopicHub; stats: LimitStats; counters: ServerCounters }
   /** Handshakes in progress (head being read, or the upgrade being decided), shared fairly (handshake-pool.ts). */
   readonly #pool: HandshakePool<TcpTransport> | HandshakePool<Duplex>
   /** With `useNodeHttp` or `tls` in port mode: sockets whose request head Node's server is reading. */
@@ -397,7 +402,11 @@ export class WebSocketServer<
         onSlowConsumer: (socket, info) => {
           if (this.listenerCount('slowConsumer') > 0) this.emit('slowConsumer', socket, info)
         },
-        onBackplaneEvent: (event) => this.emit('backplane', event),
+        onBackplaneEvent: (event) => {
+          if (event.type === 'disconnected') this.#backplaneState = 'disconnected'
+          else if (event.type === 'reconnected') this.#backplaneState = 'connected'
+          this.emit('backplane', event)
+        },
         onObserverError: (error, topic) => {
           if (this.listenerCount('error') > 0) {
             this.emit('error', Object.assign(new Error(`An onPublish listener of topic ${topic} threw`, { cause: error }), { code: 'TETHER_ERR_OBSERVER', topic }))
@@ -405,7 +414,8 @@ export class WebSocketServer<
         },
       },
     )
-    this.#context = { hub: this.#hub, stats: this.#stats }
+    if (backplane !== undefined) this.#backplaneState = 'connected'
+    this.#context = { hub: this.#hub, stats: this.#stats, counters: this.#counters }
     // Validates the limit options now, and starts the one timer that sweeps every socket.
     const limits = socketLimits(resolved as WebSocketOptions, true)
     if (sweeps(limits)) {
@@ -426,7 +436,7 @@ export class WebSocketServer<
     }
     const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable()
     this.#pool = ownsTcp
-      ? new HandshakePool<TcpTransport>(poolOptions, tcpPoolHooks, this.#stats)
+      ? new HandshakePool<TcpTransport>(poolOptions, this.#tcpPoolHooks(), this.#stats)
       : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
 
     if (ownsTcp) {
@@ -464,6 +474,7 @@ export class WebSocketServer<
       server.maxHeadersCount = resolved.maxHeaders ?? DEFAULT_MAX_HEADERS
       this.#nodeHeads = new Map()
       server.on('connection', (socket: Socket) => this.#acceptNode(socket, Boolean(resolved.tls)))
+      server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.#nodeClientError(error, socket))
       server.listen(resolved.port, resolved.host, resolved.backlog, callback)
       this.#server = server
     } else if (resolved.server) {
@@ -608,6 +619,7 @@ export class WebSocketServer<
     // The request is complete: it takes a place to be decided in, or 503 (it is not displaceable).
     if (!this.#pool.reserve()) {
       this.#stats.tooManyPending++
+      this.#refused('too-many-pending', 503, 'Too many handshakes in progress', (socket as Socket).remoteAddress)
       return channel.reject(503, 'Too many handshakes in progress')
     }
     this.#upgrade(request, channel, head, callback, this.#settler())
@@ -621,6 +633,62 @@ export class WebSocketServer<
   /** Open connections, handshakes in progress, and the bytes the process holds for messages being received. */
   get load(): { connections: number; pendingHandshakes: number; receiveMemory: number; sendMemory: number } {
     return { connections: this.#open, pendingHandshakes: this.#pool.pending, receiveMemory: receiveMemoryStats().held, sendMemory: sendMemoryStats().held }
+  }
+
+  /**
+   * A snapshot of the server (tether's addition): connections, handshakes
+   * accepted and refused by reason, messages and bytes in and out, send-buffer
+   * and slow-consumer actions, the backplane's state and totals, the limits'
+   * counters and the process-wide memory budgets. Plain numbers, for any
+   * exporter; taking one reads each open connection's byte counts (no cost
+   * per connection otherwise). `HANDSHAKE_REFUSED_CHANNEL` tells each refusal
+   * as it happens.
+   *
+   * @example
+   * ```ts
+   * const { connections, messages } = wss.metrics()
+   * console.log(`${connections.open} open, ${messages.received} messages received`)
+   * ```
+   */
+  metrics(): ServerMetrics {
+    const counters = this.#counters
+    let bytesReceived = counters.closedBytesReceived
+    let bytesSent = counters.closedBytesSent
+    for (const ws of this.clients ?? this.#untracked ?? []) {
+      const socket = ws._socket
+      if (socket === null || ws.readyState === WebSocket.CLOSED) continue
+      bytesReceived += socket.bytesRead
+      bytesSent += socket.bytesWritten
+    }
+    const topics = this.#hub.stats
+    return {
+      connections: { open: this.#open, accepted: counters.accepted, closed: counters.closed },
+      handshakes: { pending: this.#pool.pending, accepted: counters.accepted, refused: { ...counters.refused } },
+      messages: { received: counters.messagesReceived, sent: counters.messagesSent + topics.delivered },
+      bytes: { received: bytesReceived, sent: bytesSent },
+      sendBuffer: { dropped: counters.sendBufferDropped, closed: counters.sendBufferClosed },
+      topics: { ...topics, active: this.#hub.registry.topics.length },
+      backplane: { state: this.#backplaneState },
+      limits: { ...this.#stats },
+      memory: { receive: receiveMemoryStats(), send: sendMemoryStats(), deflate: deflateMemoryStats() },
+    }
+  }
+
+  /** Counts a refused handshake and tells the diagnostics channel (server-metrics.ts Rule 2). */
+  #refused(reason: HandshakeRefusalReason, status: number, message: string | undefined, address: string | undefined | (() => string | undefined)): void {
+    countRefusal(this, this.#counters, reason, status, message, typeof address === 'function' ? address : () => address)
+  }
+
+  /** How the pool reaches connections on a port tether owns: their peer address, and a 408 (counted) when it stops waiting. */
+  #tcpPoolHooks(): PoolHooks<TcpTransport> {
+    return {
+      addressOf: (transport) => transport.address('peer').address,
+      expire: (transport, exit) => {
+        this.#refused(exit === 'timeout' ? 'timeout' : 'displaced', 408, EXIT_MESSAGES[exit], () => transport.address('peer').address)
+        transport.abandonHead(EXIT_MESSAGES[exit])
+      },
+      now: monotonicNow,
+    }
   }
 
   /** A function that gives back a pending handshake's place in the pool, once however often it is called. */
@@ -645,6 +713,7 @@ export class WebSocketServer<
     const entry = pool.admit(transport)
     if (entry === undefined) {
       this.#stats.tooManyPending++
+      this.#refused('too-many-pending', 503, 'Too many handshakes in progress', () => transport.address('peer').address)
       return transport.reject(503, 'Too many handshakes in progress')
     }
     const settled = this.#settler()
@@ -656,6 +725,9 @@ export class WebSocketServer<
         if (result.status === 0) return
         // A 408 comes from the pool, which counted it (a timeout or a displacement).
         if (result.status === 431) this.#stats.headersTooLarge++
+        if (result.status !== 408) {
+          this.#refused(result.status === 431 ? 'headers-too-large' : 'invalid-request', result.status, result.message, () => transport.address('peer').address)
+        }
         return channel.reject(result.status, result.message)
       }
       const request = new UpgradeRequest(result.head, channel)
@@ -664,6 +736,7 @@ export class WebSocketServer<
       const upgrade = request.headers.upgrade !== undefined && hasToken(request.headers.connection, 'upgrade')
       if (!upgrade) {
         settled()
+        this.#refused('not-upgrade', 426, http.STATUS_CODES[426], () => transport.address('peer').address)
         return channel.reject(426, http.STATUS_CODES[426], { Upgrade: 'websocket' })
       }
       this.#upgrade(request, channel, undefined, (ws) => this.emit('connection', ws, request), settled)
@@ -676,6 +749,7 @@ export class WebSocketServer<
     const entry = pool.admit(socket)
     if (entry === undefined) {
       this.#stats.tooManyPending++
+      this.#refused('too-many-pending', tls ? 0 : 503, 'Too many handshakes in progress', socket.remoteAddress)
       // Over TLS nothing can be said before the TLS handshake: just close.
       if (tls) socket.destroy()
       else rejectUpgrade(socket, 503, 'Too many handshakes in progress')
@@ -683,6 +757,31 @@ export class WebSocketServer<
     }
     this.#nodeHeads!.set(socket, entry)
     socket.once('close', this.#onNodeSocketClose)
+  }
+
+  /**
+   * Node's server could not read a request head (port mode over Node's
+   * server): counted, then answered as Node answers when nobody listens
+   * (`_http_server.js` socketOnError: 431, 408 or 400 if nothing was written
+   * yet, then destroy).
+   */
+  #nodeClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    const address = (socket as Socket).remoteAddress
+    // A 408 from the pool was counted when it expired the head (then the socket is no longer pending).
+    const pending = this.#nodeHeads?.has(socket) === true
+    if (status === 431) {
+      this.#stats.headersTooLarge++
+      this.#refused('headers-too-large', 431, undefined, address)
+    } else if (status === 408) {
+      if (pending) this.#refused('timeout', 408, undefined, address)
+    } else if (error.code !== 'ECONNRESET') {
+      this.#refused('invalid-request', 400, undefined, address)
+    }
+    if (socket.writable && (socket as Socket).bytesWritten === 0) {
+      socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`)
+    }
+    socket.destroy(error)
   }
 
   /** A connection left (or was closed) before Node's server read its request head. */
@@ -720,6 +819,7 @@ export class WebSocketServer<
     return {
       addressOf: (socket) => (socket as Socket).remoteAddress,
       expire: (socket, exit) => {
+        this.#refused(exit === 'timeout' ? 'timeout' : 'displaced', tls ? 0 : 408, EXIT_MESSAGES[exit], (socket as Socket).remoteAddress)
         this.#nodeHeads?.delete(socket)
         socket.removeListener('close', this.#onNodeSocketClose)
         this.#pool.settle()
@@ -737,17 +837,21 @@ export class WebSocketServer<
     callback: UpgradeCallback,
     settled: () => void,
   ): void {
-    const reject = (status: number, message?: string, headers?: Readonly<Record<string, string | number>>): void => {
+    const address = (): string | undefined => (request.socket as Socket | undefined)?.remoteAddress
+    const reject = (reason: HandshakeRefusalReason, status: number, message?: string, headers?: Readonly<Record<string, string | number>>): void => {
       settled()
+      this.#refused(reason, status, message, address)
       channel.reject(status, message, headers)
     }
     const accepted = checkUpgradeRequest(request as IncomingMessage)
     if (accepted instanceof HandshakeError) {
       settled()
+      this.#refused('invalid-request', accepted.status, accepted.message, address)
       return this.#refuse(request, channel, accepted.status, accepted.message, accepted.headers, accepted)
     }
     if (!this.shouldHandle(request)) {
       settled()
+      this.#refused('path', 400, undefined, address)
       return this.#refuse(request, channel, 400)
     }
     const allowOrigins = this.options.allowOrigins
@@ -762,7 +866,7 @@ export class WebSocketServer<
               (allowOrigins.includes('same-origin') && sameOrigin(origin, request.headers.host as string | undefined))
       if (!allowed) {
         this.#stats.originRefused++
-        return reject(403, origin === undefined ? 'An Origin header is required' : `Origin ${origin} is not allowed`)
+        return reject('origin', 403, origin === undefined ? 'An Origin header is required' : `Origin ${origin} is not allowed`)
       }
     }
 
@@ -780,7 +884,7 @@ export class WebSocketServer<
         const done: VerifyClientCallback = (verified, code, message, headers) => {
           if (answered) return
           answered = true
-          if (!verified) return reject(code || 401, message, headers as Record<string, string | number> | undefined)
+          if (!verified) return reject('verify-client', code || 401, message, headers as Record<string, string | number> | undefined)
           this.#authenticate(accepted, request, channel, head, callback, settled, reject)
         }
         try {
@@ -788,7 +892,7 @@ export class WebSocketServer<
         } catch (error) {
           if (!answered) {
             answered = true
-            reject(500)
+            reject('callback-error', 500)
           }
           this.#reportCallbackError(error)
         }
@@ -798,10 +902,10 @@ export class WebSocketServer<
       try {
         verified = (verifyClient as (info: VerifyClientInfo) => boolean)(info)
       } catch (error) {
-        reject(500)
+        reject('callback-error', 500)
         return this.#reportCallbackError(error)
       }
-      if (!verified) return reject(401)
+      if (!verified) return reject('verify-client', 401)
     }
     this.#authenticate(accepted, request, channel, head, callback, settled, reject)
   }
@@ -915,7 +1019,7 @@ export class WebSocketServer<
     head: Buffer | undefined,
     callback: UpgradeCallback,
     settled: () => void,
-    reject: (status: number, message?: string, headers?: Readonly<Record<string, string | number>>) => void,
+    reject: (reason: HandshakeRefusalReason, status: number, message?: string, headers?: Readonly<Record<string, string | number>>) => void,
   ): void {
     const authenticate = this.options.authenticate
     const complete = (user?: unknown): void =>
@@ -928,12 +1032,12 @@ export class WebSocketServer<
       if (typeof result === 'object' && result !== null && 'user' in result) return complete(result.user)
       this.#stats.authRefused++
       if (typeof result === 'object' && result !== null && 'status' in result && typeof result.status === 'number') {
-        return reject(result.status, result.message, result.headers)
+        return reject('authenticate', result.status, result.message, result.headers)
       }
-      reject(401)
+      reject('authenticate', 401)
     }
     const failed = (error: unknown): void => {
-      reject(500)
+      reject('callback-error', 500)
       this.#reportCallbackError(error)
     }
     let result: AuthResult | Promise<AuthResult>
@@ -967,19 +1071,25 @@ export class WebSocketServer<
         'server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration',
       )
     }
-    if (this.#state > RUNNING) return channel.reject(503)
+    const address = (): string | undefined => (request.socket as Socket | undefined)?.remoteAddress
+    if (this.#state > RUNNING) {
+      this.#refused('shutting-down', 503, undefined, address)
+      return channel.reject(503)
+    }
     const maxConnections = this.options.maxConnections ?? 0
     if (maxConnections > 0 && this.#open >= maxConnections) {
       this.#stats.tooManyConnections++
+      this.#refused('too-many-connections', 503, 'Too many connections', address)
       return channel.reject(503, 'Too many connections')
     }
     const perAddress = this.options.maxConnectionsPerAddress ?? 0
-    let address: string | undefined
+    let client: string | undefined
     if (perAddress > 0) {
-      address = clientAddress((request.socket as Socket | undefined)?.remoteAddress)
-      if (address !== undefined && this.#trusted?.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')) address = undefined
-      if (address !== undefined && (this.#openByAddress?.get(address) ?? 0) >= perAddress) {
+      client = clientAddress((request.socket as Socket | undefined)?.remoteAddress)
+      if (client !== undefined && this.#trusted?.check(client, isIPv4(client) ? 'ipv4' : 'ipv6')) client = undefined
+      if (client !== undefined && (this.#openByAddress?.get(client) ?? 0) >= perAddress) {
         this.#stats.tooManyFromAddress++
+        this.#refused('too-many-from-address', 503, 'Too many connections from this address', address)
         return channel.reject(503, 'Too many connections from this address')
       }
     }
@@ -1003,10 +1113,11 @@ export class WebSocketServer<
     ws._attach(transport, head, this.options as WebSocketOptions, deflate?.session)
 
     this.#open++
-    if (address !== undefined) {
+    this.#counters.accepted++
+    if (client !== undefined) {
       const counts = (this.#openByAddress ??= new Map())
-      counts.set(address, (counts.get(address) ?? 0) + 1)
-      ;(this.#addressOf ??= new WeakMap()).set(ws, address)
+      counts.set(client, (counts.get(client) ?? 0) + 1)
+      ;(this.#addressOf ??= new WeakMap()).set(ws, client)
     }
     ws[kTrackedBy] = this
     if (this.clients) this.clients.add(ws as ServerSocket<T, User>)
@@ -1034,6 +1145,13 @@ export class WebSocketServer<
   static #onClientClose(this: WebSocket): void {
     const server = this[kTrackedBy] as WebSocketServer
     server.#open--
+    const counters = server.#counters
+    counters.closed++
+    const socket = this._socket
+    if (socket !== null) {
+      counters.closedBytesReceived += socket.bytesRead
+      counters.closedBytesSent += socket.bytesWritten
+    }
     const address = server.#addressOf?.get(this)
     if (address !== undefined) {
       const left = server.#openByAddress!.get(address)! - 1
@@ -1059,13 +1177,6 @@ export class WebSocketServer<
   #reportCallbackError(error: unknown): void {
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }
-}
-
-/** How the pool reaches connections on a port tether owns: their peer address, and a 408 when it stops waiting. */
-const tcpPoolHooks: PoolHooks<TcpTransport> = {
-  addressOf: (transport) => transport.address('peer').address,
-  expire: (transport, exit) => transport.abandonHead(EXIT_MESSAGES[exit]),
-  now: monotonicNow,
 }
 
 /** A client's address as a map key: an IPv4 client of a dual-stack socket ("::ffff:a.b.c.d") is "a.b.c.d". */

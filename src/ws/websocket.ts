@@ -47,6 +47,7 @@ import {
 } from '../node/deflate.js'
 import { type DriverHandler, SWEEP_DEAD, SWEEP_IDLE, SocketDriver, coarseNow } from '../node/driver.js'
 import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, type SocketLimits, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
+import type { ServerCounters } from '../node/server-metrics.js'
 import { NetTransport, type Transport } from '../node/transport.js'
 import { PreparedMessage } from '../node/prepared.js'
 import type { ZlibCodec } from '../node/zlib-codec.js'
@@ -219,6 +220,8 @@ export type SocketTopicHub = TopicHub<WebSocket, PreparedMessage>
 export interface SocketServerContext {
   hub: SocketTopicHub
   stats: LimitStats
+  /** The server's traffic counters (server-metrics.ts): shared, so they cost a connection nothing. */
+  counters: ServerCounters
 }
 
 /** @internal The server context of a socket a server accepted. */
@@ -454,6 +457,8 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (typeof data === 'number') data = data.toString()
     if (this.#readyState !== OPEN) return this.#refuse(data, callback)
     if (this.#overLimit()) return this.#overflow(data, callback)
+    const server = this[kServer]
+    if (server !== undefined && (options as SendOptions | undefined)?.fin !== false) server.counters.messagesSent++
     // Published messages held back for this socket were published before this send: they go first.
     if (this.#cold?.held !== undefined) this[kServer]!.hub.release(this)
     const sender = this.#cold?.sender
@@ -567,6 +572,8 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
 
   /** @internal */
   driverMessage(data: Buffer, binary: boolean): void {
+    const server = this[kServer]
+    if (server !== undefined) server.counters.messagesReceived++
     this._receivedMessage(data, binary)
   }
   /** @internal */
@@ -893,8 +900,12 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
    */
   #overflow(data: Data, callback: Callback | undefined): void {
     const limits = this.#limits!
-    const stats = this[kServer]?.stats
-    if (stats !== undefined) stats.sendBufferOverflows++
+    const server = this[kServer]
+    if (server !== undefined) {
+      server.stats.sendBufferOverflows++
+      if (limits.sendPolicy === 'close') server.counters.sendBufferClosed++
+      else server.counters.sendBufferDropped++
+    }
     const error = Object.assign(new Error(`Send buffer limit exceeded: ${this.bufferedAmount} bytes are waiting (limit ${limits.sendLimit})`), {
       code: 'TETHER_ERR_SEND_BUFFER_FULL',
     })
@@ -1185,4 +1196,10 @@ export declare namespace WebSocket {
   const receiveMemoryStats: typeof import('../node/memory-budget.js').receiveMemoryStats
   const configureSendMemory: typeof import('../node/memory-budget.js').configureSendMemory
   const sendMemoryStats: typeof import('../node/memory-budget.js').sendMemoryStats
+  type ServerMetrics = import('../node/server-metrics.js').ServerMetrics
+  type LimitStats = import('../node/limits.js').LimitStats
+  type HandshakeRefusalReason = import('../node/server-metrics.js').HandshakeRefusalReason
+  type HandshakeRefusedMessage = import('../node/server-metrics.js').HandshakeRefusedMessage
+  const HANDSHAKE_REFUSED_CHANNEL: typeof import('../node/server-metrics.js').HANDSHAKE_REFUSED_CHANNEL
+  const HANDSHAKE_REFUSAL_REASONS: typeof import('../node/server-metrics.js').HANDSHAKE_REFUSAL_REASONS
 }

@@ -89,7 +89,7 @@ describe('the demo pages in chromium', { timeout: 120_000 }, () => {
     stops.push(() => anonymous.context().close())
     await anonymous.goto(`${serve.url}/chat`)
     await anonymous.locator('#status[data-state="closed"]').waitFor({ timeout: 10_000 })
-    assert.match(serve.stderr(), /^(?!.*eyJ)/s, 'no token in the server output')
+    assert.match(serve.stderr() + serve.logs().join('\n'), /^(?!.*eyJ)/s, 'no token in the server output')
   })
 
   test('the live-scores page shows every match and updates its clocks', async () => {

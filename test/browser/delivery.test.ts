@@ -105,7 +105,12 @@ describe('tether/client in chromium', { timeout: 120_000 }, () => {
     })()
     const missing = sent.filter((message) => !final.received.includes(message))
     const repeated = final.received.filter((message, i) => final.received.indexOf(message) !== i)
-    assert.deepEqual(final.received, sent, `every message once, in order (missing ${missing.join(',') || 'none'}; repeated ${repeated.join(',') || 'none'}; page errors ${errors.join('; ') || 'none'})`)
+    const disorder = final.received.map((message, i) => `${message}@${final.offsets[i]}`).filter((_, i) => final.received[i] !== sent[i])
+    assert.deepEqual(
+      final.received,
+      sent,
+      `every message once, in order (missing ${missing.join(',') || 'none'}; repeated ${repeated.join(',') || 'none'}; out of place, with offsets: ${disorder.slice(0, 10).join(' ') || 'none'}; page errors ${errors.join('; ') || 'none'})`,
+    )
     assert.deepEqual(final.offsets, sent.map((_, i) => i + 1))
     assert.equal(final.gaps, 0)
     assert.ok(final.reconnects >= 1, 'the page reconnected')

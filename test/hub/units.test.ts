@@ -116,7 +116,7 @@ describe('wire schemas (every path, the same limits)', () => {
 })
 
 describe('the hub is built on the public API only', () => {
-  test('src/hub imports nothing but package entry points, its own modules, node:*, jose and zod', async () => {
+  test('src/hub imports nothing but package entry points, its own modules, node:*, jose, zod, pino and prom-client', async () => {
     const { readdirSync, readFileSync } = await import('node:fs')
     const { join, relative } = await import('node:path')
     const { ROOT } = await import('../helpers/net.js')
@@ -129,9 +129,14 @@ describe('the hub is built on the public API only', () => {
     for (const file of files) {
       const text = readFileSync(join(hubDir, file), 'utf8')
       for (const [, specifier] of text.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+'([^']+)'/gm)) {
-        if (specifier!.startsWith('node:') || specifier === 'jose' || specifier === 'zod/mini') continue
+        if (specifier!.startsWith('node:') || ['jose', 'zod/mini', 'pino', 'prom-client'].includes(specifier!)) continue
         // The package by its name (issue 15: the hub is built apart from the library, on its entry points).
         if (specifier === 'tether-ws' || specifier!.startsWith('tether-ws/')) continue
+        // Any other package is a new dependency (issue 16: a bare name is not a path under src/hub).
+        if (!specifier!.startsWith('.')) {
+          offending.push(`${file}: ${specifier}`)
+          continue
+        }
         const resolved = relative(join(ROOT, 'src'), join(hubDir, file, '..', specifier!)).replaceAll('\\', '/')
         if (resolved.startsWith('hub/') || publicEntries.has(resolved)) continue
         offending.push(`${file}: ${specifier}`)

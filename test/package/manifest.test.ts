@@ -41,8 +41,9 @@ describe('the published package', () => {
   it('runs no script at install time, builds in prepack; the command adds no argument-parsing dependency', () => {
     for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) assert.equal(manifest.scripts[hook], undefined, hook)
     assert.match(manifest.scripts.prepack!, /build/)
-    // The hub behind `tether serve` (tether-ws/hub) validates with zod and checks tokens with jose; nothing else.
-    assert.deepEqual(Object.keys(manifest.dependencies ?? {}).sort(), ['jose', 'zod'])
+    // The hub behind `tether serve` (tether-ws/hub) validates with zod, checks tokens with jose, logs with pino
+    // and renders /metrics with prom-client (issue 16); nothing else.
+    assert.deepEqual(Object.keys(manifest.dependencies ?? {}).sort(), ['jose', 'pino', 'prom-client', 'zod'])
   })
 
   it('every entry point, type declaration and the command are in the packed files; no source maps', () => {

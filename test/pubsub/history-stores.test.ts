@@ -210,3 +210,52 @@ describe('the in-process store is bounded in bytes (maxBytes)', () => {
     assert.ok(trimmed.bytes < 11 * 1_100, `${trimmed.bytes} bytes for 10 retained entries`)
   })
 })
+
+// Found by the browser test: two appends of one topic in flight at once could be stored out of order (Redis
+// ran a script sent by EVALSHA before an earlier one resent as EVAL after NOSCRIPT), so a publisher's m3 and
+// m4 got offsets 4 and 3. The engine keeps one append per topic in flight; later publishes gather meanwhile.
+describe('the delivery engine and a store that may reorder concurrent appends', () => {
+  test('offsets follow publish order: one append per topic in flight, the rest batched behind it', async () => {
+    const { Delivery } = await import('../../src/pubsub/index.js')
+    const inner = new MemoryHistory()
+    const held: Array<() => void> = []
+    let inFlight = 0
+    let mostInFlight = 0
+    const store: HistoryStore = {
+      kind: 'reordering',
+      attach: (feed) => inner.attach(feed),
+      append(topic, requests, policy) {
+        inFlight++
+        mostInFlight = Math.max(mostInFlight, inFlight)
+        return new Promise((resolve, reject) => {
+          held.push(() => {
+            inFlight--
+            try {
+              resolve(inner.appendNow(topic, requests, policy))
+            } catch (error) {
+              reject(error)
+            }
+          })
+          // Whatever is in flight completes newest first, as a store may run concurrent appends.
+          setTimeout(() => {
+            while (held.length > 0) held.pop()!()
+          }, 5)
+        })
+      },
+      read: (topic, after, policy) => inner.read(topic, after, policy),
+      close: () => inner.close(),
+    }
+    const delivery = new Delivery({ store, policyFor: () => POLICY, hooks: { deliver() {}, gap() {} } })
+    cleanups.push(() => delivery.close())
+    const positions: Array<Promise<{ offset: number }>> = []
+    for (let n = 1; n <= 40; n++) {
+      positions.push(delivery.publish('ordered', text(`m${n}`)))
+      if (n % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    const offsets = (await Promise.all(positions)).map((position) => position.offset)
+    assert.deepEqual(offsets, Array.from({ length: 40 }, (_, i) => i + 1))
+    assert.equal(mostInFlight, 1)
+    const { entries } = await inner.read('ordered', undefined, POLICY)
+    assert.deepEqual(texts(entries), Array.from({ length: 40 }, (_, i) => `m${i + 1}`))
+  })
+})
