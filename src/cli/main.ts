@@ -161,7 +161,7 @@ const SERVE: CommandSpec = {
     {
       name: 'history-backend',
       value: '<kind>',
-      description: "where history is kept: memory (this node), redis or jetstream (the cluster's broker; the default with --redis or --nats)",
+      description: "where history is kept (also the chat's rooms and the scores feed): memory (this node), redis or jetstream (the cluster's broker; the default with --redis or --nats, and the only choice there while the chat runs)",
       choices: ['memory', 'redis', 'jetstream'],
     },
     { name: 'log-level', value: '<level>', description: 'logs at this level and above (choices: debug, info, warn, error, silent)', choices: LOG_LEVELS, default: 'info' },
@@ -184,7 +184,8 @@ Endpoints:
   GET  /metrics        Prometheus metrics (see --metrics-token, --metrics-port)
   WS   /echo           every message comes back
   WS   /topics/NAME    what you send is published on NAME; you receive what is published on NAME
-  WS   /v1             reliable delivery (subprotocol tether.v1) on the topics given with --history
+  WS   /v1             reliable delivery (subprotocol tether.v1) on the topics given with --history, and
+                       read-only on the apps' own: $chat:ROOM (a room's messages), $scores:feed
   GET  /js/client/index.js   the tether.v1 client for pages (ES module)
 
 Tokens (--auth jwt): a page offers the subprotocol tether.bearer.TOKEN next to tether, or sends the cookie

@@ -9,16 +9,23 @@
  * and the client's connection closed with 1011; the process goes on.
  * Rule 3: an app publishes and subscribes through its `HubClient` and
  * `AppServices`, on topic names the hub namespaces (topics.ts), with the
- * client's permissions and publish limits applied.
+ * client's permissions and publish limits applied. An app that keeps a log
+ * declares it (`history`) and appends to it through `AppServices.history`;
+ * clients read it on `/v1` and cannot write it (history.ts).
  */
 import type { WebSocket } from 'tether-ws'
+import type { DeliverySession, Position } from 'tether-ws/pubsub'
 import type { Identity } from './auth.js'
+import type { AppHistory } from './history.js'
 import type { HubError } from './wire.js'
 
 /** Where an app is reached: one path, or every path under a prefix (the rest is the app's parameter). */
 export type Route = { path: string } | { prefix: string }
 
 export type PublishOutcome = 'published' | 'not-allowed' | 'dropped' | 'closed'
+
+/** Whether a client may publish a message now: `ok`, or why not (as `PublishOutcome`). */
+export type AdmitOutcome = 'ok' | 'not-allowed' | 'dropped' | 'closed'
 
 /** A refusal of an upgrade: HTTP status and a one-line reason. */
 export interface Refusal {
@@ -34,8 +41,8 @@ export interface HubClient {
   readonly param: string
   /** Sends a JSON message. */
   send(message: object): void
-  /** Tells the client about a problem it caused, with a stable code. */
-  error(code: HubError['code'], message: string): void
+  /** Tells the client about a problem it caused, with a stable code (and the id of the request it answers, if any). */
+  error(code: HubError['code'], message: string, id?: string): void
   /**
    * Publishes for this client on an internal topic, named for permissions
    * and limits by its public name. `published`; `not-allowed` (the token does
@@ -44,8 +51,31 @@ export interface HubClient {
    * `close` action: the hub closed the connection with 1008).
    */
   publish(internalTopic: string, publicName: string, data: Buffer | string, options?: { binary?: boolean }): PublishOutcome
+  /**
+   * Checks a message of `bytes` bytes the client would publish on
+   * `publicName` against its permission and publish limits, as `publish`
+   * does, without publishing it (the app then writes it elsewhere, e.g. to a
+   * history topic): `ok`, or the outcome `publish` would have had.
+   */
+  admit(publicName: string, bytes: number): AdmitOutcome
   /** Subscribes to an internal topic if the client may (public name for the permission). */
   subscribe(internalTopic: string, publicName: string): boolean
+}
+
+/** Topic history for apps (history.ts): an app's own topics, `$APP:NAME` on `/v1`. */
+export interface HistoryServices {
+  /**
+   * Appends to this app's history topic NAME (declared in `App.history`) as
+   * the app: no client permission or limit applies, and only the app can
+   * (history.ts Rule 1). Resolves with the position once the store has it,
+   * the same on every node; a `key` already appended within the topic's
+   * window is not appended again (its answer is the position it has).
+   */
+  append(name: string, data: string | Uint8Array, options?: { key?: string }): Promise<Position>
+  /** Serves tether.v1 to a client, with its permissions and publish limits (the `/v1` door). */
+  serve(client: HubClient): DeliverySession
+  /** The store's kind and the delivery node's counters (for /health). */
+  stats(): object
 }
 
 /** What the hub gives apps for themselves (not on behalf of a client). */
@@ -58,6 +88,8 @@ export interface AppServices {
   onPublish(internalTopic: string, listener: (data: Buffer, isBinary: boolean) => void): () => void
   /** Sets a topic's slow-consumer policy. */
   setTopicPolicy(internalTopic: string, policy: { policy?: 'drop' | 'close' | 'latest'; backpressureLimit?: number }): void
+  /** Topic history: this app's own topics, and tether.v1 sessions. */
+  readonly history: HistoryServices
   /** A line for the operator. */
   log(line: string): void
 }
@@ -65,6 +97,8 @@ export interface AppServices {
 export interface App {
   readonly name: string
   readonly route: Route
+  /** The app keeps history on its topics: served read-only on `/v1` as `$NAME:TOPIC` (history.ts). */
+  readonly history?: AppHistory
   /** Checks an upgrade before it is accepted (e.g. the relay's topic name); a refusal gets its status. */
   check?(param: string, identity: Identity): Refusal | undefined
   /** Work before the hub listens (connecting a broker); a rejection stops the hub from starting. */

@@ -39,9 +39,14 @@ export type AuthConfig =
 
 /**
  * Topic history for reliable delivery (`/v1`, tether.v1): which relay topics
- * keep it (by pattern, first match wins) and where it is kept: in this
- * process (one node), Redis Streams or NATS JetStream (a cluster; `url`
- * defaults to the backplane's broker), or a store the caller connected.
+ * keep it (by pattern, first match wins; the apps' own topics, the chat's
+ * rooms and the scores feed, keep it whatever this says) and where it is
+ * kept: in this process (one node), Redis Streams or NATS JetStream (a
+ * cluster; `url` defaults to the backplane's broker), or a store the caller
+ * connected. Default: the backplane's broker with a Redis or NATS
+ * backplane, the process otherwise (with a custom backplane too: nodes in
+ * several processes then need a shared store given as `{ store }`, or each
+ * keeps its own rooms).
  */
 export interface HistoryConfig {
   backend: 'memory' | 'redis' | 'jetstream' | { store: HistoryStore }
@@ -154,6 +159,13 @@ export function isOrigin(text: string): boolean {
   }
 }
 
+/** Where history is kept when the configuration does not say: on the cluster's broker, if there is one (hub history.ts Rule 3). */
+function defaultHistoryBackend(backplane: BackplaneConfig | undefined): HistoryConfig['backend'] {
+  if (backplane?.kind === 'redis') return 'redis'
+  if (backplane?.kind === 'nats') return 'jetstream'
+  return 'memory'
+}
+
 /** The configuration with defaults filled in, checked: a wrong value throws a TypeError naming its key. */
 export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
   const resolved: HubConfig = {
@@ -164,7 +176,7 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
       topics: config.publish?.topics ?? [],
     },
     http: { ...HUB_DEFAULTS.http, ...config.http },
-    history: { ...HUB_DEFAULTS.history, ...config.history },
+    history: { ...HUB_DEFAULTS.history, backend: defaultHistoryBackend(config.backplane), ...config.history },
     apps: { ...HUB_DEFAULTS.apps, ...config.apps },
     metrics: { ...HUB_DEFAULTS.metrics, ...config.metrics },
   }

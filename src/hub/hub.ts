@@ -1,8 +1,10 @@
 /**
  * `createHub`: tether's real-time hub as a library, the application behind
  * `tether serve`. One port serves the pages, `/health` and the WebSocket
- * endpoints of its apps (echo, relay, chat, scores), on the package's public
- * API only.
+ * endpoints of its apps (echo, relay, chat, scores, and `/v1` for reliable
+ * delivery), on the package's public API only. The hub owns what its apps
+ * share: the backplane, and the history store with its delivery node
+ * (history.ts), connected before it listens.
  *
  * Theory of operation: a single WebSocketServer owns the port, in port mode
  * over Node's HTTP server (`requestListener` answers the pages), so every
@@ -45,7 +47,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type BackplaneEvent, HANDSHAKE_REFUSED_CHANNEL, type HandshakeRefusedMessage, WebSocket, WebSocketServer } from 'tether-ws'
 import { type Backplane, selectDeliveryProtocol } from 'tether-ws/pubsub'
-import type { App, AppServices, HubClient, Refusal } from './app.js'
+import type { AdmitOutcome, App, AppServices, HubClient, Refusal } from './app.js'
 import { chatApp } from './apps/chat.js'
 import { deliveryApp } from './apps/delivery.js'
 import { echoApp } from './apps/echo.js'
@@ -53,6 +55,7 @@ import { relayApp } from './apps/relay.js'
 import { scoresApp } from './apps/scores.js'
 import { AuthError, type Authenticator, HUB_PROTOCOL, type Identity, createAuthenticator } from './auth.js'
 import { type HubConfig, resolveHubConfig } from './config.js'
+import { HubHistory } from './history.js'
 import { type MetricsRoute, operatorListener, requestListener } from './http.js'
 import { lineLogger } from './log.js'
 import { createMetrics } from './metrics.js'
@@ -212,10 +215,18 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   const authenticator: Authenticator = await createAuthenticator(config.auth)
   const { backplane, kind } = await connectBackplane(config)
   const hubApps = apps ?? defaultApps(config)
+  let history: HubHistory
+  try {
+    history = await HubHistory.connect(config, hubApps)
+  } catch (error) {
+    await backplane?.close()
+    throw error
+  }
   try {
     for (const app of hubApps) await app.prepare?.()
   } catch (error) {
     await Promise.allSettled(hubApps.map((app) => app.stop?.()))
+    await history.close()
     await backplane?.close()
     throw error
   }
@@ -384,6 +395,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     }
   }
 
+  history.start((topic, data, publishOptions) => wss.publish(topic, data, publishOptions), log)
   const services = (app: App): AppServices => ({
     node,
     publish: (topic, data, publishOptions) => {
@@ -400,6 +412,11 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       }),
     setTopicPolicy: (topic, policy) => {
       wss.setTopicPolicy(topic, policy)
+    },
+    history: {
+      append: (name, data, appendOptions) => history.append(app.name, name, data, appendOptions),
+      serve: (client) => history.serve(client),
+      stats: () => history.summary(),
     },
     log,
   })
@@ -549,6 +566,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     await Promise.allSettled(hubApps.map((app) => Promise.resolve().then(() => app.stop?.())))
     operator?.close()
     wss.close()
+    await history.close()
     await backplane?.close()
     throw error
   })
@@ -573,6 +591,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       for (const state of clients.values()) state.disarm()
       const { closed, terminated } = await wss.shutdown({ code: 1001, reason: 'server shutting down', timeout: config.shutdownTimeout })
       await Promise.allSettled(appsStopped)
+      await history.close().catch((error: Error) => logger.error({ event: 'history.error' }, `history close error: ${error.message}`))
       diagnostics.unsubscribe(HANDSHAKE_REFUSED_CHANNEL, onRefused)
       if (operator !== undefined) {
         operator.closeAllConnections()
@@ -620,6 +639,27 @@ class ClientState {
   client(wss: WebSocketServer, stats: HubStats, log: (line: string) => void): HubClient {
     const ws = this.#ws
     const state = this
+    const admit = (publicName: string, bytes: number): AdmitOutcome => {
+      // Messages read after the connection began closing (the rest of a flood) are not published.
+      if (ws.readyState !== WebSocket.OPEN) return 'closed'
+      if (!state.identity.can('publish', publicName)) {
+        stats.publishNotAllowed++
+        return 'not-allowed'
+      }
+      const now = performance.now()
+      let verdict = state.limiter.check(publicName, bytes, now)
+      if (verdict === 'ok') verdict = state.shared.check(publicName, bytes, now)
+      if (verdict === 'close') {
+        stats.publishClosed++
+        if (ws.readyState === WebSocket.OPEN) ws.close(1008, 'publish rate limit exceeded')
+        return 'closed'
+      }
+      if (verdict === 'drop') {
+        stats.publishDropped++
+        return 'dropped'
+      }
+      return 'ok'
+    }
     return {
       ws,
       get identity() {
@@ -629,29 +669,13 @@ class ClientState {
       send(message) {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message))
       },
-      error(code, message) {
-        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'error', code, message }))
+      error(code, message, id) {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(id === undefined ? { type: 'error', code, message } : { type: 'error', code, message, id }))
       },
+      admit,
       publish(internalTopic, publicName, data, options) {
-        // Messages read after the connection began closing (the rest of a flood) are not published.
-        if (ws.readyState !== WebSocket.OPEN) return 'closed'
-        if (!state.identity.can('publish', publicName)) {
-          stats.publishNotAllowed++
-          return 'not-allowed'
-        }
-        const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length
-        const now = performance.now()
-        let verdict = state.limiter.check(publicName, size, now)
-        if (verdict === 'ok') verdict = state.shared.check(publicName, size, now)
-        if (verdict === 'close') {
-          stats.publishClosed++
-          if (ws.readyState === WebSocket.OPEN) ws.close(1008, 'publish rate limit exceeded')
-          return 'closed'
-        }
-        if (verdict === 'drop') {
-          stats.publishDropped++
-          return 'dropped'
-        }
+        const admitted = admit(publicName, typeof data === 'string' ? Buffer.byteLength(data) : data.length)
+        if (admitted !== 'ok') return admitted
         try {
           wss.publish(internalTopic, data, options?.binary === undefined ? {} : { binary: options.binary })
         } catch (error) {

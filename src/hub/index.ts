@@ -19,12 +19,13 @@ export {
   settingsFromEnv,
   settingsFromFile,
 } from './config.js'
-export type { App, AppServices, HubClient, PublishOutcome, Refusal, Route } from './app.js'
+export type { AdmitOutcome, App, AppServices, HistoryServices, HubClient, PublishOutcome, Refusal, Route } from './app.js'
+export { type AppHistory, appHistoryTopic } from './history.js'
 export { LOG_LEVELS, type HubLogger, type LogLevel, createLogger, lineLogger, prettyLine } from './log.js'
 export { type HubMetrics, type MetricsSources, createMetrics } from './metrics.js'
 export { BEARER_PROTOCOL_PREFIX, HUB_PROTOCOL, TOKEN_COOKIE, TOKEN_QUERY } from './auth.js'
 export { echoApp } from './apps/echo.js'
 export { relayApp } from './apps/relay.js'
-export { chatApp } from './apps/chat.js'
+export { type ChatOptions, chatApp } from './apps/chat.js'
 export { scoresApp } from './apps/scores.js'
 export { deliveryApp } from './apps/delivery.js'

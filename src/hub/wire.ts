@@ -14,7 +14,7 @@ import type * as types from './wire-types.js'
 export type ChatClientMessage = types.ChatClientMessage
 export type ChatEvent = types.ChatEvent
 export type AuthRefresh = types.AuthRefresh
-export type { ChatServerMessage, HubError, MatchState, ScoresServerMessage } from './wire-types.js'
+export type { ChatMessage, ChatPresence, ChatServerMessage, HubError, MatchState, ScoresServerMessage, ScoresSnapshot } from './wire-types.js'
 
 export const MAX_NICK = 24
 export const MAX_TEXT = 2000
@@ -37,6 +37,13 @@ const nick = z.string().check(
 )
 const room = z.string().check(z.regex(ROOM_PATTERN))
 const text = z.string().check(z.trim(), z.minLength(1), z.maxLength(MAX_TEXT))
+/** A page's session secret (crypto.randomUUID() is 36 characters), and a say's id. */
+export const SESSION_PATTERN = /^[\w-]{16,128}$/
+export const SAY_ID_PATTERN = /^[\w-]{1,64}$/
+const session = z.string().check(z.regex(SESSION_PATTERN))
+const sayId = z.string().check(z.regex(SAY_ID_PATTERN))
+/** A claim: a hash of a session (chat.ts), base64url. */
+const claim = z.string().check(z.maxLength(64))
 
 /** Sent on any endpoint: a fresh token before the current one expires (auth.ts Rule 1). */
 export const AuthRefresh: z.ZodMiniType<types.AuthRefresh> = z.object({ type: z.literal('tether.auth'), token: z.string().check(z.maxLength(8192)) })
@@ -45,21 +52,25 @@ const node = z.string().check(z.maxLength(64))
 
 /** What a chat client sends. */
 export const ChatClientMessage: z.ZodMiniType<types.ChatClientMessage> = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('join'), room, nick }),
-  z.object({ type: z.literal('say'), text }),
+  z.object({ type: z.literal('join'), room, nick, session: z.optional(session) }),
+  z.object({ type: z.literal('say'), text, id: z.optional(sayId) }),
   z.object({ type: z.literal('leave') }),
 ])
 
-/** A chat event as it crosses the backplane (untrusted: another node may be wrong or compromised). */
+/**
+ * Presence as it crosses the backplane (untrusted: another node may be wrong
+ * or compromised). A room's messages never cross it: they are in the room's
+ * history topic, which only the chat app writes.
+ */
 export const ChatEvent: z.ZodMiniType<types.ChatEvent> = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('message'), room, nick, text, at: z.number(), node }),
-  z.object({ type: z.literal('join'), room, nick, at: z.number(), node }),
+  z.object({ type: z.literal('join'), room, nick, at: z.number(), node, claim: z.optional(claim) }),
   z.object({ type: z.literal('leave'), room, nick, at: z.number(), node }),
   z.object({
     type: z.literal('here'),
     room,
     nicks: z.array(nick).check(z.maxLength(MAX_ONLINE)),
     joined: z.optional(z.array(z.number()).check(z.maxLength(MAX_ONLINE))),
+    claims: z.optional(z.array(z.nullable(claim)).check(z.maxLength(MAX_ONLINE))),
     node,
   }),
 ])

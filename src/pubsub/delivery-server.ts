@@ -64,6 +64,12 @@ export interface SessionHooks {
   checkPublish?(topic: string, bytes: number): 'ok' | 'drop' | 'close'
 }
 
+/** How a client's topic is named in the store, and back (`DeliveryServerOptions.names`). */
+export interface TopicNames {
+  toStore(topic: string): string
+  toClient(storeTopic: string): string
+}
+
 export interface DeliveryServerOptions {
   /** Where history is kept (default: in this process, `new MemoryHistory()`). */
   store?: HistoryStore | undefined
@@ -75,6 +81,12 @@ export interface DeliveryServerOptions {
   history?: Partial<HistoryPolicy> | ((topic: string) => Partial<HistoryPolicy> | undefined) | undefined
   /** Prepended to a client's topic to name it in the store and the server (e.g. `relay:`). Default none. */
   prefix?: string | undefined
+  /**
+   * Instead of `prefix`: how a client's topic is named in the store and back,
+   * for servers with several namespaces (the hub: relay topics, and its apps'
+   * topics). `toClient(toStore(name))` must give `name` back.
+   */
+  names?: TopicNames | undefined
   /** Longest topic name, in UTF-16 units (default 200). */
   maxTopicLength?: number | undefined
   /** Subscriptions per connection (default 256). */
@@ -114,7 +126,7 @@ export function isDeliveryProtocol(protocol: string): boolean {
 export class DeliveryServer {
   readonly delivery: Delivery
   readonly #wss: DeliveryServerLike
-  readonly #prefix: string
+  readonly #names: TopicNames
   readonly #limits: { maxTopicLength: number; maxSubscriptions: number; maxPendingPublishes: number }
   readonly #sessions = new Set<DeliverySession>()
   /** Sockets joined per registry topic: frames are built only for encodings someone reads. */
@@ -126,7 +138,9 @@ export class DeliveryServer {
       throw new TypeError(`tether.v1 needs the 'close' slow-consumer policy (a client closed resumes; with '${policy}' a message could be lost silently)`)
     }
     this.#wss = wss
-    this.#prefix = options.prefix ?? ''
+    if (options.names !== undefined && options.prefix !== undefined) throw new TypeError('DeliveryServer: give prefix or names, not both')
+    const prefix = options.prefix ?? ''
+    this.#names = options.names ?? { toStore: (topic) => prefix + topic, toClient: (storeTopic) => storeTopic.slice(prefix.length) }
     this.#limits = {
       maxTopicLength: options.maxTopicLength ?? 200,
       maxSubscriptions: options.maxSubscriptions ?? 256,
@@ -138,7 +152,7 @@ export class DeliveryServer {
       const cache = new Map<string, HistoryPolicy | undefined>()
       policyFor = (topic) => {
         if (cache.has(topic)) return cache.get(topic)
-        const given = history(topic.slice(this.#prefix.length))
+        const given = history(this.#names.toClient(topic))
         const resolved = given === undefined ? undefined : resolveHistoryPolicy(given)
         if (cache.size > 10_000) cache.clear()
         cache.set(topic, resolved)
@@ -183,7 +197,7 @@ export class DeliveryServer {
    */
   publish(topic: string, data: Uint8Array | string, options: { binary?: boolean; key?: string } = {}): Promise<Position> {
     const bytes = typeof data === 'string' ? encoder.encode(data) : data.slice()
-    return this.delivery.publish(this.#prefix + topic, { data: bytes, binary: options.binary ?? typeof data !== 'string', key: options.key })
+    return this.delivery.publish(this.#names.toStore(topic), { data: bytes, binary: options.binary ?? typeof data !== 'string', key: options.key })
   }
 
   async close(): Promise<void> {
@@ -203,7 +217,7 @@ export class DeliveryServer {
 
   /** @internal The store's name of a client's topic. */
   _storeTopic(topic: string): string {
-    return this.#prefix + topic
+    return this.#names.toStore(topic)
   }
 
   /** @internal A frame of an entry, built once per encoding and kept with the entry. */
@@ -214,7 +228,7 @@ export class DeliveryServer {
     if (frame === undefined) {
       const message: ServerMessage = {
         type: 'deliver',
-        topic: topic.slice(this.#prefix.length),
+        topic: this.#names.toClient(topic),
         position: { epoch, offset: entry.offset },
         data: entry.data,
         binary: entry.binary,
@@ -226,7 +240,7 @@ export class DeliveryServer {
 
   /** @internal */
   _gapMessage(topic: string, gap: Gap): ServerMessage {
-    return { type: 'gap', topic: topic.slice(this.#prefix.length), reason: gap.reason, count: gap.count, from: gap.from, to: gap.to }
+    return { type: 'gap', topic: this.#names.toClient(topic), reason: gap.reason, count: gap.count, from: gap.from, to: gap.to }
   }
 
   /** @internal */

@@ -7,10 +7,13 @@
  * every node attached to the same store hears them at once, so several
  * servers in one process (tests, demos) share history as a cluster would.
  *
- * Memory is bounded twice: per topic by its policy (trimmed at each append
- * and read), and in number of topics (`maxTopics`, default 100,000): past
- * it, the log appended to least recently is dropped, and a later use of that
- * topic starts a new epoch (its history was lost, which the epoch says).
+ * Memory is bounded three times: per topic by its policy (trimmed at each
+ * append and read), in number of topics (`maxTopics`, default 100,000), and
+ * in bytes of all retained messages together (`maxBytes`, default no limit):
+ * past either, the log appended to least recently is dropped, and a later use
+ * of that topic starts a new epoch (its history was lost, which the epoch
+ * says). A policy trims a topic only when it is used, so without `maxBytes`
+ * a topic written once and never again keeps its messages until evicted.
  */
 import {
   type AppendRequest,
@@ -30,11 +33,24 @@ interface Log {
   /** Index of the first retained entry in `entries` (trimmed lazily, in blocks). */
   start: number
   keys: Map<string, number>
+  /** What the retained entries weigh (`entryBytes`). */
+  bytes: number
+}
+
+/** What an entry weighs against `maxBytes`: its payload and key, and a fixed cost for the rest. */
+function entryBytes(entry: HistoryEntry): number {
+  return entry.data.length + (entry.key?.length ?? 0) * 2 + 64
 }
 
 export interface MemoryHistoryOptions {
   /** Topics kept at once (default 100,000); past it the least recently appended log is dropped. */
   maxTopics?: number
+  /**
+   * Bytes of retained messages kept at once, all topics together (payloads,
+   * keys, and 64 bytes each for the rest; default no limit); past it the
+   * least recently appended logs are dropped, never the one just appended to.
+   */
+  maxBytes?: number
   /** The clock, in ms since 1970 (tests). */
   now?: () => number
 }
@@ -44,11 +60,14 @@ export class MemoryHistory implements HistoryStore {
   readonly #logs = new Map<string, Log>()
   readonly #feeds: HistoryFeed[] = []
   readonly #maxTopics: number
+  readonly #maxBytes: number
   readonly #now: () => number
   #online = true
+  #bytes = 0
 
   constructor(options: MemoryHistoryOptions = {}) {
     this.#maxTopics = options.maxTopics ?? 100_000
+    this.#maxBytes = options.maxBytes ?? Infinity
     this.#now = options.now ?? Date.now
   }
 
@@ -70,11 +89,17 @@ export class MemoryHistory implements HistoryStore {
   /** Forgets every topic, as a broker restarted without its data would (new epochs from now on). */
   clear(): void {
     this.#logs.clear()
+    this.#bytes = 0
   }
 
   /** How many topics have a log. */
   get size(): number {
     return this.#logs.size
+  }
+
+  /** What the retained messages weigh, all topics together (`maxBytes`). */
+  get bytes(): number {
+    return this.#bytes
   }
 
   async append(topic: string, requests: AppendRequest[], policy: HistoryPolicy): Promise<AppendResult> {
@@ -100,6 +125,9 @@ export class MemoryHistory implements HistoryStore {
       }
       const entry: HistoryEntry = { offset: ++log.top, time, data: request.data, binary: request.binary, key: request.key }
       log.entries.push(entry)
+      const weight = entryBytes(entry)
+      log.bytes += weight
+      this.#bytes += weight
       if (entry.key !== undefined) log.keys.set(entry.key, entry.offset)
       offsets.push(entry.offset)
       added.push(entry)
@@ -130,7 +158,7 @@ export class MemoryHistory implements HistoryStore {
   #log(topic: string, create: boolean): Log | undefined {
     let log = this.#logs.get(topic)
     if (log === undefined && create) {
-      log = { epoch: newEpoch(), top: 0, entries: [], start: 0, keys: new Map() }
+      log = { epoch: newEpoch(), top: 0, entries: [], start: 0, keys: new Map(), bytes: 0 }
       this.#logs.set(topic, log)
       this.#evict()
     }
@@ -143,6 +171,9 @@ export class MemoryHistory implements HistoryStore {
       const entry = log.entries[log.start]!
       if (log.entries.length - log.start <= policy.maxCount && entry.time >= oldest) break
       if (entry.key !== undefined && log.keys.get(entry.key) === entry.offset) log.keys.delete(entry.key)
+      const weight = entryBytes(entry)
+      log.bytes -= weight
+      this.#bytes -= weight
       log.start++
     }
     // Compact once the trimmed part is as large as the rest.
@@ -153,9 +184,11 @@ export class MemoryHistory implements HistoryStore {
   }
 
   #evict(): void {
-    while (this.#logs.size > this.#maxTopics) {
-      const oldest = this.#logs.keys().next().value as string
+    // The first log is the least recently appended; the one just appended to is the last, and is kept.
+    while (this.#logs.size > this.#maxTopics || (this.#bytes > this.#maxBytes && this.#logs.size > 1)) {
+      const [oldest, log] = this.#logs.entries().next().value as [string, Log]
       this.#logs.delete(oldest)
+      this.#bytes -= log.bytes
     }
   }
 }

@@ -59,6 +59,7 @@ export {
   DeliverySession,
   type DeliverySocketLike,
   type SessionHooks,
+  type TopicNames,
   attachDelivery,
   isDeliveryProtocol,
   selectDeliveryProtocol,

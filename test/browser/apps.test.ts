@@ -251,3 +251,48 @@ describe('the demo pages, polish (issue 16)', { timeout: 120_000 }, () => {
     }
   })
 })
+
+// Issue 17: the pages read through tether-ws/client on /v1.
+describe('the demo pages on the reliable-delivery client (issue 17)', { timeout: 120_000 }, () => {
+  test('scores: one connection, a tether.v1 session, and the newest snapshot at once', async () => {
+    const serve = await serveFor()
+    const page = await (await browser.newContext()).newPage()
+    stops.push(() => page.context().close())
+    await page.goto(`${serve.url}/scores`)
+    await page.locator('.match').nth(5).waitFor({ timeout: 10_000 })
+    const health = (await (await fetch(`${serve.url}/health`)).json()) as { connections: number; apps: { delivery: { sessions: number } } }
+    assert.deepEqual([health.connections, health.apps.delivery.sessions], [1, 1])
+  })
+
+  test('chat: a page kept away longer than the room keeps says how many messages it missed, then goes on', async () => {
+    const redis: Broker = await startBroker('redis')
+    stops.push(() => redis.stop())
+    const nodeA = await serveFor(['--redis', redis.url])
+    const nodeB = await serveFor(['--redis', redis.url])
+    const ada = await joinChat(nodeA.url, 'ada', 'busy')
+    await say(ada, 'before the outage')
+    await messageIn(ada, 'ada', 'before the outage').waitFor({ timeout: 10_000 })
+    // ada's node goes away; 130 messages are said on node B meanwhile (a room keeps 100).
+    await nodeA.stop('SIGKILL')
+    await ada.locator('#status[data-state="closed"]').waitFor({ timeout: 10_000 })
+    const { WebSocket: WsClient } = await import('ws')
+    const bob = new WsClient(`${nodeB.wsUrl}/chat/ws`)
+    await new Promise((resolve) => bob.once('open', resolve))
+    const answers: string[] = []
+    bob.on('message', (data) => answers.push(JSON.parse(String(data)).type))
+    bob.send(JSON.stringify({ type: 'join', room: 'busy', nick: 'bob' }))
+    for (let i = 1; i <= 130; i++) bob.send(JSON.stringify({ type: 'say', text: `busy ${i}`, id: `b${i}` }))
+    for (let i = 0; i < 200 && answers.filter((type) => type === 'said').length < 130; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.equal(answers.filter((type) => type === 'said').length, 130)
+    // The node comes back (same port, new process): the page resumes, and says what the room no longer has.
+    await serveFor(['--redis', redis.url], nodeA.port)
+    await ada.locator('#log li.error', { hasText: '30 messages could not be recovered.' }).waitFor({ timeout: 30_000 })
+    await messageIn(ada, 'bob', 'busy 130').waitFor({ timeout: 10_000 })
+    const texts = await ada.locator('#log li.message').allTextContents()
+    assert.equal(texts.length, 1 + 100, 'the one before, then the 100 the room kept')
+    assert.match(texts[1]!, /busy 31$/)
+    await say(ada, 'back')
+    await messageIn(ada, 'ada', 'back').waitFor({ timeout: 10_000 })
+    bob.terminate()
+  })
+})

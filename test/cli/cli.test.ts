@@ -87,7 +87,9 @@ describe('tether serve', () => {
     ws.terminate()
   })
 
-  test('chat: welcome with history and who is online, messages, join and leave notices, clear errors', async () => {
+  // The room's messages moved to its history topic (issue 17): /chat/ws answers a say with `said` and its position,
+  // and the messages are read on /v1, here as a person with `tether connect` reads them (JSON, no subprotocol).
+  test('chat: welcome with who is online and the room\'s topic, said with positions, join and leave notices, clear errors; the messages on /v1', async () => {
     const ada = await opened(new WsClient(`${hub.wsUrl}/chat/ws`))
     const adaInbox = new Inbox(ada)
     const json = async (inbox: Inbox) => JSON.parse(String((await inbox.one()).data))
@@ -96,21 +98,34 @@ describe('tether serve', () => {
     ada.send(JSON.stringify({ type: 'join', room: 'bad room!', nick: 'ada' }))
     assert.match((await json(adaInbox)).message, /room name/)
     ada.send(JSON.stringify({ type: 'join', room: 'lab', nick: 'ada' }))
-    assert.deepEqual((await json(adaInbox)).online, ['ada'])
+    const welcome = await json(adaInbox)
+    assert.deepEqual([welcome.online, welcome.topic], [['ada'], '$chat:lab'])
     assert.equal((await json(adaInbox)).type, 'join')
-    ada.send(JSON.stringify({ type: 'say', text: 'hello lab' }))
-    assert.equal((await json(adaInbox)).text, 'hello lab')
+    ada.send(JSON.stringify({ type: 'say', text: 'hello lab', id: 'first' }))
+    const said = await json(adaInbox)
+    assert.deepEqual([said.type, said.id, said.position.offset], ['said', 'first', 1])
+    const reader = await opened(new WsClient(`${hub.wsUrl}/v1`))
+    const readerInbox = new Inbox(reader)
+    reader.send(JSON.stringify({ type: 'subscribe', id: 1, topic: welcome.topic, recent: 10 }))
+    const delivered = await json(readerInbox)
+    assert.deepEqual([delivered.type, delivered.topic, delivered.position], ['deliver', '$chat:lab', said.position])
+    assert.deepEqual(
+      (({ type, room, nick, text }) => ({ type, room, nick, text }))(JSON.parse(delivered.data)),
+      { type: 'message', room: 'lab', nick: 'ada', text: 'hello lab' },
+    )
+    assert.equal((await json(readerInbox)).type, 'subscribed')
     const bob = await opened(new WsClient(`${hub.wsUrl}/chat/ws`))
     const bobInbox = new Inbox(bob)
     bob.send(JSON.stringify({ type: 'join', room: 'lab', nick: 'bob' }))
-    const welcome = await json(bobInbox)
-    assert.deepEqual(welcome.history.map((m: { text: string }) => m.text), ['hello lab'])
-    assert.deepEqual(welcome.online, ['ada', 'bob'])
+    assert.deepEqual((await json(bobInbox)).online, ['ada', 'bob'])
     assert.equal((await json(adaInbox)).nick, 'bob')
+    bob.send(JSON.stringify({ type: 'say', text: 'hi ada' }))
+    assert.equal(JSON.parse((await json(readerInbox)).data).nick, 'bob')
     bob.close()
     const leave = await json(adaInbox)
     assert.deepEqual([leave.type, leave.nick], ['leave', 'bob'])
     ada.terminate()
+    reader.terminate()
   })
 
   test('a port in use, an unreadable certificate, an unknown option: one line, non-zero exit', async () => {
@@ -362,7 +377,8 @@ describe('tether serve clusters: the topic relay over a real broker', { timeout:
 
     test(`two nodes over ${kind}: plain clients on either node receive what is sent on the other`, async () => {
       const { startBroker } = await import('../helpers/brokers.js')
-      const broker = await startBroker(kind)
+      // With --nats, the hub keeps the chat's and the scores' history in JetStream (issue 17).
+      const broker = await startBroker(kind, { jetstream: kind === 'nats' })
       const nodes: ServeProcess[] = []
       try {
         for (let i = 0; i < 2; i++) nodes.push(await startServe([`--${kind}`, broker.url]))

@@ -239,7 +239,17 @@ export interface Nginx {
  * TLS-terminating TCP relay (stream module) in front of `streamTo` with the
  * given certificate: an HTTPS forward proxy when put before tinyproxy.
  */
-export async function startNginx(options: { upstreamPort?: number; upstreamPorts?: number[]; streamTo?: number; tls?: { cert: string; key: string } }): Promise<Nginx> {
+export async function startNginx(options: {
+  upstreamPort?: number
+  upstreamPorts?: number[]
+  /**
+   * How nginx picks an upstream, as its directive (e.g. `hash $cookie_node consistent`, sticky sessions by a
+   * cookie); default round robin. Either way a connection refused by one goes to the next.
+   */
+  balance?: string
+  streamTo?: number
+  tls?: { cert: string; key: string }
+}): Promise<Nginx> {
   const { mkdtempSync, writeFileSync } = await import('node:fs')
   const { tmpdir } = await import('node:os')
   const { join } = await import('node:path')
@@ -257,7 +267,7 @@ export async function startNginx(options: { upstreamPort?: number; upstreamPorts
       : `stream { server { listen ${HOST}:${streamPort} ssl; ssl_certificate ${join(dir, 'cert.pem')}; ssl_certificate_key ${join(dir, 'key.pem')}; proxy_pass ${HOST}:${options.streamTo}; } }`
   // Several upstreams: round robin, and a connection refused by one goes to the next (proxy_next_upstream's default).
   const ports = options.upstreamPorts ?? [options.upstreamPort!]
-  const upstream = `upstream tether { ${ports.map((upstreamPort) => `server ${HOST}:${upstreamPort} max_fails=1 fail_timeout=5s;`).join(' ')} }`
+  const upstream = `upstream tether { ${options.balance === undefined ? '' : `${options.balance};`} ${ports.map((upstreamPort) => `server ${HOST}:${upstreamPort} max_fails=1 fail_timeout=5s;`).join(' ')} }`
   const config = `
 ${streamPort === undefined ? '' : 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;'}
 daemon off;

@@ -35,6 +35,20 @@ async function join(room: string, nick: string): Promise<{ ws: WsClient; inbox: 
   return { ws, inbox }
 }
 
+/** A room's messages as they are kept: its history topic, read on /v1 (JSON, as `tether connect` reads it). */
+async function roomMessages(room: string): Promise<Array<{ nick: string; text: string }>> {
+  const reader = await opened(new WsClient(`${hub.wsUrl}/v1`))
+  const inbox = new Inbox(reader)
+  reader.send(JSON.stringify({ type: 'subscribe', id: 1, topic: `$chat:${room}`, recent: 100 }))
+  const parsed = () => inbox.messages.map((m) => JSON.parse(String(m.data)))
+  await until(() => parsed().some((m) => m.type === 'subscribed'))
+  reader.terminate()
+  return parsed()
+    .filter((m) => m.type === 'deliver')
+    .map((m) => JSON.parse(m.data))
+    .map(({ nick, text }) => ({ nick, text }))
+}
+
 /** The status of an upgrade refused by the server, or 101. */
 async function upgradeStatus(path: string, headers: Record<string, string> = {}): Promise<number> {
   const ws = new WsClient(hub.wsUrl + path, { headers })
@@ -61,10 +75,11 @@ describe('tether serve under attack (issue 14)', () => {
     await delay(200)
     assert.equal(hub.proc.exitCode, null, 'the process is alive')
     assert.equal((await health()).status, 'ok')
-    // The chat still works.
+    // The chat still works (issue 17: a say is answered `said`, and the room's messages are its history topic).
     ada.send(JSON.stringify({ type: 'say', text: 'still here' }))
-    await until(() => inbox.messages.some((m) => JSON.parse(String(m.data)).text === 'still here'))
-    assert.deepEqual(inbox.messages.map((m) => JSON.parse(String(m.data)).type), ['welcome', 'join', 'message'], 'its welcome, own join notice and message: nothing from the relay')
+    await until(() => inbox.messages.some((m) => JSON.parse(String(m.data)).type === 'said'))
+    assert.deepEqual(inbox.messages.map((m) => JSON.parse(String(m.data)).type), ['welcome', 'join', 'said'], 'its welcome, own join notice and answer: nothing from the relay')
+    assert.deepEqual(await roomMessages('lobby'), [{ nick: 'ada', text: 'still here' }])
     ada.terminate()
     relay.terminate()
   })
@@ -76,6 +91,15 @@ describe('tether serve under attack (issue 14)', () => {
     relay.send(JSON.stringify(forged))
     await delay(300)
     assert.deepEqual(inbox.messages.map((m) => JSON.parse(String(m.data)).type), ['welcome', 'join'], 'its welcome and own join notice: nothing from the relay reached the chat room')
+    assert.deepEqual(await roomMessages('lobby2'), [], 'nor its history')
+    // Nor through /v1: the room's history topic is the chat's alone (issue 17).
+    const v1 = await opened(new WsClient(`${hub.wsUrl}/v1`))
+    const v1Inbox = new Inbox(v1)
+    v1.send(JSON.stringify({ type: 'publish', id: 7, topic: '$chat:lobby2', data: JSON.stringify(forged) }))
+    const refusal = JSON.parse(String((await v1Inbox.one()).data))
+    assert.deepEqual([refusal.type, refusal.id, refusal.code], ['error', 7, 'not-allowed'])
+    assert.deepEqual(await roomMessages('lobby2'), [])
+    v1.terminate()
     // Over the chat's own endpoint, the same limits: too long a nick, too long a text.
     const bob = await opened(new WsClient(`${hub.wsUrl}/chat/ws`))
     const bobInbox = new Inbox(bob)

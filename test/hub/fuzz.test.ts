@@ -57,6 +57,11 @@ const shaped = fc.record(
     token: anyField,
     node: anyField,
     at: anyField,
+    // Issue 17: a join's session, a say's id, and the fields of presence that carry claims.
+    session: fc.oneof(anyField, fc.constantFrom('s'.repeat(16), 's'.repeat(128), 's'.repeat(129))),
+    id: fc.oneof(anyField, fc.constantFrom('m1', 'x'.repeat(64), 'x'.repeat(65))),
+    claim: anyField,
+    claims: anyField,
   },
   { requiredKeys: [] },
 )
@@ -155,7 +160,14 @@ describe('fuzzing tether serve: the process stays up', { concurrency: false }, (
     const inbox = new Inbox(ws)
     ws.send(JSON.stringify({ type: 'join', room: 'after-fuzz', nick: 'ada' }))
     ws.send(JSON.stringify({ type: 'say', text: 'still working' }))
-    await until(() => inbox.messages.some((m) => JSON.parse(String(m.data)).text === 'still working'))
+    await until(() => inbox.messages.some((m) => JSON.parse(String(m.data)).type === 'said'))
+    // The room's messages are its history topic on /v1 (issue 17).
+    const reader = await opened(new WsClient(`${hub.wsUrl}/v1`))
+    const readerInbox = new Inbox(reader)
+    reader.send(JSON.stringify({ type: 'subscribe', id: 1, topic: '$chat:after-fuzz', recent: 10 }))
+    await until(() => readerInbox.messages.some((m) => JSON.parse(String(m.data)).type === 'deliver'))
+    assert.equal(JSON.parse(JSON.parse(String(readerInbox.messages[0]!.data)).data).text, 'still working')
+    reader.terminate()
     ws.terminate()
   })
 })

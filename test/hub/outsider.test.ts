@@ -106,13 +106,23 @@ describe('tether serve, second round (outsider findings)', () => {
     forger.publish('app:chat:lobby', JSON.stringify({ ...forged, nick: 'eve', text: 'hi', room: 'other' }))
     forger.publish('local:chat:lobby', JSON.stringify({ ...forged, nick: 'eve', text: 'straight to clients?' }))
     forger.publish('relay:big', Buffer.alloc(2 * 1024 * 1024))
-    const valid = { type: 'message', room: 'lobby', nick: 'bob', text: 'a real message from another node', at: 2, node: 'node-b' }
+    // Issue 17: a room's messages are its history topic, which only the chat app writes: a message event from
+    // another node, however well formed, is refused; presence from another node is what crosses.
+    forger.publish('app:chat:lobby', JSON.stringify({ type: 'message', room: 'lobby', nick: 'bob', text: 'a real message from another node', at: 2, node: 'node-b' }))
+    const valid = { type: 'join', room: 'lobby', nick: 'bob', at: 2, node: 'node-b' }
     forger.publish('app:chat:lobby', JSON.stringify(valid))
-    await until(() => json(inbox).some((m) => m.text === valid.text))
+    await until(() => json(inbox).some((m) => m.nick === 'bob'))
     await delay(100)
-    assert.deepEqual(json(inbox).map((m) => m.type), ['welcome', 'join', 'message'], 'only the valid event reached the client')
+    assert.deepEqual(json(inbox).map((m) => m.type), ['welcome', 'join', 'join'], 'only the valid event reached the client')
+    assert.deepEqual(json(inbox)[2], valid)
+    const reader = await opened(new WsClient(`${ws(hub.url)}/v1`))
+    const readerInbox = new Inbox(reader)
+    reader.send(JSON.stringify({ type: 'subscribe', id: 1, topic: '$chat:lobby', recent: 100 }))
+    await until(() => readerInbox.messages.length > 0)
+    assert.deepEqual(json(readerInbox).map((m) => [m.type, m.recovered]), [['subscribed', 0]], 'nothing in the room\'s history')
+    reader.terminate()
     const stats = await health(hub)
-    assert.equal(stats.apps.chat.invalidFromNodes, 4)
+    assert.equal(stats.apps.chat.invalidFromNodes, 5)
     assert.equal(stats.stats.remoteRefused, 2, 'the local: topic and the oversized relay message were refused at the backplane')
     ada.terminate()
   })

@@ -93,15 +93,25 @@ describe('wire schemas (every path, the same limits)', () => {
     assert.deepEqual(validate(ChatClientMessage, '{"type":"shout"}'), { ok: false, field: undefined })
     assert.equal(parseWith(ChatClientMessage, '[1,2]'), undefined)
     assert.equal(parseWith(ChatClientMessage, 'null'), undefined)
+    // Issue 17: a join's session and a say's id, each a bounded run of letters, digits, '-' and '_'.
+    const session = 'a'.repeat(32)
+    assert.deepEqual(parseWith(ChatClientMessage, JSON.stringify({ type: 'join', room: 'r', nick: 'ada', session })), { type: 'join', room: 'r', nick: 'ada', session })
+    assert.deepEqual(validate(ChatClientMessage, JSON.stringify({ type: 'join', room: 'r', nick: 'ada', session: 'short' })), { ok: false, field: 'session' })
+    assert.deepEqual(validate(ChatClientMessage, JSON.stringify({ type: 'join', room: 'r', nick: 'ada', session: 'x'.repeat(129) })), { ok: false, field: 'session' })
+    assert.deepEqual(parseWith(ChatClientMessage, '{"type":"say","text":"hi","id":"m-1_a"}'), { type: 'say', text: 'hi', id: 'm-1_a' })
+    for (const id of ['', 'x'.repeat(65), 'a:b', 'a b', 7]) assert.deepEqual(validate(ChatClientMessage, JSON.stringify({ type: 'say', text: 'hi', id })), { ok: false, field: 'id' })
   })
 
   test('chat events from other nodes: the wrong shape, or past the limits, is refused', () => {
-    const good = { type: 'message', room: 'lobby', nick: 'ada', text: 'hi', at: 1, node: 'n' }
+    const good = { type: 'join', room: 'lobby', nick: 'ada', at: 1, node: 'n', claim: 'c'.repeat(43) }
     assert.deepEqual(parseWith(ChatEvent, JSON.stringify(good)), good)
     assert.equal(parseWith(ChatEvent, JSON.stringify({ type: 'here', room: 'lobby', nicks: 12345, node: 'n' })), undefined)
     assert.equal(parseWith(ChatEvent, JSON.stringify({ ...good, nick: 'admin'.repeat(24) })), undefined)
-    assert.equal(parseWith(ChatEvent, JSON.stringify({ ...good, text: 'x'.repeat(5000) })), undefined)
+    assert.equal(parseWith(ChatEvent, JSON.stringify({ ...good, claim: 'c'.repeat(65) })), undefined)
     assert.equal(parseWith(ChatEvent, JSON.stringify({ type: 'here', room: 'lobby', nicks: Array(1001).fill('a'), node: 'n' })), undefined)
+    assert.equal(parseWith(ChatEvent, JSON.stringify({ type: 'here', room: 'lobby', nicks: ['a'], claims: [7], node: 'n' })), undefined)
+    // Issue 17: a room's messages are its history topic, written by the chat app; one on the backplane is refused.
+    assert.equal(parseWith(ChatEvent, JSON.stringify({ type: 'message', room: 'lobby', nick: 'ada', text: 'hi', at: 1, node: 'n' })), undefined)
   })
 })
 

@@ -85,6 +85,29 @@ describe('tether.v1 with in-process history', () => {
     assert.equal(seen.messages[0]!.epoch, positions[0]!.epoch)
   })
 
+  test('names: two namespaces over one store (the hub: relay topics and its apps\' $ topics), each answered by the name the client used', async () => {
+    const { wss, url } = await tetherServer({ handleProtocols: selectDeliveryProtocol })
+    cleanups.push(() => stopWss(wss))
+    const store = new MemoryHistory()
+    const names = {
+      toStore: (topic: string) => (topic.startsWith('$') ? `app:${topic.slice(1)}` : `relay:${topic}`),
+      toClient: (stored: string) => (stored.startsWith('app:') ? `$${stored.slice(4)}` : stored.slice('relay:'.length)),
+    }
+    const server = attachDelivery(wss, { store, names })
+    assert.throws(() => attachDelivery(wss, { store: new MemoryHistory(), names, prefix: 'x:' }), /prefix or names, not both/)
+    const reader = client(url)
+    const own = record(reader.subscribe('$chat:lobby'))
+    const relay = record(reader.subscribe('chat:lobby'))
+    await Promise.all([subscribed(reader.subscription('$chat:lobby')!), subscribed(reader.subscription('chat:lobby')!)])
+    await server.publish('$chat:lobby', 'from the app')
+    await client(url).publish('chat:lobby', 'on the relay topic')
+    await until(() => own.messages.length === 1 && relay.messages.length === 1)
+    assert.deepEqual([own.messages[0]!.data, relay.messages[0]!.data], ['from the app', 'on the relay topic'])
+    // Kept apart in the store, under the names it was given.
+    assert.equal((await store.read('app:chat:lobby', undefined, { maxCount: 10, maxAge: 60_000 })).entries.length, 1)
+    assert.equal((await store.read('relay:chat:lobby', undefined, { maxCount: 10, maxAge: 60_000 })).entries.length, 1)
+  })
+
   test('binary payloads arrive as bytes, text as strings', async () => {
     const { url } = await node()
     const reader = client(url)

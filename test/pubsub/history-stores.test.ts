@@ -184,6 +184,33 @@ describe('history stores connect loudly', { timeout: 30_000 }, () => {
   })
 })
 
+describe('the in-process store is bounded in bytes (maxBytes)', () => {
+  test('past maxBytes the least recently appended topics go (a later use starts a new epoch); the one just appended to stays', async () => {
+    const store = new MemoryHistory({ maxBytes: 10_000 })
+    const feed = new Recorder()
+    store.attach(feed)
+    const kilobyte = (value: string) => ({ data: new TextEncoder().encode(value.padEnd(1000, '.')), binary: false })
+    const first = store.appendNow('old', [kilobyte('a'), kilobyte('b')], POLICY)
+    store.appendNow('kept', [kilobyte('c')], POLICY)
+    assert.equal(store.size, 2)
+    // 2 + 1 + 7 entries of about 1 KB: past 10,000 bytes with the last, and 'old' is the least recently appended.
+    for (let i = 0; i < 7; i++) store.appendNow('busy', [kilobyte(`d${i}`)], POLICY)
+    assert.ok(store.bytes <= 10_000, `${store.bytes} bytes kept`)
+    const old = await store.read('old', undefined, POLICY)
+    assert.notEqual(old.epoch, first.epoch, 'its history was lost, and the epoch says so')
+    assert.deepEqual(old.entries, [])
+    assert.equal((await store.read('busy', undefined, POLICY)).entries.length, 7)
+    // One topic alone over the limit keeps what its policy keeps: nothing else is left to drop.
+    const alone = new MemoryHistory({ maxBytes: 2_000 })
+    for (let i = 0; i < 5; i++) alone.appendNow('big', [kilobyte(`e${i}`)], POLICY)
+    assert.equal((await alone.read('big', undefined, POLICY)).entries.length, 5)
+    // Trimmed entries are no longer counted.
+    const trimmed = new MemoryHistory({ maxBytes: 1_000_000 })
+    for (let i = 0; i < 50; i++) trimmed.appendNow('t', [kilobyte(`f${i}`)], { maxCount: 10, maxAge: 60_000 })
+    assert.ok(trimmed.bytes < 11 * 1_100, `${trimmed.bytes} bytes for 10 retained entries`)
+  })
+})
+
 // Found by the browser test: two appends of one topic in flight at once could be stored out of order (Redis
 // ran a script sent by EVALSHA before an earlier one resent as EVAL after NOSCRIPT), so a publisher's m3 and
 // m4 got offsets 4 and 3. The engine keeps one append per topic in flight; later publishes gather meanwhile.

@@ -1,17 +1,28 @@
 /**
- * `/scores/ws`: live scores. A simulated feed of several matches whose clocks
- * and scores change every second, published on the app's feed topic with one
- * conflation key per match, so a client that falls behind gets the newest
- * state of each match (the `latest` policy), not a backlog; a client that
- * connects gets a snapshot first.
+ * Live scores: a simulated feed of several matches whose clocks and scores
+ * change every second, served two ways.
+ *
+ * - `$scores:feed` on `/v1` (tether.v1, read-only; the page's way): a topic
+ *   with history whose entries are snapshots of every match, one a second.
+ *   Scores are state, not a log: a page subscribes with `recent: 1` (the
+ *   newest snapshot, then live); after a reconnect it resumes, and the last
+ *   of what it gets is the current state. The window is short (FEED_HISTORY).
+ * - `/scores/ws` (JSON, for any WebSocket client): a snapshot first, then each
+ *   match's changes on the app's feed topic with one conflation key per
+ *   match, so a client that falls behind gets the newest state of each match
+ *   (the `latest` policy), not a backlog.
  *
  * The feed is a pure function of the wall clock (a match's events come from
  * a hash of its id, its cycle and the minute), so every node of a cluster
  * computes the same scores at the same second with no coordination, and
- * publishes them locally only.
+ * publishes them locally only. Into the history topic, every node appends
+ * its snapshot of second S with the idempotency key S, so the store keeps
+ * one per second whichever nodes write it; a node's clock a little behind
+ * may append an older second after a newer one, and the page keeps the
+ * newest by `at`.
  */
 import type { App, AppServices } from '../app.js'
-import type { MatchState } from '../wire.js'
+import type { MatchState, ScoresSnapshot } from '../wire.js'
 
 export type { MatchState } from '../wire.js'
 
@@ -19,6 +30,10 @@ export type { MatchState } from '../wire.js'
 export const SCORES_TOPIC = 'local:scores:feed'
 /** The feed's name for permissions. */
 export const SCORES_PUBLIC_NAME = 'scores'
+/** The feed's history topic: `$scores:feed` on /v1. */
+export const FEED_NAME = 'feed'
+/** The feed's window: a minute of snapshots (a page away longer gets the newest ones, which is all it needs). */
+export const FEED_HISTORY = { maxCount: 60, maxAge: 60_000 }
 
 const TEAMS: ReadonlyArray<[string, string]> = [
   ['Lisbon Larks', 'Porto Pumas'],
@@ -97,11 +112,21 @@ export function allMatches(seconds: number): MatchState[] {
   return TEAMS.map((_, index) => matchAt(index, seconds))
 }
 
+/** Every match at the whole second `second`. */
+export function snapshotAt(second: number): ScoresSnapshot {
+  return { type: 'snapshot', matches: allMatches(second), at: second }
+}
+
 export function scoresApp(now: () => number = Date.now): App {
   let timer: NodeJS.Timeout | undefined
+  let appendFailed = 0
   return {
     name: 'scores',
     route: { path: '/scores/ws' },
+    history: {
+      policy: FEED_HISTORY,
+      publicName: (name) => (name === FEED_NAME ? SCORES_PUBLIC_NAME : undefined),
+    },
     check(_param, identity) {
       if (!identity.can('subscribe', SCORES_PUBLIC_NAME)) return { status: 403, message: 'Not allowed to subscribe to scores' }
       return undefined
@@ -109,20 +134,30 @@ export function scoresApp(now: () => number = Date.now): App {
     start(services: AppServices) {
       services.setTopicPolicy(SCORES_TOPIC, { policy: 'latest', backpressureLimit: 64 * 1024 })
       const tick = (): void => {
-        for (const match of allMatches(now() / 1000)) {
+        const second = Math.floor(now() / 1000)
+        const snapshot = snapshotAt(second)
+        for (const match of snapshot.matches) {
           services.publish(SCORES_TOPIC, JSON.stringify({ type: 'match', match }), { key: match.id, local: true })
         }
+        // Every node writes the feed's history, so that a page always finds the newest snapshot there; the
+        // store keeps one a second (the key), whichever nodes write it.
+        services.history.append(FEED_NAME, JSON.stringify(snapshot), { key: String(second) }).catch(() => appendFailed++)
       }
       timer = setInterval(tick, 1000)
       timer.unref()
+      // The first snapshot now: a page that subscribes in the first second finds one.
+      tick()
     },
     open(client) {
-      client.send({ type: 'snapshot', matches: allMatches(now() / 1000) })
+      client.send(snapshotAt(Math.floor(now() / 1000)))
       client.subscribe(SCORES_TOPIC, SCORES_PUBLIC_NAME)
     },
-    // The page sends nothing; anything it does send is ignored.
+    // A client of /scores/ws sends nothing; anything it does send is ignored.
     stop() {
       if (timer !== undefined) clearInterval(timer)
+    },
+    summary() {
+      return { appendFailed }
     },
   }
 }
