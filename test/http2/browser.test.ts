@@ -190,25 +190,29 @@ describe('tether serve --http2 (the hub): pages over HTTP/2 and their WebSockets
     await hub?.close()
   })
 
-  it('serves the chat page over h2, and its WebSocket is a later stream of that connection', async () => {
+  it('serves the chat page over h2, and its WebSockets are later streams of that connection', async () => {
     const chromium = theBrowser()
     hub = await createHub({ port: 0, tls: selfSignedCertificate(), http2: true, log: () => {} })
     const context = await chromium.newContext()
     try {
       const page = await context.newPage()
-      const connection = waitFor<[WebSocket]>(hub.wss, 'connection', 20_000)
       const response = await page.goto(`${hub.url}/chat?room=h2`, { timeout: TIMEOUT })
       assert.equal(response?.status(), 200)
       await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 })
       const protocol = await page.evaluate(NEXT_HOP_PROTOCOL)
       assert.equal(protocol, 'h2')
-      const [ws] = await connection
-      const socket = ws._socket as unknown as { alpnProtocol: string; stream: { id: number } }
-      assert.equal(socket.alpnProtocol, 'h2')
-      // Client streams are numbered 1, 3, 5... in order on one connection: a WebSocket past stream 1 rode the
-      // connection that carried the page, its style and its script before it.
-      assert.ok(socket.stream.id > 1, `the WebSocket is stream ${socket.stream.id}`)
-      assert.equal(hub.wss.clients.size, 1)
+      // The chat page has two WebSockets (/chat/ws for presence, /v1 for the room's messages): both on the page's connection.
+      for (let i = 0; i < 100 && hub.wss.clients.size < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+      const sockets = [...hub.wss.clients].map((ws) => ws._socket as unknown as { alpnProtocol: string; stream: { id: number; session: unknown } })
+      assert.equal(sockets.length, 2)
+      for (const socket of sockets) {
+        assert.equal(socket.alpnProtocol, 'h2')
+        // Client streams are numbered 1, 3, 5... in order on one connection: a WebSocket past stream 1 rode the
+        // connection that carried the page, its style and its script before it.
+        assert.ok(socket.stream.id > 1, `a WebSocket is stream ${socket.stream.id}`)
+      }
+      assert.ok(sockets[0]!.stream.session !== undefined)
+      assert.equal(sockets[0]!.stream.session, sockets[1]!.stream.session, 'one HTTP/2 connection for both')
       // The chat works over it.
       await page.fill('#nick', 'ada')
       await page.click('#join button')
