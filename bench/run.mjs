@@ -6,6 +6,7 @@
 //   npm run bench -- --quick            1 repetition, shorter runs
 //   npm run bench -- --only echo-32B,handshake --reps 5
 //   npm run bench -- --server 'uws=node my-uws-server.mjs {port}'
+//   npm run bench -- --only http2       WebSockets over HTTP/2 streams against TCP (bench/http2.mjs)
 //
 // The server runs pinned to CPU 0 and the generator to CPU 1 (taskset) when the machine
 // has two or more. The generator reports its own CPU use: a value near 1.0 means the
@@ -23,6 +24,7 @@ import { join } from 'node:path'
 
 import { list, namedCommand, number, oneOf, parseOptions } from './args.mjs'
 import { buildLoadgen, freePort, loadgen, root, waitForPort } from './lib.mjs'
+import { runHttp2Bench } from './http2.mjs'
 const results = join(root, 'bench', 'results')
 
 /** Each workload: what the generator does, which figure counts, and the target ratio (tether / ws). */
@@ -47,6 +49,9 @@ const WORKLOADS = [
  */
 const SLOW_LORIS = { name: 'slow-loris', title: 'handshakes during a slow-loris attack', minServed: 0.99, maxMedianMs: 100 }
 
+/** Not against ws (which has no HTTP/2): tether's WebSockets over HTTP/2 streams against its TCP connections (bench/http2.mjs). */
+const HTTP2 = { name: 'http2' }
+
 /**
  * Reliable delivery (issue 17), tether against itself: fan-out of a topic with in-process
  * history (tether.v1 deliveries with positions, /broadcast-history) against the same topic
@@ -62,7 +67,7 @@ const HISTORY = {
 const RESUME = { name: 'resume-10k', title: '10,000 clients resume after their node is killed (SIGKILL)' }
 
 const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [--server 'name=command {port}']
-workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name, HISTORY.name, RESUME.name].join(', ')}`
+workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name, HISTORY.name, RESUME.name, HTTP2.name].join(', ')}`
 
 function parseArgs(argv) {
   const args = parseOptions(
@@ -237,7 +242,7 @@ async function main() {
   mkdirSync(results, { recursive: true })
   const impls = [{ name: 'tether' }, { name: 'ws' }, ...args.servers]
   const workloads = WORKLOADS.filter((w) => !args.only || args.only.includes(w.name))
-  const special = [SLOW_LORIS.name, HISTORY.name, RESUME.name]
+  const special = [SLOW_LORIS.name, HISTORY.name, RESUME.name, HTTP2.name]
   if (args.only && !args.only.every((name) => special.includes(name) || WORKLOADS.some((w) => w.name === name))) {
     console.error(`bench: unknown workload in --only ${args.only.join(',')}\n\n${USAGE}`)
     process.exit(2)
@@ -281,7 +286,8 @@ async function main() {
   const slowLoris = !args.only || args.only.includes(SLOW_LORIS.name) ? await runSlowLoris(args) : undefined
   const history = !args.only || args.only.includes(HISTORY.name) ? await runHistory(args) : undefined
   const resume = !args.only || args.only.includes(RESUME.name) ? await runResume(args) : undefined
-  const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples, slowLoris, history, resume }
+  const http2 = !args.only || args.only.includes(HTTP2.name) ? await runHttp2Bench({ quick: args.quick, reps: args.reps }) : undefined
+  const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples, slowLoris, history, resume, http2 }
   // A partial run (--only) or a quick one does not replace the full run's report and chart.
   const partial = args.quick || args.only !== undefined
   const name = args.quick ? 'quick.json' : args.only ? `only-${args.only.join('+')}.json` : 'latest.json'

@@ -6,8 +6,10 @@
 //               client is subscribed on connect (its first message is the `subscribed` answer),
 //               each message is appended to the history and delivered with its position
 //
-//   node bench/servers/node-server.mjs <tether|ws> <port> [--deflate] [--redis URL | --nats URL]
+//   node bench/servers/node-server.mjs <tether|ws> <port> [--deflate] [--redis URL | --nats URL] [--http2]
 //
+// --http2 (tether): the port speaks clear-text HTTP/2 (h2c), WebSockets arriving as extended
+// CONNECT streams (RFC 8441), for bench/http2.mjs.
 // It prints "ready <port>" once listening. On stdin, "rss" answers
 // "rss <bytes> <clients> <young> <heapUsed> <external>" after a full GC (run node with --expose-gc), "mem" answers "mem <rss> <young> <clients>" at
 // once, and "exit" ends it. Each library uses its
@@ -39,6 +41,7 @@ const wss = new WebSocketServer({
   // Compress every message, however small, so both libraries do the same work.
   perMessageDeflate: deflate ? { threshold: 0 } : false,
   ...(impl === 'tether' ? { topics: { backplane } } : {}),
+  ...(impl === 'tether' && flags.includes('--http2') ? { http2: true } : {}),
 })
 
 const broadcast =

@@ -72,6 +72,7 @@ const SERVE: CommandSpec = {
     { name: 'host', value: '<host>', description: 'address to listen on (0.0.0.0 or :: for every interface)', default: SERVE_DEFAULTS.host },
     { name: 'tls-cert', value: '<file>', description: 'certificate (PEM) to serve https:// and wss://' },
     { name: 'tls-key', value: '<file>', description: 'private key (PEM) for --tls-cert' },
+    { name: 'http2', description: 'with --tls-cert: HTTP/2 beside HTTP/1.1, pages and their WebSockets on one connection (RFC 8441)' },
     {
       name: 'redis',
       value: '<url>',
@@ -199,7 +200,7 @@ Logs: JSON lines on stdout, or one readable line each on a terminal.
 Examples:
   tether serve
   tether serve --port 9000 --redis redis://127.0.0.1:6379    # run several: one cluster
-  tether serve --tls-cert cert.pem --tls-key key.pem
+  tether serve --tls-cert cert.pem --tls-key key.pem --http2    # pages and WebSockets on one HTTP/2 connection
   tether serve --host 0.0.0.0 --allow-origin https://app.example --auth jwt --jwt-secret "$SECRET"`,
 }
 

@@ -14,6 +14,8 @@ export interface ServeOptions {
   host: string
   tlsCert?: string | undefined
   tlsKey?: string | undefined
+  /** HTTP/2 beside HTTP/1.1 (needs TLS). */
+  http2?: boolean | undefined
   redis?: string | undefined
   nats?: string | undefined
   /** How long to wait for the broker at start, in ms; then exit with one line. */
@@ -115,6 +117,7 @@ async function readTls(certFile: string, keyFile: string): Promise<{ cert: strin
 export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfig>> {
   if (options.redis && options.nats) throw new CliError('Choose one backplane: --redis or --nats, not both')
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new CliError('--tls-cert and --tls-key go together')
+  if (options.http2 && !options.tlsCert) throw new CliError('--http2 needs --tls-cert and --tls-key: browsers speak HTTP/2 only over TLS')
   const tls = options.tlsCert && options.tlsKey ? await readTls(options.tlsCert, options.tlsKey) : undefined
   let auth: HubConfig['auth'] = { kind: 'none' }
   if (options.auth === 'jwt') {
@@ -156,6 +159,7 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
     port: options.port,
     host: options.host,
     tls,
+    http2: options.http2 === true,
     backplane: url === undefined ? undefined : { kind: options.redis ? 'redis' : 'nats', url, connectTimeout: options.brokerTimeout },
     compression: options.compression,
     maxPayload: options.maxPayload,

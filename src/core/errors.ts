@@ -51,12 +51,17 @@ export const handshakeErrorStatuses = {
   TETHER_ERR_HANDSHAKE_PROTOCOL: 400,
   TETHER_ERR_HANDSHAKE_EXTENSIONS: 400,
   TETHER_ERR_HANDSHAKE_REJECTED: 403,
+  // RFC 8441 §4 over HTTP/2: an extended CONNECT without :protocol websocket, or without :scheme and :path.
+  TETHER_ERR_HANDSHAKE_H2_PROTOCOL: 400,
+  TETHER_ERR_HANDSHAKE_H2_PSEUDO: 400,
   // Client-side verification of the server's answer; the status is informative.
   TETHER_ERR_HANDSHAKE_STATUS: 0,
   TETHER_ERR_HANDSHAKE_ACCEPT: 0,
   TETHER_ERR_HANDSHAKE_SERVER_PROTOCOL: 0,
   TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS: 0,
   TETHER_ERR_HANDSHAKE_TIMEOUT: 0,
+  // A client asked for HTTP/2 from a server that did not send SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3).
+  TETHER_ERR_HANDSHAKE_H2_UNSUPPORTED: 0,
 } as const satisfies Record<string, number>
 
 export type HandshakeErrorCode = keyof typeof handshakeErrorStatuses

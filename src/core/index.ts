@@ -35,3 +35,4 @@ export {
 export type { ProtocolErrorCode, HandshakeErrorCode } from './errors.js'
 export * from './handshake/headers.js'
 export * from './handshake/http1.js'
+export * from './handshake/http2.js'

@@ -62,6 +62,11 @@ export interface HubConfig {
   host: string
   /** PEM certificate and key: https:// and wss://. */
   tls?: { cert: string | Buffer; key: string | Buffer } | undefined
+  /**
+   * With `tls`: HTTP/2 beside HTTP/1.1 on the port (ALPN), so a browser loads
+   * the pages and opens their WebSockets on one connection (RFC 8441).
+   */
+  http2?: boolean | undefined
   /** Without one, topics live in this process. */
   backplane?: BackplaneConfig | undefined
   /** permessage-deflate for clients that offer it. */
@@ -199,6 +204,7 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
     if (origin !== '*' && !isOrigin(origin)) throw new TypeError(`allowOrigins: ${JSON.stringify(origin)} is not an origin (scheme://host[:port], no path)`)
   }
   count('maxConnectionsPerAddress', resolved.maxConnectionsPerAddress)
+  if (resolved.http2 && !resolved.tls) throw new TypeError('http2 needs tls: browsers speak HTTP/2 only over TLS')
   const metrics = resolved.metrics
   if (metrics.port !== undefined) {
     count('metrics.port', metrics.port)

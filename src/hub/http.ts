@@ -15,7 +15,11 @@
  * (a few KiB each), so a client pipelining thousands of requests costs
  * little; and a connection is closed after MAX_REQUESTS_PER_SOCKET requests
  * (found by an outsider: 50,000 pipelined GETs on one socket held the event
- * loop for 11 s).
+ * loop for 11 s); over HTTP/2 (`--http2`), with a GOAWAY that lets its open
+ * streams (WebSockets too) finish.
+ * Rule 2: over HTTP/2 the listener gets Node's compatibility objects, which
+ * refuse HTTP/1.1's connection fields: a WebSocket endpoint asked for with
+ * a GET is a 400 there (there is no Upgrade to name: RFC 8441 uses CONNECT).
  */
 import { timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -133,9 +137,15 @@ export function requestListener(routes: HttpRoutes): (request: http.IncomingMess
   }
   const requests = new WeakMap<object, number>()
   const handle = async (request: http.IncomingMessage, response: http.ServerResponse): Promise<void> => {
-    const count = (requests.get(request.socket) ?? 0) + 1
-    requests.set(request.socket, count)
-    if (count >= MAX_REQUESTS_PER_SOCKET) response.shouldKeepAlive = false
+    const http2 = request.httpVersionMajor >= 2
+    // Over HTTP/2 a request's socket is a stand-in per stream: count by the connection (its session).
+    const connection: object = (http2 ? (request as unknown as { stream?: { session?: object } }).stream?.session : undefined) ?? request.socket
+    const count = (requests.get(connection) ?? 0) + 1
+    requests.set(connection, count)
+    if (count >= MAX_REQUESTS_PER_SOCKET) {
+      if (http2) (request as unknown as { stream?: { session?: { close(): void } } }).stream?.session?.close()
+      else response.shouldKeepAlive = false
+    }
     if (!routes.hostAllowed(request)) return text(response, 403, 'Forbidden: this Host is not served here\n')
     let path: string
     try {
@@ -149,6 +159,8 @@ export function requestListener(routes: HttpRoutes): (request: http.IncomingMess
     }
     if (operatorRoute(path, request, response, routes)) return
     if (routes.isWebSocketPath(path)) {
+      // Rule 2.
+      if (http2) return text(response, 400, 'Bad Request: this is a WebSocket endpoint (open it with an extended CONNECT)\n')
       response.setHeader('Upgrade', 'websocket')
       return text(response, 426, 'Upgrade Required: this is a WebSocket endpoint\n')
     }

@@ -261,7 +261,8 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
         : undefined
   const hostAllowed = (request: IncomingMessage): boolean => {
     if (allowedHosts === undefined) return true
-    const name = hostName(request.headers.host)
+    // HTTP/2 requests name their host in :authority (a WebSocket's request has both).
+    const name = hostName(request.headers.host ?? (request.headers[':authority'] as string | undefined))
     return name !== undefined && (allowedHosts.has(name) || allowedHosts.has(`[${name}]`))
   }
   const limiters = new Map<string, { limiter: ClientPublishLimiter; connections: number }>()
@@ -292,7 +293,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   const wss: WebSocketServer = new WebSocketServer({
     port: config.port,
     host: config.host,
-    ...(config.tls ? { tls: { cert: config.tls.cert, key: config.tls.key } } : {}),
+    ...(config.tls ? { tls: { cert: config.tls.cert, key: config.tls.key }, ...(config.http2 ? { http2: true } : {}) } : {}),
     requestListener: requestListener({
       root,
       health: () => health(),

@@ -78,10 +78,30 @@ export interface UpgradeChannel {
   readonly upgraded: boolean
   /** Answers with an HTTP error and closes (Rule 1: never throws). */
   reject(status: number, message?: string, headers?: Readonly<Record<string, string | number>>): void
-  /** Writes the 101 head and returns the transport for the WebSocket. */
-  accept(responseHead: string): Transport
+  /**
+   * Writes the answer and returns the transport for the WebSocket: the 101
+   * head over HTTP/1.1; over HTTP/2, the `lines` as the 200's fields.
+   */
+  accept(responseHead: string, lines?: readonly string[]): Transport
   /** Closes at once. */
   destroy(): void
+  /**
+   * Checks the request, when it is not an HTTP/1.1 upgrade (an extended
+   * CONNECT on an HTTP/2 stream, RFC 8441); absent: RFC 6455 §4.2.1.
+   */
+  checkRequest?(): AcceptedHandshake | HandshakeError
+  /** The answer's lines, when not the 101 of HTTP/1.1 (no key to answer over HTTP/2). */
+  answerLines?(protocol: string | undefined, extensions: readonly ExtensionOffer[]): string[]
+  /** Whether the connection is encrypted, when the request's socket does not say (HTTP/2 streams). */
+  readonly secure?: boolean
+}
+
+/** What a valid opening handshake asks for, over either HTTP version (HTTP/2 has no key). */
+export interface AcceptedHandshake {
+  key?: string
+  protocols: string[]
+  extensions: ExtensionOffer[]
+  origin: string | undefined
 }
 
 const kUpgraded = Symbol('tether.upgraded')

@@ -14,15 +14,17 @@ import { EventEmitter } from 'node:events'
 import * as http from 'node:http'
 import type { IncomingMessage, OutgoingHttpHeaders, Server as HttpServer } from 'node:http'
 import https, { type Server as HttpsServer } from 'node:https'
+import * as http2 from 'node:http2'
+import type { Http2SecureServer, Http2Server, Http2ServerRequest, Http2ServerResponse, Http2Session, IncomingHttpHeaders, SecureServerOptions as Http2SecureServerOptions, ServerHttp2Stream } from 'node:http2'
 import { type AddressInfo, type BlockList, type Socket, isIPv4 } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { HandshakeError } from '../core/errors.js'
-import type { ExtensionOffer } from '../core/handshake/headers.js'
 import { type DeflateConfig, type PerMessageDeflateOptions, PERMESSAGE_DEFLATE, acceptDeflate, resolveDeflateOptions } from '../node/deflate.js'
 import { PreparedMessage } from '../node/prepared.js'
 import { hasToken } from '../core/handshake/headers.js'
 import { serializeResponseHead } from '../core/handshake/http1.js'
 import {
+  type AcceptedHandshake,
   SocketChannel,
   type UpgradeChannel,
   UpgradeRequest,
@@ -30,6 +32,7 @@ import {
   rejectUpgrade,
   upgradeResponseLines,
 } from '../node/server.js'
+import { Http2StreamChannel, isHttp2Server, listenForStreams, routeExtendedConnects, streamRequest } from '../node/http2-server.js'
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
@@ -82,7 +85,14 @@ export interface ServerOptions<
   host?: string
   port?: number
   backlog?: number
-  server?: HttpServer<U> | HttpsServer<U>
+  /**
+   * An HTTP server to attach to: `http`, `https`, or (tether's addition) an
+   * HTTP/2 server from `http2.createSecureServer`/`http2.createServer`, whose
+   * extended CONNECT streams (RFC 8441) become WebSockets, besides the
+   * HTTP/1.1 upgrades it takes with `allowHTTP1`. tether turns on its
+   * `enableConnectProtocol` setting.
+   */
+  server?: HttpServer<U> | HttpsServer<U> | Http2Server | Http2SecureServer
   noServer?: boolean
   path?: string
   verifyClient?: VerifyClient<InstanceType<U>>
@@ -143,6 +153,19 @@ export interface ServerOptions<
    * pages and its WebSockets, with every port-mode protection.
    */
   requestListener?: (request: IncomingMessage, response: import('node:http').ServerResponse) => void
+  /**
+   * With `port` (tether's addition): serve WebSockets over HTTP/2 streams too
+   * (RFC 8441: many WebSockets on one connection, as browsers open them on the
+   * connection a page came over). With `tls`, one port speaks HTTP/2 and
+   * HTTP/1.1, chosen by ALPN (`allowHTTP1`), so clients of either kind are
+   * served; without, clear-text HTTP/2 only (h2c with prior knowledge, which
+   * browsers never use). `requestListener` then gets Node's HTTP/2
+   * compatibility objects (`Http2ServerRequest`, `Http2ServerResponse`) for
+   * requests over HTTP/2. An object sets the server's HTTP/2 options, such as
+   * `settings` (`maxConcurrentStreams` defaults to 1,000 WebSockets and
+   * requests at once per connection).
+   */
+  http2?: boolean | Http2PortOptions
   /** With `port`: the largest request head, in bytes; larger gets 431. Default 16 KiB (Node's HTTP server's too). */
   maxHeaderSize?: number
   /** With `port`: the most header fields in a request; more gets 431 (with `useNodeHttp`/`tls`, Node drops the rest). Default 100. */
@@ -217,6 +240,12 @@ export interface ServerOptions<
   maxConnectionsPerAddress?: number
 }
 
+/** HTTP/2 options of a server that owns its port (`http2` option); `settings.enableConnectProtocol` is always on. */
+export type Http2PortOptions = Pick<Http2SecureServerOptions, 'settings' | 'maxSessionMemory' | 'maxOutstandingPings' | 'peerMaxConcurrentStreams' | 'unknownProtocolTimeout'>
+
+/** Streams (WebSockets and requests) one HTTP/2 connection may have open at once, by default. */
+const DEFAULT_MAX_CONCURRENT_STREAMS = 1000
+
 /** What `authenticate` answers. */
 export type AuthResult<User = unknown> = boolean | { user: User } | { status: number; message?: string; headers?: Record<string, string> }
 
@@ -241,6 +270,9 @@ export interface PublishOptions {
   /** Deliver on this server only, not through the backplane to other nodes. */
   local?: boolean
 }
+
+/** Marks a connection port mode admitted to the pool, so it is found again behind a TLS socket or an HTTP/2 session. */
+const kPooledSocket = Symbol('tether.pooledSocket')
 
 const RUNNING = 0
 const CLOSING = 1
@@ -330,7 +362,9 @@ export class WebSocketServer<
   readonly clients: ClientSet<ServerSocket<T, User>>
   /** The `path` option ('' for any), as @types/ws declares it: code typed against ws's Server passes a tether server. */
   path: string
-  #server: HttpServer | HttpsServer | undefined
+  #server: HttpServer | HttpsServer | Http2Server | Http2SecureServer | undefined
+  /** Port mode over HTTP/2: the open sessions (connections), closed gracefully by close(). */
+  #sessions: Set<Http2Session> | undefined
   #listener: TcpListener | undefined
   #removeListeners: (() => void) | undefined
   #state = RUNNING
@@ -434,10 +468,10 @@ export class WebSocketServer<
       timeout: resolved.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
       trusted: (this.#trusted = trustedProxyList(resolved.trustedProxies)),
     }
-    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && tcpHandlesAvailable()
+    const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && !resolved.http2 && tcpHandlesAvailable()
     this.#pool = ownsTcp
       ? new HandshakePool<TcpTransport>(poolOptions, this.#tcpPoolHooks(), this.#stats)
-      : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls)), this.#stats)
+      : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls) || Boolean(resolved.http2)), this.#stats)
 
     if (ownsTcp) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
@@ -457,8 +491,10 @@ export class WebSocketServer<
       const answer426 = (request: IncomingMessage, response: http.ServerResponse): void => {
         if (this.#nodeHeadRead(request.socket)) this.#pool.settle()
         if (listener !== undefined) return listener(request, response)
-        const body = http.STATUS_CODES[426]!
-        response.writeHead(426, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' })
+        // Over HTTP/2 a 426 cannot name the protocol (no Upgrade field, RFC 9113 §8.2.2): say what is expected.
+        const status = request.httpVersionMajor >= 2 ? 400 : 426
+        const body = status === 400 ? 'This port serves WebSockets: an extended CONNECT with :protocol websocket (RFC 8441)' : http.STATUS_CODES[426]!
+        response.writeHead(status, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain' })
         response.end(body)
       }
       // Node's server reads the request here: give it the port-mode limits, and admit each
@@ -468,12 +504,15 @@ export class WebSocketServer<
         maxHeaderSize: resolved.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
         ...(timeout > 0 ? { headersTimeout: timeout, requestTimeout: timeout } : {}),
       }
-      const server = resolved.tls
-        ? https.createServer({ ...limits, ...(timeout > 0 ? { handshakeTimeout: timeout } : {}), ...resolved.tls }, answer426)
-        : http.createServer(limits, answer426)
-      server.maxHeadersCount = resolved.maxHeaders ?? DEFAULT_MAX_HEADERS
+      const server = resolved.http2
+        ? this.#createHttp2Server(resolved as ServerOptions<T, U, User>, limits, timeout, answer426)
+        : resolved.tls
+          ? https.createServer({ ...limits, ...(timeout > 0 ? { handshakeTimeout: timeout } : {}), ...resolved.tls }, answer426)
+          : http.createServer(limits, answer426)
+      ;(server as HttpServer).maxHeadersCount = resolved.maxHeaders ?? DEFAULT_MAX_HEADERS
       this.#nodeHeads = new Map()
-      server.on('connection', (socket: Socket) => this.#acceptNode(socket, Boolean(resolved.tls)))
+      // Over TLS, or HTTP/2 (whose clients expect frames, not an HTTP/1.1 answer), a refusal is a close.
+      server.on('connection', (socket: Socket) => this.#acceptNode(socket, Boolean(resolved.tls) || Boolean(resolved.http2)))
       server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.#nodeClientError(error, socket))
       server.listen(resolved.port, resolved.host, resolved.backlog, callback)
       this.#server = server
@@ -500,10 +539,18 @@ export class WebSocketServer<
       server.on('listening', onListening)
       server.on('error', onError)
       server.on('upgrade', onUpgrade)
+      // HTTP/2 (RFC 8441): WebSockets arrive as extended CONNECT streams, on the same connections as requests.
+      let removeStreamListeners: (() => void) | undefined
+      if (isHttp2Server(server)) {
+        // Sessions the server opens from now on tell clients that they may send extended CONNECTs (§3).
+        if (!resolved.http2) server.updateSettings({ enableConnectProtocol: true })
+        removeStreamListeners = listenForStreams(server, (stream, headers, rawHeaders) => this.#acceptStream(stream, headers, rawHeaders))
+      }
       this.#removeListeners = () => {
         server.removeListener('listening', onListening)
         server.removeListener('error', onError)
         server.removeListener('upgrade', onUpgrade)
+        removeStreamListeners?.()
       }
     }
   }
@@ -548,6 +595,9 @@ export class WebSocketServer<
       this.#removeListeners = undefined
       this.#server = undefined
       server.close(() => this.#emitClose())
+      // HTTP/2 connections stay open for their streams: a GOAWAY (NO_ERROR) lets open WebSockets and
+      // requests finish and refuses new ones; each connection then closes, and the server with the last.
+      for (const session of this.#sessions ?? []) session.close()
     } else {
       // The port could not be bound; nothing is open.
       process.nextTick(() => this.#emitClose())
@@ -623,6 +673,103 @@ export class WebSocketServer<
       return channel.reject(503, 'Too many handshakes in progress')
     }
     this.#upgrade(request, channel, head, callback, this.#settler())
+  }
+
+  /**
+   * Completes (or refuses) a WebSocket over an HTTP/2 stream (tether's
+   * addition, RFC 8441): `stream` and `headers` as Node's `http2` server
+   * gives them in its 'stream' event, for an extended CONNECT with
+   * `:protocol websocket`. The HTTP/2 counterpart of `handleUpgrade`, for
+   * `noServer` setups; servers given as `server`, or owning their port with
+   * `http2`, call it themselves. The request `callback` gets is an
+   * `http.IncomingMessage` with `httpVersion` '2.0' and `headers.host` from
+   * `:authority`.
+   *
+   * @example
+   * ```ts
+   * const server = http2.createSecureServer({ key, cert, allowHTTP1: true, settings: { enableConnectProtocol: true } })
+   * const wss = new WebSocketServer({ noServer: true })
+   * server.on('stream', (stream, headers) => {
+   *   if (headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket')
+   *     wss.handleStream(stream, headers, (ws, request) => wss.emit('connection', ws, request))
+   * })
+   * ```
+   */
+  handleStream(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    callback: (client: ServerSocket<T, User>, request: InstanceType<U>) => void,
+    rawHeaders?: string[],
+  ): void {
+    const channel = new Http2StreamChannel(stream, headers)
+    if (!this.#pool.reserve()) {
+      this.#stats.tooManyPending++
+      this.#refused('too-many-pending', 503, 'Too many handshakes in progress', () => (channel.socket as Socket).remoteAddress)
+      return channel.reject(503, 'Too many handshakes in progress')
+    }
+    this.#upgrade(streamRequest(channel, rawHeaders), channel, undefined, callback as UpgradeCallback, this.#settler())
+  }
+
+  /** An extended CONNECT on the server's HTTP/2 connections (given as `server`, or owned with `http2`). */
+  #acceptStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[] | undefined): void {
+    const channel = new Http2StreamChannel(stream, headers)
+    const request = streamRequest(channel, rawHeaders)
+    const emitConnection = (ws: WebSocket): void => {
+      this.emit('connection', ws, request)
+    }
+    // Port mode: the connection's first request ends its head phase; its place in the pool decides this one.
+    let held = false
+    try {
+      held = stream.session !== undefined && this.#nodeHeadRead(stream.session.socket as unknown as Duplex)
+    } catch {
+      // The session lost its socket meanwhile (Node's proxy throws): the decision finds the stream unusable.
+    }
+    if (!held && !this.#pool.reserve()) {
+      this.#stats.tooManyPending++
+      this.#refused('too-many-pending', 503, 'Too many handshakes in progress', () => (channel.socket as Socket).remoteAddress)
+      return channel.reject(503, 'Too many handshakes in progress')
+    }
+    this.#upgrade(request, channel, undefined, emitConnection, this.#settler())
+  }
+
+  /**
+   * Port mode over HTTP/2 (`http2`): Node's HTTP/2 server, over TLS with
+   * HTTP/1.1 beside it through ALPN, with the port-mode limits on both:
+   * header size and count, the head timeouts (HTTP/1.1), the TLS handshake
+   * timeout, and (HTTP/2) at most 1,000 streams at once per connection unless
+   * `settings` say otherwise.
+   */
+  #createHttp2Server(
+    resolved: ServerOptions<T, U, User>,
+    limits: http.ServerOptions,
+    timeout: number,
+    answer: (request: IncomingMessage, response: http.ServerResponse) => void,
+  ): Http2Server | Http2SecureServer {
+    const chosen = typeof resolved.http2 === 'object' ? resolved.http2 : {}
+    const options = {
+      maxHeaderListPairs: (resolved.maxHeaders ?? DEFAULT_MAX_HEADERS) + 8,
+      ...chosen,
+      settings: {
+        maxConcurrentStreams: DEFAULT_MAX_CONCURRENT_STREAMS,
+        maxHeaderListSize: limits.maxHeaderSize,
+        ...chosen.settings,
+        // RFC 8441 §3: what tells clients they may open WebSockets as streams.
+        enableConnectProtocol: true,
+      },
+    }
+    const server = resolved.tls
+      ? http2.createSecureServer({ allowHTTP1: true, ...(timeout > 0 ? { handshakeTimeout: timeout } : {}), ...resolved.tls, ...options })
+      : http2.createServer(options)
+    // The HTTP/1.1 side (allowHTTP1) reads these from the server, as an http.Server does.
+    Object.assign(server, { maxHeaderSize: limits.maxHeaderSize }, timeout > 0 ? { headersTimeout: timeout, requestTimeout: timeout } : {})
+    server.on('request', answer as unknown as (request: Http2ServerRequest, response: Http2ServerResponse) => void)
+    routeExtendedConnects(server, (stream, headers, rawHeaders) => this.#acceptStream(stream, headers, rawHeaders))
+    const sessions = (this.#sessions = new Set())
+    server.on('session', (session: Http2Session) => {
+      sessions.add(session)
+      session.once('close', () => sessions.delete(session))
+    })
+    return server
   }
 
   /** How often each limit tripped (tether's addition): 408/431/503/403/401 refusals, 1009/1008/1013/1001 closes, timeouts, displaced handshakes. */
@@ -756,6 +903,7 @@ export class WebSocketServer<
       return
     }
     this.#nodeHeads!.set(socket, entry)
+    ;(socket as Socket & { [kPooledSocket]?: Socket })[kPooledSocket] = socket
     socket.once('close', this.#onNodeSocketClose)
   }
 
@@ -804,8 +952,10 @@ export class WebSocketServer<
     const heads = this.#nodeHeads
     if (heads === undefined) return false
     // Over TLS, 'connection' gave the TCP socket and the request comes on the TLSSocket around it
-    // (`_parent`, Node's own field; test/ws/handshake-fairness.test.ts runs this path).
-    const raw = heads.has(socket) ? socket : ((socket as Duplex & { _parent?: Duplex })._parent ?? socket)
+    // (`_parent`, Node's own field; test/ws/handshake-fairness.test.ts runs this path). Over HTTP/2 the
+    // request's socket is Node's proxy of the connection's, which passes the mark (and `_parent`) through.
+    const marked = socket as Duplex & { _parent?: Duplex; [kPooledSocket]?: Duplex }
+    const raw = heads.has(socket) ? socket : (marked[kPooledSocket] ?? marked._parent ?? socket)
     const entry = heads.get(raw)
     if (entry === undefined) return false
     heads.delete(raw)
@@ -843,7 +993,8 @@ export class WebSocketServer<
       this.#refused(reason, status, message, address)
       channel.reject(status, message, headers)
     }
-    const accepted = checkUpgradeRequest(request as IncomingMessage)
+    // HTTP/1.1: RFC 6455 §4.2.1; an HTTP/2 stream: RFC 8441 §4, §5 (its channel knows).
+    const accepted = channel.checkRequest?.() ?? checkUpgradeRequest(request as IncomingMessage)
     if (accepted instanceof HandshakeError) {
       settled()
       this.#refused('invalid-request', accepted.status, accepted.message, address)
@@ -876,7 +1027,7 @@ export class WebSocketServer<
       const socket = request instanceof UpgradeRequest ? undefined : (request.socket as Socket & { authorized?: boolean; encrypted?: boolean })
       const info: VerifyClientInfo = {
         origin: accepted.origin as string,
-        secure: Boolean(socket?.authorized || socket?.encrypted),
+        secure: channel.secure ?? Boolean(socket?.authorized || socket?.encrypted),
         req: request as IncomingMessage,
       }
       if (verifyClient.length === 2) {
@@ -1013,7 +1164,7 @@ export class WebSocketServer<
 
   /** The `authenticate` hook, if any, then the upgrade. */
   #authenticate(
-    accepted: { key: string; protocols: string[]; extensions: ExtensionOffer[]; origin: string | undefined },
+    accepted: AcceptedHandshake,
     request: IncomingMessage | UpgradeRequest,
     channel: UpgradeChannel,
     head: Buffer | undefined,
@@ -1022,11 +1173,10 @@ export class WebSocketServer<
     reject: (reason: HandshakeRefusalReason, status: number, message?: string, headers?: Readonly<Record<string, string | number>>) => void,
   ): void {
     const authenticate = this.options.authenticate
-    const complete = (user?: unknown): void =>
-      this.#complete(accepted.key, accepted.protocols, accepted.extensions, request, channel, head, callback, settled, user)
+    const complete = (user?: unknown): void => this.#complete(accepted, request, channel, head, callback, settled, user)
     if (authenticate === undefined) return complete()
     const socket = request instanceof UpgradeRequest ? undefined : (request.socket as Socket & { encrypted?: boolean })
-    const info = { origin: accepted.origin, protocols: accepted.protocols, secure: Boolean(socket?.encrypted) }
+    const info = { origin: accepted.origin, protocols: accepted.protocols, secure: channel.secure ?? Boolean(socket?.encrypted) }
     const decide = (result: AuthResult): void => {
       if (result === true) return complete()
       if (typeof result === 'object' && result !== null && 'user' in result) return complete(result.user)
@@ -1051,9 +1201,7 @@ export class WebSocketServer<
   }
 
   #complete(
-    key: string,
-    protocols: string[],
-    extensionOffers: ExtensionOffer[],
+    accepted: AcceptedHandshake,
     request: IncomingMessage | UpgradeRequest,
     channel: UpgradeChannel,
     head: Buffer | undefined,
@@ -1094,6 +1242,7 @@ export class WebSocketServer<
       }
     }
 
+    const { protocols, extensions: extensionOffers } = accepted
     let protocol: string | undefined
     if (protocols.length > 0) {
       const handleProtocols = this.options.handleProtocols
@@ -1102,14 +1251,16 @@ export class WebSocketServer<
     }
     // RFC 7692 §5: the first acceptable offer, or none (then no compression, not a refusal).
     const deflate = this.#deflate ? acceptDeflate(extensionOffers, this.#deflate) : undefined
-    const lines = upgradeResponseLines(key, protocol, deflate ? [deflate.response] : [])
+    const agreed = deflate ? [deflate.response] : []
+    // HTTP/1.1: 101 with the key's Accept; an HTTP/2 stream: 200, no key (RFC 8441 §5).
+    const lines = channel.answerLines?.(protocol, agreed) ?? upgradeResponseLines(accepted.key ?? '', protocol, agreed)
     const Class = (this.options.WebSocket ?? WebSocket) as typeof WebSocket
     const ws = new Class(null, undefined, this.options as WebSocketOptions)
     ws[kServer] = this.#context
     if (user !== undefined) ws.user = user
     ws._setNegotiated(protocol ?? '', deflate ? PERMESSAGE_DEFLATE : '')
     this.emit('headers', lines, request)
-    const transport = channel.accept(serializeResponseHead(lines))
+    const transport = channel.accept(serializeResponseHead(lines), lines)
     ws._attach(transport, head, this.options as WebSocketOptions, deflate?.session)
 
     this.#open++
@@ -1134,7 +1285,8 @@ export class WebSocketServer<
     headers?: Readonly<Record<string, string>>,
     error?: Error,
   ): void {
-    if (this.listenerCount('wsClientError') > 0) {
+    // An HTTP/2 stream is answered with HEADERS, not with bytes a wsClientError listener would write.
+    if (channel.checkRequest === undefined && this.listenerCount('wsClientError') > 0) {
       this.emit('wsClientError', error ?? new Error(message ?? http.STATUS_CODES[status]), channel.socket, request)
       return
     }

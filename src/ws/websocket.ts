@@ -32,8 +32,13 @@ import {
   type ClientHandshakeHooks,
   type ClientHandshakeOptions,
   checkSubprotocols,
+  parseWebSocketUrl,
   startClientHandshake,
 } from '../node/client.js'
+import { type Http2HandshakeHooks, startHttp2Handshake } from '../node/http2-client.js'
+import { Http2StreamTransport } from '../node/http2-transport.js'
+import type { ClientHttp2Stream } from 'node:http2'
+import type { Duplex } from 'node:stream'
 import { ProtocolError, TetherError } from '../core/errors.js'
 import {
   type DeflateOfferState,
@@ -135,6 +140,17 @@ export interface WebSocketOptions extends Omit<ClientHandshakeOptions, 'checkSer
   /** Fills each frame's 4-byte masking key (clients). */
   generateMask?(mask: Buffer): void
   protocols?: string | string[]
+  /**
+   * Open the WebSocket as a stream of an HTTP/2 connection (RFC 8441; tether's
+   * addition): `true` for HTTP/2 or an error (`wss:` over TLS, `ws:` as h2c
+   * with prior knowledge), `'auto'` for HTTP/2 where the server offers
+   * WebSockets over it and HTTP/1.1 otherwise (`wss:` only; ALPN and the
+   * server's SETTINGS decide). WebSockets to one origin share one connection,
+   * closed `http2IdleTimeout` after the last of them. Default false.
+   */
+  http2?: boolean | 'auto'
+  /** With `http2`: how long the shared connection stays open once its last WebSocket closed, in ms. Default 5 000. */
+  http2IdleTimeout?: number
 }
 
 export interface SendOptions {
@@ -193,6 +209,8 @@ class ColdState {
   sweepTimer: NodeJS.Timeout | undefined = undefined
   /** What the server's `authenticate` hook accepted the connection as. */
   user: unknown = undefined
+  /** Gives up a client handshake over HTTP/2 (http2-client.ts) while CONNECTING. */
+  abortStream: (() => void) | undefined = undefined
 }
 
 /**
@@ -310,7 +328,14 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     try {
       const offer = this.#cold?.deflateOffer
       const extensionOffers = offer ? [offer.offer] : []
-      startClientHandshake(url, offered, { ...this.#options, extensionOffers } as ClientHandshakeOptions, new ClientHooks(this))
+      const handshake = { ...this.#options, extensionOffers } as ClientHandshakeOptions
+      const http2 = this.#options.http2
+      if (http2 === true || http2 === 'auto') {
+        const hooks = new Http2Hooks(this, url, offered, handshake)
+        startHttp2Handshake(parseWebSocketUrl(url).url, offered, { ...handshake, http2 } as never, hooks)
+      } else {
+        startClientHandshake(url, offered, handshake, new ClientHooks(this))
+      }
     } catch (error) {
       this.#releaseOffer()
       throw error
@@ -714,6 +739,25 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
 
   /** @internal The server accepted the client handshake. */
   _handshakeAccepted(socket: Socket, head: Buffer, accepted: AcceptedResponse): void {
+    this.#opened(accepted, socket, (deflate) => this.setSocket(socket, head, this.#options, deflate))
+  }
+
+  /** @internal The server accepted the extended CONNECT (RFC 8441): the stream carries the WebSocket. */
+  _streamAccepted(stream: ClientHttp2Stream, accepted: AcceptedResponse): void {
+    const transport = new Http2StreamTransport(stream)
+    this.#opened(accepted, transport, (deflate) => this._attach(transport, undefined, this.#options, deflate))
+  }
+
+  /** @internal The HTTP/2 attempt started; `abort` gives it up (close() while CONNECTING). */
+  _streamRequested(url: string, abort: () => void): void {
+    const cold = this.#warm()
+    cold.url = url
+    cold.abortStream = abort
+  }
+
+  /** Completes permessage-deflate from the answer, then opens over the connection; fails it if the answer is unacceptable. */
+  #opened(accepted: AcceptedResponse, connection: { destroy(): void }, attach: (deflate: DeflateSession | undefined) => void): void {
+    if (this.#cold !== undefined) this.#cold.abortStream = undefined
     let deflate: DeflateSession | undefined
     const offer = this.#cold?.deflateOffer
     if (offer !== undefined) {
@@ -721,14 +765,14 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       const outcome = completeDeflate(offer, accepted.extensions.find((extension) => extension.name === PERMESSAGE_DEFLATE))
       if (typeof outcome === 'string') {
         // RFC 7692 §7.1: an answer the client cannot accept fails the connection.
-        socket.destroy()
+        connection.destroy()
         this._handshakeFailed(new TetherError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', 'Invalid Sec-WebSocket-Extensions header', { cause: outcome }))
         return
       }
       deflate = outcome
     }
     this._setNegotiated(accepted.protocol, deflate ? PERMESSAGE_DEFLATE : '')
-    this.setSocket(socket, head, this.#options, deflate)
+    attach(deflate)
   }
 
   // ------------------------------------------------------------------ topics
@@ -940,6 +984,11 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
 
   #abortHandshake(message: string): void {
     this.#readyState = CLOSING
+    const abortStream = this.#cold?.abortStream
+    if (abortStream !== undefined) {
+      this.#cold!.abortStream = undefined
+      abortStream()
+    }
     const request = this.#cold?.request
     if (request) {
       request.destroy()
@@ -988,6 +1037,50 @@ class ClientHooks implements ClientHandshakeHooks {
   }
   failed(error: Error): void {
     this.context._handshakeFailed(error)
+  }
+}
+
+/** The client handshake over HTTP/2 (node/http2-client.ts), and its way back to HTTP/1.1 for `http2: 'auto'`. */
+class Http2Hooks implements Http2HandshakeHooks {
+  readonly context: WebSocket
+  readonly #address: string | URL
+  readonly #protocols: readonly string[]
+  readonly #options: ClientHandshakeOptions
+
+  constructor(ws: WebSocket, address: string | URL, protocols: readonly string[], options: ClientHandshakeOptions) {
+    this.context = ws
+    this.#address = address
+    this.#protocols = protocols
+    this.#options = options
+  }
+  started(url: string, abort: () => void): void {
+    this.context._streamRequested(url, abort)
+  }
+  upgradeReceived(response: IncomingMessage): void {
+    this.context.emit('upgrade', response)
+  }
+  isAbandoned(): boolean {
+    return this.context.readyState !== CONNECTING
+  }
+  opened(stream: ClientHttp2Stream, accepted: AcceptedResponse): void {
+    this.context._streamAccepted(stream, accepted)
+  }
+  failed(error: Error): void {
+    this.context._handshakeFailed(error)
+  }
+  fallback(socket: Duplex | undefined): void {
+    if (this.isAbandoned()) {
+      socket?.destroy()
+      return
+    }
+    // 'auto' found no WebSockets over HTTP/2: HTTP/1.1, on the TLS connection ALPN settled on when there is one.
+    const options = socket === undefined ? this.#options : { ...this.#options, createConnection: () => socket } as ClientHandshakeOptions
+    try {
+      startClientHandshake(this.#address, this.#protocols, options, new ClientHooks(this.context))
+    } catch (error) {
+      socket?.destroy()
+      this.context._handshakeFailed(error as Error)
+    }
   }
 }
 
@@ -1164,6 +1257,7 @@ export declare namespace WebSocket {
   type ServerSocket<T extends typeof import('./websocket.js').WebSocket = typeof import('./websocket.js').WebSocket, User = unknown> =
     import('./websocket-server.js').ServerSocket<T, User>
   type AuthResult<User = unknown> = import('./websocket-server.js').AuthResult<User>
+  type Http2PortOptions = import('./websocket-server.js').Http2PortOptions
   type ClientSet<Socket = import('./websocket.js').WebSocket> = import('./websocket-server.js').ClientSet<Socket>
   /** ws's Sec-WebSocket-Extensions helpers (`require('ws/lib/extension')`): `parse` and `format`. */
   const extension: typeof import('./header-helpers.js').extension

@@ -1,8 +1,9 @@
 /**
  * The raw peers of the conformance suite: a hand-written WebSocket client
  * (drives a tether server) and a hand-written WebSocket server (drives a
- * tether client), both over plain `net` sockets, plus what they need to
- * speak permessage-deflate themselves.
+ * tether client), both over plain `net` sockets or as streams of HTTP/2
+ * connections (RFC 8441, on Node's `http2`: `connectRawH2Client`,
+ * `RawH2Server`), plus what they need to speak permessage-deflate themselves.
  *
  * Theory of operation: after the opening handshake, which each peer writes
  * and checks by hand (RFC 6455 §4), a connection is a `Wire`. A Wire writes
@@ -28,7 +29,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import net, { type AddressInfo, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import zlib from 'node:zlib'
 import { DeflateAuditor } from './inflate-audit.js'
 
@@ -328,7 +331,8 @@ export interface CloseInfo {
  * Events: 'change' after anything was recorded (frames, FIN, close).
  */
 export class Wire extends EventEmitter {
-  readonly socket: Socket
+  /** A TCP socket, or an HTTP/2 stream (RFC 8441: END_STREAM for FIN, RST_STREAM for a reset). */
+  readonly socket: Duplex
   /** The peer is the client: it masks what it sends and expects unmasked frames. */
   readonly peerIsClient: boolean
   readonly started = now()
@@ -358,12 +362,12 @@ export class Wire extends EventEmitter {
   private messageCompressed = false
   private messageFrames = 0
 
-  constructor(socket: Socket, peerIsClient: boolean, initial: Buffer) {
+  constructor(socket: Duplex, peerIsClient: boolean, initial: Buffer) {
     super()
     this.setMaxListeners(0)
     this.socket = socket
     this.peerIsClient = peerIsClient
-    socket.setNoDelay(true)
+    ;(socket as Partial<Socket>).setNoDelay?.(true)
     socket.on('data', (chunk: Buffer) => this.received(chunk))
     socket.on('end', () => this.testeeEnded())
     socket.on('close', () => {
@@ -841,4 +845,141 @@ function checkRequest(head: string): string | undefined {
   const key = headerOf(head, 'sec-websocket-key') ?? ''
   if (!/^[A-Za-z0-9+/]{22}==$/.test(key) || Buffer.from(key, 'base64').length !== 16) return 'Sec-WebSocket-Key is not 16 bytes in base64'
   return undefined
+}
+
+// ------------------------------------------------ HTTP/2 streams (RFC 8441)
+
+/** An HTTP/2 answer or request as an HTTP/1-style head, so that `headerOf` reads its fields. */
+function headOf(firstLine: string, fields: IncomingHttpHeaders): string {
+  const lines = [firstLine]
+  for (const [name, value] of Object.entries(fields)) {
+    if (name.startsWith(':') || value === undefined) continue
+    for (const one of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${one}`)
+  }
+  return lines.join('\r\n') + '\r\n\r\n'
+}
+
+/**
+ * The raw client over HTTP/2 (server role): an extended CONNECT on `session`
+ * (RFC 8441 §4, §5), checks the 200 (no Sec-WebSocket-Accept), and returns
+ * the Wire over the stream and the answer as a head.
+ */
+export async function connectRawH2Client(
+  session: ClientHttp2Session,
+  authority: string,
+  options: { path: string; extensions?: string; ms: number },
+): Promise<{ wire: Wire; head: string }> {
+  const fields: Record<string, string> = {
+    ':method': 'CONNECT',
+    ':protocol': 'websocket',
+    ':scheme': 'http',
+    ':path': options.path,
+    ':authority': authority,
+    'sec-websocket-version': '13',
+  }
+  if (options.extensions !== undefined) fields['sec-websocket-extensions'] = options.extensions
+  const stream = session.request(fields, { endStream: false })
+  stream.on('error', () => {})
+  try {
+    const answer = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to the CONNECT within ${options.ms} ms`)), options.ms)
+      stream.once('response', (headers) => {
+        clearTimeout(timer)
+        resolve(headers)
+      })
+      stream.once('close', () => {
+        clearTimeout(timer)
+        reject(new Error(`the stream closed during the opening handshake (code ${stream.rstCode})`))
+      })
+    })
+    const status = Number(answer[':status'])
+    if (status !== 200) throw new Error(`the server answered ${status}`)
+    if (answer['sec-websocket-accept'] !== undefined) throw new Error('Sec-WebSocket-Accept in an HTTP/2 answer (RFC 8441 §5)')
+    return { wire: new Wire(stream, true, EMPTY), head: headOf(`HTTP/2 ${status}`, answer) }
+  } catch (error) {
+    stream.destroy()
+    throw error
+  }
+}
+
+/**
+ * The raw server over HTTP/2 (client role): a clear-text HTTP/2 server (h2c)
+ * that sends SETTINGS_ENABLE_CONNECT_PROTOCOL, answers one extended CONNECT
+ * per `accept()` call with 200 after checking it by hand, and returns the
+ * Wire over its stream.
+ */
+export class RawH2Server {
+  readonly server: http2.Http2Server
+  private waiting: { answer: Answer; resolve: (value: { wire: Wire; head: string }) => void; reject: (error: Error) => void } | undefined
+  private readonly sessions = new Set<http2.ServerHttp2Session>()
+
+  constructor() {
+    this.server = http2.createServer({ settings: { enableConnectProtocol: true } })
+    this.server.on('session', (session) => {
+      this.sessions.add(session)
+      session.on('close', () => this.sessions.delete(session))
+      session.on('error', () => {})
+    })
+    this.server.on('stream', (stream, headers) => this.stream(stream, headers))
+  }
+
+  async listen(): Promise<number> {
+    this.server.listen(0, HOST)
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('listening', resolve)
+      this.server.once('error', reject)
+    })
+    return (this.server.address() as AddressInfo).port
+  }
+
+  /** The next extended CONNECT, answered with `answer`; rejects after `ms`. */
+  accept(answer: Answer, ms: number): Promise<{ wire: Wire; head: string }> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined
+        reject(new Error(`no extended CONNECT within ${ms} ms`))
+      }, ms)
+      this.waiting = {
+        answer,
+        resolve: (value) => {
+          clearTimeout(timer)
+          resolve(value)
+        },
+        reject: (error) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      }
+    })
+  }
+
+  private stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', () => {})
+    const waiting = this.waiting
+    this.waiting = undefined
+    if (waiting === undefined) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM)
+      return
+    }
+    const head = headOf(`${headers[':method']} ${headers[':path']} HTTP/2`, headers)
+    const problem =
+      headers[':method'] !== 'CONNECT' ? 'not a CONNECT'
+        : headers[':protocol'] !== 'websocket' ? 'no :protocol websocket'
+          : headers[':scheme'] === undefined || headers[':path'] === undefined ? 'no :scheme or :path'
+            : headers['sec-websocket-version'] !== '13' ? 'Sec-WebSocket-Version is not 13'
+              : undefined
+    if (problem !== undefined) {
+      stream.respond({ ':status': 400 }, { endStream: true })
+      waiting.reject(new Error(`bad extended CONNECT: ${problem}`))
+      return
+    }
+    const { extensions } = waiting.answer(head)
+    stream.respond(extensions === undefined ? { ':status': 200 } : { ':status': 200, 'sec-websocket-extensions': extensions })
+    waiting.resolve({ wire: new Wire(stream, false, EMPTY), head })
+  }
+
+  async close(): Promise<void> {
+    for (const session of this.sessions) session.destroy()
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
 }

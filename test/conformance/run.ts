@@ -5,13 +5,15 @@
  *
  *   npm run conformance -- --role server --group 6 --group 7
  *   npm run conformance -- --case 6.4 --case 5.19
+ *   npm run conformance -- --transport h2        (WebSockets as HTTP/2 streams, RFC 8441)
  */
 import type { Role } from './cases.js'
 import { formatReport, summaryLine } from './report.js'
-import { runRole } from './suite.js'
+import { type Transport, runRole } from './suite.js'
 import type { CaseResult } from './verdict.js'
 
-function parseArguments(argv: string[]): { roles: Role[]; groups: number[]; ids: string[] } {
+function parseArguments(argv: string[]): { roles: Role[]; groups: number[]; ids: string[]; transport: Transport } {
+  let transport: Transport = 'tcp'
   const roles: Role[] = []
   const groups: number[] = []
   const ids: string[] = []
@@ -34,16 +36,20 @@ function parseArguments(argv: string[]): { roles: Role[]; groups: number[]; ids:
         if (!Number.isInteger(n)) throw new Error(`--group needs a number, not ${group}`)
         groups.push(n)
       }
+    } else if (flag === '--transport') {
+      const chosen = value()
+      if (chosen !== 'tcp' && chosen !== 'h2') throw new Error(`--transport must be tcp or h2, not ${chosen}`)
+      transport = chosen
     } else if (flag === '--case') {
       ids.push(...value().split(','))
     } else if (flag === '--help' || flag === '-h') {
-      console.log('usage: run.js [--role server|client] [--group N]... [--case ID]...')
+      console.log('usage: run.js [--role server|client] [--group N]... [--case ID]... [--transport tcp|h2]')
       process.exit(0)
     } else {
       throw new Error(`unknown argument ${arg}`)
     }
   }
-  return { roles: roles.length ? roles : ['server', 'client'], groups, ids }
+  return { roles: roles.length ? roles : ['server', 'client'], groups, ids, transport }
 }
 
 async function main(): Promise<void> {
@@ -57,7 +63,7 @@ async function main(): Promise<void> {
   const started = performance.now()
   const all: Array<[Role, CaseResult[]]> = []
   for (const role of options.roles) {
-    const results = await runRole(role, { groups: options.groups, ids: options.ids })
+    const results = await runRole(role, { groups: options.groups, ids: options.ids, transport: options.transport })
     console.log(formatReport(role, results))
     all.push([role, results])
   }

@@ -8,6 +8,13 @@
  * connects to it, with the same echo application (and the case's
  * `perMessageDeflate` options in groups 12 and 13).
  *
+ * Over HTTP/2 (`transport: 'h2'`, RFC 8441) the same cases run on streams:
+ * the server's echo servers own their ports with `http2` (clear-text h2c)
+ * and the raw client opens each case as an extended CONNECT on one shared
+ * connection; in the client role tether's client opens each case's WebSocket
+ * on its pooled connection to a raw HTTP/2 server. END_STREAM stands where
+ * the verdicts say FIN, RST_STREAM where they say reset.
+ *
  * Theory of operation: cases run one after another. For each: the opening
  * handshake (checked by hand, and for compression the negotiation), the
  * steps of the plan, then the ending: the peer waits (bounded) for the
@@ -18,7 +25,8 @@
  */
 import { WebSocket, WebSocketServer } from '../../src/index.js'
 import { type ConformanceCase, type Plan, type Role, CASES } from './cases.js'
-import { type DeflateAgreement, type FrameSpec, HOST, Op, PeerDeflate, RawServer, type Wire, connectRawClient, delay, headerOf, now } from './peers.js'
+import http2, { type ClientHttp2Session } from 'node:http2'
+import { type DeflateAgreement, type FrameSpec, HOST, Op, PeerDeflate, RawH2Server, RawServer, type Wire, connectRawClient, connectRawH2Client, delay, headerOf, now } from './peers.js'
 import { type CaseResult, type Observation, checkClientOffer, checkServerAnswer, judge } from './verdict.js'
 
 /** Bounds, in ms. */
@@ -33,7 +41,12 @@ const CASE_TIMEOUT = 15_000
 /** After the expected echoes, how long to leave for anything unexpected before closing. */
 const SETTLE = 10
 
+/** What carries the WebSockets: TCP connections, or streams of HTTP/2 connections (RFC 8441, clear-text h2c). */
+export type Transport = 'tcp' | 'h2'
+
 export interface SuiteOptions {
+  /** Default 'tcp'. */
+  transport?: Transport
   /** Only these groups (all if empty). */
   groups?: number[]
   /** Only these case ids, or id prefixes such as "6.4" (all if empty). */
@@ -121,9 +134,9 @@ class EchoServer {
     })
   }
 
-  static async start(deflate: boolean): Promise<EchoServer> {
+  static async start(deflate: boolean, transport: Transport): Promise<EchoServer> {
     // Default limits: groups 9.3 and 9.4 (4 MiB in 64-byte fragments, 65,536 frames) must pass with them (issue 13).
-    const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: deflate ? { threshold: 0 } : false })
+    const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: deflate ? { threshold: 0 } : false, ...(transport === 'h2' ? { http2: true } : {}) })
     await new Promise<void>((resolve, reject) => {
       wss.once('listening', resolve)
       wss.once('error', reject)
@@ -163,7 +176,8 @@ class EchoServer {
 export async function runRole(role: Role, options: SuiteOptions = {}): Promise<CaseResult[]> {
   const cases = selectCases(options)
   const results: CaseResult[] = []
-  const env = role === 'server' ? await ServerEnv.start() : await ClientEnv.start()
+  const transport = options.transport ?? 'tcp'
+  const env = role === 'server' ? await ServerEnv.start(transport) : await ClientEnv.start(transport)
   const deadline = options.budgetMs === undefined ? Infinity : now() + options.budgetMs
   try {
     for (const c of cases) {
@@ -211,20 +225,43 @@ interface CaseState {
 class ServerEnv implements Env {
   private readonly plain: EchoServer
   private readonly deflating: EchoServer
+  private readonly transport: Transport
+  /** Over HTTP/2: one connection per server, its streams the cases' WebSockets (a new one if it was lost). */
+  private readonly sessions = new Map<EchoServer, ClientHttp2Session>()
 
-  private constructor(plain: EchoServer, deflating: EchoServer) {
+  private constructor(plain: EchoServer, deflating: EchoServer, transport: Transport) {
     this.plain = plain
     this.deflating = deflating
+    this.transport = transport
   }
 
-  static async start(): Promise<ServerEnv> {
-    return new ServerEnv(await EchoServer.start(false), await EchoServer.start(true))
+  static async start(transport: Transport): Promise<ServerEnv> {
+    return new ServerEnv(await EchoServer.start(false, transport), await EchoServer.start(true, transport), transport)
+  }
+
+  private async session(server: EchoServer): Promise<ClientHttp2Session> {
+    const known = this.sessions.get(server)
+    if (known !== undefined && !known.closed && !known.destroyed) return known
+    const session = http2.connect(`http://${HOST}:${server.port}`)
+    session.on('error', () => {})
+    this.sessions.set(server, session)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no HTTP/2 SETTINGS within ${HANDSHAKE_WAIT} ms`)), HANDSHAKE_WAIT)
+      session.once('remoteSettings', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+    return session
   }
 
   async connect(c: ConformanceCase, state: CaseState): Promise<Connected> {
     const server = c.deflate ? this.deflating : this.plain
     const path = `/case/${c.id}`
-    const { wire, head } = await connectRawClient(server.port, { path, extensions: c.deflate?.offer, ms: HANDSHAKE_WAIT })
+    const options = { path, extensions: c.deflate?.offer, ms: HANDSHAKE_WAIT }
+    const { wire, head } = this.transport === 'h2'
+      ? await connectRawH2Client(await this.session(server), `${HOST}:${server.port}`, options)
+      : await connectRawClient(server.port, options)
     state.wire = wire
     const problems: string[] = []
     const testee = await server.socketFor(path, HANDSHAKE_WAIT)
@@ -246,31 +283,36 @@ class ServerEnv implements Env {
   }
 
   async stop(): Promise<void> {
+    for (const session of this.sessions.values()) session.destroy()
     await this.plain.stop()
     await this.deflating.stop()
   }
 }
 
 class ClientEnv implements Env {
-  private readonly raw: RawServer
+  private readonly raw: RawServer | RawH2Server
   private readonly port: number
+  private readonly transport: Transport
 
-  private constructor(raw: RawServer, port: number) {
+  private constructor(raw: RawServer | RawH2Server, port: number, transport: Transport) {
     this.raw = raw
     this.port = port
+    this.transport = transport
   }
 
-  static async start(): Promise<ClientEnv> {
-    const raw = new RawServer()
-    return new ClientEnv(raw, await raw.listen())
+  static async start(transport: Transport): Promise<ClientEnv> {
+    const raw = transport === 'h2' ? new RawH2Server() : new RawServer()
+    return new ClientEnv(raw, await raw.listen(), transport)
   }
 
   async connect(c: ConformanceCase, state: CaseState): Promise<Connected> {
     const spec = c.deflate
     const accepted = this.raw.accept(() => (spec?.answer ? { extensions: spec.answer } : {}), HANDSHAKE_WAIT)
     // Groups 12 and 13 configure compression; elsewhere the client offers it by default and the server declines.
+    // Over HTTP/2 every case's WebSocket is a stream of the client's one pooled connection to the raw server.
     const ws = new WebSocket(`ws://${HOST}:${this.port}/case/${c.id}`, {
       perMessageDeflate: spec ? { threshold: 0, ...spec.client } : true,
+      ...(this.transport === 'h2' ? { http2: true } : {}),
     })
     state.client = ws
     const testee = trackSocket(ws)

@@ -36,6 +36,27 @@ export function requirePythonWebsockets(): string {
   return checked.version!
 }
 
+const H2_HINT =
+  `The HTTP/2 interop tests need ${PYTHON} with the h2 and wsproto modules (Debian packages python3-h2 and ` +
+  'python3-wsproto); .ci/run installs them (or: sudo apt-get install python3-h2 python3-wsproto).'
+
+let checkedH2: { version?: string; error?: string } | undefined
+
+/** The h2 and wsproto versions; throws an Error with the install hint if Python or a module is missing. */
+export function requirePythonH2(): string {
+  if (checkedH2 === undefined) {
+    const result = spawnSync(PYTHON, ['-c', 'import sys, h2, wsproto; sys.stdout.write(h2.__version__ + " " + wsproto.__version__)'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
+    if (result.error) checkedH2 = { error: `cannot run ${PYTHON}: ${result.error.message}` }
+    else if (result.status !== 0) checkedH2 = { error: `${PYTHON} cannot import h2 or wsproto: ${result.stderr.trim().split('\n').pop()}` }
+    else checkedH2 = { version: result.stdout.trim() }
+  }
+  if (checkedH2.error !== undefined) throw new Error(`${checkedH2.error}\n${H2_HINT}`)
+  return checkedH2.version!
+}
+
 /** A Python process whose stdout is a stream of JSON objects, one a line. */
 export class PythonProcess {
   readonly child: ChildProcess
@@ -45,8 +66,9 @@ export class PythonProcess {
   private partial = ''
   readonly exited: Promise<number | null>
 
-  constructor(script: string, args: string[] = []) {
-    requirePythonWebsockets()
+  /** `requirement` checks the modules the script needs first (websockets unless told otherwise). */
+  constructor(script: string, args: string[] = [], requirement: () => string = requirePythonWebsockets) {
+    requirement()
     this.child = spawn(PYTHON, ['-u', join(PYTHON_DIR, script), ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
     this.child.stdout!.setEncoding('utf8')
     this.child.stdout!.on('data', (chunk: string) => {

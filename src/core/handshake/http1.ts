@@ -274,22 +274,35 @@ export function verifyUpgradeResponse(
   if (joinHeader(headers['sec-websocket-accept'])?.trim() !== acceptKey(offered.key)) {
     return new HandshakeError('TETHER_ERR_HANDSHAKE_ACCEPT', 'Invalid Sec-WebSocket-Accept header', {}, 101)
   }
+  return verifyAgreement(headers, offered, 101)
+}
+
+/**
+ * What a server's answer agreed on (§4.1 points 5 and 6), over either HTTP
+ * version: the subprotocol and the extensions must be among those offered.
+ * `status` is the answer's, for the error (101, or 200 over HTTP/2).
+ */
+export function verifyAgreement(
+  headers: HeadersRecord,
+  offered: { protocols?: readonly string[]; extensions?: readonly string[] },
+  status: number,
+): AcceptedResponse | HandshakeError {
   // Point 6: a subprotocol "that was not present in the client's handshake".
   const protocolHeader = joinHeader(headers['sec-websocket-protocol'])
   let protocol = ''
   if (protocolHeader !== undefined) {
     protocol = protocolHeader.trim()
     if (!offered.protocols || offered.protocols.length === 0) {
-      return new HandshakeError('TETHER_ERR_HANDSHAKE_SERVER_PROTOCOL', 'Server sent a subprotocol but none was requested', {}, 101)
+      return new HandshakeError('TETHER_ERR_HANDSHAKE_SERVER_PROTOCOL', 'Server sent a subprotocol but none was requested', {}, status)
     }
     if (!offered.protocols.includes(protocol)) {
-      return new HandshakeError('TETHER_ERR_HANDSHAKE_SERVER_PROTOCOL', 'Server sent an invalid subprotocol', {}, 101)
+      return new HandshakeError('TETHER_ERR_HANDSHAKE_SERVER_PROTOCOL', 'Server sent an invalid subprotocol', {}, status)
     }
   }
   // Point 5: extensions "not present in the client's handshake".
   const extensions = parseExtensions(headers['sec-websocket-extensions'])
   if (extensions === undefined) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', 'Invalid Sec-WebSocket-Extensions header', {}, 101)
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS', 'Invalid Sec-WebSocket-Extensions header', {}, status)
   }
   // ws's words when the client offered nothing.
   if (extensions.length > 0 && (offered.extensions === undefined || offered.extensions.length === 0)) {
@@ -297,7 +310,7 @@ export function verifyUpgradeResponse(
       'TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS',
       'Server sent a Sec-WebSocket-Extensions header but no extension was requested',
       {},
-      101,
+      status,
     )
   }
   const seen = new Set<string>()
@@ -307,7 +320,7 @@ export function verifyUpgradeResponse(
         'TETHER_ERR_HANDSHAKE_SERVER_EXTENSIONS',
         'Server indicated an extension that was not requested',
         {},
-        101,
+        status,
       )
     }
     seen.add(name)
