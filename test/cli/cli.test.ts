@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { startTinyproxy } from '../helpers/brokers.js'
-import { CLI, type ServeProcess, assertOneLineError, runCli, startServe } from '../helpers/cli.js'
+import { CLI, type ServeProcess, assertOneLineError, inTerminal, runCli, startServe } from '../helpers/cli.js'
 import { HOST, Inbox, closed, delay, opened, selfSignedCertificate, until, withTimeout } from '../helpers/net.js'
 
 let hub: ServeProcess
@@ -256,39 +256,17 @@ describe('tether connect', () => {
 
   test('interactive, in a pseudo-terminal: directions and types shown, /ping, /binary, /close CODE REASON', async () => {
     // Python's pty module gives the CLI a real terminal on both stdin and stdout.
-    const driver = `
-import os, pty, sys, time, select
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-out = b''
-def read_for(seconds):
-    global out
-    end = time.time() + seconds
-    while time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
-            try:
-                out += os.read(fd, 65536)
-            except OSError:
-                return
-def read_until(marker, seconds):
-    end = time.time() + seconds
-    while marker not in out and time.time() < end:
-        read_for(0.05)
+    const { output, status } = await inTerminal(
+      `
 read_until(b'connected to', 10)
 for line, marker in [(b'hello\\r', b'< hello'), (b'/binary 01ff\\r', b'01 ff'), (b'/ping\\r', b'< pong'), (b'/close 4000 done\\r', b'closed:')]:
     os.write(fd, line)
     read_until(marker, 5)
-read_for(0.3)
-sys.stdout.write(out.decode('utf-8', 'replace'))
-_, status = os.waitpid(pid, 0)
-sys.exit(os.waitstatus_to_exitcode(status))
-`
-    const child = spawn('python3', ['-c', driver, process.execPath, CLI, 'connect', `${hub.wsUrl}/echo`], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    child.stdout.on('data', (chunk) => (output += chunk))
-    const status = await withTimeout(new Promise<number | null>((resolve) => child.once('close', resolve)), 20_000, 'the pty session')
+finish()
+`,
+      ['connect', `${hub.wsUrl}/echo`],
+      20_000,
+    )
     assert.match(output, /connected to ws:\/\//)
     assert.match(output, /< hello/)
     assert.match(output, /< \[binary 2 B\] 01 ff/)
