@@ -107,19 +107,28 @@ function operatorRoute(path: string, request: http.IncomingMessage, response: ht
   return true
 }
 
+/** The path of a GET or HEAD request; anything else is answered here (400 or 405) and gives undefined. */
+function readablePath(request: http.IncomingMessage, response: http.ServerResponse): string | undefined {
+  let path: string
+  try {
+    path = new URL(request.url ?? '/', 'http://localhost').pathname
+  } catch {
+    text(response, 400, 'Bad Request\n')
+    return undefined
+  }
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('Allow', 'GET, HEAD')
+    text(response, 405, 'Method Not Allowed\n')
+    return undefined
+  }
+  return path
+}
+
 /** The request listener of the metrics port (`metrics.port`): the operator's routes only. */
 export function operatorListener(routes: Pick<HttpRoutes, 'health' | 'ready' | 'metrics'>): (request: http.IncomingMessage, response: http.ServerResponse) => void {
   return (request, response) => {
-    let path: string
-    try {
-      path = new URL(request.url ?? '/', 'http://localhost').pathname
-    } catch {
-      return text(response, 400, 'Bad Request\n')
-    }
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.setHeader('Allow', 'GET, HEAD')
-      return text(response, 405, 'Method Not Allowed\n')
-    }
+    const path = readablePath(request, response)
+    if (path === undefined) return
     if (!operatorRoute(path, request, response, routes)) text(response, 404, 'Not Found\n')
   }
 }
@@ -147,16 +156,8 @@ export function requestListener(routes: HttpRoutes): (request: http.IncomingMess
       else response.shouldKeepAlive = false
     }
     if (!routes.hostAllowed(request)) return text(response, 403, 'Forbidden: this Host is not served here\n')
-    let path: string
-    try {
-      path = new URL(request.url ?? '/', 'http://localhost').pathname
-    } catch {
-      return text(response, 400, 'Bad Request\n')
-    }
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.setHeader('Allow', 'GET, HEAD')
-      return text(response, 405, 'Method Not Allowed\n')
-    }
+    const path = readablePath(request, response)
+    if (path === undefined) return
     if (operatorRoute(path, request, response, routes)) return
     if (routes.isWebSocketPath(path)) {
       // Rule 2.
