@@ -123,6 +123,9 @@ describe('GET /metrics on a real tether serve', () => {
       assert.equal((await scrape(hub.metricsUrl!)).get('tether_up'), 1)
       assert.equal((await fetch(`${hub.metricsUrl}/health/ready`)).status, 200)
       assert.equal((await fetch(`${hub.metricsUrl}/chat`)).status, 404, 'no pages there')
+      const post = await fetch(`${hub.metricsUrl}/metrics`, { method: 'POST' })
+      assert.equal(post.status, 405)
+      assert.equal(post.headers.get('allow'), 'GET, HEAD')
     } finally {
       await hub.stop()
     }
