@@ -115,6 +115,10 @@ export interface ServerOptions<
    * terminated (1006, reason `send memory budget exceeded`). Default 512 MiB; 0: none.
    */
   maxSendMemory?: number
+  /** ws 8.23's; accepted and ignored (memory is bounded by `maxPayload` and `maxReceiveMemory`). */
+  maxBufferedChunks?: number
+  /** ws 8.23's; accepted and ignored (at most one automatic pong waits: the latest ping's). */
+  maxPendingAutoPongs?: number
   skipUTF8Validation?: boolean
   allowSynchronousEvents?: boolean
   autoPong?: boolean
@@ -405,6 +409,10 @@ export class WebSocketServer<
       verifyClient: null,
       closeTimeout: DEFAULT_CLOSE_TIMEOUT,
       maxFragments: 0,
+      // ws 8.23's receive limits, listed with ws's values; tether bounds the same memory by maxPayload (one
+      // message being assembled, however fragmented) and keeps at most one automatic pong waiting.
+      maxBufferedChunks: 256 * 1024,
+      maxPendingAutoPongs: 60,
       backlog: null,
       server: null,
       host: null,
@@ -1003,7 +1011,9 @@ export class WebSocketServer<
     if (!this.shouldHandle(request)) {
       settled()
       this.#refused('path', 400, undefined, address)
-      return this.#refuse(request, channel, 400)
+      // Not the client's fault: another path's server may share the HTTP server. ws answers 400 here without
+      // 'wsClientError', so applications counting bad clients there see only bad requests.
+      return channel.reject(400)
     }
     const allowOrigins = this.options.allowOrigins
     if (allowOrigins !== undefined) {

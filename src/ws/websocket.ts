@@ -63,7 +63,14 @@ import { addEventListener, defineEventAttributes, removeEventListener } from './
 import { toWsError } from './errors.js'
 import { type QueuedSend, Sender, type SenderHost, isBlob, sendNow, sendPreparedNow } from './sender.js'
 
+/** What `binaryType` may be set to: ws 8's three, and 'blob' (ws 8.18 and tether). */
 export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob'
+/**
+ * What `binaryType` reads as in the types: @types/ws's three, so code typed against ws (a function taking
+ * `'nodebuffer' | 'arraybuffer' | 'fragments'`) compiles unchanged. It reads 'blob' at run time after being set
+ * to 'blob', as with ws.
+ */
+export type ReadBinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments'
 /** @internal The slot a WebSocketServer marks its tracked clients with. */
 export const kTrackedBy = Symbol('tether.trackedBy')
 
@@ -347,8 +354,8 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     return (this.#cold ??= new ColdState())
   }
 
-  get binaryType(): BinaryType {
-    return this.#binaryType
+  get binaryType(): ReadBinaryType {
+    return this.#binaryType as ReadBinaryType
   }
   set binaryType(type: BinaryType) {
     if (BINARY_TYPES.includes(type)) this.#binaryType = type

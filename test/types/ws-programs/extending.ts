@@ -35,3 +35,12 @@ const interval = setInterval(() => {
   }
 }, 30_000)
 wss.on('close', () => clearInterval(interval))
+
+// binaryType passed where @types/ws's type of it is expected (outsider, issue 15: 'blob' in tether's type broke this).
+function decode(data: Buffer, type: 'nodebuffer' | 'arraybuffer' | 'fragments'): number {
+  return type === 'fragments' ? 1 : data.length
+}
+const reader = new WebSocket('ws://127.0.0.1:1')
+const kind: 'nodebuffer' | 'arraybuffer' | 'fragments' = reader.binaryType
+decode(Buffer.alloc(0), reader.binaryType)
+void kind
