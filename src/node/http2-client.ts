@@ -204,7 +204,11 @@ export function startHttp2Handshake(url: URL, protocols: readonly string[], opti
   }
   const fail = (error: Error): void => {
     if (!finish()) return
-    if (stream !== undefined && !stream.destroyed) stream.close(NGHTTP2_CANCEL)
+    if (stream !== undefined && !stream.destroyed) {
+      stream.close(NGHTTP2_CANCEL)
+      // A refusal's body nobody reads would keep the stream from closing, and so the session from ever going idle.
+      stream.resume()
+    }
     // The stream's 'close' releases the session; without a stream, release it here.
     if (stream === undefined) entry?.release()
     hooks.failed(error)

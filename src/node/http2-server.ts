@@ -28,7 +28,7 @@
  * with an error code of NO_ERROR after sending a complete response"), so a
  * refused client cannot keep the stream open by never ending its side.
  */
-import http2, { type Http2SecureServer, type Http2Server, type Http2Stream, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
+import http2, { type Http2SecureServer, type Http2Server, type Http2Session, type Http2Stream, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { HandshakeError } from '../core/errors.js'
@@ -135,6 +135,21 @@ export function requestHeadOf(headers: IncomingHttpHeaders, rawHeaders: string[]
 
 const kUpgraded = Symbol('tether.http2.upgraded')
 
+/** Open WebSockets by HTTP/2 connection: what keeps an otherwise idle connection worth keeping. */
+const webSocketCounts = new WeakMap<Http2Session, number>()
+
+/** How many WebSockets are open on this HTTP/2 connection. */
+export function webSocketsOn(session: Http2Session): number {
+  return webSocketCounts.get(session) ?? 0
+}
+
+function countWebSocket(stream: ServerHttp2Stream): void {
+  const session = stream.session
+  if (session === undefined) return
+  webSocketCounts.set(session, webSocketsOn(session) + 1)
+  stream.once('close', () => webSocketCounts.set(session, webSocketsOn(session) - 1))
+}
+
 /** An UpgradeChannel over an HTTP/2 stream carrying an extended CONNECT. */
 export class Http2StreamChannel implements UpgradeChannel {
   readonly stream: ServerHttp2Stream
@@ -214,6 +229,7 @@ export class Http2StreamChannel implements UpgradeChannel {
     }
     stream.removeListener('error', ignore)
     stream[kUpgraded] = true
+    countWebSocket(stream)
     return new Http2StreamTransport(stream)
   }
 

@@ -42,6 +42,9 @@ const { NGHTTP2_CANCEL } = http2.constants
 export class Http2StreamTransport implements Transport {
   readonly stream: Http2Stream
   sink: TransportSink | undefined
+  /** This WebSocket's bytes (DATA payloads), not the connection's, which other streams share. */
+  bytesRead = 0
+  bytesWritten = 0
   #socket: Http2StreamSocket | undefined
 
   constructor(stream: Http2Stream) {
@@ -67,6 +70,7 @@ export class Http2StreamTransport implements Transport {
   write(chunks: Uint8Array[], callback?: WriteCallback): void {
     const stream = this.stream
     if (callback !== undefined) callback = writtenOrClosed.bind(stream, callback)
+    for (const chunk of chunks) this.bytesWritten += chunk.length
     if (chunks.length === 1) {
       stream.write(chunks[0]!, callback)
       return
@@ -130,7 +134,9 @@ function deliverClosed(transport: Http2StreamTransport): void {
 }
 
 function onStreamData(this: StreamWithTransport, chunk: Buffer): void {
-  this[kTransport]!.sink!.transportData(chunk)
+  const transport = this[kTransport]!
+  transport.bytesRead += chunk.length
+  transport.sink!.transportData(chunk)
 }
 
 function onStreamEnd(this: StreamWithTransport): void {
@@ -157,7 +163,7 @@ function onStreamDrain(this: StreamWithTransport): void {
  */
 export class Http2StreamSocket extends EventEmitter {
   readonly stream: Http2Stream
-  readonly #transport: { write(chunks: Uint8Array[], callback?: WriteCallback): void; end(): void; destroy(): void } | undefined
+  readonly #transport: Http2StreamTransport | undefined
 
   constructor(stream: Http2Stream, transport?: Http2StreamTransport) {
     super()
@@ -206,11 +212,12 @@ export class Http2StreamSocket extends EventEmitter {
   get writableLength(): number {
     return this.stream.writableLength
   }
+  /** The WebSocket's own bytes (0 before it opens): the connection's would count every stream's. */
   get bytesRead(): number {
-    return this.stream.session?.socket?.bytesRead ?? 0
+    return this.#transport?.bytesRead ?? 0
   }
   get bytesWritten(): number {
-    return this.stream.session?.socket?.bytesWritten ?? 0
+    return this.#transport?.bytesWritten ?? 0
   }
 
   write(data: string | Uint8Array, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {

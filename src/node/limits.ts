@@ -132,6 +132,8 @@ export interface LimitStats {
   heartbeatTimeouts: number
   /** The peer did not finish the closing handshake within `closeTimeout` (terminated). */
   closeTimeouts: number
+  /** An HTTP/2 extended CONNECT its client reset before it was answered ("rapid reset"): dropped, no WebSocket made. */
+  streamsResetBeforeOpen: number
 }
 
 export function emptyLimitStats(): LimitStats {
@@ -154,5 +156,6 @@ export function emptyLimitStats(): LimitStats {
     idleTimeouts: 0,
     heartbeatTimeouts: 0,
     closeTimeouts: 0,
+    streamsResetBeforeOpen: 0,
   }
 }

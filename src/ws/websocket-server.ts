@@ -32,7 +32,7 @@ import {
   rejectUpgrade,
   upgradeResponseLines,
 } from '../node/server.js'
-import { Http2StreamChannel, isHttp2Server, listenForStreams, routeExtendedConnects, streamRequest } from '../node/http2-server.js'
+import { Http2StreamChannel, isHttp2Server, listenForStreams, routeExtendedConnects, streamRequest, webSocketsOn } from '../node/http2-server.js'
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
@@ -245,10 +245,21 @@ export interface ServerOptions<
 }
 
 /** HTTP/2 options of a server that owns its port (`http2` option); `settings.enableConnectProtocol` is always on. */
-export type Http2PortOptions = Pick<Http2SecureServerOptions, 'settings' | 'maxSessionMemory' | 'maxOutstandingPings' | 'peerMaxConcurrentStreams' | 'unknownProtocolTimeout'>
+export type Http2PortOptions = Pick<Http2SecureServerOptions, 'settings' | 'maxSessionMemory' | 'maxOutstandingPings' | 'peerMaxConcurrentStreams' | 'unknownProtocolTimeout'> & {
+  /** Ms an HTTP/2 connection with no WebSocket and no traffic stays open (then GOAWAY). Default 30,000; 0: for ever. tether's addition. */
+  idleConnectionTimeout?: number
+}
 
 /** Streams (WebSockets and requests) one HTTP/2 connection may have open at once, by default. */
 const DEFAULT_MAX_CONCURRENT_STREAMS = 1000
+/**
+ * Port mode over HTTP/2, by default: a connection with no WebSocket and no traffic for this long is closed (GOAWAY; a
+ * browser opens a new one when it needs one), so connections that fetched a page and went quiet do not pile
+ * up; one with a WebSocket stays (its heartbeats are its traffic). HTTP/1.1 connections on the same port get
+ * Node's keep-alive timeout, 5 s, as from an http.Server.
+ */
+const HTTP2_IDLE_CONNECTION_TIMEOUT = 30_000
+const HTTP1_KEEP_ALIVE_TIMEOUT = 5_000
 
 /** What `authenticate` answers. */
 export type AuthResult<User = unknown> = boolean | { user: User } | { status: number; message?: string; headers?: Record<string, string> }
@@ -720,6 +731,20 @@ export class WebSocketServer<
 
   /** An extended CONNECT on the server's HTTP/2 connections (given as `server`, or owned with `http2`). */
   #acceptStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[] | undefined): void {
+    // Decided once the rest of what the connection sent with the HEADERS is read (after this turn's I/O: Node
+    // runs the ticks between nghttp2's callbacks, before a RST_STREAM in the same read is seen): a stream its
+    // client reset meanwhile ("rapid reset", CVE-2023-44487) is dropped here and never costs a WebSocket or the
+    // application's 'connection' work (the outsider saw 4,800 such connections a second become WebSockets).
+    setImmediate(() => {
+      if (stream.destroyed || stream.closed) {
+        this.#stats.streamsResetBeforeOpen++
+        return
+      }
+      this.#acceptOpenStream(stream, headers, rawHeaders)
+    })
+  }
+
+  #acceptOpenStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[] | undefined): void {
     const channel = new Http2StreamChannel(stream, headers)
     const request = streamRequest(channel, rawHeaders)
     const emitConnection = (ws: WebSocket): void => {
@@ -753,7 +778,7 @@ export class WebSocketServer<
     timeout: number,
     answer: (request: IncomingMessage, response: http.ServerResponse) => void,
   ): Http2Server | Http2SecureServer {
-    const chosen = typeof resolved.http2 === 'object' ? resolved.http2 : {}
+    const { idleConnectionTimeout = HTTP2_IDLE_CONNECTION_TIMEOUT, ...chosen } = typeof resolved.http2 === 'object' ? resolved.http2 : {}
     const options = {
       maxHeaderListPairs: (resolved.maxHeaders ?? DEFAULT_MAX_HEADERS) + 8,
       ...chosen,
@@ -768,14 +793,19 @@ export class WebSocketServer<
     const server = resolved.tls
       ? http2.createSecureServer({ allowHTTP1: true, ...(timeout > 0 ? { handshakeTimeout: timeout } : {}), ...resolved.tls, ...options })
       : http2.createServer(options)
-    // The HTTP/1.1 side (allowHTTP1) reads these from the server, as an http.Server does.
-    Object.assign(server, { maxHeaderSize: limits.maxHeaderSize }, timeout > 0 ? { headersTimeout: timeout, requestTimeout: timeout } : {})
+    // The HTTP/1.1 side (allowHTTP1) reads these from the server, as an http.Server does (which has them by default).
+    Object.assign(server, { maxHeaderSize: limits.maxHeaderSize, keepAliveTimeout: HTTP1_KEEP_ALIVE_TIMEOUT }, timeout > 0 ? { headersTimeout: timeout, requestTimeout: timeout } : {})
     server.on('request', answer as unknown as (request: Http2ServerRequest, response: Http2ServerResponse) => void)
     routeExtendedConnects(server, (stream, headers, rawHeaders) => this.#acceptStream(stream, headers, rawHeaders))
     const sessions = (this.#sessions = new Set())
     server.on('session', (session: Http2Session) => {
       sessions.add(session)
       session.once('close', () => sessions.delete(session))
+      if (idleConnectionTimeout > 0) {
+        session.setTimeout(idleConnectionTimeout, () => {
+          if (webSocketsOn(session) === 0 && !session.closed) session.close()
+        })
+      }
     })
     return server
   }

@@ -109,3 +109,29 @@ export async function openStream(session: ClientHttp2Session, fields: Record<str
     },
   }
 }
+
+/** An HTTP/2 frame as bytes (RFC 9113 §4.1), for peers that write frames themselves. */
+export function h2Frame(type: number, flags: number, stream: number, payload: Uint8Array = new Uint8Array(0)): Buffer {
+  const frame = Buffer.alloc(9 + payload.length)
+  frame.writeUIntBE(payload.length, 0, 3)
+  frame[3] = type
+  frame[4] = flags
+  frame.writeUInt32BE(stream, 5)
+  frame.set(payload, 9)
+  return frame
+}
+
+/** A header block of literal fields without indexing or Huffman coding (RFC 7541 §6.2.2); names and values under 127 bytes. */
+export function h2HeaderBlock(fields: Record<string, string>): Buffer {
+  const parts: Buffer[] = []
+  for (const [name, value] of Object.entries(fields)) {
+    const n = Buffer.from(name)
+    const v = Buffer.from(value)
+    if (n.length > 126 || v.length > 126) throw new RangeError('h2HeaderBlock: a field over 126 bytes')
+    parts.push(Buffer.from([0x00, n.length]), n, Buffer.from([v.length]), v)
+  }
+  return Buffer.concat(parts)
+}
+
+/** The client connection preface and an empty SETTINGS frame (RFC 9113 §3.4). */
+export const H2_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(0x4, 0, 0)])

@@ -32,7 +32,10 @@ import {
   NGHTTP2_CANCEL,
   NGHTTP2_PROTOCOL_ERROR,
   connectFields,
+  H2_PREFACE,
   destroySession,
+  h2Frame,
+  h2HeaderBlock,
   h2Server,
   openStream,
   rawSession,
@@ -111,6 +114,30 @@ describe('extended CONNECT (RFC 8441 §4, §5)', () => {
     assert.equal(serverSessions.size, 1, 'one HTTP/2 connection')
     assert.equal(new Set(raws.map((raw) => raw.stream.id)).size, 20)
     for (const raw of raws) raw.stream.close(NGHTTP2_CANCEL)
+  })
+
+  it("counts each WebSocket's own bytes (ws._socket.bytesRead/bytesWritten), not the connection's", async () => {
+    const { session, origin, connections, wss } = await start()
+    const small = await openStream(session, connectFields(origin, '/small'))
+    const large = await openStream(session, connectFields(origin, '/large'))
+    await until(() => connections.length === 2)
+    for (const { ws } of connections) ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+    const byPath = (path: string) => connections.find(({ request }) => request.url === path)!.ws
+    small.stream.write(maskedFrame(0x2, Buffer.alloc(100)))
+    large.stream.write(maskedFrame(0x2, Buffer.alloc(5000)))
+    await readFrame(small.peer)
+    await readFrame(large.peer)
+    const socketOf = (path: string) => byPath(path)._socket as unknown as { bytesRead: number; bytesWritten: number }
+    // A masked frame: 2-4 bytes of header and 4 of mask; the echo: the header only.
+    assert.deepEqual([socketOf('/small').bytesRead, socketOf('/small').bytesWritten], [100 + 6, 100 + 2])
+    assert.deepEqual([socketOf('/large').bytesRead, socketOf('/large').bytesWritten], [5000 + 8, 5000 + 4])
+    // Outsider (issue 19): the connection's counts were read through the session, and were 0 once the stream closed.
+    const closing = closed(byPath('/large'))
+    large.stream.close(NGHTTP2_CANCEL)
+    await closing
+    assert.deepEqual([socketOf('/large').bytesRead, socketOf('/large').bytesWritten], [5008, 5004])
+    assert.ok(wss.metrics().bytes.received >= 106 + 5008, JSON.stringify(wss.metrics().bytes))
+    small.stream.close(NGHTTP2_CANCEL)
   })
 
   it('selects a subprotocol and negotiates permessage-deflate in the 200', async () => {
@@ -309,6 +336,39 @@ describe('the stream ends: reset, GOAWAY, shutdown', () => {
     second.stream.close(NGHTTP2_CANCEL)
   })
 
+  it('drops a stream its client reset in the same write as its HEADERS (rapid reset): no WebSocket, no connection event', async () => {
+    // Clear-text HTTP/2 written frame by frame, as an attacker's tool writes it: every CONNECT's HEADERS and its
+    // RST_STREAM in one write (Node's own client sends the reset a tick later, so it could not test this).
+    const { origin, connections, wss } = await start({}, false)
+    const url = new URL(origin)
+    const socket = net.connect(Number(url.port), url.hostname)
+    socket.on('error', () => {})
+    socket.resume()
+    const resets = 200
+    const frames: Buffer[] = [H2_PREFACE]
+    const cancel = Buffer.alloc(4)
+    cancel.writeUInt32BE(NGHTTP2_CANCEL)
+    for (let i = 0; i < resets; i++) {
+      const id = 1 + 2 * i
+      frames.push(h2Frame(0x1, 0x4, id, h2HeaderBlock(connectFields(origin, `/reset/${i}`))), h2Frame(0x3, 0, id, cancel))
+    }
+    socket.write(Buffer.concat(frames))
+    try {
+      await until(() => wss.limitStats.streamsResetBeforeOpen + connections.length >= resets, 5000, 'every reset stream to be seen')
+      // Before the fix every one became a WebSocket and a 'connection' event.
+      assert.equal(connections.length, 0)
+      assert.equal(wss.limitStats.streamsResetBeforeOpen, resets)
+      // The server goes on: a WebSocket on a new connection opens.
+      const session = await rawSession(origin)
+      sessions.push(session)
+      const good = await openStream(session, connectFields(origin, '/good'))
+      assert.equal(good.status, 200)
+      good.stream.close(NGHTTP2_CANCEL)
+    } finally {
+      socket.destroy()
+    }
+  })
+
   it('ends every WebSocket of a connection with 1006 when the client sends GOAWAY with an error and drops it', async () => {
     const { session, origin, connections } = await start()
     await Promise.all([openStream(session, connectFields(origin)), openStream(session, connectFields(origin))])
@@ -344,6 +404,46 @@ describe('the stream ends: reset, GOAWAY, shutdown', () => {
     assert.equal(String((await inbox.one()).data), 'after goaway')
     raw.stream.close(NGHTTP2_CANCEL)
     await withTimeout(serverClosed, 5000, "the server's close once its last stream ended")
+  })
+})
+
+// Outsider (issue 19): connections that fetched a page and went quiet stayed open for ever, on HTTP/2 and on the
+// HTTP/1.1 side of the same port, outside every connection limit.
+describe('idle connections of a port-mode HTTP/2 server', () => {
+  it('closes an HTTP/2 connection with no WebSocket once idle, keeps one that has a WebSocket', async () => {
+    const { session, origin, connections } = await start({ http2: { idleConnectionTimeout: 300 }, heartbeat: false, requestListener: (_request, response) => response.end('page') })
+    // A connection that only fetched a page.
+    const pageOnly = await rawSession(origin)
+    sessions.push(pageOnly)
+    const page = pageOnly.request({ ':path': '/' })
+    page.resume()
+    await waitFor(page, 'end')
+    // A connection with a WebSocket, silent (no heartbeat) for longer than the timeout.
+    const raw = await openStream(session, connectFields(origin, '/quiet'))
+    assert.equal(raw.status, 200)
+    await until(() => connections.length === 1)
+    await until(() => pageOnly.closed || pageOnly.destroyed, 10_000, 'the idle connection to be closed')
+    await new Promise((resolve) => setTimeout(resolve, 900))
+    assert.equal(session.closed || session.destroyed, false, 'the connection with a WebSocket stays')
+    assert.equal(connections[0]!.ws.readyState, WebSocket.OPEN)
+    raw.stream.close(NGHTTP2_CANCEL)
+  })
+
+  it('closes an idle HTTP/1.1 keep-alive connection on the same port (5 s, as an http.Server does)', async () => {
+    const { origin } = await start({ requestListener: (_request, response) => response.end('page') })
+    const url = new URL(origin)
+    const socket = tls.connect({ host: url.hostname, port: Number(url.port), ca: selfSignedCertificate().cert, ALPNProtocols: ['http/1.1'], servername: 'localhost' })
+    socket.on('error', () => {})
+    await waitFor(socket, 'secureConnect')
+    assert.equal(socket.alpnProtocol, 'http/1.1')
+    socket.write(`GET / HTTP/1.1\r\nHost: ${url.host}\r\nConnection: keep-alive\r\n\r\n`)
+    let answer = ''
+    socket.on('data', (chunk) => (answer += chunk))
+    await until(() => answer.endsWith('page'), 5000, 'the page')
+    assert.match(answer, /^HTTP\/1\.1 200/)
+    // Ceiling, not a timing: Node's keep-alive timeout is 5 s.
+    await until(() => socket.destroyed || socket.readableEnded, 15_000, 'the server to close the idle connection')
+    socket.destroy()
   })
 })
 
