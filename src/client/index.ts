@@ -21,6 +21,12 @@
  * broker gave it, or rejected with a `ClientError` naming why.
  * Rule 3: an exception thrown by the application's listener is reported
  * (`reportError`) and does not break the client's bookkeeping.
+ * Rule 4: one client's publishes on a topic are stored in the order it made
+ * them. When the broker refuses one (`unavailable`), the topic's publishes
+ * wait (backoff with jitter, longer after each refusal in a row; other
+ * topics go on), then everything unacknowledged on it is sent again in
+ * order; the server refuses what followed a refusal until then
+ * (delivery-server.ts, Rule 4).
  *
  * @example
  * ```ts
@@ -264,7 +270,14 @@ interface QueuedPublish {
   resolve: (position: Position) => void
   reject: (error: Error) => void
   timer: ReturnType<typeof setTimeout> | undefined
-  retry: ReturnType<typeof setTimeout> | undefined
+}
+
+/** A topic whose publishes wait after the broker refused one (Rule 4). */
+interface HeldTopic {
+  /** Consecutive refusals: the backoff's attempt. */
+  attempt: number
+  /** Until it fires, the topic's publishes are queued, not sent. */
+  timer: ReturnType<typeof setTimeout> | undefined
 }
 
 type ClientEvents = {
@@ -301,6 +314,7 @@ export class TetherClient extends Emitter<ClientEvents> {
   /** Publishes not acknowledged yet, oldest first. */
   readonly #queue: QueuedPublish[] = []
   readonly #inFlight = new Map<number, QueuedPublish>()
+  readonly #held = new Map<string, HeldTopic>()
   #ws: WebSocketLike | undefined
   #state: ClientState = 'connecting'
   #attempt = 0
@@ -325,6 +339,10 @@ export class TetherClient extends Emitter<ClientEvents> {
     this.#whenFull = options.whenFull ?? 'reject-new'
     this.#publishTimeout = options.publishTimeout ?? 0
     this.#connect()
+    // The first state, told once the caller could attach a listener (the outsider's saw 'open' first).
+    queueMicrotask(() => {
+      if (this.#state === 'connecting' && this.#attempt === 0) this.emit('state', { state: 'connecting', attempt: 0 })
+    })
   }
 
   get state(): ClientState {
@@ -388,13 +406,12 @@ export class TetherClient extends Emitter<ClientEvents> {
         resolve,
         reject,
         timer: undefined,
-        retry: undefined,
       }
       if (this.#publishTimeout > 0) {
         item.timer = setTimeout(() => this.#settle(item, new ClientError('timeout', `Not acknowledged within ${this.#publishTimeout} ms`, topic)), this.#publishTimeout)
       }
       this.#queue.push(item)
-      if (this.#ws?.readyState === OPEN && this.#state === 'open') this.#sendPublish(item)
+      if (this.#ws?.readyState === OPEN && this.#state === 'open' && !this.#isHeld(topic)) this.#sendPublish(item)
     })
   }
 
@@ -412,6 +429,8 @@ export class TetherClient extends Emitter<ClientEvents> {
         // Not open yet, in some implementations.
       }
     }
+    for (const held of this.#held.values()) clearTimeout(held.timer)
+    this.#held.clear()
     for (const item of [...this.#queue]) this.#settle(item, new ClientError('closed', 'The client was closed before the broker acknowledged it', item.topic))
     for (const subscription of this.#subscriptions.values()) {
       clearTimeout(subscription._retry)
@@ -466,7 +485,7 @@ export class TetherClient extends Emitter<ClientEvents> {
       if (this.stats.connects > 1) this.stats.reconnects++
       this.#setState({ state: 'open', attempt: this.#attempt })
       for (const subscription of this.#subscriptions.values()) this.#sendSubscribe(subscription)
-      for (const item of this.#queue) if (item.retry === undefined) this.#sendPublish(item)
+      for (const item of this.#queue) if (!this.#isHeld(item.topic)) this.#sendPublish(item)
     }
     ws.onmessage = (event: { data: unknown }) => {
       if (this.#ws === ws) this.#receive(event.data)
@@ -561,7 +580,6 @@ export class TetherClient extends Emitter<ClientEvents> {
     this.#queue.splice(index, 1)
     if (item.id !== 0) this.#inFlight.delete(item.id)
     clearTimeout(item.timer)
-    clearTimeout(item.retry)
     if (outcome instanceof Error) item.reject(outcome)
     else item.resolve(outcome)
   }
@@ -615,12 +633,43 @@ export class TetherClient extends Emitter<ClientEvents> {
         return
       case 'published': {
         const item = this.#inFlight.get(message.id)
-        if (item !== undefined) this.#settle(item, message.position)
+        if (item === undefined) return
+        // The broker takes this topic's messages again: the next refusal starts the backoff anew.
+        const held = this.#held.get(item.topic)
+        if (held !== undefined && held.timer === undefined) this.#held.delete(item.topic)
+        this.#settle(item, message.position)
         return
       }
       case 'error':
         return this.#error(message)
     }
+  }
+
+  #isHeld(topic: string): boolean {
+    return this.#held.get(topic)?.timer !== undefined
+  }
+
+  /** Rule 4: the topic's publishes wait a backoff delay (longer after each refusal in a row), then go again. */
+  #hold(topic: string): void {
+    let held = this.#held.get(topic)
+    if (held === undefined) this.#held.set(topic, (held = { attempt: 0, timer: undefined }))
+    if (held.timer !== undefined) return
+    const { initial, max, factor, jitter } = this.#backoff
+    const delay = Math.round(Math.min(max, initial * factor ** held.attempt) * (1 - jitter * Math.random()))
+    held.attempt++
+    held.timer = setTimeout(() => this.#resend(topic, held), delay)
+  }
+
+  #resend(topic: string, held: HeldTopic): void {
+    held.timer = undefined
+    if (this.#held.get(topic) !== held || this.#ws?.readyState !== OPEN || this.#state !== 'open') return
+    // Answers still on their way (refusals of what followed the first): wait for them, so that what is sent
+    // again goes out in publish order.
+    if (this.#queue.some((item) => item.topic === topic && item.id !== 0)) {
+      held.timer = setTimeout(() => this.#resend(topic, held), 50)
+      return
+    }
+    for (const item of this.#queue) if (item.topic === topic) this.#sendPublish(item)
   }
 
   #gap(subscription: Subscription, gap: GapInfo): void {
@@ -637,11 +686,8 @@ export class TetherClient extends Emitter<ClientEvents> {
       this.#inFlight.delete(message.id)
       item.id = 0
       if (message.code !== ErrorCode.Unavailable) return this.#settle(item, error)
-      // The broker did not take it: try again (same key) after a pause, on this connection or the next.
-      item.retry = setTimeout(() => {
-        item.retry = undefined
-        if (item.id === 0 && this.#queue.includes(item) && this.#ws?.readyState === OPEN && this.#state === 'open') this.#sendPublish(item)
-      }, this.#delay())
+      // The broker did not take it: the topic waits, then sends again (same keys), in order (Rule 4).
+      this.#hold(item.topic)
       return
     }
     const subscription = this.#byRequest.get(message.id)

@@ -21,6 +21,13 @@
  * (the hub plugs its tokens and publish buckets in there).
  * Rule 3: the server and the sockets arrive as structural types
  * (`*Like`): this module imports no socket code.
+ * Rule 4 (a publisher's order on a topic): once a keyed publish on a topic
+ * failed (the broker did not take it), the session fails later ones on that
+ * topic too, until the client sends one of the failed keys again (the
+ * client resends what failed, in the order it published). Otherwise a
+ * message sent after the failure, as the broker came back, would be stored
+ * before the failed one's retry; the node fails what waited behind the
+ * failed append for the same reason (delivery.ts).
  */
 import {
   type ClientMessage,
@@ -281,6 +288,9 @@ const encoder = new TextEncoder()
 const OPEN = 1
 /** Longest idempotency key, in UTF-16 units (the client's are about 20). */
 const MAX_KEY_LENGTH = 256
+/** Keys remembered per blocked topic, and blocked topics per session (Rule 4): bounds, not expected sizes. */
+const MAX_FAILED_KEYS = 1024
+const MAX_BLOCKED_TOPICS = 256
 
 interface Subscription {
   id: number
@@ -297,6 +307,9 @@ export class DeliverySession {
   readonly #hooks: SessionHooks
   readonly #json: boolean
   readonly #subscriptions = new Map<string, Subscription>()
+  /**
+   * Rule 4: topics with a failed keyed publish, and the keys that failed there since. */
+  readonly #failed = new Map<string, Set<string>>()
   #pendingPublishes = 0
   #closed = false
 
@@ -404,6 +417,15 @@ export class DeliverySession {
     if (this.#pendingPublishes >= this.#server._limits.maxPendingPublishes) {
       return this.#error(id, ErrorCode.Limit, 'Too many publishes waiting for the broker', topic)
     }
+    const failed = this.#failed.get(topic)
+    if (failed !== undefined) {
+      // Rule 4: the client resends from its earliest waiting message, which opens the topic again.
+      if (message.key !== undefined && failed.has(message.key)) this.#failed.delete(topic)
+      else {
+        this.#rememberFailure(topic, message.key)
+        return this.#error(id, ErrorCode.Unavailable, 'An earlier message on this topic was not taken: publish again from it, in order', topic)
+      }
+    }
     this.#pendingPublishes++
     // The payload may be a view of a receive buffer that is reused: the history keeps a copy.
     const data = message.data.slice()
@@ -414,9 +436,21 @@ export class DeliverySession {
       },
       () => {
         this.#pendingPublishes--
+        this.#rememberFailure(topic, message.key)
         this.#error(id, ErrorCode.Unavailable, 'The broker did not take the message: publish it again', topic)
       },
     )
+  }
+
+  /** Rule 4: a keyed publish on `topic` failed; a keyless one cannot be resent by name, so it blocks nothing. */
+  #rememberFailure(topic: string, key: string | undefined): void {
+    if (key === undefined || this.#closed) return
+    let keys = this.#failed.get(topic)
+    if (keys === undefined) {
+      if (this.#failed.size >= MAX_BLOCKED_TOPICS) this.#failed.delete(this.#failed.keys().next().value!)
+      this.#failed.set(topic, (keys = new Set()))
+    }
+    if (keys.size < MAX_FAILED_KEYS) keys.add(key)
   }
 
   #error(id: number, code: ErrorCode, message: string, topic: string): void {

@@ -232,9 +232,15 @@ export class Delivery {
       .then(
         ({ epoch, offsets }) => batch.settle.forEach((settle, i) => settle.resolve({ epoch, offset: offsets[i]! })),
         (error: Error) => {
-          this.#stats.publishFailed += batch.settle.length
+          // What waits behind a failed append fails with it: appended later, it would take offsets before the
+          // failed publishes, which their publishers will send again (an outsider saw a publisher's messages
+          // stored out of order across a broker outage).
+          const behind = this.#outbox.get(topic)
+          this.#outbox.delete(topic)
+          const failed = behind === undefined ? batch.settle : [...batch.settle, ...behind.settle]
+          this.#stats.publishFailed += failed.length
           this.#report({ type: 'error', stage: 'append', error })
-          for (const settle of batch.settle) settle.reject(error)
+          for (const settle of failed) settle.reject(error)
         },
       )
       .finally(() => {
