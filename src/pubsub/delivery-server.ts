@@ -4,8 +4,9 @@
  * server's topics, which frame each message once for all its subscribers.
  *
  * Theory of operation: a subscription is answered in one synchronous step
- * when the topic's log is synced: a gap if any, the replay (sent on the
- * socket), `subscribed`, then the socket joins a registry topic of the
+ * when the topic's log is synced and the replay fits the socket's window
+ * (Rule 5): a gap if any, the replay (sent on the socket), `subscribed`,
+ * then the socket joins a registry topic of the
  * server (`tether.v1:b:TOPIC`, or `tether.v1:j:TOPIC` for JSON sessions),
  * on which every later entry is published locally as a ready frame. So live
  * delivery is the server's own fan-out: one frame for every subscriber, sent
@@ -28,6 +29,11 @@
  * message sent after the failure, as the broker came back, would be stored
  * before the failed one's retry; the node fails what waited behind the
  * failed append for the same reason (delivery.ts).
+ * Rule 5 (replays are paced): a connection has at most `maxReplayBuffer`
+ * bytes of replay waiting to be written; the rest waits for the socket to
+ * drain, so a client that subscribes to much history and stops reading
+ * costs that window, not the history (an outsider held 67 MB per such
+ * connection before).
  */
 import {
   type ClientMessage,
@@ -54,6 +60,9 @@ export interface DeliverySocketLike {
   subscribe(topic: string): boolean
   unsubscribe(topic: string): boolean
   on(event: string, listener: Listener): unknown
+  /** Bytes waiting to be written; replays are paced by it (Rule 5). */
+  readonly bufferedAmount: number
+  once?(event: string, listener: Listener): unknown
 }
 
 /** What the server piece needs of a WebSocketServer (tether's): a local publish; `on` for `attachDelivery`. */
@@ -100,6 +109,13 @@ export interface DeliveryServerOptions {
   maxSubscriptions?: number | undefined
   /** Publishes per connection waiting for the store (default 1024). */
   maxPendingPublishes?: number | undefined
+  /**
+   * Bytes of replay a connection may have waiting to be written before its
+   * replay pauses until the socket drains (default 1 MiB): a client that
+   * subscribes and stops reading costs about this much, however much history
+   * it asked for (Rule 5).
+   */
+  maxReplayBuffer?: number | undefined
   /** How long a topic's log stays after its last subscriber on this node left, ms (default 30 s). */
   linger?: number | undefined
   onEvent?: ((event: HistoryEvent) => void) | undefined
@@ -134,7 +150,7 @@ export class DeliveryServer {
   readonly delivery: Delivery
   readonly #wss: DeliveryServerLike
   readonly #names: TopicNames
-  readonly #limits: { maxTopicLength: number; maxSubscriptions: number; maxPendingPublishes: number }
+  readonly #limits: { maxTopicLength: number; maxSubscriptions: number; maxPendingPublishes: number; maxReplayBuffer: number }
   readonly #sessions = new Set<DeliverySession>()
   /** Sockets joined per registry topic: frames are built only for encodings someone reads. */
   readonly #joined = new Map<string, number>()
@@ -152,6 +168,7 @@ export class DeliveryServer {
       maxTopicLength: options.maxTopicLength ?? 200,
       maxSubscriptions: options.maxSubscriptions ?? 256,
       maxPendingPublishes: options.maxPendingPublishes ?? 1024,
+      maxReplayBuffer: options.maxReplayBuffer ?? 1024 * 1024,
     }
     const history = options.history
     let policyFor: (topic: string) => HistoryPolicy | undefined
@@ -218,7 +235,7 @@ export class DeliveryServer {
   }
 
   /** @internal */
-  get _limits(): { maxTopicLength: number; maxSubscriptions: number; maxPendingPublishes: number } {
+  get _limits(): { maxTopicLength: number; maxSubscriptions: number; maxPendingPublishes: number; maxReplayBuffer: number } {
     return this.#limits
   }
 
@@ -300,6 +317,22 @@ interface Subscription {
   cancel: () => void
 }
 
+/** A subscription's replay being written (Rule 5). */
+interface Replay {
+  /** As the client names it. */
+  topic: string
+  subscription: Subscription
+  entries: readonly LogEntry[]
+  next: number
+  epoch: string
+  /** Where the plan left the subscriber: the topic's newest when it was made. */
+  position: Position
+  /** Entries replayed so far, over every round. */
+  recovered: number
+  /** The replay waited for the socket: entries may have come since the plan, so it asks again at the end. */
+  stale: boolean
+}
+
 /** One connection speaking `tether.v1`. */
 export class DeliverySession {
   readonly #server: DeliveryServer
@@ -311,6 +344,10 @@ export class DeliverySession {
    * Rule 4: topics with a failed keyed publish, and the keys that failed there since. */
   readonly #failed = new Map<string, Set<string>>()
   #pendingPublishes = 0
+  /** Replays waiting to be written, in the order their plans came (Rule 5). */
+  #replays: Replay[] = []
+  #pumping = false
+  #waitingForRoom = false
   #closed = false
 
   constructor(server: DeliveryServer, ws: DeliverySocketLike, hooks: SessionHooks, json: boolean) {
@@ -345,6 +382,7 @@ export class DeliverySession {
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    this.#replays = []
     for (const subscription of this.#subscriptions.values()) this.#drop(subscription)
     this.#subscriptions.clear()
     this.#server._forget(this)
@@ -370,7 +408,7 @@ export class DeliverySession {
     subscription.cancel = this.#server.delivery.join(storeTopic, { from, recent }, (plan) => this.#answer(topic, subscription, plan))
   }
 
-  #answer(topic: string, subscription: Subscription, plan: JoinPlan | Error): void {
+  #answer(topic: string, subscription: Subscription, plan: JoinPlan | Error, recovered = 0): void {
     if (this.#closed || this.#subscriptions.get(topic) !== subscription) return
     if (plan instanceof Error) {
       this.#subscriptions.delete(topic)
@@ -379,10 +417,68 @@ export class DeliverySession {
     }
     if (this.#ws.readyState !== OPEN) return
     if (plan.gap !== undefined) this.#send(this.#server._gapMessage(subscription.topic, plan.gap))
-    for (const entry of plan.entries) this.#ws.send(this.#server._frame(subscription.topic, plan.position.epoch, entry, this.#json))
-    this.#send({ type: 'subscribed', id: subscription.id, topic, position: plan.position, recovered: plan.entries.length })
-    subscription.joined = true
-    this.#server._join(this.#json, subscription.topic, this.#ws)
+    this.#replays.push({ topic, subscription, entries: plan.entries, next: 0, epoch: plan.position.epoch, position: plan.position, recovered, stale: false })
+    this.#pump()
+  }
+
+  /**
+   * Writes the replays in order while the socket has room (Rule 5). A replay
+   * written in the step its plan was made ends as before: `subscribed`, then
+   * live delivery. One that had to wait asks the node again from where it
+   * stopped (what came meanwhile, or a gap if the window moved past it).
+   */
+  #pump(): void {
+    if (this.#pumping || this.#waitingForRoom) return
+    this.#pumping = true
+    try {
+      const ws = this.#ws
+      const window = this.#server._limits.maxReplayBuffer
+      while (this.#replays.length > 0) {
+        if (this.#closed || ws.readyState !== OPEN) {
+          this.#replays = []
+          return
+        }
+        const replay = this.#replays[0]!
+        if (this.#subscriptions.get(replay.topic) !== replay.subscription) {
+          this.#replays.shift()
+          continue
+        }
+        const { subscription } = replay
+        while (replay.next < replay.entries.length) {
+          if (ws.bufferedAmount > window) return this.#waitForRoom()
+          ws.send(this.#server._frame(subscription.topic, replay.epoch, replay.entries[replay.next++]!, this.#json))
+          replay.recovered++
+        }
+        this.#replays.shift()
+        if (!replay.stale) {
+          this.#send({ type: 'subscribed', id: subscription.id, topic: replay.topic, position: replay.position, recovered: replay.recovered })
+          subscription.joined = true
+          this.#server._join(this.#json, subscription.topic, ws)
+          continue
+        }
+        const last = replay.entries.length > 0 ? { epoch: replay.epoch, offset: replay.entries[replay.entries.length - 1]!.offset } : replay.position
+        this.#server.delivery.leave(subscription.topic)
+        subscription.cancel = this.#server.delivery.join(subscription.topic, { from: last }, (plan) => this.#answer(replay.topic, subscription, plan, replay.recovered))
+      }
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  /** Rule 5: the socket holds a window of replay; go on once it was written (this turn's frames leave at its end). */
+  #waitForRoom(): void {
+    for (const replay of this.#replays) replay.stale = true
+    this.#waitingForRoom = true
+    const resume = (): void => {
+      this.#waitingForRoom = false
+      if (!this.#closed) this.#pump()
+    }
+    setImmediate(() => {
+      if (this.#closed) return
+      if (this.#ws.bufferedAmount <= this.#server._limits.maxReplayBuffer) return resume()
+      if (this.#ws.once !== undefined) this.#ws.once('drain', resume)
+      else setTimeout(resume, 20)
+    })
   }
 
   #unsubscribe(id: number, topic: string): void {

@@ -423,3 +423,57 @@ describe('a broker outage', () => {
     assert.deepEqual(entries.map((entry) => new TextDecoder().decode(entry.data)), ['k1', 'k2'])
   })
 })
+
+// Outsider (issue 17): a client that subscribed to much history and stopped reading made the server hold the
+// whole replay for it (RSS +67 MB per connection, never closed). Replays are paced by the socket (Rule 5).
+describe('replays are paced by the socket', () => {
+  test('a subscriber that does not read holds about maxReplayBuffer of replay; reading again, it gets everything once, in order', async () => {
+    const store = new MemoryHistory()
+    const { wss, url } = await node(store, { maxCount: 100, maxAge: 600_000 })
+    const topics = Array.from({ length: 20 }, (_, i) => `big${i}`)
+    const payload = 'x'.repeat(20_000)
+    for (const topic of topics) for (let n = 1; n <= 50; n++) store.appendNow(topic, [{ data: new TextEncoder().encode(`${topic}:${n}:${payload}`), binary: false }], { maxCount: 100, maxAge: 600_000 })
+    const peer = await rawPeer(url)
+    peer.ws.pause()
+    topics.forEach((topic, i) => peer.ws.send(serializeClientMessage({ type: 'subscribe', id: i + 1, topic, recent: 100 })))
+    // 20 MB of history asked for; the kernel's buffers take some, the server holds at most its window (1 MiB) and a frame.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const [serverSide] = [...wss.clients]
+    assert.ok(serverSide !== undefined)
+    const held = serverSide.bufferedAmount
+    assert.ok(held <= 1024 * 1024 + 25_000, `${held} bytes of replay held for a client that does not read`)
+    peer.ws.resume()
+    await until(() => peer.received.filter((message) => message.type === 'subscribed').length === topics.length, 20_000, 'every subscription answered')
+    for (const topic of topics) {
+      const delivered = peer.received.filter((message) => message.type === 'deliver' && message.topic === topic) as Array<Extract<ServerMessage, { type: 'deliver' }>>
+      assert.deepEqual(delivered.map((message) => message.position.offset), Array.from({ length: 50 }, (_, i) => i + 1), topic)
+      const answer = peer.received.find((message) => message.type === 'subscribed' && message.topic === topic) as Extract<ServerMessage, { type: 'subscribed' }>
+      assert.equal(answer.recovered, 50)
+      assert.equal(answer.position.offset, 50)
+    }
+    assert.equal(peer.received.filter((message) => message.type === 'gap').length, 0)
+  })
+
+  test('what is published while a replay waits for the socket arrives after it, once, in order', async () => {
+    const store = new MemoryHistory()
+    const { url } = await node(store, { maxCount: 1000, maxAge: 600_000 })
+    // 30 MB of replay: more than the kernel's buffers and the window take, so the replay waits for the reader.
+    const payload = 'y'.repeat(100_000)
+    for (let n = 1; n <= 300; n++) store.appendNow('busy', [{ data: new TextEncoder().encode(`${n}:${payload}`), binary: false }], { maxCount: 1000, maxAge: 600_000 })
+    const peer = await rawPeer(url)
+    peer.ws.pause()
+    peer.ws.send(serializeClientMessage({ type: 'subscribe', id: 1, topic: 'busy', recent: 1000 }))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const writer = client(url)
+    for (let n = 301; n <= 310; n++) await writer.publish('busy', `${n}:live`)
+    assert.equal(peer.received.length, 0, 'nothing read yet')
+    peer.ws.resume()
+    await until(() => peer.received.some((message) => message.type === 'subscribed'), 30_000, 'the answer after the replay')
+    const delivered = (peer.received.filter((message) => message.type === 'deliver') as Array<Extract<ServerMessage, { type: 'deliver' }>>).map((message) => message.position.offset)
+    // The ten published meanwhile came as replay too, before 'subscribed': the replay asked again where it stopped.
+    assert.deepEqual(delivered, Array.from({ length: 310 }, (_, i) => i + 1))
+    const answer = peer.received.find((message) => message.type === 'subscribed') as Extract<ServerMessage, { type: 'subscribed' }>
+    assert.deepEqual([answer.recovered, answer.position.offset], [310, 310])
+    assert.equal(peer.ws.readyState, WsClient.OPEN)
+  })
+})
