@@ -546,6 +546,7 @@ function positionField(object: Json, name: string): Position {
 }
 
 function payloadField(object: Json): { data: Uint8Array; binary: boolean } {
+  if (object.data64 !== undefined && object.data !== undefined) throw new Invalid('"data" and "data64" together: send one')
   if (object.data64 !== undefined) {
     const bytes = fromBase64(field(object, 'data64', isString, 'base64 text'))
     if (bytes === undefined) throw new Invalid('"data64" must be base64 text')
@@ -572,6 +573,7 @@ function readJson<T>(text: string, read: (object: Json, type: unknown) => T | Pa
 
 function parseClientJson(text: string): ClientMessage | ParseFailure {
   return readJson<ClientMessage>(text, (object, type) => {
+    if (type !== 'subscribe' && type !== 'unsubscribe' && type !== 'publish') return { type: 'invalid', reason: '"type" must be subscribe, unsubscribe or publish' }
     const id = field(object, 'id', isCount, 'a whole number, 0 or more')
     const topic = field(object, 'topic', isString, 'a string')
     if (type === 'subscribe') {
@@ -579,8 +581,7 @@ function parseClientJson(text: string): ClientMessage | ParseFailure {
       return { type, id, topic, from, recent: optional(object, 'recent', isCount, 'a whole number, 0 or more') }
     }
     if (type === 'unsubscribe') return { type, id, topic }
-    if (type === 'publish') return { type, id, topic, key: optional(object, 'key', isString, 'a string'), ...payloadField(object) }
-    return { type: 'invalid', reason: '"type" must be subscribe, unsubscribe or publish' }
+    return { type, id, topic, key: optional(object, 'key', isString, 'a string'), ...payloadField(object) }
   })
 }
 

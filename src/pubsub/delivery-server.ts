@@ -303,6 +303,9 @@ export class DeliveryServer {
 
 const encoder = new TextEncoder()
 const OPEN = 1
+/** A control character, or a surrogate without its pair. */
+const NOT_A_NAME = /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
 /** Longest idempotency key, in UTF-16 units (the client's are about 20). */
 const MAX_KEY_LENGTH = 256
 /** Keys remembered per blocked topic, and blocked topics per session (Rule 4): bounds, not expected sizes. */
@@ -391,6 +394,9 @@ export class DeliverySession {
   #checkTopic(topic: string): string | undefined {
     const max = this.#server._limits.maxTopicLength
     if (topic.length === 0 || topic.length > max) return `A topic is 1-${max} characters`
+    // A lone surrogate (JSON can carry one) has no UTF-8 form: a store keeping names as UTF-8 would give two
+    // such names one history (an outsider's finding). Control characters have no business in a name either.
+    if (NOT_A_NAME.test(topic)) return 'A topic is text without control characters or lone surrogates'
     return undefined
   }
 

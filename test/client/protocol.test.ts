@@ -126,6 +126,9 @@ describe('tether.v1 input that is not a message (never throws)', () => {
       ['{"type":"subscribe","id":1,"topic":"a","from":{"epoch":"x","offset":1.5}}', false, /"offset" must be/],
       ['{"type":"publish","id":1,"topic":"a","data64":"@@"}', false, /"data64" must be base64/],
       ['{"type":"dance","id":1,"topic":"a"}', false, /"type" must be/],
+      // Outsider (issue 17): an unknown type without a topic was told about the topic; both payload forms were taken.
+      ['{"type":"frobnicate","id":1}', false, /"type" must be/],
+      ['{"type":"publish","id":1,"topic":"a","data":"x","data64":"eA=="}', false, /"data" and "data64" together/],
     ]
     for (const [input, isBinary, reason] of cases) {
       const parsed = parseClientMessage(typeof input === 'string' ? input : input, isBinary)

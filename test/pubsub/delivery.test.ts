@@ -285,6 +285,20 @@ describe('tether.v1: every bad input has a defined answer', () => {
     assert.equal(raw.ws.readyState, WsClient.OPEN, 'refusals do not close the connection')
   })
 
+  test('a topic with a lone surrogate or a control character is refused (bad-request), on JSON sessions too', async () => {
+    // Outsider (issue 17): over JSON "news.s\ud800" and "news.s\udbff" were two topics live but one history on
+    // Redis (both stored as the UTF-8 of U+FFFD).
+    const { url } = await node()
+    const raw = await rawPeer(url, PROTOCOL_JSON)
+    raw.ws.send('{"type":"subscribe","id":1,"topic":"news.s\\ud800"}')
+    raw.ws.send('{"type":"publish","id":2,"topic":"news.s\\udbff","data":"x","key":"k"}')
+    raw.ws.send('{"type":"subscribe","id":3,"topic":"a\\u0000b"}')
+    raw.ws.send('{"type":"subscribe","id":4,"topic":"emoji \\ud83d\\ude00"}')
+    await raw.next(4)
+    const answers = raw.received.map((message) => (message.type === 'error' ? `${message.id}:${message.code}` : `${'id' in message ? message.id : -1}:${message.type}`)).sort()
+    assert.deepEqual(answers, ['1:bad-request', '2:bad-request', '3:bad-request', '4:subscribed'])
+  })
+
   test('the client surfaces a refused subscription as an error event with the code, and a refused publish as a rejection', async () => {
     const { url } = await node(new MemoryHistory(), {}, (topic) => topic !== 'readonly')
     const reader = client(url)
