@@ -271,6 +271,8 @@ export async function startNginx(options: {
   const config = `
 ${streamPort === undefined ? '' : 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;'}
 daemon off;
+# One process: stop() kills it with SIGKILL, which would leave a master's workers running, still listening.
+master_process off;
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} warn;
 events { worker_connections 2048; }
