@@ -31,6 +31,8 @@ export type AdmitOutcome = 'ok' | 'not-allowed' | 'dropped' | 'closed'
 export interface Refusal {
   status: number
   message: string
+  /** What metrics count it under (default `authenticate`): `path` for no endpoint, `host` for a Host not served. */
+  reason?: 'authenticate' | 'path' | 'host'
 }
 
 /** A client of an app. */

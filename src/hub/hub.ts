@@ -58,6 +58,7 @@ import { type HubConfig, resolveHubConfig } from './config.js'
 import { HubHistory } from './history.js'
 import { type MetricsRoute, operatorListener, requestListener } from './http.js'
 import { lineLogger } from './log.js'
+import { LogBudget, REFUSAL_LOG_BUDGET } from './log-budget.js'
 import { createMetrics } from './metrics.js'
 import { ClientPublishLimiter, PublishLimits } from './rate-limit.js'
 import { LOCAL_PREFIX } from './topics.js'
@@ -177,11 +178,11 @@ function route(apps: readonly App[], path: string): { app: App; param: string } 
       try {
         return { app, param: decodeURIComponent(path.slice(app.route.prefix.length)) }
       } catch {
-        return { status: 400, message: 'The path is not valid percent-encoding' }
+        return { status: 400, message: 'The path is not valid percent-encoding', reason: 'path' }
       }
     }
   }
-  return { status: 404, message: `No WebSocket endpoint here: try ${apps.map((app) => ('path' in app.route ? app.route.path : `${app.route.prefix}NAME`)).join(', ')}` }
+  return { status: 404, reason: 'path', message: `No WebSocket endpoint here: try ${apps.map((app) => ('path' in app.route ? app.route.path : `${app.route.prefix}NAME`)).join(', ')}` }
 }
 
 async function connectBackplane(config: HubConfig): Promise<{ backplane: Backplane | undefined; kind: string }> {
@@ -317,12 +318,12 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     // a reliable-delivery client offers `tether.v1` (or its JSON form).
     handleProtocols: (protocols) => (protocols.has(HUB_PROTOCOL) ? HUB_PROTOCOL : selectDeliveryProtocol(protocols)),
     authenticate: async (request) => {
-      if (!hostAllowed(request)) return { status: 403, message: `Host ${String(request.headers.host)} is not served here` }
+      if (!hostAllowed(request)) return { status: 403, message: 'This Host is not served here', reason: 'host' }
       let path: string
       try {
         path = new URL(request.url ?? '/', 'http://localhost').pathname
       } catch {
-        return { status: 400, message: 'Bad request target' }
+        return { status: 400, message: 'Bad request target', reason: 'path' }
       }
       const found = route(hubApps, path)
       if ('status' in found) return found
@@ -352,14 +353,16 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       logger.error({ event: 'app.error' }, `an app's topic listener threw: ${String((error.cause as Error | undefined)?.message ?? error.message)}`)
     } else logger.error({ event: 'server.error' }, `server error: ${error.message}`)
   }
-  // One line per refused handshake: reason, status, the hub's one-line message, the address (log.ts Rule 1: never headers).
+  // One line per refused handshake: reason, status and address only (log.ts Rule 1: the refusal's text may
+  // quote what the client sent, a path or a topic name); within a budget, since clients refuse themselves at will.
+  const refusalBudget = new LogBudget(REFUSAL_LOG_BUDGET, (count, byReason) => {
+    const reasons = Object.entries(byReason).map(([reason, n]) => `${reason} ${n}`).join(', ')
+    logger.warn({ event: 'handshake.refused.summary', count, byReason }, `${count} refused handshake(s) not logged (${reasons}): the metrics count every one`)
+  })
   const onRefused = (message: unknown): void => {
     const refusal = message as HandshakeRefusedMessage
-    if (refusal.server !== wss) return
-    logger.info(
-      { event: 'handshake.refused', reason: refusal.reason, status: refusal.status, detail: refusal.message, address: refusal.remoteAddress },
-      'handshake refused',
-    )
+    if (refusal.server !== wss || !refusalBudget.take(refusal.reason)) return
+    logger.info({ event: 'handshake.refused', reason: refusal.reason, status: refusal.status, address: refusal.remoteAddress }, 'handshake refused')
   }
   diagnostics.subscribe(HANDSHAKE_REFUSED_CHANNEL, onRefused)
   // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health),
@@ -593,6 +596,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       await Promise.allSettled(appsStopped)
       await history.close().catch((error: Error) => logger.error({ event: 'history.error' }, `history close error: ${error.message}`))
       diagnostics.unsubscribe(HANDSHAKE_REFUSED_CHANNEL, onRefused)
+      refusalBudget.flush()
       if (operator !== undefined) {
         operator.closeAllConnections()
         await new Promise((resolve) => operator!.close(resolve))

@@ -261,8 +261,17 @@ const DEFAULT_MAX_CONCURRENT_STREAMS = 1000
 const HTTP2_IDLE_CONNECTION_TIMEOUT = 30_000
 const HTTP1_KEEP_ALIVE_TIMEOUT = 5_000
 
-/** What `authenticate` answers. */
-export type AuthResult<User = unknown> = boolean | { user: User } | { status: number; message?: string; headers?: Record<string, string> }
+/**
+ * What `authenticate` answers. A refusal is counted under the reason
+ * `authenticate` (and `limitStats.authRefused`), or under `reason` when the
+ * hook refused for something else: `path` (no endpoint there: 404) or `host`
+ * (a Host the server does not answer to: 403), so that metrics tell a
+ * scanner from a client without a token.
+ */
+export type AuthResult<User = unknown> =
+  | boolean
+  | { user: User }
+  | { status: number; message?: string; headers?: Record<string, string>; reason?: 'authenticate' | 'path' | 'host' }
 
 /** Whether `origin` (a browser's Origin header) names the host the request was sent to. */
 function sameOrigin(origin: string, host: string | undefined): boolean {
@@ -1057,7 +1066,9 @@ export class WebSocketServer<
               (allowOrigins.includes('same-origin') && sameOrigin(origin, request.headers.host as string | undefined))
       if (!allowed) {
         this.#stats.originRefused++
-        return reject('origin', 403, origin === undefined ? 'An Origin header is required' : `Origin ${origin} is not allowed`)
+        // Not the Origin itself: this text goes to the handshake-refused channel, and so to logs (a 15 KB
+        // Origin made each log line 15 KB, issue 16); the client knows what it sent.
+        return reject('origin', 403, origin === undefined ? 'An Origin header is required' : 'This Origin is not allowed')
       }
     }
 
@@ -1220,10 +1231,12 @@ export class WebSocketServer<
     const decide = (result: AuthResult): void => {
       if (result === true) return complete()
       if (typeof result === 'object' && result !== null && 'user' in result) return complete(result.user)
-      this.#stats.authRefused++
       if (typeof result === 'object' && result !== null && 'status' in result && typeof result.status === 'number') {
-        return reject('authenticate', result.status, result.message, result.headers)
+        const reason = result.reason === 'path' || result.reason === 'host' ? result.reason : 'authenticate'
+        if (reason === 'authenticate') this.#stats.authRefused++
+        return reject(reason, result.status, result.message, result.headers)
       }
+      this.#stats.authRefused++
       reject('authenticate', 401)
     }
     const failed = (error: unknown): void => {

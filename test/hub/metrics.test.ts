@@ -53,9 +53,10 @@ describe('GET /metrics on a real tether serve', () => {
       const inboxes = [new Inbox(publisher!), new Inbox(listener!)]
       for (let i = 0; i < 5; i++) publisher!.send(`news ${i}`)
       for (const inbox of inboxes) await inbox.next(5)
-      // Two refusals: no such endpoint (the hub's authenticate hook: 404), a foreign origin (403).
+      // Three refusals: no such endpoint (the hub's authenticate hook: 404), a foreign origin (403), a foreign Host (403).
       assert.equal(await refusedStatus(`${hub.wsUrl}/nowhere`), 404)
       assert.equal(await refusedStatus(`${hub.wsUrl}/echo`, { Origin: 'https://elsewhere.example' }), 403)
+      assert.equal(await refusedStatus(`${hub.wsUrl}/echo`, { Host: 'rebound.example' }), 403)
 
       const during = await scrape(hub.url)
       assert.equal(during.get('tether_connections_total{endpoint="echo"}'), 3)
@@ -64,9 +65,13 @@ describe('GET /metrics on a real tether serve', () => {
       assert.equal(during.get('tether_connections_open{endpoint="relay"}'), 2)
       assert.equal(during.get('tether_connections_open{endpoint="chat"}'), 0)
       assert.equal(during.get('tether_handshakes_accepted_total'), 5)
-      assert.equal(during.get('tether_handshakes_refused_total{reason="authenticate"}'), 1)
+      // Each under its own reason: a 404 and a foreign Host are not failed authentications (outsider finding 6).
+      assert.equal(during.get('tether_handshakes_refused_total{reason="path"}'), 1)
+      assert.equal(during.get('tether_handshakes_refused_total{reason="host"}'), 1)
+      assert.equal(during.get('tether_handshakes_refused_total{reason="authenticate"}'), 0)
       assert.equal(during.get('tether_handshakes_refused_total{reason="origin"}'), 1)
       assert.equal(during.get('tether_limit_trips_total{limit="originRefused"}'), 1)
+      assert.equal(during.get('tether_limit_trips_total{limit="authRefused"}'), 0)
       assert.equal(during.get('tether_messages_received_total'), 12 + 5)
       // Twelve echoes, and each of the five publishes delivered to both relay clients.
       assert.equal(during.get('tether_messages_sent_total'), 12 + 10)
