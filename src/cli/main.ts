@@ -170,7 +170,7 @@ const SERVE: CommandSpec = {
     {
       name: 'metrics-port',
       value: '<port>',
-      description: 'serve /metrics and /health/* on this port of --metrics-host instead of the public one',
+      description: 'serve /metrics on this port of --metrics-host instead of the public one (and /health/*, also through the drain)',
       parse: integer(0, 65535),
     },
     { name: 'metrics-host', value: '<host>', description: 'with --metrics-port: the address it listens on', default: '127.0.0.1' },
@@ -180,7 +180,7 @@ Endpoints:
   GET  /               index of the apps and endpoints
   GET  /chat, /scores  the chat and live-scores pages
   GET  /health         JSON status; /health/live (200 while serving), /health/ready (200, or 503 while the
-                       backplane is down or the server drains)
+                       backplane is down); while SIGTERM drains, only --metrics-port answers (ready 503)
   GET  /metrics        Prometheus metrics (see --metrics-token, --metrics-port)
   WS   /echo           every message comes back
   WS   /topics/NAME    what you send is published on NAME; you receive what is published on NAME
@@ -195,7 +195,9 @@ tether_token, or ?token=TOKEN. The token's "tether" claim lists the topics it ma
 Settings: every option also from the environment (TETHER_ and its name: TETHER_PORT, TETHER_MAX_PAYLOAD,
 TETHER_JWT_SECRET, TETHER_REDIS_URL, TETHER_NATS_URL, TETHER_ALLOW_ORIGIN=a,b ...) and from a JSON file
 (--config FILE or TETHER_CONFIG); the command line wins over the environment, which wins over the file.
-Logs: JSON lines on stdout, or one readable line each on a terminal.
+Logs: JSON lines on stdout, or one readable line each on a terminal; below --log-level info the start is said on
+stderr instead. If stdout closes, serving goes on without logs. SIGTERM or SIGINT drains (at most 5 s) and exits
+0; a second one exits at once with 143 (SIGTERM) or 130 (SIGINT).
 
 Examples:
   tether serve
@@ -306,7 +308,10 @@ async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unkn
 async function runServe(parsed: ParsedCommand): Promise<void> {
   const options = await serveSettings(parsed)
   const interactive = Boolean(process.stdout.isTTY)
-  const logger = createLogger({ level: options.logLevel as LogLevel, pretty: interactive })
+  // The logs go to stdout until nobody reads it (below); then nowhere, and the hub keeps serving.
+  let logsOpen = true
+  const destination = { write: (line: string) => logsOpen && process.stdout.write(line) }
+  const logger = createLogger({ level: options.logLevel as LogLevel, pretty: interactive, destination })
   const settings = { ...SERVE_DEFAULTS, ...options, logger } as ServeOptions
   const running = await serve(settings)
   const ws = running.url.replace(/^http/, 'ws')
@@ -314,15 +319,19 @@ async function runServe(parsed: ParsedCommand): Promise<void> {
   if (interactive) {
     console.log(`tether serve on ${running.url}  (chat ${running.url}/chat, live scores ${running.url}/scores)`)
     console.log(`  ${ws}/echo   ${ws}/topics/NAME   ${running.url}/health   ${running.metricsUrl ?? running.url}/metrics   backplane: ${backplane}`)
+  } else if (LOG_LEVELS.indexOf(options.logLevel as LogLevel) <= LOG_LEVELS.indexOf('info')) {
+    logger.info({ event: 'hub.listening', url: running.url, metricsUrl: running.metricsUrl, backplane }, `tether serve on ${running.url}`)
   } else {
-    // Logs are JSON lines on stdout: the start is one of them, whatever --log-level (it is what the command says).
-    createLogger({ level: 'info' }).info({ event: 'hub.listening', url: running.url, metricsUrl: running.metricsUrl, backplane }, `tether serve on ${running.url}`)
+    // The start is an info record, so warn, error and silent leave it out of the logs; the URL is still said,
+    // once, on stderr, which holds what is not a log record (outsider finding 9).
+    process.stderr.write(`tether serve on ${running.url}${running.metricsUrl ? ` (metrics ${running.metricsUrl})` : ''}\n`)
   }
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) {
+      // The operator insists: exit now, with 128 + the signal's number, as a shell reports a process it killed.
       logger.warn({ event: 'hub.stopping', signal }, `${signal} again: exiting now`)
-      process.exit(130)
+      process.exit(signal === 'SIGTERM' ? 143 : 130)
     }
     stopping = true
     logger.info({ event: 'hub.stopping', signal }, `${signal}: closing connections (1001), at most ${settings.shutdownTimeout / 1000} s`)
@@ -330,11 +339,16 @@ async function runServe(parsed: ParsedCommand): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
-  // Nobody reads the logs any more (`tether serve | head`): drain and stop, as on SIGTERM.
+  // Nobody reads the logs any more (`tether serve | head`, a log shipper that died): a server on a public port
+  // keeps serving, says so once on stderr, and writes no more logs. It used to drain and exit 0, which a
+  // supervisor with Restart=on-failure took for a wanted stop (outsider finding 2).
   onClosedOutput = () => {
-    logger.info = logger.warn = logger.error = logger.debug = () => {}
-    stop('stdout closed')
+    if (!logsOpen) return
+    logsOpen = false
+    process.stderr.write('tether: stdout was closed: no more logs are written; still serving (SIGTERM stops it)\n')
   }
+  // Nor does a closed stderr stop it.
+  process.stderr.on('error', () => {})
 }
 
 /** Runs the command line; resolves to the exit status (a running server keeps the process alive). */
@@ -385,13 +399,14 @@ async function main(argv: readonly string[]): Promise<number> {
 
 /**
  * A closed stdout (`tether connect URL | head -2`, `tether bench --help | head -1`)
- * ends the program quietly with status 0; `tether serve` drains first.
+ * ends the program quietly with status 0; `tether serve` keeps serving (runServe).
  * Writing to a closed pipe fails with EPIPE, reported as an 'error' event
  * that would otherwise end the process with a stack trace.
  */
 let onClosedOutput = (): void => process.exit(0)
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') return onClosedOutput()
+  // A write queued before the EPIPE was reported fails with ERR_STREAM_DESTROYED after it.
+  if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') return onClosedOutput()
   throw error
 })
 

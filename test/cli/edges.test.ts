@@ -13,7 +13,8 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { WebSocketServer } from '../../src/index.js'
 import { CLI, type ServeProcess, assertOneLineError, inTerminal, runCli, startServe } from '../helpers/cli.js'
-import { HOST, ROOT, portOf, waitFor, withTimeout } from '../helpers/net.js'
+import { WebSocket as WsClient } from 'ws'
+import { HOST, ROOT, delay, portOf, waitFor, withTimeout } from '../helpers/net.js'
 
 let hub: ServeProcess
 before(async () => {
@@ -64,6 +65,35 @@ describe('a closed stdout ends the program quietly, exit 0', () => {
     for (let run = 0; run < 3; run++) {
       const gone = await piped(['bench', '--help'], 'true')
       assert.deepEqual([gone.status, gone.stderr], [0, ''], `run ${run}`)
+    }
+  })
+})
+
+describe('tether serve with a closed stdout keeps serving (outsider finding 2)', () => {
+  test('the reader of its logs goes away: one line on stderr, then it serves as before, and SIGTERM still exits 0', async () => {
+    const served = await startServe()
+    try {
+      // The pipe's reading end closes, as when `| head -1` or a log shipper ends.
+      served.proc.stdout!.destroy()
+      const echo = async (text: string): Promise<string> => {
+        const ws = new WsClient(`${served.wsUrl}/echo`)
+        await waitFor(ws, 'open')
+        ws.send(text)
+        const [data] = await waitFor<[Buffer]>(ws, 'message')
+        ws.close()
+        await waitFor(ws, 'close')
+        return data.toString()
+      }
+      // Each connection writes log lines: the first write meets the closed pipe.
+      assert.equal(await echo('first'), 'first')
+      for (let poll = 0; !served.stderr().includes('stdout was closed') && poll < 100; poll++) await delay(50)
+      for (let i = 0; i < 3; i++) assert.equal(await echo(`after ${i}`), `after ${i}`, 'still serving')
+      assert.equal((await fetch(`${served.url}/health/ready`)).status, 200)
+      assert.equal(served.proc.exitCode, null)
+      assert.equal(served.stderr().match(/stdout was closed/g)?.length, 1, served.stderr())
+      assertOneLineError(served.stderr(), /no more logs are written; still serving/)
+    } finally {
+      assert.equal(await served.stop('SIGTERM'), 0)
     }
   })
 })

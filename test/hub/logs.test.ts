@@ -132,7 +132,14 @@ describe('tether serve logs', () => {
       await closed(ws)
       await hub.stop()
       assert.deepEqual(hub.logs().filter((line) => line.includes('connection.')), [])
+      // The start is an info record: not in these logs, but its URL is said on stderr (outsider finding 9).
+      assert.ok(!hub.logs().some((line) => line.includes('hub.listening')))
+      assert.match(hub.stderr(), /^tether serve on http:\/\/127\.0\.0\.1:\d+\n/)
     }
+    const silent = await startServe(['--log-level', 'silent'])
+    await silent.stop()
+    assert.deepEqual(silent.logs(), [])
+    assert.match(silent.stderr(), /^tether serve on http:\/\/127\.0\.0\.1:\d+\n$/)
     const bad = await runCli(['serve', '--port', '0', '--log-level', 'loud'])
     assert.equal(bad.status, 2)
     assertOneLineError(bad.stderr, /^tether: --log-level must be one of debug, info, warn, error, silent, not "loud"/)

@@ -5,6 +5,7 @@
  * `/health/ready` (a backplane outage, and the drain at SIGTERM).
  */
 import assert from 'node:assert/strict'
+import net from 'node:net'
 import { describe, test } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { startBroker } from '../helpers/brokers.js'
@@ -186,5 +187,40 @@ describe('/health/live and /health/ready', () => {
     assert.equal(await exited, 0)
     silent.destroy()
     await until(() => hub.logs().some((line) => line.includes('"event":"hub.stopped"')))
+  })
+
+  test('SIGTERM without --metrics-port: the public port stops listening at once; a second SIGTERM exits 143 without waiting (outsider findings 4, 10)', async () => {
+    const hub = await startServe()
+    assert.equal((await fetch(`${hub.url}/health/live`)).status, 200)
+    // A client that never answers the closing handshake keeps the drain going (up to 5 s).
+    const silent = await RawPeer.connect(hub.port)
+    silent.write(upgradeRequest({ path: '/echo', headers: { Host: `${HOST}:${hub.port}` } }))
+    assert.match(await silent.readHead(), /^HTTP\/1.1 101/)
+    hub.proc.kill('SIGTERM')
+    await until(() => hub.logs().some((line) => line.includes('"event":"hub.stopping"')))
+    // README: new connections are refused, so load balancers and reconnecting clients go elsewhere at once.
+    const refused = await new Promise<boolean>((resolve) => {
+      const probe = net.connect(hub.port, HOST)
+      probe.once('connect', () => (probe.destroy(), resolve(false)))
+      probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'))
+    })
+    assert.ok(refused, 'the public port no longer listens while draining')
+    assert.equal(await hub.stop('SIGTERM'), 143, '128 + SIGTERM, as a shell reports a process a signal ended')
+    assert.ok(!hub.logs().some((line) => line.includes('"event":"hub.stopped"')), 'it did not wait for the drain')
+    assert.ok(hub.logs().some((line) => line.includes('SIGTERM again: exiting now')))
+    silent.destroy()
+  })
+
+  test('--metrics-port: /health/live and /health/ready stay on the public port too, for load balancers that check the traffic port (README)', async () => {
+    const hub = await startServe(['--metrics-port', '0'])
+    try {
+      for (const url of [hub.url, hub.metricsUrl!]) {
+        assert.equal((await fetch(`${url}/health/ready`)).status, 200, url)
+        assert.equal((await fetch(`${url}/health/live`)).status, 200, url)
+      }
+      assert.equal((await fetch(`${hub.url}/metrics`)).status, 404)
+    } finally {
+      await hub.stop()
+    }
   })
 })
