@@ -6,7 +6,20 @@
  */
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { ConfigError, LOG_LEVELS, type LogLevel, type SettingSpec, createLogger, envName, mergeSettings, settingsFromEnv, settingsFromFile } from '../hub/index.js'
+import { isIP } from 'node:net'
+import {
+  ConfigError,
+  LOG_LEVELS,
+  type LogLevel,
+  type SettingSpec,
+  createLogger,
+  envName,
+  isOrigin,
+  mergeSettings,
+  settingsFromEnv,
+  settingsFromFile,
+  unknownEnvNames,
+} from '../hub/index.js'
 import { type CommandSpec, type ParsedCommand, UsageError, commandHelp, keyOf, parseCommand, programHelp } from './args.js'
 import { bench, formatReport, type BenchMode, type BenchOptions } from './bench.js'
 import { type ConnectOptions, connect } from './connect.js'
@@ -15,30 +28,60 @@ import { SERVE_DEFAULTS, type ServeOptions, serve } from './serve.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
-/** The option parsers: each names the flag, variable or file key it reads (`name`) in its error. */
+/**
+ * The option parsers: each names the flag, variable or file key it reads (`name`) in its error.
+ * Numbers are written in decimal digits only: `Number()` also reads '0x50', '1e3' and ' ' (as 0), so
+ * TETHER_PORT=0x50 listened on port 80 (outsider finding 8).
+ */
+const WHOLE = /^[0-9]+$/
+const DECIMAL = /^[0-9]+(\.[0-9]+)?$/
+
+/** Marks a parser whose values are numbers, so that a config file must give them as JSON numbers. */
+function numeric<T extends (value: string, name: string) => number>(parse: T): T {
+  return Object.assign(parse, { numeric: true })
+}
+
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string, name: string): number => {
+  return numeric((value: string, name: string): number => {
     const number = Number(value)
-    if (value.trim() === '' || !Number.isInteger(number) || number < min || number > max) {
+    if (!WHOLE.test(value) || !Number.isSafeInteger(number) || number < min || number > max) {
       throw new UsageError(`${name} must be a whole number from ${min} to ${max}`)
     }
     return number
-  }
+  })
 }
 
-function seconds(value: string, name: string): number {
-  const number = Number(value)
-  if (value.trim() === '' || !Number.isFinite(number) || number < 0) throw new UsageError(`${name} must be a number of seconds, 0 or more`)
-  return number
-}
+const seconds = numeric((value: string, name: string): number => {
+  if (!DECIMAL.test(value)) throw new UsageError(`${name} must be a number of seconds, 0 or more`)
+  return Number(value)
+})
 
 /** Seconds as milliseconds, more than 0 (a timer's range). */
-function positiveSeconds(value: string, name: string): number {
+const positiveSeconds = numeric((value: string, name: string): number => {
   const number = Number(value)
-  if (!Number.isFinite(number) || number <= 0 || number * 1000 > 2 ** 31 - 1) {
+  if (!DECIMAL.test(value) || number <= 0 || number * 1000 > 2 ** 31 - 1) {
     throw new UsageError(`${name} must be a number of seconds above 0`)
   }
   return Math.max(1, Math.round(number * 1000))
+})
+
+/** An origin as browsers send it (`scheme://host[:port]`), or `*`; the hub's own check named its option, not the flag. */
+function origin(value: string, name: string): string {
+  if (value !== '*' && !isOrigin(value)) {
+    throw new UsageError(`${name} ${JSON.stringify(value)} is not an origin: scheme://host[:port] without a path, e.g. https://app.example (or * for any)`)
+  }
+  return value
+}
+
+/** An IP address or a CIDR range: the library's check said only "Invalid socket address". */
+function addressOrRange(value: string, name: string): string {
+  const [address = '', prefix, ...rest] = value.split('/')
+  const family = isIP(address)
+  const bits = family === 4 ? 32 : 128
+  if (family === 0 || rest.length > 0 || (prefix !== undefined && (!WHOLE.test(prefix) || Number(prefix) > bits))) {
+    throw new UsageError(`${name} ${JSON.stringify(value)} is not an IP address or a CIDR range, e.g. 10.0.0.5 or 10.0.0.0/8`)
+  }
+  return value
 }
 
 /** A broker URL: it must parse, with the broker's scheme (`--redis notaurl` used to say only "Invalid URL"). */
@@ -102,6 +145,7 @@ const SERVE: CommandSpec = {
       value: '<origin>',
       description: "also accept WebSockets from pages of this origin, e.g. https://app.example (repeatable; * for any, with a warning); the pages' own origin is always allowed",
       repeatable: true,
+      parse: origin,
     },
     { name: 'auth', value: '<kind>', description: 'require a token from clients (choices: none, jwt)', choices: ['none', 'jwt'], default: SERVE_DEFAULTS.auth },
     { name: 'jwt-secret', value: '<secret>', description: 'with --auth jwt: the HMAC secret (HS256/384/512)' },
@@ -136,6 +180,7 @@ const SERVE: CommandSpec = {
       value: '<address>',
       description: 'a reverse proxy in front (address or CIDR range, repeatable): its clients are told apart by X-Forwarded-For',
       repeatable: true,
+      parse: addressOrRange,
     },
     {
       name: 'allowed-host',
@@ -277,12 +322,18 @@ const SERVE_SETTINGS: SettingSpec[] = SERVE.options
   .map((spec) => ({
     key: keyOf(spec),
     env: spec.env ?? envName(keyOf(spec)),
-    kind: spec.value === undefined ? 'boolean' : spec.repeatable ? 'list' : 'string',
+    kind: spec.value === undefined ? 'boolean' : spec.repeatable ? 'list' : (spec.parse as { numeric?: boolean } | undefined)?.numeric ? 'number' : 'string',
     parse: spec.parse,
     choices: spec.choices,
   }))
 
-/** What `tether serve` runs with: flags over TETHER_* variables over the --config file over the defaults. */
+/** Variables tether reads besides the settings: the config file, and the library's switch for its TCP bindings. */
+const OTHER_VARIABLES = ['TETHER_CONFIG', 'TETHER_TCP_HANDLES']
+
+/**
+ * What `tether serve` runs with: flags over TETHER_* variables over the --config file over the defaults,
+ * and where each setting came from, as errors name it (`sourceOf`).
+ */
 async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unknown>> {
   const configFile = (parsed.given.config as string | undefined) ?? (process.env.TETHER_CONFIG || undefined)
   try {
@@ -297,8 +348,20 @@ async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unkn
       file = settingsFromFile(SERVE_SETTINGS, configFile, text)
     }
     const env = settingsFromEnv(SERVE_SETTINGS, process.env)
+    // A misspelt variable is otherwise silently ignored (a misspelt file key is an error): say so, once each.
+    for (const { name, near } of unknownEnvNames(SERVE_SETTINGS, process.env, OTHER_VARIABLES)) {
+      process.stderr.write(`tether: warning: ${name} is not a tether setting, ignored${near ? ` (did you mean ${near}?)` : ''}\n`)
+    }
+    const sourceOf = (key: string): string => {
+      const spec = SERVE_SETTINGS.find((candidate) => candidate.key === key)
+      const flag = SERVE.options.find((option) => keyOf(option) === key)
+      if (key in parsed.given || spec === undefined) return `--${flag?.name ?? key}`
+      if (key in env) return spec.env
+      if (key in file) return `${configFile}: ${key}`
+      return `--${flag?.name ?? key}`
+    }
     // parsed.options holds the defaults and the flags; the flags go on top again.
-    return mergeSettings(parsed.options, file, env, parsed.given)
+    return { ...mergeSettings(parsed.options, file, env, parsed.given), sourceOf }
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(error.message, 2)
     throw error

@@ -133,7 +133,7 @@ describe('tether serve', () => {
     assert.equal(busy.status, 1)
     assertOneLineError(busy.stderr, /port \d+ is already in use/)
     const cert = await runCli(['serve', '--port', '0', '--tls-cert', '/nonexistent/cert.pem', '--tls-key', '/nonexistent/key.pem'])
-    assert.equal(cert.status, 1)
+    assert.equal(cert.status, 2, 'a setting naming a file it cannot read is a wrong setting')
     assertOneLineError(cert.stderr, /cannot read --tls-cert \/nonexistent\/cert.pem: ENOENT/)
     const unknown = await runCli(['serve', '--colour'])
     assert.equal(unknown.status, 2)

@@ -137,12 +137,12 @@ describe('every error is one line with the tether: prefix and the documented sta
     }
   })
 
-  test('a certificate or key that is not PEM names the file: exit 1', async () => {
+  test('a certificate or key that is not PEM names the file: exit 2 (a wrong setting)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tether-pem-'))
     writeFileSync(join(dir, 'cert.pem'), 'not a certificate\n')
     writeFileSync(join(dir, 'key.pem'), 'not a key\n')
     const result = await runCli(['serve', '--port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')])
-    assert.equal(result.status, 1)
+    assert.equal(result.status, 2)
     assertOneLineError(result.stderr, new RegExp(`^tether: --tls-cert ${join(dir, 'cert.pem').replace(/[.]/g, '\\.')} is not a PEM certificate`))
   })
 })
