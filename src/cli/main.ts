@@ -128,8 +128,10 @@ const SERVE: CommandSpec = {
     {
       name: 'broker-timeout',
       value: '<seconds>',
-      description: 'with --redis or --nats: how long to wait for the broker at start (default 5)',
+      description: 'with --redis or --nats: how long to wait for the broker at start',
       parse: positiveSeconds,
+      default: SERVE_DEFAULTS.brokerTimeout,
+      defaultText: String(SERVE_DEFAULTS.brokerTimeout / 1000),
     },
     { name: 'no-compression', description: 'turn permessage-deflate off' },
     { name: 'max-payload', value: '<bytes>', description: 'largest message accepted', parse: integer(1), default: SERVE_DEFAULTS.maxPayload },
@@ -192,16 +194,17 @@ const SERVE: CommandSpec = {
     {
       name: 'history-size',
       value: '<n>',
-      description: 'messages each of those topics keeps (default 100)',
+      description: 'messages each of those topics keeps',
       parse: integer(1, 1_000_000),
       default: SERVE_DEFAULTS.historySize,
     },
     {
       name: 'history-age',
       value: '<seconds>',
-      description: 'how long a message stays in history (default 300)',
+      description: 'how long a message stays in history',
       parse: positiveSeconds,
       default: SERVE_DEFAULTS.historyAge,
+      defaultText: String(SERVE_DEFAULTS.historyAge / 1000),
     },
     {
       name: 'history-backend',
@@ -378,7 +381,7 @@ async function runServe(parsed: ParsedCommand): Promise<void> {
   const settings = { ...SERVE_DEFAULTS, ...options, logger } as ServeOptions
   const running = await serve(settings)
   const ws = running.url.replace(/^http/, 'ws')
-  const backplane = settings.redis ? 'redis' : settings.nats ? 'nats' : 'in-memory'
+  const backplane = settings.redis ? 'redis' : settings.nats ? 'nats' : 'none'
   if (interactive) {
     console.log(`tether serve on ${running.url}  (chat ${running.url}/chat, live scores ${running.url}/scores)`)
     console.log(`  ${ws}/echo   ${ws}/topics/NAME   ${running.url}/health   ${running.metricsUrl ?? running.url}/metrics   backplane: ${backplane}`)

@@ -56,7 +56,7 @@ import { scoresApp } from './apps/scores.js'
 import { AuthError, type Authenticator, HUB_PROTOCOL, type Identity, createAuthenticator } from './auth.js'
 import { type HubConfig, resolveHubConfig } from './config.js'
 import { HubHistory } from './history.js'
-import { type MetricsRoute, operatorListener, requestListener } from './http.js'
+import { type MetricsRoute, operatorListener, requestListener, requestPath } from './http.js'
 import { lineLogger } from './log.js'
 import { LogBudget, REFUSAL_LOG_BUDGET } from './log-budget.js'
 import { createMetrics } from './metrics.js'
@@ -187,7 +187,8 @@ function route(apps: readonly App[], path: string): { app: App; param: string } 
 
 async function connectBackplane(config: HubConfig): Promise<{ backplane: Backplane | undefined; kind: string }> {
   const spec = config.backplane
-  if (spec === undefined) return { backplane: undefined, kind: 'memory' }
+  // No broker: kind `none`, the library's word (`wss.metrics().backplane.state`), in /health and /metrics alike.
+  if (spec === undefined) return { backplane: undefined, kind: 'none' }
   if (spec.kind === 'custom') return { backplane: spec.backplane, kind: 'custom' }
   if (spec.kind === 'redis') {
     const { RedisBackplane } = await import('tether-ws/pubsub/redis')
@@ -319,12 +320,8 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     handleProtocols: (protocols) => (protocols.has(HUB_PROTOCOL) ? HUB_PROTOCOL : selectDeliveryProtocol(protocols)),
     authenticate: async (request) => {
       if (!hostAllowed(request)) return { status: 403, message: 'This Host is not served here', reason: 'host' }
-      let path: string
-      try {
-        path = new URL(request.url ?? '/', 'http://localhost').pathname
-      } catch {
-        return { status: 400, message: 'Bad request target', reason: 'path' }
-      }
+      const path = requestPath(request.url)
+      if (path === undefined) return { status: 400, message: 'Bad request target', reason: 'path' }
       const found = route(hubApps, path)
       if ('status' in found) return found
       let identity: Identity

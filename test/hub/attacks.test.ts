@@ -210,4 +210,15 @@ describe('tether serve under attack (issue 14)', () => {
     peer.destroy()
     assert.equal((await health()).limits.headersTooLarge, before + 3)
   })
+
+  test('a path that starts with // is a path no page has (404), never another URL\'s path (outsider finding 15)', async () => {
+    const get = (target: string): Promise<string> => rawExchange(hub.port, `GET ${target} HTTP/1.1\r\nHost: ${HOST}:${hub.port}\r\nConnection: close\r\n\r\n`)
+    assert.match(await get('//anything'), /^HTTP\/1.1 404/)
+    assert.match(await get('//x/chat'), /^HTTP\/1.1 404/)
+    assert.match(await get('/chat'), /^HTTP\/1.1 200/)
+    assert.match(await get(`http://${HOST}:${hub.port}/chat`), /^HTTP\/1.1 200/, 'the absolute form names its path')
+    assert.equal(await upgradeStatus('//x/echo'), 404)
+    assert.equal(await upgradeStatus('/echo'), 101)
+  })
 })
+

@@ -82,7 +82,10 @@ describe('GET /metrics on a real tether serve', () => {
       // "echo N" and "news N" are 6 bytes: 12 bytes a frame from a client (masked), 8 from the server.
       assert.ok(during.get('tether_received_bytes_total')! >= 17 * 12, `${during.get('tether_received_bytes_total')} bytes received`)
       assert.ok(during.get('tether_sent_bytes_total')! >= 22 * 8, `${during.get('tether_sent_bytes_total')} bytes sent`)
-      assert.equal(during.get('tether_backplane_connected{kind="memory"}'), 1)
+      // No broker: kind "none" here as in /health and wss.metrics() (outsider finding 15: "memory" here, "none" there).
+      assert.equal(during.get('tether_backplane_connected{kind="none"}'), 1)
+      const health = (await (await fetch(`${hub.url}/health`)).json()) as { backplane: object }
+      assert.deepEqual(health.backplane, { kind: 'none', state: 'none' })
       assert.equal(during.get('tether_slow_consumer_actions_total{policy="drop"}'), 0)
       assert.equal(during.get('tether_send_buffer_overflows_total{action="close"}'), 0)
       assert.ok(during.has('tether_memory_limit_bytes{budget="receive"}'))
@@ -103,6 +106,25 @@ describe('GET /metrics on a real tether serve', () => {
     }
   })
 
+  test('deflate memory with no connection open is the reuse pool, and says so (outsider finding 15)', async () => {
+    const hub = await startServe()
+    try {
+      const ws = await opened(new WsClient(`${hub.wsUrl}/echo`, { perMessageDeflate: true }))
+      const inbox = new Inbox(ws)
+      ws.send('x'.repeat(4096))
+      await inbox.one()
+      ws.close(1000)
+      await closed(ws)
+      let metrics = await scrape(hub.url)
+      for (let poll = 0; metrics.get('tether_connections_open{endpoint="echo"}') !== 0 && poll < 50; poll++) metrics = await delay(20).then(() => scrape(hub.url))
+      const used = metrics.get('tether_memory_used_bytes{budget="deflate"}')!
+      assert.ok(used > 0, 'its contexts are kept for the next connection')
+      assert.equal(metrics.get('tether_deflate_pooled_bytes'), used, 'all of it is the pool')
+    } finally {
+      await hub.stop()
+    }
+  })
+
   test('--metrics-token: 401 without the bearer token; TETHER_METRICS_TOKEN works the same', async () => {
     const secret = 'a-metrics-token-of-some-length'
     for (const [args, env] of [[['--metrics-token', secret], {}], [[], { TETHER_METRICS_TOKEN: secret }]] as const) {
@@ -114,6 +136,9 @@ describe('GET /metrics on a real tether serve', () => {
         assert.equal((await fetch(`${hub.url}/metrics`, { headers: { Authorization: 'Bearer wrong-token-of-some-length' } })).status, 401)
         const metrics = await scrape(hub.url, { Authorization: `Bearer ${secret}` })
         assert.equal(metrics.get('tether_up'), 1)
+        // The scheme's name is case-insensitive (RFC 9110 §11.1).
+        assert.equal((await scrape(hub.url, { Authorization: `bearer ${secret}` })).get('tether_up'), 1)
+        assert.equal((await scrape(hub.url, { Authorization: `BEARER  ${secret}` })).get('tether_up'), 1)
         assert.equal((await fetch(`${hub.url}/health/live`)).status, 200, 'health needs no token')
       } finally {
         await hub.stop()
