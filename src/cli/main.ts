@@ -222,6 +222,17 @@ const SERVE: CommandSpec = {
       parse: integer(0, 65535),
     },
     { name: 'metrics-host', value: '<host>', description: 'with --metrics-port: the address it listens on', default: '127.0.0.1' },
+    {
+      name: 'metrics-cache',
+      value: '<seconds>',
+      description: 'answer /metrics with the same text for this long, so that frequent scrapes cost little (0: fresh each time)',
+      parse: numeric((value: string, name: string): number => {
+        if (!DECIMAL.test(value) || Number(value) > 3600) throw new UsageError(`${name} must be a number of seconds from 0 to 3600`)
+        return Math.round(Number(value) * 1000)
+      }),
+      default: SERVE_DEFAULTS.metricsCache,
+      defaultText: String(SERVE_DEFAULTS.metricsCache / 1000),
+    },
   ],
   epilogue: `
 Endpoints:

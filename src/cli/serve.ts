@@ -50,6 +50,8 @@ export interface ServeOptions {
   metricsToken?: string | undefined
   metricsPort?: number | undefined
   metricsHost: string
+  /** How long a rendered /metrics is answered again, in ms. */
+  metricsCache: number
   logger: HubLogger
   /**
    * Where a setting came from, as errors name it: `--tls-cert`, `TETHER_TLS_CERT` or `tether.json: tlsCert`
@@ -89,6 +91,7 @@ export const SERVE_DEFAULTS = {
   historyAge: 300_000,
   metrics: HUB_DEFAULTS.metrics.enabled,
   metricsHost: HUB_DEFAULTS.metrics.host,
+  metricsCache: 1_000,
 }
 
 /** HS256 wants a key at least as long as its hash: 32 bytes (RFC 7518 §3.2). */
@@ -210,7 +213,7 @@ export async function hubConfig(options: ServeOptions): Promise<Partial<HubConfi
     },
     log: (line) => options.logger.info({}, line),
     logger: options.logger,
-    metrics: { enabled: options.metrics, token: options.metricsToken, port: options.metricsPort, host: options.metricsHost },
+    metrics: { enabled: options.metrics, token: options.metricsToken, port: options.metricsPort, host: options.metricsHost, cacheMs: options.metricsCache },
   }
 }
 

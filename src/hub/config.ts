@@ -118,7 +118,14 @@ export interface HubConfig {
    * and `/health/*` on their own listener at `host:port` (127.0.0.1 by
    * default) instead of the public port, which then answers `/metrics` with 404.
    */
-  metrics: { enabled: boolean; token?: string | undefined; port?: number | undefined; host: string }
+  metrics: {
+    enabled: boolean
+    token?: string | undefined
+    port?: number | undefined
+    host: string
+    /** How long a rendered scrape is answered again, in ms (metrics.ts Rule 3); 0: render every scrape. */
+    cacheMs?: number | undefined
+  }
 }
 
 export const DEFAULT_PUBLISH_LIMIT: PublishLimit = {
@@ -210,6 +217,7 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
     count('metrics.port', metrics.port)
     if (metrics.port > 65535 || !Number.isInteger(metrics.port)) throw new TypeError('metrics.port must be a whole number from 0 to 65535')
   }
+  if (metrics.cacheMs !== undefined) count('metrics.cacheMs', metrics.cacheMs)
   if (metrics.token !== undefined && (typeof metrics.token !== 'string' || metrics.token.length < 16)) {
     throw new TypeError('metrics.token must be a string of 16 characters or more')
   }

@@ -285,7 +285,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
         hub: () => stats,
         backplaneKind: kind,
         ready,
-      })
+      }, { cacheMs: config.metrics.cacheMs })
     : undefined
   const metricsRoute: MetricsRoute | undefined = registry && {
     token: config.metrics.token,

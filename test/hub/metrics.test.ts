@@ -10,6 +10,8 @@ import { describe, test } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { startBroker } from '../helpers/brokers.js'
 import { type ServeProcess, startServe } from '../helpers/cli.js'
+import { createMetrics } from '../../src/hub/index.js'
+import { WebSocketServer } from '../../src/index.js'
 import { HOST, Inbox, RawPeer, closed, delay, opened, until, upgradeRequest, waitFor } from '../helpers/net.js'
 
 /** The samples of a Prometheus text exposition: `name{labels}` → value. */
@@ -40,7 +42,8 @@ async function refusedStatus(url: string, headers: Record<string, string> = {}):
 
 describe('GET /metrics on a real tether serve', () => {
   test('connections, handshakes, messages, bytes and deliveries match the traffic the test made', async () => {
-    const hub = await startServe()
+    // Fresh numbers at every scrape: this test scrapes after each thing it does.
+    const hub = await startServe(['--metrics-cache', '0'])
     try {
       const before = await scrape(hub.url)
       assert.equal(before.get('tether_up'), 1)
@@ -107,7 +110,8 @@ describe('GET /metrics on a real tether serve', () => {
   })
 
   test('deflate memory with no connection open is the reuse pool, and says so (outsider finding 15)', async () => {
-    const hub = await startServe()
+    // Fresh numbers at every scrape: this test scrapes after each thing it does.
+    const hub = await startServe(['--metrics-cache', '0'])
     try {
       const ws = await opened(new WsClient(`${hub.wsUrl}/echo`, { perMessageDeflate: true }))
       const inbox = new Inbox(ws)
@@ -123,6 +127,58 @@ describe('GET /metrics on a real tether serve', () => {
     } finally {
       await hub.stop()
     }
+  })
+
+  test('a scrape is rendered at most once per --metrics-cache: scrapes within it get the same text (outsider finding 3)', async () => {
+    // A window no test run outlasts, so "within" needs no timing.
+    const hub = await startServe(['--metrics-cache', '3600'])
+    try {
+      const first = await (await fetch(`${hub.url}/metrics`)).text()
+      const ws = await opened(new WsClient(`${hub.wsUrl}/echo`))
+      ws.close()
+      await closed(ws)
+      const scrapes = await Promise.all(Array.from({ length: 20 }, async () => (await fetch(`${hub.url}/metrics`)).text()))
+      for (const text of scrapes) assert.equal(text, first)
+      assert.equal(parseMetrics(first).get('tether_connections_total{endpoint="echo"}'), 0)
+    } finally {
+      await hub.stop()
+    }
+  })
+
+  test('the cache, by its clock: the same text within cacheMs, a fresh one after, and a failed rendering is not kept', async () => {
+    let clock = 0
+    let accepted = 0
+    let failing = false
+    const wss = new WebSocketServer({ noServer: true })
+    const metrics = createMetrics(
+      {
+        server: () => {
+          if (failing) throw new Error('no snapshot')
+          const snapshot = wss.metrics()
+          return { ...snapshot, handshakes: { ...snapshot.handshakes, accepted } }
+        },
+        openByEndpoint: () => ({}),
+        acceptedByEndpoint: () => ({}),
+        hub: () => ({ appErrors: 0, observerErrors: 0, publishNotAllowed: 0, publishDropped: 0, publishClosed: 0, tokensExpired: 0, tokensRefreshed: 0 }),
+        backplaneKind: 'none',
+        ready: () => true,
+      },
+      { cacheMs: 1000, now: () => clock },
+    )
+    const accepts = async (): Promise<number | undefined> => parseMetrics(await metrics.render()).get('tether_handshakes_accepted_total')
+    assert.equal(await accepts(), 0)
+    accepted = 5
+    clock = 999
+    assert.equal(await accepts(), 0, 'within the window: the same text')
+    clock = 1000
+    assert.equal(await accepts(), 5, 'after it: fresh')
+    failing = true
+    clock = 2000
+    await assert.rejects(metrics.render())
+    failing = false
+    accepted = 7
+    assert.equal(await accepts(), 7, 'a failure is not served again')
+    wss.close()
   })
 
   test('--metrics-token: 401 without the bearer token; TETHER_METRICS_TOKEN works the same', async () => {
@@ -174,7 +230,7 @@ describe('/health/live and /health/ready', () => {
     const broker = await startBroker('redis')
     let hub: ServeProcess | undefined
     try {
-      hub = await startServe([], 0, { env: { TETHER_REDIS_URL: broker.url } })
+      hub = await startServe(['--metrics-cache', '0'], 0, { env: { TETHER_REDIS_URL: broker.url } })
       assert.equal((await fetch(`${hub.url}/health/ready`)).status, 200)
       assert.deepEqual(await (await fetch(`${hub.url}/health/live`)).json(), { status: 'live' })
       assert.equal((await scrape(hub.url)).get('tether_backplane_connected{kind="redis"}'), 1)
