@@ -195,6 +195,22 @@ describe('tether bench', () => {
     assert.ok(report.count > 0 && report.count < 1_000_000, `${report.count} opened`)
   })
 
+  test('--mode ramp into a per-address limit says why connections failed, by reason (outsider finding 14)', async () => {
+    const limited = await startServe(['--max-connections-per-address', '5'])
+    try {
+      const json = await runCli(['bench', `${limited.wsUrl}/echo`, '--mode', 'ramp', '-c', '20', '--json'], { ms: 30_000 })
+      assert.equal(json.status, 0, json.stderr)
+      const report = JSON.parse(json.stdout)
+      assert.deepEqual([report.count, report.errors], [5, 15])
+      assert.deepEqual(report.errorReasons, { 'HTTP 503: Too many connections from this address': 15 })
+      const text = await runCli(['bench', `${limited.wsUrl}/echo`, '--mode', 'ramp', '-c', '20'], { ms: 30_000 })
+      // The first run's connections may still be closing on the server: the count may differ, the reason not.
+      assert.match(text.stdout, /^errors +\d+\n +\d+ × HTTP 503: Too many connections from this address \(the server limits connections per client address: tether serve --max-connections-per-address\)$/m)
+    } finally {
+      await limited.stop()
+    }
+  })
+
   test('a warm-up round trip keeps the first message of each connection out of the latency', async () => {
     // Each connection's first answer takes 400 ms (the server setting it up); the rest come at once.
     const { url } = await server((ws) => {
