@@ -113,6 +113,11 @@ export interface App {
   message?(client: HubClient, data: Buffer, isBinary: boolean): void
   /** The client's connection closed. */
   close?(client: HubClient): void
+  /**
+   * The backplane is back after an outage: what the app told other nodes meanwhile was not sent, so it
+   * may tell it again now (the chat repeats who is in its rooms).
+   */
+  backplaneReconnected?(): void
   /** Stops timers and closes what `prepare` opened; called once at shutdown (awaited). */
   stop?(): void | Promise<void>
   /** What the app reports in /health. */

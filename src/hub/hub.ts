@@ -372,6 +372,14 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       logger.warn({ event: 'backplane.disconnected', backplane: kind }, 'backplane disconnected')
     } else if (event.type === 'reconnected') {
       backplaneState = 'connected'
+      for (const app of hubApps) {
+        try {
+          app.backplaneReconnected?.()
+        } catch (error) {
+          stats.appErrors++
+          logger.error({ event: 'app.error', app: app.name }, `app ${app.name} threw on a backplane reconnect: ${(error as Error)?.message ?? String(error)}`)
+        }
+      }
       const unsent = wss.topicStats.unsent - unsentAtOutage
       logger.info(
         { event: 'backplane.reconnected', backplane: kind, unsent },
