@@ -1,7 +1,8 @@
 # tether serve in a container: `docker build -t tether .`, then
 #   docker run --rm -p 8080:8080 -p 127.0.0.1:9464:9464 -e TETHER_ALLOW_ORIGIN=https://app.example tether
 # Settings come from TETHER_* variables (README: "Operating it"), or mount a file and pass --config.
-# The image holds the built package and its runtime dependencies only; it runs as the unprivileged user `node`.
+# The image holds the built package, its runtime dependencies and the broker clients only; it runs as the
+# unprivileged user `node`.
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
@@ -12,6 +13,11 @@ COPY tsconfig.base.json tsconfig.json tsconfig.cli.json tsconfig.web.json ./
 COPY scripts/build.mjs scripts/
 COPY src src
 COPY web web
+# The broker clients (redis, nats) are optional peers of the package, installed above as dev dependencies: make
+# them the image's own dependencies before pruning, so that --redis and --nats (TETHER_REDIS_URL, ...) work in
+# the image; they were pruned, and the hub said "needs the 'redis' package".
+RUN npm pkg set dependencies.redis="$(npm pkg get devDependencies.redis | tr -d '"')" dependencies.nats="$(npm pkg get devDependencies.nats | tr -d '"')" \
+ && npm pkg delete devDependencies.redis devDependencies.nats
 RUN node scripts/build.mjs && npm prune --omit=dev --ignore-scripts
 
 FROM node:22-bookworm-slim

@@ -28,6 +28,8 @@ export interface OptionSpec {
   /** The environment variable, when it is not TETHER_ and the key in upper snake case (serve only). */
   env?: string
   default?: unknown
+  /** The default as help shows it, when the value is in other units than the option (ms for seconds). */
+  defaultText?: string
   /** May be given more than once: the value is a list. */
   repeatable?: boolean
   /** Allowed values. */
@@ -150,7 +152,7 @@ function columns(rows: ReadonlyArray<readonly [string, string]>, width = 80): st
 export function commandHelp(program: string, command: CommandSpec): string {
   const rows: Array<readonly [string, string]> = command.options.map((spec) => {
     const shown = spec.default !== undefined && !(Array.isArray(spec.default) && spec.default.length === 0) && spec.value
-    return [flagsOf(spec), `${spec.description}${shown ? ` (default: ${JSON.stringify(spec.default)})` : ''}`] as const
+    return [flagsOf(spec), `${spec.description}${shown ? ` (default: ${spec.defaultText ?? JSON.stringify(spec.default)})` : ''}`] as const
   })
   rows.push(['-h, --help', 'display help for command'])
   const usage = `Usage: ${program} ${command.name} [options]${command.argument ? ` ${command.argument.name}` : ''}`

@@ -45,6 +45,11 @@ export interface BenchReport {
   megabytesPerSecond?: number
   latencyMs: { p50: number; p90: number; p99: number; max: number }
   errors: number
+  /**
+   * The errors by reason (`HTTP 503: Too many connections from this address`, a connection error), so that
+   * a ramp that met a server's limit says which (issue 16: "errors 900" and nothing else).
+   */
+  errorReasons: Record<string, number>
   /** The client's own CPU use, in cores. */
   clientCpu: number
   /** Ended early by Ctrl-C (Rule 3): the numbers cover the time measured. */
@@ -74,6 +79,21 @@ class Samples {
   }
 }
 
+/** A connection that failed, and why in a few words (the key of `errorReasons`). */
+class OpenFailure extends CliError {
+  readonly reason: string
+  constructor(message: string, reason: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
+/** The most of a refusal's body kept as its reason: a line, not a page. */
+const REASON_LENGTH = 120
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]+/g
+
 function open(url: URL, options: BenchOptions, headers: Record<string, string>): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers, perMessageDeflate: false, rejectUnauthorized: !options.insecure, handshakeTimeout: 10_000 })
@@ -83,13 +103,29 @@ function open(url: URL, options: BenchOptions, headers: Record<string, string>):
       resolve(ws)
     })
     ws.once('unexpected-response', (_request, response) => {
-      response.resume()
       ws.removeAllListeners('error')
       ws.on('error', () => {})
-      ws.terminate()
-      reject(new CliError(`the server refused the WebSocket handshake: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trimEnd()))
+      // The body says why (tether's refusals have one line): read the start of it, for a moment at most.
+      let body = ''
+      const done = (): void => {
+        clearTimeout(timer)
+        ws.terminate()
+        const why = body.replace(CONTROL, ' ').trim().slice(0, REASON_LENGTH)
+        const reason = `HTTP ${response.statusCode}${why ? `: ${why}` : response.statusMessage ? ` ${response.statusMessage}` : ''}`
+        reject(new OpenFailure(`the server refused the WebSocket handshake: ${reason}`, reason))
+      }
+      const timer = setTimeout(done, 1000)
+      response.setEncoding('utf8')
+      response.on('data', (chunk: string) => {
+        if (body.length < REASON_LENGTH) body += chunk
+      })
+      response.once('end', done)
+      response.once('error', done)
     })
-    ws.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(describeFailure(error, url))))
+    ws.once('error', (error: NodeJS.ErrnoException) => {
+      const message = describeFailure(error, url)
+      reject(new OpenFailure(message, message))
+    })
   })
 }
 
@@ -100,10 +136,11 @@ async function openMany(
   headers: Record<string, string>,
   onOpen?: (ms: number) => void,
   stopped: () => boolean = () => false,
-): Promise<{ sockets: WebSocket[]; errors: number; firstError?: Error }> {
+): Promise<{ sockets: WebSocket[]; errors: number; errorReasons: Record<string, number>; firstError?: Error }> {
   const sockets: WebSocket[] = []
   let next = 0
   let errors = 0
+  const errorReasons: Record<string, number> = {}
   let firstError: Error | undefined
   const worker = async (): Promise<void> => {
     while (next < count && !stopped()) {
@@ -114,12 +151,14 @@ async function openMany(
         onOpen?.(performance.now() - started)
       } catch (error) {
         errors++
+        const reason = error instanceof OpenFailure ? error.reason : (error as Error).message
+        errorReasons[reason] = (errorReasons[reason] ?? 0) + 1
         firstError ??= error as Error
       }
     }
   }
   await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, count) }, worker))
-  return { sockets, errors, firstError }
+  return { sockets, errors, errorReasons, firstError }
 }
 
 function progress(enabled: boolean, started: number, seconds: number, count: () => number, unit: string): () => void {
@@ -181,6 +220,7 @@ export async function bench(urlText: string, options: BenchOptions, showProgress
   const samples = new Samples()
   const cpuBefore = process.cpuUsage()
   const wallBefore = performance.now()
+  let errorReasons: Record<string, number> = {}
   const finish = (count: number, seconds: number, errors: number, bytes?: number): BenchReport => {
     const cpu = process.cpuUsage(cpuBefore)
     return {
@@ -193,6 +233,7 @@ export async function bench(urlText: string, options: BenchOptions, showProgress
       ...(bytes === undefined ? {} : { megabytesPerSecond: Math.round((bytes / seconds / 1e6) * 100) / 100 }),
       latencyMs: samples.percentiles(),
       errors,
+      errorReasons,
       clientCpu: Math.round(((cpu.user + cpu.system) / 1e6 / ((performance.now() - wallBefore) / 1000)) * 100) / 100,
       ...(signal?.aborted ? { interrupted: true } : {}),
     }
@@ -223,11 +264,13 @@ export async function bench(urlText: string, options: BenchOptions, showProgress
     stop()
     for (const ws of result.sockets) ws.terminate()
     if (result.sockets.length === 0 && result.firstError) throw result.firstError
+    errorReasons = result.errorReasons
     return finish(result.sockets.length, seconds, result.errors)
   }
 
   const extra = options.mode === 'fanout' ? 1 : 0
-  const { sockets, errors, firstError } = await openMany(url, connections + extra, options, headers, undefined, () => signal?.aborted === true)
+  const { sockets, errors, errorReasons: reasons, firstError } = await openMany(url, connections + extra, options, headers, undefined, () => signal?.aborted === true)
+  errorReasons = reasons
   if (signal?.aborted) throw interrupted(sockets)
   if (sockets.length < connections + extra) {
     for (const ws of sockets) ws.terminate()
@@ -312,6 +355,11 @@ export function formatReport(report: BenchReport): string {
   const l = report.latencyMs
   rows.push([report.mode === 'ramp' ? 'handshake' : 'latency', `p50 ${l.p50} ms   p90 ${l.p90} ms   p99 ${l.p99} ms   max ${l.max} ms`])
   rows.push(['errors', String(report.errors)])
+  for (const [reason, count] of Object.entries(report.errorReasons).sort(([, a], [, b]) => b - a)) {
+    // A server's limit per client address is the usual reason a ramp from one machine stops short.
+    const hint = /from (this|one) address/i.test(reason) ? ' (the server limits connections per client address: tether serve --max-connections-per-address)' : ''
+    rows.push(['', `${count} × ${reason}${hint}`])
+  }
   if (report.interrupted) rows.push(['interrupted', 'yes: Ctrl-C ended the run early; the numbers cover the time measured'])
   rows.push([
     'client CPU',

@@ -6,7 +6,20 @@
  */
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { ConfigError, LOG_LEVELS, type LogLevel, type SettingSpec, createLogger, envName, mergeSettings, settingsFromEnv, settingsFromFile } from '../hub/index.js'
+import { isIP } from 'node:net'
+import {
+  ConfigError,
+  LOG_LEVELS,
+  type LogLevel,
+  type SettingSpec,
+  createLogger,
+  envName,
+  isOrigin,
+  mergeSettings,
+  settingsFromEnv,
+  settingsFromFile,
+  unknownEnvNames,
+} from '../hub/index.js'
 import { type CommandSpec, type ParsedCommand, UsageError, commandHelp, keyOf, parseCommand, programHelp } from './args.js'
 import { bench, formatReport, type BenchMode, type BenchOptions } from './bench.js'
 import { type ConnectOptions, connect } from './connect.js'
@@ -15,30 +28,60 @@ import { SERVE_DEFAULTS, type ServeOptions, serve } from './serve.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
-/** The option parsers: each names the flag, variable or file key it reads (`name`) in its error. */
+/**
+ * The option parsers: each names the flag, variable or file key it reads (`name`) in its error.
+ * Numbers are written in decimal digits only: `Number()` also reads '0x50', '1e3' and ' ' (as 0), so
+ * TETHER_PORT=0x50 listened on port 80 (outsider finding 8).
+ */
+const WHOLE = /^[0-9]+$/
+const DECIMAL = /^[0-9]+(\.[0-9]+)?$/
+
+/** Marks a parser whose values are numbers, so that a config file must give them as JSON numbers. */
+function numeric<T extends (value: string, name: string) => number>(parse: T): T {
+  return Object.assign(parse, { numeric: true })
+}
+
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string, name: string): number => {
+  return numeric((value: string, name: string): number => {
     const number = Number(value)
-    if (value.trim() === '' || !Number.isInteger(number) || number < min || number > max) {
+    if (!WHOLE.test(value) || !Number.isSafeInteger(number) || number < min || number > max) {
       throw new UsageError(`${name} must be a whole number from ${min} to ${max}`)
     }
     return number
-  }
+  })
 }
 
-function seconds(value: string, name: string): number {
-  const number = Number(value)
-  if (value.trim() === '' || !Number.isFinite(number) || number < 0) throw new UsageError(`${name} must be a number of seconds, 0 or more`)
-  return number
-}
+const seconds = numeric((value: string, name: string): number => {
+  if (!DECIMAL.test(value)) throw new UsageError(`${name} must be a number of seconds, 0 or more`)
+  return Number(value)
+})
 
 /** Seconds as milliseconds, more than 0 (a timer's range). */
-function positiveSeconds(value: string, name: string): number {
+const positiveSeconds = numeric((value: string, name: string): number => {
   const number = Number(value)
-  if (!Number.isFinite(number) || number <= 0 || number * 1000 > 2 ** 31 - 1) {
+  if (!DECIMAL.test(value) || number <= 0 || number * 1000 > 2 ** 31 - 1) {
     throw new UsageError(`${name} must be a number of seconds above 0`)
   }
   return Math.max(1, Math.round(number * 1000))
+})
+
+/** An origin as browsers send it (`scheme://host[:port]`), or `*`; the hub's own check named its option, not the flag. */
+function origin(value: string, name: string): string {
+  if (value !== '*' && !isOrigin(value)) {
+    throw new UsageError(`${name} ${JSON.stringify(value)} is not an origin: scheme://host[:port] without a path, e.g. https://app.example (or * for any)`)
+  }
+  return value
+}
+
+/** An IP address or a CIDR range: the library's check said only "Invalid socket address". */
+function addressOrRange(value: string, name: string): string {
+  const [address = '', prefix, ...rest] = value.split('/')
+  const family = isIP(address)
+  const bits = family === 4 ? 32 : 128
+  if (family === 0 || rest.length > 0 || (prefix !== undefined && (!WHOLE.test(prefix) || Number(prefix) > bits))) {
+    throw new UsageError(`${name} ${JSON.stringify(value)} is not an IP address or a CIDR range, e.g. 10.0.0.5 or 10.0.0.0/8`)
+  }
+  return value
 }
 
 /** A broker URL: it must parse, with the broker's scheme (`--redis notaurl` used to say only "Invalid URL"). */
@@ -85,8 +128,10 @@ const SERVE: CommandSpec = {
     {
       name: 'broker-timeout',
       value: '<seconds>',
-      description: 'with --redis or --nats: how long to wait for the broker at start (default 5)',
+      description: 'with --redis or --nats: how long to wait for the broker at start',
       parse: positiveSeconds,
+      default: SERVE_DEFAULTS.brokerTimeout,
+      defaultText: String(SERVE_DEFAULTS.brokerTimeout / 1000),
     },
     { name: 'no-compression', description: 'turn permessage-deflate off' },
     { name: 'max-payload', value: '<bytes>', description: 'largest message accepted', parse: integer(1), default: SERVE_DEFAULTS.maxPayload },
@@ -102,6 +147,7 @@ const SERVE: CommandSpec = {
       value: '<origin>',
       description: "also accept WebSockets from pages of this origin, e.g. https://app.example (repeatable; * for any, with a warning); the pages' own origin is always allowed",
       repeatable: true,
+      parse: origin,
     },
     { name: 'auth', value: '<kind>', description: 'require a token from clients (choices: none, jwt)', choices: ['none', 'jwt'], default: SERVE_DEFAULTS.auth },
     { name: 'jwt-secret', value: '<secret>', description: 'with --auth jwt: the HMAC secret (HS256/384/512)' },
@@ -136,6 +182,7 @@ const SERVE: CommandSpec = {
       value: '<address>',
       description: 'a reverse proxy in front (address or CIDR range, repeatable): its clients are told apart by X-Forwarded-For',
       repeatable: true,
+      parse: addressOrRange,
     },
     {
       name: 'allowed-host',
@@ -147,16 +194,17 @@ const SERVE: CommandSpec = {
     {
       name: 'history-size',
       value: '<n>',
-      description: 'messages each of those topics keeps (default 100)',
+      description: 'messages each of those topics keeps',
       parse: integer(1, 1_000_000),
       default: SERVE_DEFAULTS.historySize,
     },
     {
       name: 'history-age',
       value: '<seconds>',
-      description: 'how long a message stays in history (default 300)',
+      description: 'how long a message stays in history',
       parse: positiveSeconds,
       default: SERVE_DEFAULTS.historyAge,
+      defaultText: String(SERVE_DEFAULTS.historyAge / 1000),
     },
     {
       name: 'history-backend',
@@ -170,17 +218,28 @@ const SERVE: CommandSpec = {
     {
       name: 'metrics-port',
       value: '<port>',
-      description: 'serve /metrics and /health/* on this port of --metrics-host instead of the public one',
+      description: 'serve /metrics on this port of --metrics-host instead of the public one (and /health/*, also through the drain)',
       parse: integer(0, 65535),
     },
     { name: 'metrics-host', value: '<host>', description: 'with --metrics-port: the address it listens on', default: '127.0.0.1' },
+    {
+      name: 'metrics-cache',
+      value: '<seconds>',
+      description: 'answer /metrics with the same text for this long, so that frequent scrapes cost little (0: fresh each time)',
+      parse: numeric((value: string, name: string): number => {
+        if (!DECIMAL.test(value) || Number(value) > 3600) throw new UsageError(`${name} must be a number of seconds from 0 to 3600`)
+        return Math.round(Number(value) * 1000)
+      }),
+      default: SERVE_DEFAULTS.metricsCache,
+      defaultText: String(SERVE_DEFAULTS.metricsCache / 1000),
+    },
   ],
   epilogue: `
 Endpoints:
   GET  /               index of the apps and endpoints
   GET  /chat, /scores  the chat and live-scores pages
   GET  /health         JSON status; /health/live (200 while serving), /health/ready (200, or 503 while the
-                       backplane is down or the server drains)
+                       backplane is down); while SIGTERM drains, only --metrics-port answers (ready 503)
   GET  /metrics        Prometheus metrics (see --metrics-token, --metrics-port)
   WS   /echo           every message comes back
   WS   /topics/NAME    what you send is published on NAME; you receive what is published on NAME
@@ -195,7 +254,9 @@ tether_token, or ?token=TOKEN. The token's "tether" claim lists the topics it ma
 Settings: every option also from the environment (TETHER_ and its name: TETHER_PORT, TETHER_MAX_PAYLOAD,
 TETHER_JWT_SECRET, TETHER_REDIS_URL, TETHER_NATS_URL, TETHER_ALLOW_ORIGIN=a,b ...) and from a JSON file
 (--config FILE or TETHER_CONFIG); the command line wins over the environment, which wins over the file.
-Logs: JSON lines on stdout, or one readable line each on a terminal.
+Logs: JSON lines on stdout, or one readable line each on a terminal; below --log-level info the start is said on
+stderr instead. If stdout closes, serving goes on without logs. SIGTERM or SIGINT drains (at most 5 s) and exits
+0; a second one exits at once with 143 (SIGTERM) or 130 (SIGINT).
 
 Examples:
   tether serve
@@ -275,12 +336,18 @@ const SERVE_SETTINGS: SettingSpec[] = SERVE.options
   .map((spec) => ({
     key: keyOf(spec),
     env: spec.env ?? envName(keyOf(spec)),
-    kind: spec.value === undefined ? 'boolean' : spec.repeatable ? 'list' : 'string',
+    kind: spec.value === undefined ? 'boolean' : spec.repeatable ? 'list' : (spec.parse as { numeric?: boolean } | undefined)?.numeric ? 'number' : 'string',
     parse: spec.parse,
     choices: spec.choices,
   }))
 
-/** What `tether serve` runs with: flags over TETHER_* variables over the --config file over the defaults. */
+/** Variables tether reads besides the settings: the config file, and the library's switch for its TCP bindings. */
+const OTHER_VARIABLES = ['TETHER_CONFIG', 'TETHER_TCP_HANDLES']
+
+/**
+ * What `tether serve` runs with: flags over TETHER_* variables over the --config file over the defaults,
+ * and where each setting came from, as errors name it (`sourceOf`).
+ */
 async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unknown>> {
   const configFile = (parsed.given.config as string | undefined) ?? (process.env.TETHER_CONFIG || undefined)
   try {
@@ -295,8 +362,20 @@ async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unkn
       file = settingsFromFile(SERVE_SETTINGS, configFile, text)
     }
     const env = settingsFromEnv(SERVE_SETTINGS, process.env)
+    // A misspelt variable is otherwise silently ignored (a misspelt file key is an error): say so, once each.
+    for (const { name, near } of unknownEnvNames(SERVE_SETTINGS, process.env, OTHER_VARIABLES)) {
+      process.stderr.write(`tether: warning: ${name} is not a tether setting, ignored${near ? ` (did you mean ${near}?)` : ''}\n`)
+    }
+    const sourceOf = (key: string): string => {
+      const spec = SERVE_SETTINGS.find((candidate) => candidate.key === key)
+      const flag = SERVE.options.find((option) => keyOf(option) === key)
+      if (key in parsed.given || spec === undefined) return `--${flag?.name ?? key}`
+      if (key in env) return spec.env
+      if (key in file) return `${configFile}: ${key}`
+      return `--${flag?.name ?? key}`
+    }
     // parsed.options holds the defaults and the flags; the flags go on top again.
-    return mergeSettings(parsed.options, file, env, parsed.given)
+    return { ...mergeSettings(parsed.options, file, env, parsed.given), sourceOf }
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(error.message, 2)
     throw error
@@ -306,23 +385,30 @@ async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unkn
 async function runServe(parsed: ParsedCommand): Promise<void> {
   const options = await serveSettings(parsed)
   const interactive = Boolean(process.stdout.isTTY)
-  const logger = createLogger({ level: options.logLevel as LogLevel, pretty: interactive })
+  // The logs go to stdout until nobody reads it (below); then nowhere, and the hub keeps serving.
+  let logsOpen = true
+  const destination = { write: (line: string) => logsOpen && process.stdout.write(line) }
+  const logger = createLogger({ level: options.logLevel as LogLevel, pretty: interactive, destination })
   const settings = { ...SERVE_DEFAULTS, ...options, logger } as ServeOptions
   const running = await serve(settings)
   const ws = running.url.replace(/^http/, 'ws')
-  const backplane = settings.redis ? 'redis' : settings.nats ? 'nats' : 'in-memory'
+  const backplane = settings.redis ? 'redis' : settings.nats ? 'nats' : 'none'
   if (interactive) {
     console.log(`tether serve on ${running.url}  (chat ${running.url}/chat, live scores ${running.url}/scores)`)
     console.log(`  ${ws}/echo   ${ws}/topics/NAME   ${running.url}/health   ${running.metricsUrl ?? running.url}/metrics   backplane: ${backplane}`)
+  } else if (LOG_LEVELS.indexOf(options.logLevel as LogLevel) <= LOG_LEVELS.indexOf('info')) {
+    logger.info({ event: 'hub.listening', url: running.url, metricsUrl: running.metricsUrl, backplane }, `tether serve on ${running.url}`)
   } else {
-    // Logs are JSON lines on stdout: the start is one of them, whatever --log-level (it is what the command says).
-    createLogger({ level: 'info' }).info({ event: 'hub.listening', url: running.url, metricsUrl: running.metricsUrl, backplane }, `tether serve on ${running.url}`)
+    // The start is an info record, so warn, error and silent leave it out of the logs; the URL is still said,
+    // once, on stderr, which holds what is not a log record (outsider finding 9).
+    process.stderr.write(`tether serve on ${running.url}${running.metricsUrl ? ` (metrics ${running.metricsUrl})` : ''}\n`)
   }
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) {
+      // The operator insists: exit now, with 128 + the signal's number, as a shell reports a process it killed.
       logger.warn({ event: 'hub.stopping', signal }, `${signal} again: exiting now`)
-      process.exit(130)
+      process.exit(signal === 'SIGTERM' ? 143 : 130)
     }
     stopping = true
     logger.info({ event: 'hub.stopping', signal }, `${signal}: closing connections (1001), at most ${settings.shutdownTimeout / 1000} s`)
@@ -330,11 +416,16 @@ async function runServe(parsed: ParsedCommand): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
-  // Nobody reads the logs any more (`tether serve | head`): drain and stop, as on SIGTERM.
+  // Nobody reads the logs any more (`tether serve | head`, a log shipper that died): a server on a public port
+  // keeps serving, says so once on stderr, and writes no more logs. It used to drain and exit 0, which a
+  // supervisor with Restart=on-failure took for a wanted stop (outsider finding 2).
   onClosedOutput = () => {
-    logger.info = logger.warn = logger.error = logger.debug = () => {}
-    stop('stdout closed')
+    if (!logsOpen) return
+    logsOpen = false
+    process.stderr.write('tether: stdout was closed: no more logs are written; still serving (SIGTERM stops it)\n')
   }
+  // Nor does a closed stderr stop it.
+  process.stderr.on('error', () => {})
 }
 
 /** Runs the command line; resolves to the exit status (a running server keeps the process alive). */
@@ -385,13 +476,14 @@ async function main(argv: readonly string[]): Promise<number> {
 
 /**
  * A closed stdout (`tether connect URL | head -2`, `tether bench --help | head -1`)
- * ends the program quietly with status 0; `tether serve` drains first.
+ * ends the program quietly with status 0; `tether serve` keeps serving (runServe).
  * Writing to a closed pipe fails with EPIPE, reported as an 'error' event
  * that would otherwise end the process with a stack trace.
  */
 let onClosedOutput = (): void => process.exit(0)
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') return onClosedOutput()
+  // A write queued before the EPIPE was reported fails with ERR_STREAM_DESTROYED after it.
+  if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') return onClosedOutput()
   throw error
 })
 

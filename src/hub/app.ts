@@ -31,6 +31,8 @@ export type AdmitOutcome = 'ok' | 'not-allowed' | 'dropped' | 'closed'
 export interface Refusal {
   status: number
   message: string
+  /** What metrics count it under (default `authenticate`): `path` for no endpoint, `host` for a Host not served. */
+  reason?: 'authenticate' | 'path' | 'host'
 }
 
 /** A client of an app. */
@@ -111,6 +113,11 @@ export interface App {
   message?(client: HubClient, data: Buffer, isBinary: boolean): void
   /** The client's connection closed. */
   close?(client: HubClient): void
+  /**
+   * The backplane is back after an outage: what the app told other nodes meanwhile was not sent, so it
+   * may tell it again now (the chat repeats who is in its rooms).
+   */
+  backplaneReconnected?(): void
   /** Stops timers and closes what `prepare` opened; called once at shutdown (awaited). */
   stop?(): void | Promise<void>
   /** What the app reports in /health. */

@@ -118,7 +118,14 @@ export interface HubConfig {
    * and `/health/*` on their own listener at `host:port` (127.0.0.1 by
    * default) instead of the public port, which then answers `/metrics` with 404.
    */
-  metrics: { enabled: boolean; token?: string | undefined; port?: number | undefined; host: string }
+  metrics: {
+    enabled: boolean
+    token?: string | undefined
+    port?: number | undefined
+    host: string
+    /** How long a rendered scrape is answered again, in ms (metrics.ts Rule 3); 0: render every scrape. */
+    cacheMs?: number | undefined
+  }
 }
 
 export const DEFAULT_PUBLISH_LIMIT: PublishLimit = {
@@ -210,6 +217,7 @@ export function resolveHubConfig(config: Partial<HubConfig> = {}): HubConfig {
     count('metrics.port', metrics.port)
     if (metrics.port > 65535 || !Number.isInteger(metrics.port)) throw new TypeError('metrics.port must be a whole number from 0 to 65535')
   }
+  if (metrics.cacheMs !== undefined) count('metrics.cacheMs', metrics.cacheMs)
   if (metrics.token !== undefined && (typeof metrics.token !== 'string' || metrics.token.length < 16)) {
     throw new TypeError('metrics.token must be a string of 16 characters or more')
   }
@@ -248,8 +256,11 @@ export interface SettingSpec {
   key: string
   /** The environment variable. */
   env: string
-  /** `string`: a value (parsed by `parse`); `boolean`: on or off; `list`: repeatable (comma-separated in the environment). */
-  kind: 'string' | 'boolean' | 'list'
+  /**
+   * `string`: a value (parsed by `parse`); `number`: the same, given as a JSON number in a file (a string there
+   * is refused); `boolean`: on or off; `list`: repeatable (comma-separated in the environment).
+   */
+  kind: 'string' | 'number' | 'boolean' | 'list'
   /** Turns text into the value, or throws an Error whose message starts with `name`. */
   parse?: ((text: string, name: string) => unknown) | undefined
   choices?: readonly string[] | undefined
@@ -282,12 +293,16 @@ function convert(spec: SettingSpec, text: string, name: string): unknown {
 
 const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false, on: true, off: false }
 
-/** The settings given in the environment (`TETHER_*` variables; empty ones are ignored). */
+/**
+ * The settings given in the environment (`TETHER_*` variables). An empty one is an error: TETHER_PORT=''
+ * used to mean the default port without a word (outsider finding 8); unset a variable to leave a setting out.
+ */
 export function settingsFromEnv(specs: readonly SettingSpec[], env: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
   const settings: Record<string, unknown> = {}
   for (const spec of specs) {
     const text = env[spec.env]?.trim()
-    if (text === undefined || text === '') continue
+    if (text === undefined) continue
+    if (text === '') throw new ConfigError(`${spec.env} is empty: give it a value, or unset it for the default`)
     if (spec.kind === 'boolean') {
       const value = BOOLEANS[text.toLowerCase()]
       if (value === undefined) throw new ConfigError(`${spec.env} must be true or false, not ${JSON.stringify(text)}`)
@@ -313,7 +328,8 @@ export function settingsFromFile(specs: readonly SettingSpec[], file: string, te
   }
   const shape: Record<string, z.ZodMiniType> = {}
   for (const spec of specs) {
-    const scalar = spec.parse === undefined ? z.string() : z.union([z.string(), z.number()])
+    // A number is a JSON number: "port": "8080" is refused, as a string where a number goes is likely a mistake.
+    const scalar = spec.kind === 'number' ? z.number() : z.string()
     shape[spec.key] = z.optional(spec.kind === 'boolean' ? z.boolean() : spec.kind === 'list' ? z.union([z.array(scalar), scalar]) : scalar)
   }
   const result = z.strictObject(shape).safeParse(parsed)
@@ -328,7 +344,7 @@ export function settingsFromFile(specs: readonly SettingSpec[], file: string, te
     if (issue.path.length === 0) throw new ConfigError(`${file}: expected an object of settings, e.g. { "port": 8080 }`)
     const key = String(issue.path[0])
     const spec = specs.find((candidate) => candidate.key === key)!
-    const expected = spec.kind === 'boolean' ? 'true or false' : spec.kind === 'list' ? 'a list of strings' : spec.parse ? 'a number or a string' : 'a string'
+    const expected = spec.kind === 'boolean' ? 'true or false' : spec.kind === 'list' ? 'a list of strings' : spec.kind === 'number' ? 'a number' : 'a string'
     throw new ConfigError(`${file}: ${key} must be ${expected}`)
   }
   const settings: Record<string, unknown> = {}
@@ -341,6 +357,38 @@ export function settingsFromFile(specs: readonly SettingSpec[], file: string, te
     else settings[key] = convert(spec, String(value), name)
   }
   return settings
+}
+
+/**
+ * The `TETHER_*` variables of `env` that name no setting (nor one of `others`), each with the setting's
+ * variable it is closest to, if one is near (`TETHER_PORTT` → `TETHER_PORT`, `TETHER_NO_COMPRESSION` →
+ * `TETHER_COMPRESSION`).
+ */
+export function unknownEnvNames(
+  specs: readonly SettingSpec[],
+  env: Readonly<Record<string, string | undefined>>,
+  others: readonly string[] = [],
+): Array<{ name: string; near: string | undefined }> {
+  const known = new Set([...specs.map((spec) => spec.env), ...others])
+  return Object.keys(env)
+    .filter((name) => name.startsWith('TETHER_') && !known.has(name))
+    .sort()
+    .map((name) => {
+      const bare = name.replace(/^TETHER_NO_/, 'TETHER_')
+      const near = specs.map((spec) => spec.env).find((candidate) => candidate === bare || editDistance(candidate, name) <= 2)
+      return { name, near }
+    })
+}
+
+/** Levenshtein distance (short names only: variable names). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    previous = current
+  }
+  return previous[b.length]!
 }
 
 /** The settings in force: flags over the environment over the file over the defaults. */

@@ -70,11 +70,16 @@ export interface MetricsRoute {
   render(): Promise<{ contentType: string; body: string }>
 }
 
-/** Whether `request` carries `Authorization: Bearer TOKEN` (compared in constant time). */
+/**
+ * Whether `request` carries `Authorization: Bearer TOKEN` (compared in constant time). The scheme's name is
+ * case-insensitive ("It uses a case-insensitive token as a means to identify the authentication scheme",
+ * RFC 9110 §11.1): `bearer TOKEN` was refused (outsider finding 15).
+ */
 function bearerMatches(request: http.IncomingMessage, token: string): boolean {
   const header = request.headers.authorization
-  if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false
-  const given = Buffer.from(header.slice(7).trim())
+  const scheme = typeof header === 'string' ? /^bearer +/i.exec(header) : null
+  if (scheme === null) return false
+  const given = Buffer.from(header!.slice(scheme[0].length).trim())
   const expected = Buffer.from(token)
   return given.length === expected.length && timingSafeEqual(given, expected)
 }
@@ -107,12 +112,27 @@ function operatorRoute(path: string, request: http.IncomingMessage, response: ht
   return true
 }
 
+/**
+ * The path of a request target, or undefined if it is not one. An origin-form target is a path as it
+ * stands: resolving it against a base read `//x/chat` as the URL of host x, path `/chat`, so `GET //anything`
+ * got the index page and `//x/echo` a WebSocket (outsider finding 15); now `//x/chat` is a path no page
+ * has (404). An absolute-form target (`GET http://host/path`, RFC 9112 §3.2.2) gives its path.
+ */
+export function requestPath(target: string | undefined): string | undefined {
+  try {
+    if (target === undefined || target === '') return '/'
+    if (target.startsWith('/')) return new URL(`http://localhost${target}`).pathname
+    const url = new URL(target)
+    return url.protocol === 'http:' || url.protocol === 'https:' || url.protocol === 'ws:' || url.protocol === 'wss:' ? url.pathname : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The path of a GET or HEAD request; anything else is answered here (400 or 405) and gives undefined. */
 function readablePath(request: http.IncomingMessage, response: http.ServerResponse): string | undefined {
-  let path: string
-  try {
-    path = new URL(request.url ?? '/', 'http://localhost').pathname
-  } catch {
+  const path = requestPath(request.url)
+  if (path === undefined) {
     text(response, 400, 'Bad Request\n')
     return undefined
   }

@@ -56,8 +56,9 @@ import { scoresApp } from './apps/scores.js'
 import { AuthError, type Authenticator, HUB_PROTOCOL, type Identity, createAuthenticator } from './auth.js'
 import { type HubConfig, resolveHubConfig } from './config.js'
 import { HubHistory } from './history.js'
-import { type MetricsRoute, operatorListener, requestListener } from './http.js'
+import { type MetricsRoute, operatorListener, requestListener, requestPath } from './http.js'
 import { lineLogger } from './log.js'
+import { LogBudget, REFUSAL_LOG_BUDGET } from './log-budget.js'
 import { createMetrics } from './metrics.js'
 import { ClientPublishLimiter, PublishLimits } from './rate-limit.js'
 import { LOCAL_PREFIX } from './topics.js'
@@ -177,16 +178,17 @@ function route(apps: readonly App[], path: string): { app: App; param: string } 
       try {
         return { app, param: decodeURIComponent(path.slice(app.route.prefix.length)) }
       } catch {
-        return { status: 400, message: 'The path is not valid percent-encoding' }
+        return { status: 400, message: 'The path is not valid percent-encoding', reason: 'path' }
       }
     }
   }
-  return { status: 404, message: `No WebSocket endpoint here: try ${apps.map((app) => ('path' in app.route ? app.route.path : `${app.route.prefix}NAME`)).join(', ')}` }
+  return { status: 404, reason: 'path', message: `No WebSocket endpoint here: try ${apps.map((app) => ('path' in app.route ? app.route.path : `${app.route.prefix}NAME`)).join(', ')}` }
 }
 
 async function connectBackplane(config: HubConfig): Promise<{ backplane: Backplane | undefined; kind: string }> {
   const spec = config.backplane
-  if (spec === undefined) return { backplane: undefined, kind: 'memory' }
+  // No broker: kind `none`, the library's word (`wss.metrics().backplane.state`), in /health and /metrics alike.
+  if (spec === undefined) return { backplane: undefined, kind: 'none' }
   if (spec.kind === 'custom') return { backplane: spec.backplane, kind: 'custom' }
   if (spec.kind === 'redis') {
     const { RedisBackplane } = await import('tether-ws/pubsub/redis')
@@ -283,7 +285,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
         hub: () => stats,
         backplaneKind: kind,
         ready,
-      })
+      }, { cacheMs: config.metrics.cacheMs })
     : undefined
   const metricsRoute: MetricsRoute | undefined = registry && {
     token: config.metrics.token,
@@ -317,13 +319,9 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
     // a reliable-delivery client offers `tether.v1` (or its JSON form).
     handleProtocols: (protocols) => (protocols.has(HUB_PROTOCOL) ? HUB_PROTOCOL : selectDeliveryProtocol(protocols)),
     authenticate: async (request) => {
-      if (!hostAllowed(request)) return { status: 403, message: `Host ${String(request.headers.host)} is not served here` }
-      let path: string
-      try {
-        path = new URL(request.url ?? '/', 'http://localhost').pathname
-      } catch {
-        return { status: 400, message: 'Bad request target' }
-      }
+      if (!hostAllowed(request)) return { status: 403, message: 'This Host is not served here', reason: 'host' }
+      const path = requestPath(request.url)
+      if (path === undefined) return { status: 400, message: 'Bad request target', reason: 'path' }
       const found = route(hubApps, path)
       if ('status' in found) return found
       let identity: Identity
@@ -352,14 +350,16 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       logger.error({ event: 'app.error' }, `an app's topic listener threw: ${String((error.cause as Error | undefined)?.message ?? error.message)}`)
     } else logger.error({ event: 'server.error' }, `server error: ${error.message}`)
   }
-  // One line per refused handshake: reason, status, the hub's one-line message, the address (log.ts Rule 1: never headers).
+  // One line per refused handshake: reason, status and address only (log.ts Rule 1: the refusal's text may
+  // quote what the client sent, a path or a topic name); within a budget, since clients refuse themselves at will.
+  const refusalBudget = new LogBudget(REFUSAL_LOG_BUDGET, (count, byReason) => {
+    const reasons = Object.entries(byReason).map(([reason, n]) => `${reason} ${n}`).join(', ')
+    logger.warn({ event: 'handshake.refused.summary', count, byReason }, `${count} refused handshake(s) not logged (${reasons}): the metrics count every one`)
+  })
   const onRefused = (message: unknown): void => {
     const refusal = message as HandshakeRefusedMessage
-    if (refusal.server !== wss) return
-    logger.info(
-      { event: 'handshake.refused', reason: refusal.reason, status: refusal.status, detail: refusal.message, address: refusal.remoteAddress },
-      'handshake refused',
-    )
+    if (refusal.server !== wss || !refusalBudget.take(refusal.reason)) return
+    logger.info({ event: 'handshake.refused', reason: refusal.reason, status: refusal.status, address: refusal.remoteAddress }, 'handshake refused')
   }
   diagnostics.subscribe(HANDSHAKE_REFUSED_CHANNEL, onRefused)
   // Unsent messages arrive one batch at a time; an outage's are told in one line when it ends (and in /health),
@@ -372,6 +372,14 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       logger.warn({ event: 'backplane.disconnected', backplane: kind }, 'backplane disconnected')
     } else if (event.type === 'reconnected') {
       backplaneState = 'connected'
+      for (const app of hubApps) {
+        try {
+          app.backplaneReconnected?.()
+        } catch (error) {
+          stats.appErrors++
+          logger.error({ event: 'app.error', app: app.name }, `app ${app.name} threw on a backplane reconnect: ${(error as Error)?.message ?? String(error)}`)
+        }
+      }
       const unsent = wss.topicStats.unsent - unsentAtOutage
       logger.info(
         { event: 'backplane.reconnected', backplane: kind, unsent },
@@ -593,6 +601,7 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
       await Promise.allSettled(appsStopped)
       await history.close().catch((error: Error) => logger.error({ event: 'history.error' }, `history close error: ${error.message}`))
       diagnostics.unsubscribe(HANDSHAKE_REFUSED_CHANNEL, onRefused)
+      refusalBudget.flush()
       if (operator !== undefined) {
         operator.closeAllConnections()
         await new Promise((resolve) => operator!.close(resolve))

@@ -14,10 +14,12 @@ export {
   type PublishLimit,
   type SettingSpec,
   envName,
+  isOrigin,
   mergeSettings,
   resolveHubConfig,
   settingsFromEnv,
   settingsFromFile,
+  unknownEnvNames,
 } from './config.js'
 export type { AdmitOutcome, App, AppServices, HistoryServices, HubClient, PublishOutcome, Refusal, Route } from './app.js'
 export { type AppHistory, appHistoryTopic } from './history.js'

@@ -25,8 +25,10 @@ export const HANDSHAKE_REFUSAL_REASONS = [
   'invalid-request',
   /** A plain HTTP request on a port that only speaks WebSocket (426). */
   'not-upgrade',
-  /** The `path` option did not match (400). */
+  /** The `path` option did not match (400), or `authenticate` found no endpoint there (its `reason: 'path'`, e.g. 404). */
   'path',
+  /** `authenticate` refused the Host (its `reason: 'host'`, e.g. 403 against DNS rebinding). */
+  'host',
   /** The Origin is not allowed (403). */
   'origin',
   /** `verifyClient` said no. */
@@ -141,7 +143,10 @@ export interface HandshakeRefusedMessage {
   reason: HandshakeRefusalReason
   /** The HTTP status answered (0: the connection was closed without an answer, as over TLS). */
   status: number
-  /** The one-line explanation sent with the status, if any. */
+  /**
+   * The one-line explanation sent with the status, if any: the library's own
+   * never quotes a header's value; an `authenticate` hook's is its own text.
+   */
   message: string | undefined
   /** The client's address, as the socket has it. */
   remoteAddress: string | undefined

@@ -172,7 +172,7 @@ export interface ServerOptions<
   http2?: boolean | Http2PortOptions
   /** With `port`: the largest request head, in bytes; larger gets 431. Default 16 KiB (Node's HTTP server's too). */
   maxHeaderSize?: number
-  /** With `port`: the most header fields in a request; more gets 431 (with `useNodeHttp`/`tls`, Node drops the rest). Default 100. */
+  /** With `port`: the most header fields in a request; more gets 431 (over Node's server too: `useNodeHttp`, `tls`, `requestListener`). Default 100. */
   maxHeaders?: number
   /**
    * Most connections in their opening handshake. When it is reached, in port
@@ -261,8 +261,17 @@ const DEFAULT_MAX_CONCURRENT_STREAMS = 1000
 const HTTP2_IDLE_CONNECTION_TIMEOUT = 30_000
 const HTTP1_KEEP_ALIVE_TIMEOUT = 5_000
 
-/** What `authenticate` answers. */
-export type AuthResult<User = unknown> = boolean | { user: User } | { status: number; message?: string; headers?: Record<string, string> }
+/**
+ * What `authenticate` answers. A refusal is counted under the reason
+ * `authenticate` (and `limitStats.authRefused`), or under `reason` when the
+ * hook refused for something else: `path` (no endpoint there: 404) or `host`
+ * (a Host the server does not answer to: 403), so that metrics tell a
+ * scanner from a client without a token.
+ */
+export type AuthResult<User = unknown> =
+  | boolean
+  | { user: User }
+  | { status: number; message?: string; headers?: Record<string, string>; reason?: 'authenticate' | 'path' | 'host' }
 
 /** Whether `origin` (a browser's Origin header) names the host the request was sent to. */
 function sameOrigin(origin: string, host: string | undefined): boolean {
@@ -508,7 +517,14 @@ export class WebSocketServer<
     } else if (resolved.port != null) {
       const listener = resolved.requestListener
       const answer426 = (request: IncomingMessage, response: http.ServerResponse): void => {
-        if (this.#nodeHeadRead(request.socket)) this.#pool.settle()
+        if (this.#nodeHeadRead(request.socket)) {
+          this.#pool.settle()
+          if (this.#tooManyHeaders(request)) {
+            response.shouldKeepAlive = false
+            response.writeHead(431, { 'Content-Type': 'text/plain', 'Content-Length': 22 }).end('Too many header fields')
+            return
+          }
+        }
         if (listener !== undefined) return listener(request, response)
         // Over HTTP/2 a 426 cannot name the protocol (no Upgrade field, RFC 9113 §8.2.2): say what is expected.
         const status = request.httpVersionMajor >= 2 ? 400 : 426
@@ -528,7 +544,10 @@ export class WebSocketServer<
         : resolved.tls
           ? https.createServer({ ...limits, ...(timeout > 0 ? { handshakeTimeout: timeout } : {}), ...resolved.tls }, answer426)
           : http.createServer(limits, answer426)
-      ;(server as HttpServer).maxHeadersCount = resolved.maxHeaders ?? DEFAULT_MAX_HEADERS
+      // Node's server keeps the first maxHeadersCount fields and drops the rest without a word: keep one more than
+      // the limit, so that #tooManyHeaders sees a request over it and answers 431 as the port tether owns does
+      // (tether serve took 1,500 fields, issue 16).
+      ;(server as HttpServer).maxHeadersCount = (resolved.maxHeaders ?? DEFAULT_MAX_HEADERS) + 1
       this.#nodeHeads = new Map()
       // Over TLS, or HTTP/2 (whose clients expect frames, not an HTTP/1.1 answer), a refusal is a close.
       server.on('connection', (socket: Socket) => this.#acceptNode(socket, Boolean(resolved.tls) || Boolean(resolved.http2)))
@@ -552,7 +571,13 @@ export class WebSocketServer<
           this.emit('connection', ws, request)
         }
         // Port mode over Node's server: the connection already holds its place in the pool.
-        if (this.#nodeHeadRead(socket)) return this.#upgrade(request, new SocketChannel(socket), head, emitConnection, this.#settler())
+        if (this.#nodeHeadRead(socket)) {
+          if (this.#tooManyHeaders(request)) {
+            this.#pool.settle()
+            return rejectUpgrade(socket, 431, 'Too many header fields')
+          }
+          return this.#upgrade(request, new SocketChannel(socket), head, emitConnection, this.#settler())
+        }
         this.handleUpgrade(request as InstanceType<U>, socket, head, emitConnection)
       }
       server.on('listening', onListening)
@@ -1002,6 +1027,18 @@ export class WebSocketServer<
     return true
   }
 
+  /**
+   * Whether an HTTP/1 request read by Node's server (port mode) has more
+   * fields than `maxHeaders` (counted, 431 to answer). Over HTTP/2 the
+   * session's `maxHeaderListPairs` holds the limit.
+   */
+  #tooManyHeaders(request: IncomingMessage): boolean {
+    if (request.httpVersionMajor >= 2 || request.rawHeaders.length / 2 <= (this.options.maxHeaders ?? DEFAULT_MAX_HEADERS)) return false
+    this.#stats.headersTooLarge++
+    this.#refused('headers-too-large', 431, 'Too many header fields', request.socket?.remoteAddress)
+    return true
+  }
+
   /** How the pool reaches sockets of Node's server: their address, and a 408 (or, over TLS, a close) when it stops waiting. */
   #nodePoolHooks(tls: boolean): PoolHooks<Duplex> {
     return {
@@ -1057,7 +1094,9 @@ export class WebSocketServer<
               (allowOrigins.includes('same-origin') && sameOrigin(origin, request.headers.host as string | undefined))
       if (!allowed) {
         this.#stats.originRefused++
-        return reject('origin', 403, origin === undefined ? 'An Origin header is required' : `Origin ${origin} is not allowed`)
+        // Not the Origin itself: this text goes to the handshake-refused channel, and so to logs (a 15 KB
+        // Origin made each log line 15 KB, issue 16); the client knows what it sent.
+        return reject('origin', 403, origin === undefined ? 'An Origin header is required' : 'This Origin is not allowed')
       }
     }
 
@@ -1220,10 +1259,12 @@ export class WebSocketServer<
     const decide = (result: AuthResult): void => {
       if (result === true) return complete()
       if (typeof result === 'object' && result !== null && 'user' in result) return complete(result.user)
-      this.#stats.authRefused++
       if (typeof result === 'object' && result !== null && 'status' in result && typeof result.status === 'number') {
-        return reject('authenticate', result.status, result.message, result.headers)
+        const reason = result.reason === 'path' || result.reason === 'host' ? result.reason : 'authenticate'
+        if (reason === 'authenticate') this.#stats.authRefused++
+        return reject(reason, result.status, result.message, result.headers)
       }
+      this.#stats.authRefused++
       reject('authenticate', 401)
     }
     const failed = (error: unknown): void => {

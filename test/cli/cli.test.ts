@@ -40,7 +40,7 @@ describe('tether serve', () => {
     }
     const health = (await (await fetch(`${hub.url}/health`)).json()) as { status: string; backplane: unknown }
     assert.equal(health.status, 'ok')
-    assert.deepEqual(health.backplane, { kind: 'memory', state: 'none' })
+    assert.deepEqual(health.backplane, { kind: 'none', state: 'none' })
     assert.equal((await fetch(`${hub.url}/nope`)).status, 404)
     assert.equal((await fetch(`${hub.url}/`, { method: 'POST' })).status, 405)
   })
@@ -133,7 +133,7 @@ describe('tether serve', () => {
     assert.equal(busy.status, 1)
     assertOneLineError(busy.stderr, /port \d+ is already in use/)
     const cert = await runCli(['serve', '--port', '0', '--tls-cert', '/nonexistent/cert.pem', '--tls-key', '/nonexistent/key.pem'])
-    assert.equal(cert.status, 1)
+    assert.equal(cert.status, 2, 'a setting naming a file it cannot read is a wrong setting')
     assertOneLineError(cert.stderr, /cannot read --tls-cert \/nonexistent\/cert.pem: ENOENT/)
     const unknown = await runCli(['serve', '--colour'])
     assert.equal(unknown.status, 2)
@@ -322,6 +322,13 @@ describe('tether bench and help', () => {
     const serve = await runCli(['serve', '--help'])
     assert.match(serve.stdout, /--redis <url>/)
     assert.match(serve.stdout, /\/topics\/NAME/)
+    // Each default once, in the option's own units (outsider finding 15: "(default 300) (default: 300000)").
+    const options = serve.stdout.slice(0, serve.stdout.indexOf('\nEndpoints:')).split(/\n(?=  -)/)
+    for (const option of options) assert.ok((option.match(/\(default/g) ?? []).length <= 1, option)
+    const flat = serve.stdout.replace(/\s+/g, ' ')
+    assert.match(flat, /--history-age <seconds> how long a message stays in history \(default: 300\)/)
+    assert.match(flat, /--history-size <n> messages each of those topics keeps \(default: 100\)/)
+    assert.match(flat, /--broker-timeout <seconds> [^(]+\(default: 5\)/)
     const connect = await runCli(['connect', '--help'])
     assert.match(connect.stdout, /Exit status/)
     const version = await runCli(['--version'])

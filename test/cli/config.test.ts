@@ -85,6 +85,58 @@ describe('tether serve settings: flags > env > file > defaults', () => {
   })
 })
 
+describe('settings errors name their source and exit 2; numbers are decimal digits (outsider findings 7, 8)', () => {
+  test('addresses, origins and a JWT without a key: one line naming the flag, the variable or the file and key, exit 2', async () => {
+    const jwks = configFile('bad.jwks', '{ "keys": [1, \n')
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [['--trusted-proxy', 'foo'], {}, /^tether: --trusted-proxy "foo" is not an IP address or a CIDR range, e.g. 10\.0\.0\.5 or 10\.0\.0\.0\/8 \(see tether serve --help\)$/m],
+      [[], { TETHER_TRUSTED_PROXY: '999.1.1.1/99' }, /^tether: TETHER_TRUSTED_PROXY "999\.1\.1\.1\/99" is not an IP address or a CIDR range/m],
+      [[], { TETHER_TRUSTED_PROXY: '10.0.0.0/33' }, /^tether: TETHER_TRUSTED_PROXY "10\.0\.0\.0\/33" is not/m],
+      [['--config', configFile('proxy.json', { trustedProxy: ['10.0.0.1', 'nope'] })], {}, /^tether: \S+proxy\.json: trustedProxy "nope" is not an IP address/m],
+      [['--allow-origin', 'notanorigin'], {}, /^tether: --allow-origin "notanorigin" is not an origin: scheme:\/\/host\[:port\]/m],
+      [[], { TETHER_ALLOW_ORIGIN: 'https://a.example/path' }, /^tether: TETHER_ALLOW_ORIGIN "https:\/\/a\.example\/path" is not an origin/m],
+      [[], { TETHER_AUTH: 'jwt' }, /^tether: TETHER_AUTH jwt needs a key to verify tokens with/m],
+      [['--config', configFile('tls.json', { tlsCert: join(dir, 'no-cert.pem'), tlsKey: join(dir, 'no-key.pem') })], {}, /^tether: cannot read \S+tls\.json: tlsCert \S+no-cert\.pem: ENOENT$/m],
+      [['--auth', 'jwt'], { TETHER_JWT_PUBLIC_KEY: join(dir, 'no-key.pem') }, /^tether: cannot read TETHER_JWT_PUBLIC_KEY \S+no-key\.pem: ENOENT$/m],
+      [['--auth', 'jwt', '--jwt-jwks', jwks], {}, /^tether: --jwt-jwks \S+bad\.jwks is not a JSON Web Key Set: /m],
+      [['--auth', 'jwt'], { TETHER_JWT_SECRET: 'short' }, /^tether: TETHER_JWT_SECRET is too short/m],
+    ]
+    for (const [args, env, expected] of cases) {
+      const result = await runCli(['serve', '--port', '0', ...args], { env })
+      assert.equal(result.status, 2, `${args.join(' ')} ${JSON.stringify(env)}: ${result.stderr}`)
+      assertOneLineError(result.stderr, expected)
+    }
+  })
+
+  test('0x50, 1e3, 2.5e4, an empty variable and a string where the file needs a number are refused', async () => {
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [[], { TETHER_PORT: '0x50' }, /^tether: TETHER_PORT must be a whole number from 0 to 65535$/m],
+      [[], { TETHER_PORT: '1e3' }, /^tether: TETHER_PORT must be a whole number/m],
+      [['--port', '2.5e4'], {}, /^tether: --port must be a whole number from 0 to 65535 \(see tether serve --help\)$/m],
+      [['--max-payload', '0x10'], {}, /^tether: --max-payload must be a whole number/m],
+      [['--history-age', '1e3'], {}, /^tether: --history-age must be a number of seconds above 0/m],
+      [[], { TETHER_PORT: '' }, /^tether: TETHER_PORT is empty: give it a value, or unset it for the default$/m],
+      [['--config', configFile('string-port.json', { port: '25011' })], {}, /^tether: \S+string-port\.json: port must be a number$/m],
+      [['--config', configFile('fraction.json', { maxPayload: 2.5 })], {}, /^tether: \S+fraction\.json: maxPayload must be a whole number/m],
+    ]
+    for (const [args, env, expected] of cases) {
+      const result = await runCli(['serve', ...(args.includes('--port') ? [] : ['--port', '0']), ...args], { env })
+      assert.equal(result.status, 2, `${args.join(' ')} ${JSON.stringify(env)}: ${result.stderr}`)
+      assertOneLineError(result.stderr, expected)
+    }
+  })
+
+  test('a TETHER_ variable that names no setting: one warning each on stderr, and the server starts', async () => {
+    const hub = await startServe([], 0, { env: { TETHER_PORTT: '9999', TETHER_NO_COMPRESSION: '1' } })
+    await hub.stop()
+    const warnings = hub.stderr().split('\n').filter((line) => line.startsWith('tether: warning'))
+    assert.deepEqual(warnings, [
+      'tether: warning: TETHER_NO_COMPRESSION is not a tether setting, ignored (did you mean TETHER_COMPRESSION?)',
+      'tether: warning: TETHER_PORTT is not a tether setting, ignored (did you mean TETHER_PORT?)',
+    ])
+  })
+})
+
 async function status(url: string, origin: string): Promise<number> {
   const ws = new WsClient(url, { origin })
   ws.on('error', () => {})

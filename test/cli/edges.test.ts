@@ -13,7 +13,8 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { WebSocketServer } from '../../src/index.js'
 import { CLI, type ServeProcess, assertOneLineError, inTerminal, runCli, startServe } from '../helpers/cli.js'
-import { HOST, ROOT, portOf, waitFor, withTimeout } from '../helpers/net.js'
+import { WebSocket as WsClient } from 'ws'
+import { HOST, ROOT, delay, portOf, waitFor, withTimeout } from '../helpers/net.js'
 
 let hub: ServeProcess
 before(async () => {
@@ -68,6 +69,35 @@ describe('a closed stdout ends the program quietly, exit 0', () => {
   })
 })
 
+describe('tether serve with a closed stdout keeps serving (outsider finding 2)', () => {
+  test('the reader of its logs goes away: one line on stderr, then it serves as before, and SIGTERM still exits 0', async () => {
+    const served = await startServe()
+    try {
+      // The pipe's reading end closes, as when `| head -1` or a log shipper ends.
+      served.proc.stdout!.destroy()
+      const echo = async (text: string): Promise<string> => {
+        const ws = new WsClient(`${served.wsUrl}/echo`)
+        await waitFor(ws, 'open')
+        ws.send(text)
+        const [data] = await waitFor<[Buffer]>(ws, 'message')
+        ws.close()
+        await waitFor(ws, 'close')
+        return data.toString()
+      }
+      // Each connection writes log lines: the first write meets the closed pipe.
+      assert.equal(await echo('first'), 'first')
+      for (let poll = 0; !served.stderr().includes('stdout was closed') && poll < 100; poll++) await delay(50)
+      for (let i = 0; i < 3; i++) assert.equal(await echo(`after ${i}`), `after ${i}`, 'still serving')
+      assert.equal((await fetch(`${served.url}/health/ready`)).status, 200)
+      assert.equal(served.proc.exitCode, null)
+      assert.equal(served.stderr().match(/stdout was closed/g)?.length, 1, served.stderr())
+      assertOneLineError(served.stderr(), /no more logs are written; still serving/)
+    } finally {
+      assert.equal(await served.stop('SIGTERM'), 0)
+    }
+  })
+})
+
 describe('every error is one line with the tether: prefix and the documented status', () => {
   test('usage errors: exit 2', async () => {
     for (const args of [['serve', '--colour'], ['connect'], ['bench', 'ws://x', '--mode', 'sideways'], ['nonsense']]) {
@@ -107,12 +137,12 @@ describe('every error is one line with the tether: prefix and the documented sta
     }
   })
 
-  test('a certificate or key that is not PEM names the file: exit 1', async () => {
+  test('a certificate or key that is not PEM names the file: exit 2 (a wrong setting)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tether-pem-'))
     writeFileSync(join(dir, 'cert.pem'), 'not a certificate\n')
     writeFileSync(join(dir, 'key.pem'), 'not a key\n')
     const result = await runCli(['serve', '--port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')])
-    assert.equal(result.status, 1)
+    assert.equal(result.status, 2)
     assertOneLineError(result.stderr, new RegExp(`^tether: --tls-cert ${join(dir, 'cert.pem').replace(/[.]/g, '\\.')} is not a PEM certificate`))
   })
 })
@@ -163,6 +193,22 @@ describe('tether bench', () => {
     assert.equal(result.status, 0, result.stderr)
     const report = JSON.parse(result.stdout)
     assert.ok(report.count > 0 && report.count < 1_000_000, `${report.count} opened`)
+  })
+
+  test('--mode ramp into a per-address limit says why connections failed, by reason (outsider finding 14)', async () => {
+    const limited = await startServe(['--max-connections-per-address', '5'])
+    try {
+      const json = await runCli(['bench', `${limited.wsUrl}/echo`, '--mode', 'ramp', '-c', '20', '--json'], { ms: 30_000 })
+      assert.equal(json.status, 0, json.stderr)
+      const report = JSON.parse(json.stdout)
+      assert.deepEqual([report.count, report.errors], [5, 15])
+      assert.deepEqual(report.errorReasons, { 'HTTP 503: Too many connections from this address': 15 })
+      const text = await runCli(['bench', `${limited.wsUrl}/echo`, '--mode', 'ramp', '-c', '20'], { ms: 30_000 })
+      // The first run's connections may still be closing on the server: the count may differ, the reason not.
+      assert.match(text.stdout, /^errors +\d+\n +\d+ × HTTP 503: Too many connections from this address \(the server limits connections per client address: tether serve --max-connections-per-address\)$/m)
+    } finally {
+      await limited.stop()
+    }
   })
 
   test('a warm-up round trip keeps the first message of each connection out of the latency', async () => {

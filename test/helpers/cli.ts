@@ -61,6 +61,8 @@ export async function startServe(args: string[] = [], port: number | null = 0, o
   let stderr = ''
   proc.stderr!.on('data', (chunk) => (stderr += chunk))
   const lines = createInterface({ input: proc.stdout! })
+  // Below --log-level info the start is not a log record: the URL is said on stderr.
+  const errorLines = createInterface({ input: proc.stderr! })
   const logs: string[] = []
   // The start record carries the URL (a JSON line when stdout is a pipe); warnings may come before it.
   const urlOf = (line: string): { url?: string; metricsUrl?: string } => {
@@ -79,8 +81,17 @@ export async function startServe(args: string[] = [], port: number | null = 0, o
         const found = urlOf(line)
         if (found.url?.startsWith('http') !== true) return void logs.push(line)
         lines.removeAllListeners('line')
+        errorLines.removeAllListeners('line')
         lines.on('line', (next) => logs.push(next))
         resolve(found)
+      })
+      errorLines.on('line', (line) => {
+        const found = /^tether serve on (https?:\/\/\S+)(?: \(metrics (\S+)\))?/.exec(line)
+        if (found === null) return
+        lines.removeAllListeners('line')
+        errorLines.removeAllListeners('line')
+        lines.on('line', (next) => logs.push(next))
+        resolve({ url: found[1]!, ...(found[2] ? { metricsUrl: found[2] } : {}) })
       })
       proc.once('exit', (code) => reject(new Error(`tether serve exited ${code}: ${stderr}`)))
     }),

@@ -49,12 +49,13 @@ describe('tether serve --http2', () => {
 
   test('refuses --http2 (or TETHER_HTTP2=true) without --tls-cert/--tls-key, in one line', async () => {
     const result = await runCli(['serve', '--port', '0', '--http2'])
-    assert.equal(result.status, 1)
+    // A wrong setting: exit 2, naming where it came from (issue 16).
+    assert.equal(result.status, 2)
     assert.doesNotMatch(result.stderr, /^\s+at /m)
     assert.match(result.stderr, /--http2 needs --tls-cert and --tls-key/)
     const fromEnv = await runCli(['serve', '--port', '0'], { env: { TETHER_HTTP2: 'true' } })
-    assert.equal(fromEnv.status, 1)
-    assert.match(fromEnv.stderr, /--http2 needs --tls-cert and --tls-key/)
+    assert.equal(fromEnv.status, 2)
+    assert.match(fromEnv.stderr, /^tether: TETHER_HTTP2 needs --tls-cert and --tls-key/)
   })
 
   test('lists --http2 in its help', async () => {

@@ -11,7 +11,7 @@ import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { WebSocket as WsClient } from 'ws'
 import { type ServeProcess, startServe } from '../helpers/cli.js'
-import { HOST, Inbox, closed, delay, opened, until } from '../helpers/net.js'
+import { HOST, Inbox, RawPeer, closed, delay, opened, rawExchange, until } from '../helpers/net.js'
 
 let hub: ServeProcess
 before(async () => {
@@ -194,4 +194,31 @@ describe('tether serve under attack (issue 14)', () => {
     assert.equal(response.status, 426)
     assert.equal(response.headers.get('upgrade'), 'websocket')
   })
+
+  test('more than 100 header fields: 431, for an upgrade and a plain request, as the library\'s own port answers (outsider finding 5)', async () => {
+    const fields = (count: number): string => Array.from({ length: count }, (_, i) => `X-${i}: 1\r\n`).join('')
+    const upgrade = (extra: number): string =>
+      `GET /echo HTTP/1.1\r\nHost: ${HOST}:${hub.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${fields(extra)}\r\n`
+    const before = (await health()).limits.headersTooLarge!
+    assert.match(await rawExchange(hub.port, upgrade(120)), /^HTTP\/1.1 431/)
+    assert.match(await rawExchange(hub.port, upgrade(1500)), /^HTTP\/1.1 431/)
+    assert.match(await rawExchange(hub.port, `GET / HTTP/1.1\r\nHost: ${HOST}:${hub.port}\r\n${fields(120)}\r\n`), /^HTTP\/1.1 431/)
+    // At the limit (5 fields of the upgrade and 95 more): accepted.
+    const peer = await RawPeer.connect(hub.port)
+    peer.write(upgrade(95))
+    assert.match(await peer.readHead(), /^HTTP\/1.1 101/)
+    peer.destroy()
+    assert.equal((await health()).limits.headersTooLarge, before + 3)
+  })
+
+  test('a path that starts with // is a path no page has (404), never another URL\'s path (outsider finding 15)', async () => {
+    const get = (target: string): Promise<string> => rawExchange(hub.port, `GET ${target} HTTP/1.1\r\nHost: ${HOST}:${hub.port}\r\nConnection: close\r\n\r\n`)
+    assert.match(await get('//anything'), /^HTTP\/1.1 404/)
+    assert.match(await get('//x/chat'), /^HTTP\/1.1 404/)
+    assert.match(await get('/chat'), /^HTTP\/1.1 200/)
+    assert.match(await get(`http://${HOST}:${hub.port}/chat`), /^HTTP\/1.1 200/, 'the absolute form names its path')
+    assert.equal(await upgradeStatus('//x/echo'), 404)
+    assert.equal(await upgradeStatus('/echo'), 101)
+  })
 })
+

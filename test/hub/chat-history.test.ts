@@ -344,4 +344,23 @@ describe('chat presence across nodes (issue 17)', () => {
     const eve = await chatter(b, 'hall', 'ada', session('eve'))
     assert.equal(eve.events()[0]!.type, 'welcome')
   })
+
+  test('two nodes that each let a bob join during a broker outage settle it when the broker is back, not at the next interval (outsider finding 12)', async () => {
+    const broker = new MemoryBroker()
+    // An interval no test run reaches: only the reconnect can settle it.
+    const apps = () => [chatApp({ presenceInterval: 3_600_000, presenceTimeout: 7_200_000 }), deliveryApp()]
+    const a = await start({ backplane: { kind: 'custom', backplane: broker.backplane() } }, apps())
+    const b = await start({ backplane: { kind: 'custom', backplane: broker.backplane() } }, apps())
+    broker.setOnline(false)
+    const first = await chatter(a, 'yard', 'bob')
+    await delay(5)
+    const second = await chatter(b, 'yard', 'bob')
+    assert.deepEqual([first.events()[0]!.type, second.events()[0]!.type], ['welcome', 'welcome'], 'neither node knew of the other bob')
+    broker.setOnline(true)
+    // The later join gives way (Rule 2), told why.
+    await until(() => second.events().some((event) => event.type === 'left'), 10_000, 'the later bob leaves')
+    assert.match(second.events().find((event) => event.type === 'error')!.message, /bob is taken/)
+    assert.equal(first.events().some((event) => event.type === 'left'), false, 'the earlier bob stays')
+  })
 })
+

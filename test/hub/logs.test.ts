@@ -11,7 +11,8 @@ import { SignJWT } from 'jose'
 import { WebSocket as WsClient } from 'ws'
 import { lineLogger, prettyLine } from '../../src/hub/index.js'
 import { assertOneLineError, inTerminal, runCli, startServe } from '../helpers/cli.js'
-import { Inbox, closed, opened, until, waitFor } from '../helpers/net.js'
+import { Inbox, closed, opened, rawExchange, until, upgradeRequest, waitFor } from '../helpers/net.js'
+import { REFUSAL_LOG_BUDGET } from '../../src/hub/log-budget.js'
 
 const SECRET = 'a log test secret, long enough for HS256'
 
@@ -84,6 +85,45 @@ describe('tether serve logs', () => {
     for (const secret of [...tokens, expired]) assert.ok(!all.includes(secret.split('.')[2]!), 'not even a token signature')
   })
 
+  test('a flood of refusals writes a bounded number of short lines, without the values the client sent (outsider finding 1)', async () => {
+    const hub = await startServe()
+    const started = performance.now()
+    const host = `127.0.0.1:${hub.port}`
+    // A client's own values: a long Origin, a foreign Host, a path. None may reach the log (log.ts Rule 1).
+    const requests = [
+      upgradeRequest({ path: '/echo', headers: { Host: host, Origin: `https://${'a'.repeat(4000)}.origin-marker.example` } }),
+      upgradeRequest({ path: '/echo', headers: { Host: 'host-marker.example' } }),
+      upgradeRequest({ path: '/path-marker', headers: { Host: host } }),
+    ]
+    const total = 600
+    let sent = 0
+    const worker = async (): Promise<void> => {
+      while (sent < total) {
+        const answer = await rawExchange(hub.port, requests[sent++ % requests.length]!)
+        assert.match(answer, /^HTTP\/1.1 40[34]/)
+      }
+    }
+    await Promise.all(Array.from({ length: 8 }, worker))
+    assert.equal(await hub.stop(), 0)
+    const seconds = (performance.now() - started) / 1000
+    const all = hub.logs().join('\n') + hub.stderr()
+    for (const marker of ['aaaaaaaaaaaaaaaaaaaa', 'origin-marker', 'host-marker', 'path-marker']) assert.ok(!all.includes(marker), `the log holds ${marker}`)
+    const records = hub.logs().map((line) => JSON.parse(line) as LogRecord)
+    const logged = records.filter((record) => record.event === 'handshake.refused')
+    const summaries = records.filter((record) => record.event === 'handshake.refused.summary')
+    // The budget's ceiling for the time the flood took (generous: the whole run), however long that was.
+    const ceiling = REFUSAL_LOG_BUDGET.burst + REFUSAL_LOG_BUDGET.perSecond * (seconds + 1)
+    assert.ok(logged.length <= ceiling, `${logged.length} refusal lines in ${seconds.toFixed(1)} s (ceiling ${ceiling})`)
+    assert.ok(summaries.length >= 1, 'the lines left out are told')
+    // Every refusal is either a line or counted in a summary, by its reason.
+    assert.equal(logged.length + summaries.reduce((sum, record) => sum + (record.count as number), 0), total)
+    const byReason: Record<string, number> = {}
+    for (const record of logged) byReason[record.reason as string] = (byReason[record.reason as string] ?? 0) + 1
+    for (const record of summaries) for (const [reason, count] of Object.entries(record.byReason as object)) byReason[reason] = (byReason[reason] ?? 0) + (count as number)
+    assert.deepEqual(byReason, { origin: total / 3, host: total / 3, path: total / 3 })
+    for (const line of hub.logs()) assert.ok(Buffer.byteLength(line) < 400, `a long line: ${line.slice(0, 200)}`)
+  })
+
   test('--log-level warn keeps connections out; TETHER_LOG_LEVEL=error too; a bad level is a usage error', async () => {
     for (const [args, env] of [[['--log-level', 'warn'], {}], [[], { TETHER_LOG_LEVEL: 'error' }]] as const) {
       const hub = await startServe([...args], 0, { env })
@@ -92,7 +132,14 @@ describe('tether serve logs', () => {
       await closed(ws)
       await hub.stop()
       assert.deepEqual(hub.logs().filter((line) => line.includes('connection.')), [])
+      // The start is an info record: not in these logs, but its URL is said on stderr (outsider finding 9).
+      assert.ok(!hub.logs().some((line) => line.includes('hub.listening')))
+      assert.match(hub.stderr(), /^tether serve on http:\/\/127\.0\.0\.1:\d+\n/)
     }
+    const silent = await startServe(['--log-level', 'silent'])
+    await silent.stop()
+    assert.deepEqual(silent.logs(), [])
+    assert.match(silent.stderr(), /^tether serve on http:\/\/127\.0\.0\.1:\d+\n$/)
     const bad = await runCli(['serve', '--port', '0', '--log-level', 'loud'])
     assert.equal(bad.status, 2)
     assertOneLineError(bad.stderr, /^tether: --log-level must be one of debug, info, warn, error, silent, not "loud"/)

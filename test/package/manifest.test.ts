@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { ROOT } from '../helpers/net.js'
@@ -98,5 +99,26 @@ describe('the published package', () => {
     assert.equal(manifest.engines.node, '>=20.19')
     const [major, minor] = process.versions.node.split('.').map(Number)
     assert.ok(major! > 20 || (major === 20 && minor! >= 19))
+  })
+})
+
+describe('the container image (Dockerfile)', () => {
+  it('keeps the broker clients when it prunes the dev dependencies, so --redis and --nats work in it (issue 16, outsider finding 11)', () => {
+    // The image is not built here: its step that moves redis and nats to the dependencies runs on a copy of package.json.
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')
+    const steps = [...dockerfile.matchAll(/^RUN (.*)$/gm)].map((match) => match[1]!)
+    const promote = steps.find((step) => step.includes('npm pkg set'))
+    assert.ok(promote, 'a step that makes the broker clients dependencies')
+    assert.ok(steps.indexOf(promote) < steps.findIndex((step) => step.includes('npm prune --omit=dev')), 'before the prune')
+    const dir = mkdtempSync(join(tmpdir(), 'tether-image-'))
+    writeFileSync(join(dir, 'package.json'), readFileSync(join(ROOT, 'package.json')))
+    const result = spawnSync('bash', ['-c', promote], { cwd: dir, encoding: 'utf8', timeout: 60_000 })
+    assert.equal(result.status, 0, result.stderr)
+    const image = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest & { devDependencies: Record<string, string> }
+    for (const broker of ['redis', 'nats']) {
+      // npm writes the peer's range (redis "^5.0.0 || ^6.0.0"), which the installed dev version satisfies: prune keeps it.
+      assert.ok(image.dependencies?.[broker], `${broker} is a dependency of the image`)
+      assert.equal(image.devDependencies[broker], undefined)
+    }
   })
 })

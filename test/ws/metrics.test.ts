@@ -111,9 +111,31 @@ describe('wss.metrics()', () => {
     for (const message of heard) {
       assert.equal(message.remoteAddress?.replace(/^::ffff:/, ''), HOST)
       assert.doesNotMatch(JSON.stringify({ ...message, server: undefined }), /s3cret-token/)
+      // Nor the Origin's value: a subscriber logs the message, and a client chooses its Origin (issue 16).
+      assert.doesNotMatch(JSON.stringify({ ...message, server: undefined }), /evil\.example/)
     }
     assert.equal(wss.metrics().limits.originRefused, 1, 'limitStats agrees')
     first.terminate()
+  })
+
+  test("authenticate's refusals count under the reason it names: path and host are not failed authentications (issue 16)", async () => {
+    const { wss, url } = await server({
+      authenticate: (request) =>
+        request.url === '/nowhere'
+          ? { status: 404, message: 'no endpoint', reason: 'path' }
+          : request.headers.host === 'rebound.example'
+            ? { status: 403, reason: 'host' }
+            : { status: 401 },
+    })
+    const heard = await refusalsDuring(wss, async () => {
+      assert.equal(await refusedStatus(`${url}/nowhere`), 404)
+      assert.equal(await refusedStatus(url, { Host: 'rebound.example' }), 403)
+      assert.equal(await refusedStatus(url), 401)
+    })
+    assert.deepEqual(heard.map(({ reason, status }) => [reason, status]), [['path', 404], ['host', 403], ['authenticate', 401]])
+    const { refused } = wss.metrics().handshakes
+    assert.deepEqual([refused.path, refused.host, refused.authenticate], [1, 1, 1])
+    assert.equal(wss.limitStats.authRefused, 1, 'only the real one')
   })
 
   test('refusals before the upgrade is read: a silent client (408), a huge head (431)', async () => {

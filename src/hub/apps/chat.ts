@@ -47,7 +47,11 @@
  * Rule 4: presence heals. Every PRESENCE_INTERVAL each node repeats who it
  * has in each of its rooms (`here`); a node not heard from in a room for
  * PRESENCE_TIMEOUT (killed, or cut off) is forgotten there, and its users
- * are told to have left, unless someone else holds the nickname.
+ * are told to have left, unless someone else holds the nickname. When the
+ * backplane comes back after an outage, each node says who it has at once
+ * (what it said meanwhile was lost): two nodes that each let a `bob` join
+ * during the outage settle it then, by Rule 2, not at the next interval
+ * (outsider finding 12: both bobs stayed until someone else joined).
  */
 import { createHash } from 'node:crypto'
 import type { App, AppServices, HubClient } from '../app.js'
@@ -395,6 +399,9 @@ export function chatApp(options: ChatOptions = {}): App {
     },
     close(client) {
       leave(client)
+    },
+    backplaneReconnected() {
+      for (const room of rooms.values()) publish(room, here(room))
     },
     stop() {
       if (timer !== undefined) clearInterval(timer)
