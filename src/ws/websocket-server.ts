@@ -31,7 +31,8 @@ import {
   upgradeResponseLines,
 } from '../node/server.js'
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
-import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
+import { type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
+import { TcpListener } from '../node/tcp-listener.js'
 import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
 import type { VerifyClientCallbackAsync, VerifyClientCallbackSync, VerifyClientInfo } from './types.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
