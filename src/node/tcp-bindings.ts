@@ -218,6 +218,12 @@ export function takeHandle(socket: unknown, held: Buffer[]): StreamHandle | unde
   const stream = handle as StreamHandle & { reading?: boolean }
   stream.readStop()
   stream.reading = false
+  // A socket without a handle answers its remote address from a cache it fills on first read
+  // (`_peername`), but not its local one: read both now, and keep the local one on the socket itself.
+  const peer = socket as { remoteAddress?: string; localAddress?: string; localPort?: number; localFamily?: string }
+  void peer.remoteAddress
+  const local = { localAddress: peer.localAddress, localPort: peer.localPort, localFamily: peer.localFamily }
   s._handle = null
+  for (const [name, value] of Object.entries(local)) Object.defineProperty(socket, name, { value, configurable: true, enumerable: false })
   return stream
 }

@@ -99,17 +99,14 @@ export class TcpTransport implements Transport, UpgradeChannel {
   /**
    * Moves an upgraded connection off Node's `net.Socket` onto a TcpTransport,
    * or answers undefined where it stays on `net` (no bindings; TLS; a socket
-   * with bytes Node still holds to write; see `takeHandle`). `head` is what
-   * Node's HTTP server read past the request; bytes the socket read since
-   * (while the upgrade was decided) are taken too, and both are delivered
-   * first once the WebSocket starts. The socket keeps its addresses (read
-   * now) and is destroyed without closing the connection, so Node's server
-   * stops counting it and its objects can be collected.
+   * with bytes Node still holds to write; see `takeHandle`). Bytes the socket
+   * read while the upgrade was decided are taken too, and delivered after the
+   * `head` Node's HTTP server read past the request, once the WebSocket
+   * starts. The socket keeps its addresses (takeHandle) and is destroyed
+   * without closing the connection, so Node's server stops counting it and
+   * its objects can be collected.
    */
   static takeOver(socket: Socket): TcpTransport | undefined {
-    // Read now: once detached, the socket answers these from what it cached.
-    void socket.remoteAddress
-    void socket.localAddress
     const held: Buffer[] = []
     const handle = takeHandle(socket, held)
     if (handle === undefined) return undefined
