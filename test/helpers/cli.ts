@@ -45,7 +45,7 @@ export interface ServeProcess {
   wsUrl: string
   port: number
   stderr: () => string
-  /** Every stdout line after the first (the logs: JSON lines, as stdout is a pipe). */
+  /** Every stdout line but the start record (the logs: JSON lines, as stdout is a pipe). */
   logs: () => string[]
   /** Sends `signal` and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>
@@ -62,11 +62,25 @@ export async function startServe(args: string[] = [], port: number | null = 0, o
   proc.stderr!.on('data', (chunk) => (stderr += chunk))
   const lines = createInterface({ input: proc.stdout! })
   const logs: string[] = []
-  const first = await withTimeout(
-    new Promise<string>((resolve, reject) => {
-      lines.once('line', (line) => {
+  // The start record carries the URL (a JSON line when stdout is a pipe); warnings may come before it.
+  const urlOf = (line: string): { url?: string; metricsUrl?: string } => {
+    if (line.startsWith('{')) {
+      try {
+        return JSON.parse(line) as { url?: string; metricsUrl?: string }
+      } catch {
+        return {}
+      }
+    }
+    return { url: /on (https?:\/\/\S+)/.exec(line)?.[1] }
+  }
+  const start = await withTimeout(
+    new Promise<{ url?: string; metricsUrl?: string }>((resolve, reject) => {
+      lines.on('line', (line) => {
+        const found = urlOf(line)
+        if (found.url?.startsWith('http') !== true) return void logs.push(line)
+        lines.removeAllListeners('line')
         lines.on('line', (next) => logs.push(next))
-        resolve(line)
+        resolve(found)
       })
       proc.once('exit', (code) => reject(new Error(`tether serve exited ${code}: ${stderr}`)))
     }),
@@ -74,12 +88,9 @@ export async function startServe(args: string[] = [], port: number | null = 0, o
     'tether serve to start',
   ).catch((error) => {
     proc.kill('SIGKILL')
-    throw error
+    throw new Error(`${(error as Error).message}\nstdout: ${logs.join('\n')}`)
   })
-  // Not a terminal: the first line is the JSON log record of the start, with the URL.
-  const start = first.startsWith('{') ? (JSON.parse(first) as { url?: string; metricsUrl?: string }) : {}
-  const url = start.url ?? /on (https?:\/\/\S+)/.exec(first)?.[1]
-  if (!url) throw new Error(`unexpected first line: ${first}`)
+  const url = start.url!
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   return {
     proc,
