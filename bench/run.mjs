@@ -86,7 +86,8 @@ const HISTORY = {
 const RESUME = { name: 'resume-10k', title: '10,000 clients resume after their node is killed (SIGKILL)' }
 
 const PEER_NAMES = Object.keys(PEERS)
-const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [--peers uws,bun|none] [--server 'name=command {port}']
+const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [--peers uws,bun|none] [--out NAME] [--server 'name=command {port}']
+--out NAME writes bench/results/NAME.json and NAME.svg (a partial run otherwise writes only-NAMES.json)
 workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name, HISTORY.name, RESUME.name].join(', ')}
 (idle-1k and idle-19k run only when named in --only)`
 
@@ -100,11 +101,12 @@ function parseArgs(argv) {
       only: { type: 'string', parse: list(oneOf([...WORKLOADS.map((w) => w.name), SLOW_LORIS.name])) },
       server: { type: 'string', multiple: true, default: [], parse: namedCommand },
       peers: { type: 'string', default: PEER_NAMES, parse: list(oneOf([...PEER_NAMES, 'none'])) },
+      out: { type: 'string' },
     },
     argv,
   )
   if (args.quick) args.reps = Math.min(args.reps, 1)
-  return { reps: args.reps, quick: args.quick, only: args.only, servers: args.server, peers: args.peers.filter((name) => name !== 'none') }
+  return { reps: args.reps, quick: args.quick, only: args.only, servers: args.server, peers: args.peers.filter((name) => name !== 'none'), out: args.out }
 }
 
 const pinned = availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
@@ -368,7 +370,7 @@ async function main() {
   const json = { machine, versions, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples, slowLoris, history, resume }
   // A partial run (--only) or a quick one does not replace the full run's report and chart.
   const partial = args.quick || args.only !== undefined
-  const name = args.quick ? 'quick.json' : args.only ? `only-${args.only.join('+')}.json` : 'latest.json'
+  const name = args.out ? `${args.out}.json` : args.quick ? 'quick.json' : args.only ? `only-${args.only.join('+')}.json` : 'latest.json'
   writeFileSync(join(results, name), JSON.stringify(json, null, 2) + '\n')
   if (!partial) writeFileSync(join(results, 'chart.svg'), chart(rows, all))
   else writeFileSync(join(results, name.replace(/\.json$/, '.svg')), chart(rows, all))
