@@ -154,6 +154,8 @@ async function startServer(impl, workload, port) {
   const [file, args] = pin(0, command)
   const proc = spawn(file, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   const next = lines(proc.stdout)
+  // A server that died is reported by its exit code below, not by an EPIPE on the 'exit' we write it.
+  proc.stdin.on('error', () => {})
   if (impl.command) {
     await waitForPort(port)
   } else {
@@ -169,6 +171,7 @@ async function startServer(impl, workload, port) {
       return { rss: Number(rss), clients: Number(clients), young: Number(young) }
     },
     async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${impl.name}: the server died during the run (exit ${proc.exitCode ?? proc.signalCode})`)
       if (!impl.command) proc.stdin.write('exit\n')
       else proc.kill('SIGTERM')
       await new Promise((resolve) => {

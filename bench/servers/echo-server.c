@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -89,10 +90,13 @@ static size_t echo_frames(struct conn *c) {
   return at;
 }
 
+/* 1: all written; 0: the rest waits for EPOLLOUT; -1: the peer is gone (drop the connection). */
 static int flush_out(struct conn *c, int ep) {
   while (c->out_off < c->out_len) {
-    ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+    /* MSG_NOSIGNAL: a client that closed must not kill the server with SIGPIPE (the generator closes mid-echo). */
+    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
     if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
       struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
       epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
       return 0;
@@ -144,8 +148,14 @@ int main(int argc, char **argv) {
         continue;
       }
       struct conn *c = events[k].data.ptr;
+      if (events[k].events & (EPOLLERR | EPOLLHUP)) {
+        drop(c);
+        continue;
+      }
       if (events[k].events & EPOLLOUT) {
-        if (flush_out(c, ep)) {
+        int flushed = flush_out(c, ep);
+        if (flushed < 0) drop(c);
+        else if (flushed) {
           struct epoll_event cev = {.events = EPOLLIN, .data.ptr = c};
           epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &cev);
         }
@@ -171,7 +181,7 @@ int main(int argc, char **argv) {
       size_t used = echo_frames(c);
       memmove(c->in, c->in + used, c->in_len - used);
       c->in_len -= used;
-      if (c->out_len) flush_out(c, ep);
+      if (c->out_len && flush_out(c, ep) < 0) drop(c);
     }
   }
 }

@@ -104,13 +104,18 @@ export class TcpTransport implements Transport, UpgradeChannel {
    * `head` Node's HTTP server read past the request, once the WebSocket
    * starts. The socket keeps its addresses (takeHandle) and is destroyed
    * without closing the connection, so Node's server stops counting it and
-   * its objects can be collected.
+   * its objects can be collected. The byte counts go on from the socket's
+   * (the request head included), as they do in port mode.
    */
   static takeOver(socket: Socket): TcpTransport | undefined {
+    // Read while the socket has its handle: a detached socket answers what it cached, or 0.
+    const { bytesRead, bytesWritten } = socket
     const held: Buffer[] = []
     const handle = takeHandle(socket, held)
     if (handle === undefined) return undefined
     const transport = new TcpTransport(handle)
+    transport.bytesRead = bytesRead
+    transport.bytesWritten = bytesWritten
     transport.phase = 'waiting'
     if (held.length > 0) transport.received = held.length === 1 ? held[0] : Buffer.concat(held)
     // Its 'close' tells Node's server (and the application's listeners) that the socket let go.

@@ -28,5 +28,7 @@ test('npm run bench -- --quick drives tether (port and noServer) and ws in one r
     assert.ok(Number.isFinite(row.ratio) && row.ratio > 0, `${row.name}: no ratio`)
     assert.ok(row.byImpl.tether.loadgenCpu > 0 && row.byImpl.tether.loadgenCpu <= 1.5, `${row.name}: generator CPU not reported`)
   }
-  assert.match(run.stdout, /ratio/)
+  // The ratios: each server against ws, and round 2's targets (issue 18).
+  assert.match(run.stdout, /tether\/ws/)
+  assert.match(run.stdout, /tether-noserver\/tether \d/)
 })

@@ -176,6 +176,25 @@ for (const mode of MODES) {
       }
     })
 
+    it('the socket\'s byte counts go on from what Node\'s server read and wrote: the request head included, as on net', async () => {
+      const app = await attached(mode)
+      const peer = await RawPeer.connect(app.port)
+      try {
+        const request = Buffer.from(upgradeRequest())
+        const frame = maskedFrame(0x1, 'counted')
+        peer.write(Buffer.concat([request, frame]))
+        const head = await peer.readHead()
+        assert.equal(String((await readFrame(peer)).payload), 'counted')
+        const socket = app.sockets[0]!._socket!
+        assert.equal(socket.bytesRead, request.length + frame.length)
+        // The 101 and the echoed frame (2-byte header, unmasked).
+        assert.equal(socket.bytesWritten, Buffer.byteLength(head, 'latin1') + 2 + 'counted'.length)
+      } finally {
+        peer.destroy()
+        await app.stop()
+      }
+    })
+
     it('bytes sent with the request, while the upgrade is decided, and after it reach the WebSocket in order', async () => {
       const app = await attached(mode, { wait: 150 })
       const peer = await RawPeer.connect(app.port)
