@@ -142,7 +142,8 @@ function lines(stream) {
 function serverCommand(impl, workload, port) {
   const deflate = workload.deflate ? ['--deflate'] : []
   const servers = join(root, 'bench', 'servers')
-  if (impl.command) return ['sh', '-c', impl.command.replaceAll('{port}', String(port))]
+  // exec: the server is the process the bench signals and measures, not a shell that would outlive it.
+  if (impl.command) return ['sh', '-c', `exec ${impl.command.replaceAll('{port}', String(port))}`]
   if (impl.name === 'uws') return [process.execPath, '--expose-gc', join(servers, 'uws-server.mjs'), String(port), ...deflate]
   if (impl.name === 'bun') return [bunPath(), join(servers, 'bun-server.mjs'), String(port), ...deflate]
   if (impl.name === 'c-floor') return [echoServer, String(port)]

@@ -218,12 +218,46 @@ export function takeHandle(socket: unknown, held: Buffer[]): StreamHandle | unde
   const stream = handle as StreamHandle & { reading?: boolean }
   stream.readStop()
   stream.reading = false
-  // A socket without a handle answers its remote address from a cache it fills on first read
-  // (`_peername`), but not its local one: read both now, and keep the local one on the socket itself.
-  const peer = socket as { remoteAddress?: string; localAddress?: string; localPort?: number; localFamily?: string }
-  void peer.remoteAddress
-  const local = { localAddress: peer.localAddress, localPort: peer.localPort, localFamily: peer.localFamily }
+  // net.Socket answers its addresses through `_getpeername`/`_getsockname`, which ask the handle once
+  // and cache the answer (`_peername`, `_sockname`); without a handle, the remote one comes from that
+  // cache and the local one is {}. Asking both here costs two system calls per connection that most
+  // applications never read (issue 18's noServer handshake profile), so the socket asks the handle it
+  // gave up, on first use, as net would have: while the connection is open, the addresses; once it
+  // is closed, whatever was cached ({} if nothing was, as net answers for a socket closed unasked).
+  const detached = socket as NetSocketAddresses
+  detached._getpeername = askPeerName
+  detached._getsockname = askSockName
+  detached[kTakenHandle] = stream
   s._handle = null
-  for (const [name, value] of Object.entries(local)) Object.defineProperty(socket, name, { value, configurable: true, enumerable: false })
   return stream
+}
+
+/** Where a detached socket finds the handle it gave up (for its addresses). */
+const kTakenHandle = Symbol('tether.takenHandle')
+
+interface NetSocketAddresses {
+  _getpeername?: () => Record<string, unknown>
+  _getsockname?: () => Record<string, unknown>
+  _peername?: Record<string, unknown> | null
+  _sockname?: Record<string, unknown> | null
+  [kTakenHandle]?: StreamHandle
+}
+
+function askPeerName(this: NetSocketAddresses): Record<string, unknown> {
+  if (this._peername == null) {
+    const out: Record<string, unknown> = {}
+    // A closed handle answers an error (or nothing): nothing cached, as net leaves it.
+    if (this[kTakenHandle]?.getpeername(out) !== 0) return out
+    this._peername = out
+  }
+  return this._peername
+}
+
+function askSockName(this: NetSocketAddresses): Record<string, unknown> {
+  if (this._sockname == null) {
+    const out: Record<string, unknown> = {}
+    if (this[kTakenHandle]?.getsockname(out) !== 0) return out
+    this._sockname = out
+  }
+  return this._sockname
 }
