@@ -95,8 +95,8 @@ const kUpgraded = Symbol('tether.upgraded')
  * `TcpTransport.takeOver`): the WebSocket then runs on the bare handle, as in
  * port mode, and the `net.Socket` (with the stream state, listeners and timers
  * Node's HTTP server gave it) is let go. What the application keeps of it
- * still answers: `request.socket.remoteAddress` and the other addresses (read
- * before it let go); `ws._socket` is the transport's stand-in (tcp-socket.ts),
+ * still answers: `request.socket.remoteAddress` and the other addresses (asked
+ * of the handle on first use, as net does); `ws._socket` is the transport's stand-in (tcp-socket.ts),
  * alive as long as the connection. Elsewhere (TLS, a socket the application
  * wrote to or listens to for data, no bindings, `useNodeHttp`) the WebSocket
  * runs on the `net.Socket`, as before.

@@ -2,8 +2,10 @@
  * The one risky surface of tether's TCP transport: Node's internal bindings
  * (`process.binding('tcp_wrap')` and friends, which `net` itself is built on
  * and which Node documents as deprecated, DEP0111), their types as tether uses
- * them, and the one private field of `net.Socket` tether reads (`_handle`, to
- * take over an upgraded connection from Node's HTTP server). Nothing else in
+ * them, and the private members of `net.Socket` tether touches to take over an
+ * upgraded connection from Node's HTTP server (`_handle`; `_getpeername` and
+ * `_getsockname`, which the detached socket's addresses then go through).
+ * Nothing else in
  * tether names them: tcp.ts, tcp-listener.ts and tcp-socket.ts go through
  * what this module exports.
  *
