@@ -15,6 +15,14 @@ export function buildLoadgen() {
   execFileSync('cc', ['-O2', '-Wall', '-o', loadgen, join(root, 'bench', 'loadgen', 'loadgen.c'), '-lm'], { stdio: 'inherit' })
 }
 
+export const echoServer = join(root, 'build', 'echo-server')
+
+/** Builds the C echo server (the floor of the echo and latency workloads); false where there is no C compiler. */
+export function buildEchoServer() {
+  mkdirSync(dirname(echoServer), { recursive: true })
+  return spawnSync('cc', ['-O2', '-Wall', '-o', echoServer, join(root, 'bench', 'servers', 'echo-server.c')], { stdio: 'inherit' }).status === 0
+}
+
 /** A port nothing listens on now (the kernel's choice), so runs never collide with other servers. */
 export async function freePort() {
   const server = net.createServer()

@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-// tether's benchmark suite: tether and ws (and any server given with --server) driven
-// in one run, interleaved, by a C load generator, with the ratio to ws for each workload.
+// tether's benchmark suite: tether (port mode, and noServer on an application's http.Server),
+// ws, uWebSockets.js and Bun (and any server given with --server) driven in one run,
+// interleaved, by a C load generator, with the ratios the targets name for each workload.
 //
 //   npm run bench                       all workloads, 3 repetitions
 //   npm run bench -- --quick            1 repetition, shorter runs
 //   npm run bench -- --only echo-32B,handshake --reps 5
-//   npm run bench -- --server 'uws=node my-uws-server.mjs {port}'
+//   npm run bench -- --peers none       without uWebSockets.js and Bun (--peers uws: only uWS)
+//   npm run bench -- --server 'other=node my-server.mjs {port}'
 //   npm run bench -- --only http2       WebSockets over HTTP/2 streams against TCP (bench/http2.mjs)
+//
+// uWebSockets.js and Bun are optional peers (bench/peers.mjs): installed on first use into
+// .tmp/bench-peers, never dependencies of tether, skipped with a message where they cannot be.
+// A small C echo server (bench/servers/echo-server.c, 'c-floor') joins the echo and latency
+// workloads: what the kernel and loopback alone cost here, the floor under every server.
 //
 // The server runs pinned to CPU 0 and the generator to CPU 1 (taskset) when the machine
 // has two or more. The generator reports its own CPU use: a value near 1.0 means the
@@ -23,19 +30,36 @@ import { deflateRawSync, constants as zlibConstants } from 'node:zlib'
 import { join } from 'node:path'
 
 import { list, namedCommand, number, oneOf, parseOptions } from './args.mjs'
-import { buildLoadgen, freePort, loadgen, root, waitForPort } from './lib.mjs'
+import { buildLoadgen, buildEchoServer, echoServer, freePort, loadgen, root, waitForPort } from './lib.mjs'
 import { runHttp2Bench } from './http2.mjs'
+import { PEERS, bunPath, ensurePeers } from './peers.mjs'
 const results = join(root, 'bench', 'results')
 
 /** Each workload: what the generator does, which figure counts, and the target ratio (tether / ws). */
 const WORKLOADS = [
-  { name: 'echo-32B', title: 'small echo 32 B, 100 conns x 16 in flight', gen: ['--mode', 'echo', '--conns', '100', '--inflight', '16', '--size', '32'], metric: 'rate', unit: 'msg/s', target: ['>=', 2.0] },
-  { name: 'echo-1MiB', title: 'large echo 1 MiB, 4 conns x 2 in flight', gen: ['--mode', 'echo', '--conns', '4', '--inflight', '2', '--size', String(1 << 20)], metric: 'bytesPerSecond', unit: 'MB/s', scale: 1e-6, target: ['>=', 4.0] },
-  { name: 'latency-1', title: 'latency p50, 1 connection', gen: ['--mode', 'latency', '--conns', '1', '--size', '32'], metric: 'p50us', unit: 'us', lower: true, target: ['<=', 0.9] },
-  { name: 'latency-100', title: 'latency p50, 100 connections', gen: ['--mode', 'latency', '--conns', '100', '--size', '32'], metric: 'p50us', unit: 'us', lower: true, target: ['<=', 0.6] },
-  { name: 'handshake', title: 'handshakes per second, 64 concurrent', gen: ['--mode', 'handshake', '--concurrency', '64'], metric: 'rate', unit: '/s', target: ['>=', 2.0] },
-  { name: 'idle-10k', title: 'RSS per idle connection, 10,000 connections (young gen. excluded)', gen: ['--mode', 'idle', '--conns', '10000'], metric: 'rssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true, target: ['<=', 0.45] },
-  { name: 'broadcast-1k', title: 'fan-out 64 B, 1,000 subscribers (deliveries)', gen: ['--mode', 'broadcast', '--conns', '1000', '--size', '64', '--window', '32'], path: '/broadcast', metric: 'rate', unit: 'msg/s', target: ['>=', 4.0] },
+  { name: 'echo-32B', title: 'small echo 32 B, 100 conns x 16 in flight', gen: ['--mode', 'echo', '--conns', '100', '--inflight', '16', '--size', '32'], metric: 'rate', unit: 'msg/s', target: ['>=', 2.0], floor: true,
+    round2: [['tether', 'uws', '>=', 0.8], ['tether-noserver', 'tether', '>=', 0.9]] },
+  { name: 'echo-1MiB', title: 'large echo 1 MiB, 4 conns x 2 in flight', gen: ['--mode', 'echo', '--conns', '4', '--inflight', '2', '--size', String(1 << 20)], metric: 'bytesPerSecond', unit: 'MB/s', scale: 1e-6, target: ['>=', 4.0], floor: true,
+    round2: [['tether', 'uws', '>=', 0.8]] },
+  { name: 'latency-1', title: 'latency p50, 1 connection', gen: ['--mode', 'latency', '--conns', '1', '--size', '32'], metric: 'p50us', unit: 'us', lower: true, target: ['<=', 0.9], floor: true },
+  { name: 'latency-100', title: 'latency p50, 100 connections', gen: ['--mode', 'latency', '--conns', '100', '--size', '32'], metric: 'p50us', unit: 'us', lower: true, target: ['<=', 0.6], floor: true },
+  { name: 'handshake', title: 'handshakes per second, 64 concurrent', gen: ['--mode', 'handshake', '--concurrency', '64'], metric: 'rate', unit: '/s', target: ['>=', 2.0],
+    round2: [['tether', 'uws', '>=', 0.8], ['tether-noserver', 'ws', '>=', 1.5]] },
+  { name: 'idle-10k', title: 'RSS per idle connection, 10,000 connections (young gen. excluded)', gen: ['--mode', 'idle', '--conns', '10000'], metric: 'rssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true, target: ['<=', 0.45],
+    // The same runs, read two more ways: RSS as the OS counts it (V8's young generation included: a user pays for
+    // it), and the rate at which the 10,000 connections were opened (256 connecting at a time).
+    views: [
+      { name: 'idle-10k-os', title: 'RSS per idle connection, 10,000 connections (as the OS counts it)', metric: 'rawRssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true,
+        round2: [['tether', 'uws', '<=', 2.0], ['tether-noserver', 'tether', '<=', 1.25]] },
+      { name: 'open-10k', title: 'handshakes per second, opening 10,000 connections', metric: 'openRate', unit: '/s',
+        round2: [['tether', 'uws', '>=', 0.8], ['tether-noserver', 'ws', '>=', 1.5]] },
+    ] },
+  { name: 'idle-1k', title: 'RSS per idle connection, 1,000 connections (as the OS counts it)', gen: ['--mode', 'idle', '--conns', '1000'], metric: 'rawRssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true, extra: true },
+  // RLIMIT_NOFILE bounds how many a server can hold (20,000 here, hard): 19,000 is the most this machine allows for the amortisation.
+  { name: 'idle-19k', title: 'RSS per idle connection, 19,000 connections (as the OS counts it)', gen: ['--mode', 'idle', '--conns', '19000'], metric: 'rawRssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true, extra: true,
+    round2: [['tether', 'uws', '<=', 2.0], ['tether-noserver', 'tether', '<=', 1.25]] },
+  { name: 'broadcast-1k', title: 'fan-out 64 B, 1,000 subscribers (deliveries)', gen: ['--mode', 'broadcast', '--conns', '1000', '--size', '64', '--window', '32'], path: '/broadcast', metric: 'rate', unit: 'msg/s', target: ['>=', 4.0],
+    round2: [['tether', 'uws', '>=', 1.0]] },
   { name: 'broadcast-10k', title: 'fan-out 64 B, 10,000 subscribers (deliveries)', gen: ['--mode', 'broadcast', '--conns', '10000', '--size', '64', '--window', '32'], path: '/broadcast', metric: 'rate', unit: 'msg/s', target: ['>=', 3.0] },
   { name: 'deflate-32B', title: 'permessage-deflate echo 32 B, 100 conns x 16', gen: ['--mode', 'echo', '--conns', '100', '--inflight', '16'], deflate: 32, metric: 'rate', unit: 'msg/s', target: ['>=', 5.0] },
   { name: 'deflate-16KiB', title: 'permessage-deflate echo 16 KiB, 100 conns x 4', gen: ['--mode', 'echo', '--conns', '100', '--inflight', '4'], deflate: 16384, metric: 'rate', unit: 'msg/s', target: ['>=', 1.3] },
@@ -66,8 +90,11 @@ const HISTORY = {
 }
 const RESUME = { name: 'resume-10k', title: '10,000 clients resume after their node is killed (SIGKILL)' }
 
-const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [--server 'name=command {port}']
-workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name, HISTORY.name, RESUME.name, HTTP2.name].join(', ')}`
+const PEER_NAMES = Object.keys(PEERS)
+const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only NAME,NAME] [--peers uws,bun|none] [--out NAME] [--server 'name=command {port}']
+--out NAME writes bench/results/NAME.json and NAME.svg (a partial run otherwise writes only-NAMES.json)
+workloads: ${[...WORKLOADS.map((w) => w.name), SLOW_LORIS.name, HISTORY.name, RESUME.name, HTTP2.name].join(', ')}
+(idle-1k and idle-19k run only when named in --only)`
 
 function parseArgs(argv) {
   const args = parseOptions(
@@ -78,11 +105,13 @@ function parseArgs(argv) {
       reps: { type: 'string', default: 3, parse: number({ min: 1, integer: true }) },
       only: { type: 'string', parse: list(oneOf([...WORKLOADS.map((w) => w.name), SLOW_LORIS.name])) },
       server: { type: 'string', multiple: true, default: [], parse: namedCommand },
+      peers: { type: 'string', default: PEER_NAMES, parse: list(oneOf([...PEER_NAMES, 'none'])) },
+      out: { type: 'string' },
     },
     argv,
   )
   if (args.quick) args.reps = Math.min(args.reps, 1)
-  return { reps: args.reps, quick: args.quick, only: args.only, servers: args.server }
+  return { reps: args.reps, quick: args.quick, only: args.only, servers: args.server, peers: args.peers.filter((name) => name !== 'none'), out: args.out }
 }
 
 const pinned = availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
@@ -114,13 +143,25 @@ function lines(stream) {
         })
 }
 
+/** The command line of each built-in server; those with `command` (from --server) are started with sh and waited for on their port. */
+function serverCommand(impl, workload, port) {
+  const deflate = workload.deflate ? ['--deflate'] : []
+  const servers = join(root, 'bench', 'servers')
+  // exec: the server is the process the bench signals and measures, not a shell that would outlive it.
+  if (impl.command) return ['sh', '-c', `exec ${impl.command.replaceAll('{port}', String(port))}`]
+  if (impl.name === 'uws') return [process.execPath, '--expose-gc', join(servers, 'uws-server.mjs'), String(port), ...deflate]
+  if (impl.name === 'bun') return [bunPath(), join(servers, 'bun-server.mjs'), String(port), ...deflate]
+  if (impl.name === 'c-floor') return [echoServer, String(port)]
+  return [process.execPath, '--expose-gc', join(servers, 'node-server.mjs'), impl.name, String(port), ...deflate]
+}
+
 async function startServer(impl, workload, port) {
-  let command
-  if (impl.command) command = ['sh', '-c', impl.command.replaceAll('{port}', String(port))]
-  else command = [process.execPath, '--expose-gc', join(root, 'bench', 'servers', 'node-server.mjs'), impl.name, String(port), ...(workload.deflate ? ['--deflate'] : [])]
+  const command = serverCommand(impl, workload, port)
   const [file, args] = pin(0, command)
   const proc = spawn(file, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   const next = lines(proc.stdout)
+  // A server that died is reported by its exit code below, not by an EPIPE on the 'exit' we write it.
+  proc.stdin.on('error', () => {})
   if (impl.command) {
     await waitForPort(port)
   } else {
@@ -136,6 +177,7 @@ async function startServer(impl, workload, port) {
       return { rss: Number(rss), clients: Number(clients), young: Number(young) }
     },
     async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${impl.name}: the server died during the run (exit ${proc.exitCode ?? proc.signalCode})`)
       if (!impl.command) proc.stdin.write('exit\n')
       else proc.kill('SIGTERM')
       await new Promise((resolve) => {
@@ -174,7 +216,8 @@ async function runOnce(impl, workload, args) {
     if (workload.deflate) gen.push('--deflate', deflatePayload(workload.deflate), '--size', String(workload.deflate))
     gen.push('--duration', args.quick ? '2' : '5', '--warmup', args.quick ? '0.5' : '1')
     const [file, genArgs] = pin(1, gen)
-    if (workload.metric === 'rssPerConnection') {
+    // Every idle workload (idle-10k, and idle-1k and idle-19k, whose figure is read as the OS counts it).
+    if (workload.gen[workload.gen.indexOf('--mode') + 1] === 'idle') {
       const before = await server.rss()
       const proc = spawn(file, genArgs, { stdio: ['pipe', 'pipe', 'inherit'] })
       const next = lines(proc.stdout)
@@ -183,6 +226,7 @@ async function runOnce(impl, workload, args) {
       proc.stdin.end('close\n')
       await new Promise((resolve) => proc.once('exit', resolve))
       if (report.open !== report.conns) throw new Error(`${impl.name}: ${report.open} of ${report.conns} connections open`)
+      // RSS as the OS counts it needs no help from the server; the young generation only Node servers report.
       // The burst of connections makes V8 grow its young generation (for every library; V8
       // shrinks it again once the process is idle): that growth is not held per connection.
       const youngGrowth = after.young - before.young
@@ -192,6 +236,7 @@ async function runOnce(impl, workload, args) {
         rawRssPerConnection: (after.rss - before.rss) / report.conns,
         youngGrowth,
         serverClients: after.clients,
+        openRate: report.conns / report.setupSeconds,
       }
     }
     const cpuBefore = cpuSeconds(server.proc.pid)
@@ -213,25 +258,46 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-function chart(rows) {
-  const width = 760
-  const rowHeight = 28
-  const left = 290
-  const maxRatio = Math.max(...rows.flatMap((r) => [r.ratio ?? 0, r.targetValue]), 1) * 1.15
-  const x = (ratio) => left + (ratio / maxRatio) * (width - left - 60)
-  const height = 50 + rows.length * rowHeight
-  let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">\n`
-  svg += `<text x="10" y="20" font-size="14" font-weight="bold">tether / ws, same run (higher is better for rates; lower for latency and memory)</text>\n`
-  svg += `<line x1="${x(1)}" y1="30" x2="${x(1)}" y2="${height - 10}" stroke="#999" stroke-dasharray="3,3"/><text x="${x(1) + 3}" y="${height - 12}" fill="#666">1x</text>\n`
-  rows.forEach((row, i) => {
-    const y = 36 + i * rowHeight
-    const met = row.met
-    svg += `<text x="10" y="${y + 14}">${row.title.replace(/&/g, '&amp;')}</text>\n`
-    if (row.ratio !== undefined) {
-      svg += `<rect x="${left}" y="${y + 3}" width="${Math.max(1, x(row.ratio) - left)}" height="16" fill="${met ? '#3a7' : '#c54'}"/>\n`
-      svg += `<text x="${x(row.ratio) + 4}" y="${y + 15}">${row.ratio.toFixed(2)}x</text>\n`
-    }
-    svg += `<line x1="${x(row.targetValue)}" y1="${y}" x2="${x(row.targetValue)}" y2="${y + 22}" stroke="#000" stroke-width="2"/>\n`
+/** Bar colours of the chart, one per server. */
+const COLOURS = { tether: '#2a7', 'tether-noserver': '#7c5', uws: '#36c', bun: '#c93', 'c-floor': '#999' }
+
+/**
+ * The chart: for each workload, every server's figure against ws's, on a log scale, oriented
+ * so that longer is better (for latency and memory, ws's figure over the server's).
+ */
+function chart(rows, impls) {
+  const shownImpls = impls.filter((i) => i.name !== 'ws')
+  const width = 820
+  const barHeight = 9
+  const left = 330
+  const rowHeight = 14 + shownImpls.length * barHeight
+  const better = (row, name) => {
+    const own = row.byImpl[name]?.median
+    if (own === undefined) return undefined
+    return row.lower ? row.byImpl.ws.median / own : own / row.byImpl.ws.median
+  }
+  const maxRatio = Math.max(2, ...rows.flatMap((row) => shownImpls.map((i) => better(row, i.name) ?? 0))) * 1.3
+  const x = (ratio) => left + (Math.log(Math.max(ratio, 0.1) / 0.1) / Math.log(maxRatio / 0.1)) * (width - left - 60)
+  const height = 60 + rows.length * rowHeight
+  let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">\n`
+  svg += `<text x="10" y="18" font-size="13" font-weight="bold">Each server against ws 8, same run (log scale; longer is better: for latency and memory, ws's figure / the server's)</text>\n`
+  shownImpls.forEach((impl, i) => {
+    svg += `<rect x="${10 + i * 130}" y="28" width="10" height="10" fill="${COLOURS[impl.name] ?? '#555'}"/><text x="${24 + i * 130}" y="37">${impl.name}</text>\n`
+  })
+  for (const tick of [0.5, 1, 2, 4, 8]) {
+    if (tick > maxRatio) continue
+    svg += `<line x1="${x(tick)}" y1="44" x2="${x(tick)}" y2="${height - 8}" stroke="#bbb" stroke-dasharray="${tick === 1 ? '' : '2,3'}"/><text x="${x(tick) + 2}" y="${height - 2}" fill="#666">${tick}x</text>\n`
+  }
+  rows.forEach((row, r) => {
+    const y = 48 + r * rowHeight
+    svg += `<text x="10" y="${y + rowHeight / 2 + 3}">${row.title.replace(/&/g, '&amp;').slice(0, 58)}</text>\n`
+    shownImpls.forEach((impl, i) => {
+      const ratio = better(row, impl.name)
+      if (ratio === undefined) return
+      const by = y + 4 + i * barHeight
+      svg += `<rect x="${x(0.1)}" y="${by}" width="${Math.max(1, x(ratio) - x(0.1))}" height="${barHeight - 2}" fill="${COLOURS[impl.name] ?? '#555'}"/>`
+      svg += `<text x="${x(ratio) + 3}" y="${by + barHeight - 2}" font-size="9">${ratio.toFixed(2)}x</text>\n`
+    })
   })
   return svg + '</svg>\n'
 }
@@ -240,8 +306,12 @@ async function main() {
   const args = parseArgs(process.argv.slice(2))
   buildLoadgen()
   mkdirSync(results, { recursive: true })
-  const impls = [{ name: 'tether' }, { name: 'ws' }, ...args.servers]
-  const workloads = WORKLOADS.filter((w) => !args.only || args.only.includes(w.name))
+  const peers = ensurePeers(args.peers)
+  for (const [name, ok] of Object.entries(peers)) if (ok !== true) process.stderr.write(`bench: ${name} skipped: ${ok}\n`)
+  const impls = [{ name: 'tether' }, { name: 'tether-noserver' }, { name: 'ws' }, ...args.peers.filter((name) => peers[name] === true).map((name) => ({ name })), ...args.servers]
+  // The C floor joins the workloads it can serve (echo and latency), when a C compiler is there.
+  const floor = buildEchoServer() ? [{ name: 'c-floor' }] : []
+  const workloads = WORKLOADS.filter((w) => (!args.only && !w.extra) || args.only?.includes(w.name))
   const special = [SLOW_LORIS.name, HISTORY.name, RESUME.name, HTTP2.name]
   if (args.only && !args.only.every((name) => special.includes(name) || WORKLOADS.some((w) => w.name === name))) {
     console.error(`bench: unknown workload in --only ${args.only.join(',')}\n\n${USAGE}`)
@@ -250,7 +320,7 @@ async function main() {
   const samples = {}
   for (const workload of workloads) {
     for (let rep = 0; rep < args.reps; rep++) {
-      for (const impl of impls) {
+      for (const impl of workload.floor ? [...impls, ...floor] : impls) {
         process.stderr.write(`${workload.name} ${impl.name} #${rep + 1} ... `)
         const report = await runOnce(impl, workload, args)
         ;((samples[workload.name] ??= {})[impl.name] ??= []).push(report)
@@ -258,41 +328,63 @@ async function main() {
       }
     }
   }
-  const rows = workloads.map((workload) => {
+  // Each workload's row, then the rows read from the same runs another way (views).
+  const shown = workloads.flatMap((workload) => [workload, ...(workload.views ?? []).map((view) => ({ ...view, samplesOf: workload.name }))])
+  const rows = shown.map((workload) => {
     const byImpl = {}
-    for (const impl of impls) {
-      const values = samples[workload.name][impl.name].map((r) => r[workload.metric] * (workload.scale ?? 1))
-      const cpus = samples[workload.name][impl.name].map((r) => r.cpu ?? 0)
-      const serverCpus = samples[workload.name][impl.name].map((r) => r.serverCpu ?? NaN)
+    const sampled = samples[workload.samplesOf ?? workload.name]
+    for (const impl of [...impls, ...floor]) {
+      if (sampled[impl.name] === undefined) continue
+      const values = sampled[impl.name].map((r) => r[workload.metric] * (workload.scale ?? 1))
+      const cpus = sampled[impl.name].map((r) => r.cpu ?? 0)
+      const serverCpus = sampled[impl.name].map((r) => r.serverCpu ?? NaN)
       byImpl[impl.name] = { median: median(values), min: Math.min(...values), max: Math.max(...values), loadgenCpu: median(cpus), serverCpu: median(serverCpus) }
     }
     const ratio = byImpl.tether.median / byImpl.ws.median
-    const [op, targetValue] = workload.target
-    const met = op === '>=' ? ratio >= targetValue : ratio <= targetValue
-    return { name: workload.name, title: workload.title, unit: workload.unit, byImpl, ratio, target: `${op} ${targetValue}x`, targetValue, met }
+    const [op, targetValue] = workload.target ?? []
+    const met = op === undefined ? undefined : op === '>=' ? ratio >= targetValue : ratio <= targetValue
+    // Round 2 (issue 18): ratios between two servers of the run, each against its target.
+    const round2 = (workload.round2 ?? []).map(([a, b, op2, value]) => {
+      const r = byImpl[a] && byImpl[b] ? byImpl[a].median / byImpl[b].median : undefined
+      return { a, b, ratio: r, target: `${op2} ${value}x`, met: r === undefined ? undefined : op2 === '>=' ? r >= value : r <= value }
+    })
+    return { name: workload.name, title: workload.title, unit: workload.unit, lower: workload.lower === true, byImpl, ratio, target: op === undefined ? undefined : `${op} ${targetValue}x`, targetValue, met, round2 }
   })
   const machine = `${availableParallelism()} CPUs, Node ${process.version}, ${pinned ? 'server on CPU 0, generator on CPU 1' : 'not pinned'}`
   console.log(`tether benchmark suite: ${machine}; ${args.reps} interleaved repetition(s), medians (min-max)`)
   const pad = (text, n) => String(text).padEnd(n)
   const fmt = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1))
-  console.log(`${pad('workload', 48)} ${impls.map((i) => pad(i.name, 26)).join(' ')} ratio   target           server cpu  loadgen cpu`)
+  const all = [...impls, ...floor]
+  console.log(`${pad('workload', 48)} ${all.map((i) => pad(i.name, 26)).join(' ')} tether/ws target           server cpu  loadgen cpu`)
   for (const row of rows) {
-    const cells = impls.map((i) => pad(`${fmt(row.byImpl[i.name].median)} (${fmt(row.byImpl[i.name].min)}-${fmt(row.byImpl[i.name].max)}) ${row.unit}`, 26))
-    const cpu = impls.map((i) => row.byImpl[i.name].loadgenCpu.toFixed(2)).join('/')
-    const serverCpu = impls.map((i) => (Number.isNaN(row.byImpl[i.name].serverCpu) ? '-' : row.byImpl[i.name].serverCpu.toFixed(2))).join('/')
-    const flag = impls.some((i) => row.byImpl[i.name].loadgenCpu > 0.9) ? ' (generator near its limit)' : ''
-    console.log(`${pad(row.title, 48)} ${cells.join(' ')} ${pad(row.ratio.toFixed(2) + 'x', 7)} ${pad(row.target + (row.met ? ' met' : ' MISSED'), 16)} ${pad(serverCpu, 11)} ${cpu}${flag}`)
+    const present = all.filter((i) => row.byImpl[i.name] !== undefined)
+    const cells = all.map((i) => pad(row.byImpl[i.name] === undefined ? '-' : `${fmt(row.byImpl[i.name].median)} (${fmt(row.byImpl[i.name].min)}-${fmt(row.byImpl[i.name].max)}) ${row.unit}`, 26))
+    const cpu = present.map((i) => row.byImpl[i.name].loadgenCpu.toFixed(2)).join('/')
+    const serverCpu = present.map((i) => (Number.isNaN(row.byImpl[i.name].serverCpu) ? '-' : row.byImpl[i.name].serverCpu.toFixed(2))).join('/')
+    const flag = present.some((i) => row.byImpl[i.name].loadgenCpu > 0.9) ? ' (generator near its limit)' : ''
+    const target = row.target === undefined ? '' : row.target + (row.met ? ' met' : ' MISSED')
+    console.log(`${pad(row.title, 48)} ${cells.join(' ')} ${pad(row.ratio.toFixed(2) + 'x', 9)} ${pad(target, 16)} ${pad(serverCpu, 11)} ${cpu}${flag}`)
+  }
+  console.log(`\nround 2 (issue 18): each server against ws (higher is better; for latency and memory, lower), and the targets`)
+  const others = all.filter((i) => i.name !== 'ws')
+  console.log(`${pad('workload', 48)} ${others.map((i) => pad(`${i.name}/ws`, 16)).join(' ')} targets`)
+  for (const row of rows) {
+    const cells = others.map((i) => pad(row.byImpl[i.name] === undefined ? '-' : `${(row.byImpl[i.name].median / row.byImpl.ws.median).toFixed(2)}x`, 16))
+    const targets = row.round2.map((t) => `${t.a}/${t.b} ${t.ratio === undefined ? '-' : t.ratio.toFixed(2) + 'x'} (${t.target}${t.met === undefined ? '' : t.met ? ' met' : ' MISSED'})`)
+    console.log(`${pad(row.title, 48)} ${cells.join(' ')} ${targets.join('; ')}`)
   }
   const slowLoris = !args.only || args.only.includes(SLOW_LORIS.name) ? await runSlowLoris(args) : undefined
   const history = !args.only || args.only.includes(HISTORY.name) ? await runHistory(args) : undefined
   const resume = !args.only || args.only.includes(RESUME.name) ? await runResume(args) : undefined
   const http2 = !args.only || args.only.includes(HTTP2.name) ? await runHttp2Bench({ quick: args.quick, reps: args.reps }) : undefined
-  const json = { machine, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples, slowLoris, history, resume, http2 }
+  const versions = { node: process.version, ...Object.fromEntries(args.peers.filter((name) => peers[name] === true).map((name) => [name, PEERS[name].version])) }
+  const json = { machine, versions, date: new Date().toISOString(), reps: args.reps, quick: args.quick, rows, samples, slowLoris, history, resume, http2 }
   // A partial run (--only) or a quick one does not replace the full run's report and chart.
   const partial = args.quick || args.only !== undefined
-  const name = args.quick ? 'quick.json' : args.only ? `only-${args.only.join('+')}.json` : 'latest.json'
+  const name = args.out ? `${args.out}.json` : args.quick ? 'quick.json' : args.only ? `only-${args.only.join('+')}.json` : 'latest.json'
   writeFileSync(join(results, name), JSON.stringify(json, null, 2) + '\n')
-  if (!partial) writeFileSync(join(results, 'chart.svg'), chart(rows))
+  if (!partial) writeFileSync(join(results, 'chart.svg'), chart(rows, all))
+  else writeFileSync(join(results, name.replace(/\.json$/, '.svg')), chart(rows, all))
 }
 
 /** HISTORY: tether's /broadcast and /broadcast-history, interleaved, the ratio of the medians. */

@@ -26,6 +26,7 @@ import {
 } from '../core/handshake/http1.js'
 import type { RequestHead } from '../core/handshake/request-head.js'
 import { NetTransport, type Transport } from './transport.js'
+import { TcpTransport } from './tcp.js'
 
 /** Applies RFC 6455 §4.2.1 to a Node request. */
 export function checkUpgradeRequest(request: IncomingMessage): AcceptedRequest | HandshakeError {
@@ -106,12 +107,27 @@ export interface AcceptedHandshake {
 
 const kUpgraded = Symbol('tether.upgraded')
 
-/** An UpgradeChannel over a Node socket (`handleUpgrade`). */
+/**
+ * An UpgradeChannel over a Node socket (`handleUpgrade`, `{ server }`).
+ *
+ * Once the upgrade is accepted, the connection is taken off Node's objects
+ * when `takeOver` allows and the socket is a plain TCP one (tcp.ts
+ * `TcpTransport.takeOver`): the WebSocket then runs on the bare handle, as in
+ * port mode, and the `net.Socket` (with the stream state, listeners and timers
+ * Node's HTTP server gave it) is let go. What the application keeps of it
+ * still answers: `request.socket.remoteAddress` and the other addresses (asked
+ * of the handle on first use, as net does); `ws._socket` is the transport's stand-in (tcp-socket.ts),
+ * alive as long as the connection. Elsewhere (TLS, a socket the application
+ * wrote to or listens to for data, no bindings, `useNodeHttp`) the WebSocket
+ * runs on the `net.Socket`, as before.
+ */
 export class SocketChannel implements UpgradeChannel {
   readonly socket: Duplex
+  readonly #takeOver: boolean
 
-  constructor(socket: Duplex) {
+  constructor(socket: Duplex, takeOver = false) {
     this.socket = socket
+    this.#takeOver = takeOver
     socket.on('error', onHandshakeSocketError)
   }
 
@@ -129,9 +145,11 @@ export class SocketChannel implements UpgradeChannel {
 
   accept(responseHead: string): Transport {
     const socket = this.socket as Duplex & { [kUpgraded]?: boolean }
-    socket.write(responseHead)
     socket.removeListener('error', onHandshakeSocketError)
     socket[kUpgraded] = true
+    const taken = this.#takeOver ? TcpTransport.takeOver(socket as Socket) : undefined
+    if (taken !== undefined) return taken.accept(responseHead)
+    socket.write(responseHead)
     return new NetTransport(socket as Socket)
   }
 

@@ -1,6 +1,7 @@
 /**
- * A transport over a bare TCP handle, and a listener that accepts them, for
- * servers that own their port.
+ * A transport over a bare TCP handle: for servers that own their port
+ * (tcp-listener.ts accepts the handles), and for connections taken over from
+ * Node's HTTP server once their upgrade is accepted (`TcpTransport.takeOver`).
  *
  * Theory of operation: `net.Socket` wraps a libuv TCP handle in a Duplex
  * stream: a Readable and a Writable state, their buffers and callbacks, and
@@ -10,127 +11,39 @@
  * WebSocket needs none of the stream machinery: the handle delivers each read
  * as a Buffer, writes a batch of chunks with one writev, and reports when a
  * write completes. So where tether owns the listening socket, it takes the
- * handles directly (the bindings `net` itself is built on) and reads the
- * upgrade request itself (core/handshake/request-head.ts).
+ * handles directly (tcp-bindings.ts, the only module that names Node's
+ * internals) and reads the upgrade request itself
+ * (core/handshake/request-head.ts); where Node's HTTP server read the request,
+ * the handle is moved off the `net.Socket` once the upgrade is accepted.
  *
- * Rule 1: the bindings are looked up once, by the first server that owns its
- * port (tcp-bindings.ts says when they are not asked for); where they are
+ * A connection goes through phases: `head` (its request head is read here),
+ * `waiting` (the upgrade is decided; what arrives is held), `open` (the
+ * WebSocket reads and writes), `closed`.
+ *
+ * Rule 1: the bindings are looked up once, by the first server that needs
+ * them (tcp-bindings.ts says when they are not asked for); where they are
  * missing (`tcpHandlesAvailable()` false) servers use Node's `http` and `net`.
  * Rule 2: a write that completes synchronously costs no callback from the
  * handle; one that completes later keeps its chunks referenced until then.
  * Rule 3: the handle is closed once: on destroy, on a read error, or when both
  * directions have ended (our FIN sent and the peer's received).
  * Rule 4: `socket`, the object the ws API exposes as `ws._socket` and
- * `request.socket`, is built on first use, so idle connections do not pay
- * for it.
+ * `request.socket` (tcp-socket.ts), is built on first use, so idle
+ * connections do not pay for it.
  */
-import { EventEmitter } from 'node:events'
-import { lookup } from 'node:dns/promises'
-import { isIPv6 } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import { getSystemErrorMap } from 'node:util'
 import { rejectResponse } from '../core/handshake/http1.js'
-import { askBindings } from './tcp-bindings.js'
+import { type Bindings, type StreamHandle, type ShutdownRequest, type WriteRequest, takeHandle, tcpBindings } from './tcp-bindings.js'
 import { type RequestHead, type RequestHeadLimits, parseRequestHead } from '../core/handshake/request-head.js'
 import type { UpgradeChannel } from './server.js'
+import { SOCKET_HIGH_WATER_MARK, TcpSocket } from './tcp-socket.js'
 import type { Transport, TransportSink, WriteCallback } from './transport.js'
 
-// ------------------------------------------------------------ bindings
+export { tcpHandlesAvailable } from './tcp-bindings.js'
 
-interface StreamHandle {
-  owner?: TcpTransport
-  onread: (this: StreamHandle, arrayBuffer: ArrayBuffer) => void
-  readStart(): number
-  readStop(): number
-  writeBuffer(request: WriteRequest, data: Uint8Array): number
-  writev(request: WriteRequest, chunks: Uint8Array[], allBuffers: boolean): number
-  writeLatin1String(request: WriteRequest, data: string): number
-  shutdown(request: ShutdownRequest): number
-  close(callback?: () => void): void
-  getpeername(out: Record<string, unknown>): number
-  getsockname(out: Record<string, unknown>): number
-  setNoDelay(enable: boolean): number
-  setKeepAlive(enable: boolean, delay: number): number
-  readonly writeQueueSize: number
-}
-interface ServerHandle {
-  onconnection: ((status: number, handle?: StreamHandle) => void) | null
-  bind(address: string, port: number): number
-  bind6(address: string, port: number, flags: number): number
-  listen(backlog: number): number
-  getsockname(out: Record<string, unknown>): number
-  close(callback?: () => void): void
-}
-interface WriteRequest {
-  handle: StreamHandle
-  oncomplete: (this: WriteRequest, status: number) => void
-  async: boolean
-  owner: TcpTransport
-  callback: WriteCallback | undefined
-  chunks: Uint8Array[] | undefined
-}
-interface ShutdownRequest {
-  handle: StreamHandle
-  oncomplete: (this: ShutdownRequest, status: number) => void
-  owner: TcpTransport
-}
-interface Bindings {
-  TCP: new (type: number) => StreamHandle & ServerHandle
-  SOCKET: number
-  SERVER: number
-  WriteWrap: new () => WriteRequest
-  ShutdownWrap: new () => ShutdownRequest
-  state: Int32Array
-  kReadBytesOrError: number
-  kArrayBufferOffset: number
-  kLastWriteWasAsync: number
-  UV_EOF: number
-}
-
-function loadBindings(): Bindings | undefined {
-  const found = askBindings(['tcp_wrap', 'stream_wrap', 'uv'])
-  if (found === undefined) return undefined
-  try {
-    const tcp = found.tcp_wrap!
-    const stream = found.stream_wrap!
-    const constants = tcp.constants as Record<string, number>
-    const loaded: Bindings = {
-      TCP: tcp.TCP as Bindings['TCP'],
-      SOCKET: constants.SOCKET!,
-      SERVER: constants.SERVER!,
-      WriteWrap: stream.WriteWrap as Bindings['WriteWrap'],
-      ShutdownWrap: stream.ShutdownWrap as Bindings['ShutdownWrap'],
-      state: stream.streamBaseState as Int32Array,
-      kReadBytesOrError: stream.kReadBytesOrError as number,
-      kArrayBufferOffset: stream.kArrayBufferOffset as number,
-      kLastWriteWasAsync: stream.kLastWriteWasAsync as number,
-      UV_EOF: (found.uv!.UV_EOF as number | undefined) ?? -4095,
-    }
-    const ok =
-      typeof loaded.TCP === 'function' &&
-      typeof loaded.WriteWrap === 'function' &&
-      loaded.state instanceof Int32Array &&
-      [loaded.SOCKET, loaded.SERVER, loaded.kReadBytesOrError, loaded.kArrayBufferOffset, loaded.kLastWriteWasAsync].every(
-        (value) => typeof value === 'number',
-      )
-    return ok ? loaded : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** The bindings, once looked up (tcp-bindings.ts Rule 1); TcpTransport and TcpListener exist only when they were found. */
-let bindings: Bindings | undefined
-let lookedUp = false
-
-/** Whether servers may own their port through the TCP handles (Rule 1); false: they use Node's http and net. */
-export function tcpHandlesAvailable(): boolean {
-  if (!lookedUp) {
-    lookedUp = true
-    bindings = loadBindings()
-  }
-  return bindings !== undefined
-}
+/** The bindings, once a TcpTransport exists (its handle came from them). */
+let bindings: Bindings
 
 /** An Error for a libuv error number, shaped as Node's own (code, errno, syscall). */
 export function systemError(errno: number, syscall: string, detail = ''): NodeJS.ErrnoException {
@@ -177,9 +90,37 @@ export class TcpTransport implements Transport, UpgradeChannel {
   bytesWritten = 0
 
   constructor(handle: StreamHandle) {
+    bindings ??= tcpBindings()!
     this.handle = handle
     handle.owner = this
     handle.onread = onHandleRead
+  }
+
+  /**
+   * Moves an upgraded connection off Node's `net.Socket` onto a TcpTransport,
+   * or answers undefined where it stays on `net` (no bindings; TLS; a socket
+   * with bytes Node still holds to write; see `takeHandle`). Bytes the socket
+   * read while the upgrade was decided are taken too, and delivered after the
+   * `head` Node's HTTP server read past the request, once the WebSocket
+   * starts. The socket keeps its addresses (takeHandle) and is destroyed
+   * without closing the connection, so Node's server stops counting it and
+   * its objects can be collected. The byte counts go on from the socket's
+   * (the request head included), as they do in port mode.
+   */
+  static takeOver(socket: Socket): TcpTransport | undefined {
+    // Read while the socket has its handle: a detached socket answers what it cached, or 0.
+    const { bytesRead, bytesWritten } = socket
+    const held: Buffer[] = []
+    const handle = takeHandle(socket, held)
+    if (handle === undefined) return undefined
+    const transport = new TcpTransport(handle)
+    transport.bytesRead = bytesRead
+    transport.bytesWritten = bytesWritten
+    transport.phase = 'waiting'
+    if (held.length > 0) transport.received = held.length === 1 ? held[0] : Buffer.concat(held)
+    // Its 'close' tells Node's server (and the application's listeners) that the socket let go.
+    socket.destroy()
+    return transport
   }
 
   /**
@@ -221,7 +162,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
       if (callback) process.nextTick(callback, systemError(-32, 'write'))
       return
     }
-    const b = bindings!
+    const b = bindings
     // A request whose write completed synchronously carries no native state: reuse it.
     const request = spareRequest ?? new b.WriteWrap()
     spareRequest = undefined
@@ -243,7 +184,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
       request.async = true
       request.chunks = chunks
       this.pendingWrites++
-      if (this.handle.writeQueueSize >= HIGH_WATER_MARK) this.flags |= NEED_DRAIN
+      if (this.handle.writeQueueSize >= SOCKET_HIGH_WATER_MARK) this.flags |= NEED_DRAIN
     } else {
       request.callback = undefined
       spareRequest = request
@@ -283,7 +224,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
   end(): void {
     if (this.destroyed || (this.flags & SHUTDOWN_SENT) !== 0) return
     this.flags |= SHUTDOWN_SENT
-    const request = new bindings!.ShutdownWrap()
+    const request = new bindings.ShutdownWrap()
     request.handle = this.handle
     request.oncomplete = onShutdownComplete
     request.owner = this
@@ -330,16 +271,24 @@ export class TcpTransport implements Transport, UpgradeChannel {
     return (this.socketFacade ??= new TcpSocket(this)) as unknown as Socket
   }
 
+  setNoDelay(enable: boolean): void {
+    if (!this.destroyed) this.handle.setNoDelay(enable)
+  }
+
+  setKeepAlive(enable: boolean, delaySeconds: number): void {
+    if (!this.destroyed) this.handle.setKeepAlive(enable, delaySeconds)
+  }
+
   // ---------------------------------------------------------- handle events
 
   /** @internal */
   handleRead(nread: number, arrayBuffer: ArrayBuffer | undefined): void {
     if (nread === 0) return
     if (nread < 0) {
-      if (nread === bindings!.UV_EOF) return this.handleEof()
+      if (nread === bindings.UV_EOF) return this.handleEof()
       return this.destroy()
     }
-    const data = Buffer.from(arrayBuffer!, bindings!.state[bindings!.kArrayBufferOffset]!, nread)
+    const data = Buffer.from(arrayBuffer!, bindings.state[bindings.kArrayBufferOffset]!, nread)
     this.bytesRead += nread
     if (this.phase === 'open') {
       this.sink!.transportData(data)
@@ -431,8 +380,6 @@ const READING = 16
 /** A write request free for the next write (see TcpTransport.write). */
 let spareRequest: WriteRequest | undefined
 
-/** Where Node's net starts to report backpressure. */
-const HIGH_WATER_MARK = 16 * 1024
 /** Bytes held from a client while its upgrade is decided, before reading stops. */
 const WAITING_CAP = 64 * 1024
 /** How long a refused connection may stay open for the client to read the answer. */
@@ -445,15 +392,15 @@ function destroyTransport(transport: TcpTransport): void {
 function ignoreRead(): void {}
 
 function onHandleRead(this: StreamHandle, arrayBuffer: ArrayBuffer): void {
-  this.owner?.handleRead(bindings!.state[bindings!.kReadBytesOrError]!, arrayBuffer)
+  ;(this.owner as TcpTransport | undefined)?.handleRead(bindings.state[bindings.kReadBytesOrError]!, arrayBuffer)
 }
 
 function onWriteComplete(this: WriteRequest, status: number): void {
-  this.owner.writeCompleted(this, status)
+  (this.owner as TcpTransport).writeCompleted(this, status)
 }
 
 function onShutdownComplete(this: ShutdownRequest, status: number): void {
-  this.owner.shutdownCompleted(status)
+  (this.owner as TcpTransport).shutdownCompleted(status)
 }
 
 function onHandleClosed(transport: TcpTransport): void {
@@ -466,146 +413,4 @@ function deliverEarly(transport: TcpTransport, data: Buffer): void {
 
 function deliverClosed(transport: TcpTransport): void {
   transport.sink?.transportClosed()
-}
-
-/**
- * What `ws._socket` and `request.socket` are over a bare handle: the members
- * applications use on a `net.Socket` (addresses, write/end/destroy for
- * `wsClientError` handlers, `setNoDelay`/`setKeepAlive`/`setTimeout`). Built
- * on first use (Rule 4).
- */
-export class TcpSocket extends EventEmitter {
-  readonly #transport: TcpTransport
-  readonly encrypted = false
-
-  constructor(transport: TcpTransport) {
-    super()
-    this.#transport = transport
-  }
-
-  get remoteAddress(): string | undefined {
-    return this.#transport.address('peer').address
-  }
-  get remotePort(): number | undefined {
-    return this.#transport.address('peer').port
-  }
-  get remoteFamily(): string | undefined {
-    return this.#transport.address('peer').family
-  }
-  get localAddress(): string | undefined {
-    return this.#transport.address('sock').address
-  }
-  get localPort(): number | undefined {
-    return this.#transport.address('sock').port
-  }
-  get destroyed(): boolean {
-    return this.#transport.destroyed
-  }
-  get writable(): boolean {
-    return this.#transport.writable
-  }
-  get readable(): boolean {
-    return !this.#transport.destroyed
-  }
-  get writableLength(): number {
-    return this.#transport.writableLength
-  }
-  get bytesRead(): number {
-    return this.#transport.bytesRead
-  }
-  get bytesWritten(): number {
-    return this.#transport.bytesWritten
-  }
-
-  write(data: string | Uint8Array, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
-    if (typeof encoding === 'function') callback = encoding
-    const bytes = typeof data === 'string' ? Buffer.from(data, typeof encoding === 'string' ? encoding : 'utf8') : data
-    this.#transport.write([bytes], callback)
-    return this.#transport.writableLength < HIGH_WATER_MARK
-  }
-
-  end(data?: string | Uint8Array, encoding?: BufferEncoding | (() => void), callback?: () => void): this {
-    if (typeof data === 'function') {
-      callback = data
-      data = undefined
-    }
-    if (typeof encoding === 'function') callback = encoding
-    if (data !== undefined) this.write(data, typeof encoding === 'string' ? encoding : undefined)
-    this.#transport.end()
-    if (callback) process.nextTick(callback)
-    return this
-  }
-
-  destroy(): this {
-    this.#transport.destroy()
-    return this
-  }
-
-  setNoDelay(): this {
-    return this
-  }
-  setKeepAlive(): this {
-    return this
-  }
-  setTimeout(): this {
-    return this
-  }
-  address(): Partial<AddressInfo> {
-    return this.#transport.address('sock')
-  }
-}
-
-// ------------------------------------------------------------ listener
-
-/** A listening TCP socket handing out TcpTransports. */
-export class TcpListener {
-  private handle: ServerHandle | undefined
-  private readonly onConnection: (transport: TcpTransport) => void
-
-  constructor(onConnection: (transport: TcpTransport) => void) {
-    this.onConnection = onConnection
-  }
-
-  /** Binds and listens; resolves with the bound address, or rejects with a system error. */
-  async listen(port: number, host: string | undefined, backlog = 511): Promise<AddressInfo> {
-    const b = bindings!
-    const handle = new b.TCP(b.SERVER) as unknown as ServerHandle
-    let status: number
-    if (host === undefined || host === '' || host === '::') {
-      // Like net: the IPv6 wildcard, which also accepts IPv4 where the system allows it.
-      status = handle.bind6('::', port, 0)
-      if (status !== 0 && host === undefined) status = handle.bind('0.0.0.0', port)
-    } else {
-      const address = /^[\d.]+$/.test(host) || isIPv6(host) ? host : (await lookup(host)).address
-      status = isIPv6(address) ? handle.bind6(address, port, 0) : handle.bind(address, port)
-    }
-    if (status === 0) status = handle.listen(backlog)
-    if (status !== 0) {
-      handle.close()
-      throw systemError(status, 'listen', `${host ?? '::'}:${port}`)
-    }
-    handle.onconnection = (connectStatus, client) => {
-      if (connectStatus !== 0 || client === undefined) return
-      this.onConnection(new TcpTransport(client))
-    }
-    this.handle = handle
-    return this.address()!
-  }
-
-  address(): AddressInfo | null {
-    if (this.handle === undefined) return null
-    const out: Record<string, unknown> = {}
-    return this.handle.getsockname(out) === 0 ? (out as unknown as AddressInfo) : null
-  }
-
-  close(callback?: () => void): void {
-    const handle = this.handle
-    this.handle = undefined
-    if (handle === undefined) {
-      if (callback) process.nextTick(callback)
-      return
-    }
-    handle.onconnection = null
-    handle.close(callback)
-  }
 }

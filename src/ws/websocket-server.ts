@@ -34,7 +34,8 @@ import {
 } from '../node/server.js'
 import { Http2StreamChannel, isHttp2Server, listenForStreams, routeExtendedConnects, streamRequest, webSocketsOn } from '../node/http2-server.js'
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
-import { TcpListener, type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
+import { type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
+import { TcpListener } from '../node/tcp-listener.js'
 import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
 import type { VerifyClientCallbackAsync, VerifyClientCallbackSync, VerifyClientInfo } from './types.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
@@ -134,6 +135,14 @@ export interface ServerOptions<
    * `request` is still an `http.IncomingMessage` (built from the head tether
    * read), but its `socket` is a stand-in with the members applications use
    * (addresses, `write`, `end`, `destroy`), not a `net.Socket`.
+   *
+   * With `server` or `noServer`: keep each WebSocket on the `net.Socket` the
+   * HTTP server gave. By default, once an upgrade over plain TCP is accepted,
+   * tether moves the connection onto its own transport, as in port mode, and
+   * lets the `net.Socket` go: `request.socket` then still tells its addresses
+   * but is destroyed (it emitted 'close'), the HTTP server no longer counts the
+   * connection, and `ws._socket` is the stand-in described above. TLS sockets,
+   * and sockets the application wrote to or reads itself, always stay.
    */
   useNodeHttp?: boolean
   /**
@@ -404,6 +413,8 @@ export class WebSocketServer<
   readonly #pool: HandshakePool<TcpTransport> | HandshakePool<Duplex>
   /** With `useNodeHttp` or `tls` in port mode: sockets whose request head Node's server is reading. */
   #nodeHeads: Map<Duplex, PendingHead<Duplex>> | undefined
+  /** Whether upgraded connections from Node's HTTP server move onto tether's own transport (server.ts SocketChannel); not with `useNodeHttp`. */
+  readonly #takeOver: boolean
   /** Open connections (tracked or not). */
   #open = 0
   /** With `maxConnectionsPerAddress`: open connections by client address, and each socket's address. */
@@ -449,6 +460,7 @@ export class WebSocketServer<
       throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified')
     }
     this.options = resolved as typeof this.options
+    this.#takeOver = !resolved.useNodeHttp
     this.path = resolved.path ?? ''
     // Validates the option now, so a bad value throws here rather than at the first handshake.
     this.#deflate = resolveDeflateOptions(resolved.perMessageDeflate)
@@ -576,7 +588,7 @@ export class WebSocketServer<
             this.#pool.settle()
             return rejectUpgrade(socket, 431, 'Too many header fields')
           }
-          return this.#upgrade(request, new SocketChannel(socket), head, emitConnection, this.#settler())
+          return this.#upgrade(request, new SocketChannel(socket, this.#takeOver), head, emitConnection, this.#settler())
         }
         this.handleUpgrade(request as InstanceType<U>, socket, head, emitConnection)
       }
@@ -709,7 +721,7 @@ export class WebSocketServer<
     head: Buffer,
     callback: (client: ServerSocket<T, User>, request: InstanceType<U>) => void,
   ): void {
-    const channel = new SocketChannel(socket)
+    const channel = new SocketChannel(socket, this.#takeOver)
     // The request is complete: it takes a place to be decided in, or 503 (it is not displaceable).
     if (!this.#pool.reserve()) {
       this.#stats.tooManyPending++
@@ -1291,14 +1303,15 @@ export class WebSocketServer<
     user?: unknown,
   ): void {
     settled()
-    if (!channel.usable) {
-      channel.destroy()
-      return
-    }
+    // Before `usable`: a connection taken over from its net.Socket left that socket destroyed.
     if (channel.upgraded) {
       throw new Error(
         'server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration',
       )
+    }
+    if (!channel.usable) {
+      channel.destroy()
+      return
     }
     const address = (): string | undefined => (request.socket as Socket | undefined)?.remoteAddress
     if (this.#state > RUNNING) {

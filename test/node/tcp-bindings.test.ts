@@ -39,11 +39,44 @@ wss.on('connection', (ws, request) => {
 })
 `
 
-async function run(execArgv: string[], env: Record<string, string | undefined>): Promise<{ result: Record<string, unknown>; stderr: string }> {
+// The same over an http.Server with a noServer WebSocketServer (issue 18): there the connection is taken
+// off Node's net.Socket once the upgrade is accepted, unless the bindings are not to be had.
+const NO_SERVER_PROGRAM = String.raw`
+'use strict'
+const http = require('node:http')
+const net = require('node:net')
+const { WebSocket, WebSocketServer } = require('tether-ws')
+const wss = new WebSocketServer({ noServer: true })
+const server = http.createServer()
+server.on('upgrade', (request, socket, head) => wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request)))
+server.listen(0, '127.0.0.1', () => {
+  const client = new WebSocket('ws://127.0.0.1:' + server.address().port)
+  client.on('open', () => client.send('echo me'))
+  client.on('message', (data) => {
+    result.echo = String(data)
+    client.close(1000)
+  })
+  client.on('close', (code) => {
+    result.close = code
+    wss.close(() => server.close(() => console.log(JSON.stringify(result))))
+  })
+})
+const result = {}
+wss.on('connection', (ws) => {
+  result.netSocket = ws._socket instanceof net.Socket
+  ws.on('message', (data) => ws.send(data))
+})
+`
+
+async function run(
+  execArgv: string[],
+  env: Record<string, string | undefined>,
+  program = PROGRAM,
+): Promise<{ result: Record<string, unknown>; stderr: string }> {
   const dir = join(ROOT, 'build', 'tcp-bindings')
   mkdirSync(dir, { recursive: true })
-  const file = join(dir, 'echo.cjs')
-  writeFileSync(file, PROGRAM)
+  const file = join(dir, program === PROGRAM ? 'echo.cjs' : 'no-server.cjs')
+  writeFileSync(file, program)
   const childEnv: NodeJS.ProcessEnv = { ...process.env }
   delete childEnv.TETHER_TCP_HANDLES
   delete childEnv.NODE_PENDING_DEPRECATION
@@ -83,6 +116,17 @@ describe('port mode and the deprecated process.binding()', () => {
     const plain = await run(['--throw-deprecation'], {})
     assert.deepEqual(plain.result, { netSocket: false, echo: 'echo me', close: 1000 })
     assert.equal(plain.stderr, '')
+  })
+
+  it('noServer: TETHER_TCP_HANDLES=0 and --pending-deprecation keep the upgraded connection on net; by default it is taken off', async () => {
+    const off = await run([], { TETHER_TCP_HANDLES: '0' }, NO_SERVER_PROGRAM)
+    assert.deepEqual(off.result, { netSocket: true, echo: 'echo me', close: 1000 })
+    const deprecated = await run(['--pending-deprecation', '--throw-deprecation'], {}, NO_SERVER_PROGRAM)
+    assert.deepEqual(deprecated.result, { netSocket: true, echo: 'echo me', close: 1000 })
+    assert.equal(deprecated.stderr, '')
+    const taken = await run(['--throw-deprecation'], {}, NO_SERVER_PROGRAM)
+    assert.deepEqual(taken.result, { netSocket: false, echo: 'echo me', close: 1000 })
+    assert.equal(taken.stderr, '')
   })
 
   it('bindingsRefusal names the reason from flags and environment', () => {

@@ -1,0 +1,118 @@
+/**
+ * What `ws._socket` and `request.socket` are over a bare TCP handle
+ * (tcp.ts): the members applications use on a `net.Socket` (addresses,
+ * write/end/destroy for `wsClientError` handlers, `setNoDelay`/
+ * `setKeepAlive`/`setTimeout`, the byte counts and 'close'), without a
+ * stream's state. A transport builds it on first use (tcp.ts Rule 4), so idle
+ * connections do not pay for it.
+ *
+ * Rule 1: every member reads the transport at the time it is asked; nothing
+ * is copied, so the facade never disagrees with the connection.
+ * Rule 2: 'close' is emitted once, when the handle is closed (the transport
+ * calls `emit('close', false)`).
+ */
+import { EventEmitter } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import type { WriteCallback } from './transport.js'
+
+/** What the facade needs from its transport. */
+export interface SocketSource {
+  readonly destroyed: boolean
+  readonly writable: boolean
+  readonly writableLength: number
+  readonly bytesRead: number
+  readonly bytesWritten: number
+  address(kind: 'peer' | 'sock'): Partial<AddressInfo>
+  write(chunks: Uint8Array[], callback?: WriteCallback): void
+  end(): void
+  destroy(): void
+  setNoDelay(enable: boolean): void
+  setKeepAlive(enable: boolean, delaySeconds: number): void
+}
+
+/** Where Node's net starts to report backpressure: `write` answers false past it. */
+export const SOCKET_HIGH_WATER_MARK = 16 * 1024
+
+export class TcpSocket extends EventEmitter {
+  readonly #transport: SocketSource
+  readonly encrypted = false
+
+  constructor(transport: SocketSource) {
+    super()
+    this.#transport = transport
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#transport.address('peer').address
+  }
+  get remotePort(): number | undefined {
+    return this.#transport.address('peer').port
+  }
+  get remoteFamily(): string | undefined {
+    return this.#transport.address('peer').family
+  }
+  get localAddress(): string | undefined {
+    return this.#transport.address('sock').address
+  }
+  get localPort(): number | undefined {
+    return this.#transport.address('sock').port
+  }
+  get destroyed(): boolean {
+    return this.#transport.destroyed
+  }
+  get writable(): boolean {
+    return this.#transport.writable
+  }
+  get readable(): boolean {
+    return !this.#transport.destroyed
+  }
+  get writableLength(): number {
+    return this.#transport.writableLength
+  }
+  get bytesRead(): number {
+    return this.#transport.bytesRead
+  }
+  get bytesWritten(): number {
+    return this.#transport.bytesWritten
+  }
+
+  write(data: string | Uint8Array, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    if (typeof encoding === 'function') callback = encoding
+    const bytes = typeof data === 'string' ? Buffer.from(data, typeof encoding === 'string' ? encoding : 'utf8') : data
+    this.#transport.write([bytes], callback)
+    return this.#transport.writableLength < SOCKET_HIGH_WATER_MARK
+  }
+
+  end(data?: string | Uint8Array | (() => void), encoding?: BufferEncoding | (() => void), callback?: () => void): this {
+    if (typeof data === 'function') {
+      callback = data
+      data = undefined
+    }
+    if (typeof encoding === 'function') callback = encoding
+    if (data !== undefined) this.write(data, typeof encoding === 'string' ? encoding : undefined)
+    this.#transport.end()
+    if (callback) process.nextTick(callback)
+    return this
+  }
+
+  destroy(): this {
+    this.#transport.destroy()
+    return this
+  }
+
+  setNoDelay(noDelay = true): this {
+    this.#transport.setNoDelay(noDelay)
+    return this
+  }
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    this.#transport.setKeepAlive(enable, Math.floor(initialDelay / 1000))
+    return this
+  }
+  /** Accepted and ignored: the server's heartbeats and idle timeout watch a WebSocket (see `heartbeat`, `idleTimeout`). */
+  setTimeout(): this {
+    return this
+  }
+  address(): Partial<AddressInfo> {
+    return this.#transport.address('sock')
+  }
+}
