@@ -103,7 +103,7 @@ function parseArgs(argv) {
     {
       quick: { type: 'boolean', default: false },
       reps: { type: 'string', default: 3, parse: number({ min: 1, integer: true }) },
-      only: { type: 'string', parse: list(oneOf([...WORKLOADS.map((w) => w.name), SLOW_LORIS.name])) },
+      only: { type: 'string', parse: list(oneOf([...WORKLOADS.map((w) => w.name), SLOW_LORIS.name, HISTORY.name, RESUME.name, HTTP2.name])) },
       server: { type: 'string', multiple: true, default: [], parse: namedCommand },
       peers: { type: 'string', default: PEER_NAMES, parse: list(oneOf([...PEER_NAMES, 'none'])) },
       out: { type: 'string' },

@@ -36,6 +36,15 @@ describe('bench/ and scripts/ options', () => {
     }
   })
 
+  test("bench/run.mjs --only takes every workload its --help names (the README's --only http2 and history-1k were refused)", () => {
+    const help = run('bench/run.mjs', ['--help']).stdout
+    const named = /^workloads: (.*)$/m.exec(help)![1]!.split(', ')
+    const refusal = run('bench/run.mjs', ['--only', 'nonsense']).stderr
+    const accepted = /--only must be one of (.*), not "nonsense"/.exec(refusal)![1]!.split(', ')
+    assert.deepEqual([...accepted].sort(), [...named].sort())
+    assert.ok(named.includes('http2') && named.includes('history-1k') && named.includes('resume-10k'))
+  })
+
   test('--help prints the usage and exits 0', () => {
     for (const script of ['bench/fanout-cluster.mjs', 'bench/run.mjs', 'bench/deflate-memory.mjs', 'scripts/soak.mjs']) {
       const result = run(script, ['--help'])
