@@ -24,8 +24,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { freePort, root } from './lib.mjs'
+import { cpuSeconds, freePort, lines, root } from './lib.mjs'
 
 export const HTTP2_WORKLOADS = [
   { name: 'idle-10k', title: 'RSS per idle WebSocket, 10,000 (h2: 10 connections)', mode: 'idle', args: ['--conns', '10000', '--sessions', '10'], metric: 'rssPerWebSocket', unit: 'KiB', scale: 1 / 1024, lower: true },
@@ -36,38 +35,13 @@ export const HTTP2_WORKLOADS = [
 
 const pinned = availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
 const pin = (cpu, command) => (pinned ? ['taskset', ['-c', String(cpu), ...command]] : [command[0], command.slice(1)])
-const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100
 
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
-  } catch {
-    return NaN
-  }
-}
 
-function lines(stream) {
-  const queue = []
-  const waiters = []
-  createInterface({ input: stream }).on('line', (line) => (waiters.length ? waiters.shift()(line) : queue.push(line)))
-  return (timeoutMs = 60_000) =>
-    queue.length
-      ? Promise.resolve(queue.shift())
-      : new Promise((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('timed out waiting for a line')), timeoutMs)
-          waiters.push((line) => {
-            clearTimeout(timer)
-            resolve(line)
-          })
-        })
-}
 
 async function startServer(transport, port) {
   const [file, args] = pin(0, [process.execPath, '--expose-gc', join(root, 'bench', 'servers', 'node-server.mjs'), 'tether', String(port), ...(transport === 'h2' ? ['--http2'] : [])])
   const proc = spawn(file, args, { stdio: ['pipe', 'pipe', 'inherit'] })
-  const next = lines(proc.stdout)
+  const next = lines(proc.stdout, 60_000)
   const ready = await next()
   if (!ready.startsWith('ready')) throw new Error(`server: ${ready}`)
   return {

@@ -1,9 +1,10 @@
 // What the benchmark and soak scripts share: the load generator's build, free ports, and
 // waiting for a server to listen.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -52,4 +53,34 @@ export function executable(name) {
   if (onPath) return onPath
   for (const candidate of [`/usr/sbin/${name}`, `/usr/bin/${name}`]) if (spawnSync('test', ['-x', candidate]).status === 0) return candidate
   throw new Error(`${name} is not installed (Debian package ${name})`)
+}
+
+/** A reader of `stream`'s lines: each call resolves with the next line, or rejects after `timeoutMs`. */
+export function lines(stream, defaultTimeoutMs = 30_000) {
+  const queue = []
+  const waiters = []
+  createInterface({ input: stream }).on('line', (line) => (waiters.length ? waiters.shift()(line) : queue.push(line)))
+  return (timeoutMs = defaultTimeoutMs) =>
+    queue.length
+      ? Promise.resolve(queue.shift())
+      : new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('timed out waiting for a line')), timeoutMs)
+          waiters.push((line) => {
+            clearTimeout(timer)
+            resolve(line)
+          })
+        })
+}
+
+const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100
+
+/** CPU seconds (user + system) process `pid` has used, from /proc; NaN where there is none. */
+export function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+  } catch {
+    return NaN
+  }
 }

@@ -25,12 +25,11 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { createInterface } from 'node:readline'
 import { deflateRawSync, constants as zlibConstants } from 'node:zlib'
 import { join } from 'node:path'
 
 import { list, namedCommand, number, oneOf, parseOptions } from './args.mjs'
-import { buildLoadgen, buildEchoServer, echoServer, freePort, loadgen, root, waitForPort } from './lib.mjs'
+import { buildLoadgen, buildEchoServer, cpuSeconds, echoServer, freePort, lines, loadgen, root, waitForPort } from './lib.mjs'
 import { runHttp2Bench } from './http2.mjs'
 import { PEERS, bunPath, ensurePeers } from './peers.mjs'
 const results = join(root, 'bench', 'results')
@@ -127,21 +126,6 @@ function deflatePayload(size) {
   return file
 }
 
-function lines(stream) {
-  const queue = []
-  const waiters = []
-  createInterface({ input: stream }).on('line', (line) => (waiters.length ? waiters.shift()(line) : queue.push(line)))
-  return (timeoutMs = 30_000) =>
-    queue.length
-      ? Promise.resolve(queue.shift())
-      : new Promise((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('timed out waiting for a line')), timeoutMs)
-          waiters.push((line) => {
-            clearTimeout(timer)
-            resolve(line)
-          })
-        })
-}
 
 /** The command line of each built-in server; those with `command` (from --server) are started with sh and waited for on their port. */
 function serverCommand(impl, workload, port) {
@@ -189,18 +173,7 @@ async function startServer(impl, workload, port) {
   }
 }
 
-const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100
 
-/** User + system CPU seconds the process has used so far (warm-up included, so a run's figure is an average). */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
-  } catch {
-    return NaN
-  }
-}
 
 function readRss(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
