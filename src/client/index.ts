@@ -22,7 +22,8 @@
  * Rule 3: an exception thrown by the application's listener is reported
  * (`reportError`) and does not break the client's bookkeeping.
  * Rule 4: one client's publishes on a topic are stored in the order it made
- * them. When the broker refuses one (`unavailable`), the topic's publishes
+ * them. When the server refuses one for now (`unavailable`: the broker did
+ * not take it; `rate-limited`: over the publish limit), the topic's publishes
  * wait (backoff with jitter, longer after each refusal in a row; other
  * topics go on), then everything unacknowledged on it is sent again in
  * order; the server refuses what followed a refusal until then
@@ -685,8 +686,9 @@ export class TetherClient extends Emitter<ClientEvents> {
     if (item !== undefined) {
       this.#inFlight.delete(message.id)
       item.id = 0
-      if (message.code !== ErrorCode.Unavailable) return this.#settle(item, error)
-      // The broker did not take it: the topic waits, then sends again (same keys), in order (Rule 4).
+      if (message.code !== ErrorCode.Unavailable && message.code !== ErrorCode.RateLimited) return this.#settle(item, error)
+      // The broker did not take it, or it came over the server's publish limit: the topic waits, then sends
+      // again (same keys), in order (Rule 4).
       this.#hold(item.topic)
       return
     }

@@ -58,8 +58,11 @@ export interface HubClient {
    * `publicName` against its permission and publish limits, as `publish`
    * does, without publishing it (the app then writes it elsewhere, e.g. to a
    * history topic): `ok`, or the outcome `publish` would have had.
+   * `overLimit: 'refuse'`: over the connection's limit, `dropped` instead of
+   * closing it (tether.v1, whose client sends a refused message again later,
+   * in order).
    */
-  admit(publicName: string, bytes: number): AdmitOutcome
+  admit(publicName: string, bytes: number, overLimit?: 'close' | 'refuse'): AdmitOutcome
   /** Subscribes to an internal topic if the client may (public name for the permission). */
   subscribe(internalTopic: string, publicName: string): boolean
 }

@@ -189,7 +189,10 @@ export class HubHistory {
       // Rule 1: only the app writes its topics.
       canPublish: (topic) => !topic.startsWith(APP_TOPIC_MARK) && client.identity.can('publish', topic),
       checkPublish: (topic, bytes) => {
-        const outcome = client.admit(topic, bytes)
+        // Over the limit, a publish is refused (`rate-limited`), not the connection closed: the client sends it
+        // again after a backoff, in order. Closing made a client with a backlog (after a broker outage) send it
+        // all again on every reconnect and be closed again: an outsider saw it never recover.
+        const outcome = client.admit(topic, bytes, 'refuse')
         return outcome === 'ok' ? 'ok' : outcome === 'closed' ? 'close' : 'drop'
       },
     })

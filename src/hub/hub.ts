@@ -648,7 +648,7 @@ class ClientState {
   client(wss: WebSocketServer, stats: HubStats, log: (line: string) => void): HubClient {
     const ws = this.#ws
     const state = this
-    const admit = (publicName: string, bytes: number): AdmitOutcome => {
+    const admit = (publicName: string, bytes: number, overLimit: 'close' | 'refuse' = 'close'): AdmitOutcome => {
       // Messages read after the connection began closing (the rest of a flood) are not published.
       if (ws.readyState !== WebSocket.OPEN) return 'closed'
       if (!state.identity.can('publish', publicName)) {
@@ -658,6 +658,7 @@ class ClientState {
       const now = performance.now()
       let verdict = state.limiter.check(publicName, bytes, now)
       if (verdict === 'ok') verdict = state.shared.check(publicName, bytes, now)
+      if (verdict === 'close' && overLimit === 'refuse') verdict = 'drop'
       if (verdict === 'close') {
         stats.publishClosed++
         if (ws.readyState === WebSocket.OPEN) ws.close(1008, 'publish rate limit exceeded')

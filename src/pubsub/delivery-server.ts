@@ -23,7 +23,8 @@
  * Rule 3: the server and the sockets arrive as structural types
  * (`*Like`): this module imports no socket code.
  * Rule 4 (a publisher's order on a topic): once a keyed publish on a topic
- * failed (the broker did not take it), the session fails later ones on that
+ * failed (the broker did not take it, or it was over the publish limit:
+ * both may be sent again), the session fails later ones on that
  * topic too, until the client sends one of the failed keys again (the
  * client resends what failed, in the order it published). Otherwise a
  * message sent after the failure, as the broker came back, would be stored
@@ -507,26 +508,30 @@ export class DeliverySession {
     const storeTopic = this.#server._storeTopic(topic)
     if (this.#server.delivery.policyFor(storeTopic) === undefined) return this.#error(id, ErrorCode.NoHistory, `${topic} keeps no history`, topic)
     if (this.#hooks.canPublish?.(topic) === false) return this.#error(id, ErrorCode.NotAllowed, `Not allowed to publish on ${topic}`, topic)
-    const verdict = this.#hooks.checkPublish?.(topic, message.data.length) ?? 'ok'
-    if (verdict === 'close') {
-      if (this.#ws.readyState === OPEN) this.#ws.close(1008, 'publish rate limit exceeded')
-      return
-    }
-    if (verdict === 'drop') return this.#error(id, ErrorCode.RateLimited, 'Slow down: that message was not published', topic)
-    if (message.key !== undefined && (message.key.length === 0 || message.key.length > MAX_KEY_LENGTH)) {
-      return this.#error(id, ErrorCode.BadRequest, `An idempotency key is 1-${MAX_KEY_LENGTH} characters`, topic)
-    }
-    if (this.#pendingPublishes >= this.#server._limits.maxPendingPublishes) {
-      return this.#error(id, ErrorCode.Limit, 'Too many publishes waiting for the broker', topic)
-    }
     const failed = this.#failed.get(topic)
     if (failed !== undefined) {
-      // Rule 4: the client resends from its earliest waiting message, which opens the topic again.
+      // Rule 4: the client resends from its earliest waiting message, which opens the topic again. (Before the
+      // publish limits: what is refused here costs the client none of its allowance.)
       if (message.key !== undefined && failed.has(message.key)) this.#failed.delete(topic)
       else {
         this.#rememberFailure(topic, message.key)
         return this.#error(id, ErrorCode.Unavailable, 'An earlier message on this topic was not taken: publish again from it, in order', topic)
       }
+    }
+    const verdict = this.#hooks.checkPublish?.(topic, message.data.length) ?? 'ok'
+    if (verdict === 'close') {
+      if (this.#ws.readyState === OPEN) this.#ws.close(1008, 'publish rate limit exceeded')
+      return
+    }
+    if (verdict === 'drop') {
+      this.#rememberFailure(topic, message.key)
+      return this.#error(id, ErrorCode.RateLimited, 'Slow down: that message was not published', topic)
+    }
+    if (message.key !== undefined && (message.key.length === 0 || message.key.length > MAX_KEY_LENGTH)) {
+      return this.#error(id, ErrorCode.BadRequest, `An idempotency key is 1-${MAX_KEY_LENGTH} characters`, topic)
+    }
+    if (this.#pendingPublishes >= this.#server._limits.maxPendingPublishes) {
+      return this.#error(id, ErrorCode.Limit, 'Too many publishes waiting for the broker', topic)
     }
     this.#pendingPublishes++
     // The payload may be a view of a receive buffer that is reused: the history keeps a copy.
