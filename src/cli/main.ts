@@ -382,12 +382,32 @@ async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unkn
   }
 }
 
+/** Bytes of logs that may wait for a slow stdout before lines are dropped (counted). */
+const LOG_BACKLOG = 1024 * 1024
+
 async function runServe(parsed: ParsedCommand): Promise<void> {
   const options = await serveSettings(parsed)
   const interactive = Boolean(process.stdout.isTTY)
-  // The logs go to stdout until nobody reads it (below); then nowhere, and the hub keeps serving.
+  // The logs go to stdout until nobody reads it (below); then nowhere, and the hub keeps serving. A reader that
+  // stays but stops reading (a stuck log shipper) would have every line buffered in this process: past
+  // LOG_BACKLOG bytes waiting, lines are dropped and counted, and the count is written once stdout drains
+  // (an outsider's stalled FIFO took the hub from 70 to 577 MB).
   let logsOpen = true
-  const destination = { write: (line: string) => logsOpen && process.stdout.write(line) }
+  let dropped = 0
+  const destination = {
+    write: (line: string) => {
+      if (!logsOpen) return
+      if (process.stdout.writableLength > LOG_BACKLOG) {
+        if (dropped++ === 0) process.stdout.once('drain', () => {
+          const count = dropped
+          dropped = 0
+          if (logsOpen) process.stdout.write(`${JSON.stringify({ level: 40, time: Date.now(), event: 'log.dropped', count, msg: `${count} log lines dropped: stdout was not read` })}\n`)
+        })
+        return
+      }
+      process.stdout.write(line)
+    },
+  }
   const logger = createLogger({ level: options.logLevel as LogLevel, pretty: interactive, destination })
   const settings = { ...SERVE_DEFAULTS, ...options, logger } as ServeOptions
   const running = await serve(settings)

@@ -98,6 +98,40 @@ describe('tether serve with a closed stdout keeps serving (outsider finding 2)',
   })
 })
 
+describe('tether serve with a stdout nobody reads (a stuck log shipper)', () => {
+  test('past 1 MiB of logs waiting, lines are dropped and counted (said once stdout drains); it keeps serving', async () => {
+    // An outsider's FIFO whose reader stopped reading took the hub from 70 to 577 MB: every line was buffered.
+    const served = await startServe()
+    try {
+      served.proc.stdout!.pause()
+      const churn = async (count: number): Promise<void> => {
+        for (let i = 0; i < count; i++) {
+          const ws = new WsClient(`${served.wsUrl}/echo`)
+          ws.on('error', () => {})
+          await waitFor(ws, 'open')
+          ws.terminate()
+        }
+      }
+      // Each connection writes two lines (open, close) of about 250 bytes: 4,000 connections are about 2 MB.
+      await Promise.all(Array.from({ length: 20 }, () => churn(200)))
+      served.proc.stdout!.resume()
+      let dropped: { event: string; count: number } | undefined
+      for (let poll = 0; dropped === undefined && poll < 200; poll++) {
+        await delay(50)
+        const line = served.logs().find((text) => text.includes('"event":"log.dropped"'))
+        if (line !== undefined) dropped = JSON.parse(line) as { event: string; count: number }
+      }
+      assert.ok(dropped !== undefined, 'a log.dropped line once stdout drained')
+      assert.ok(dropped.count > 0 && dropped.count < 8_000, `${dropped.count} dropped`)
+      const lines = served.logs().filter((text) => text.includes('"event":"connection.')).length
+      assert.ok(lines + dropped.count >= 7_900, `${lines} written + ${dropped.count} dropped of about 8,000`)
+      assert.equal((await fetch(`${served.url}/health/ready`)).status, 200)
+    } finally {
+      assert.equal(await served.stop('SIGTERM'), 0)
+    }
+  })
+})
+
 describe('every error is one line with the tether: prefix and the documented status', () => {
   test('usage errors: exit 2', async () => {
     for (const args of [['serve', '--colour'], ['connect'], ['bench', 'ws://x', '--mode', 'sideways'], ['nonsense']]) {
