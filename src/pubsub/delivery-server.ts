@@ -304,8 +304,12 @@ export class DeliveryServer {
 
 const encoder = new TextEncoder()
 const OPEN = 1
-/** A control character, or a surrogate without its pair. */
-const NOT_A_NAME = /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+/**
+ * What has no place in a topic name: control characters (C0 and C1), invisible format characters (zero-width
+ * spaces and joiners, bidirectional overrides, the BOM), line and paragraph separators, noncharacters, and a
+ * surrogate without its pair (which has no UTF-8 form).
+ */
+const NOT_A_NAME = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Noncharacter_Code_Point}]/u
 
 /** Longest idempotency key, in UTF-16 units (the client's are about 20). */
 const MAX_KEY_LENGTH = 256
@@ -396,8 +400,8 @@ export class DeliverySession {
     const max = this.#server._limits.maxTopicLength
     if (topic.length === 0 || topic.length > max) return `A topic is 1-${max} characters`
     // A lone surrogate (JSON can carry one) has no UTF-8 form: a store keeping names as UTF-8 would give two
-    // such names one history (an outsider's finding). Control characters have no business in a name either.
-    if (NOT_A_NAME.test(topic)) return 'A topic is text without control characters or lone surrogates'
+    // such names one history (an outsider's finding). Invisible and control characters make look-alike names.
+    if (NOT_A_NAME.test(topic)) return 'A topic is visible text: no control, format or separator characters, no lone surrogates'
     return undefined
   }
 

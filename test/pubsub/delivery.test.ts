@@ -285,7 +285,7 @@ describe('tether.v1: every bad input has a defined answer', () => {
     assert.equal(raw.ws.readyState, WsClient.OPEN, 'refusals do not close the connection')
   })
 
-  test('a topic with a lone surrogate or a control character is refused (bad-request), on JSON sessions too', async () => {
+  test('a topic with a lone surrogate, a control, format or separator character is refused (bad-request), on JSON sessions too', async () => {
     // Outsider (issue 17): over JSON "news.s\ud800" and "news.s\udbff" were two topics live but one history on
     // Redis (both stored as the UTF-8 of U+FFFD).
     const { url } = await node()
@@ -294,9 +294,13 @@ describe('tether.v1: every bad input has a defined answer', () => {
     raw.ws.send('{"type":"publish","id":2,"topic":"news.s\\udbff","data":"x","key":"k"}')
     raw.ws.send('{"type":"subscribe","id":3,"topic":"a\\u0000b"}')
     raw.ws.send('{"type":"subscribe","id":4,"topic":"emoji \\ud83d\\ude00"}')
-    await raw.next(4)
-    const answers = raw.received.map((message) => (message.type === 'error' ? `${message.id}:${message.code}` : `${'id' in message ? message.id : -1}:${message.type}`)).sort()
-    assert.deepEqual(answers, ['1:bad-request', '2:bad-request', '3:bad-request', '4:subscribed'])
+    // The second round: a C1 control, a right-to-left override, a zero-width space, a BOM, a line separator, U+FFFF.
+    const invisible = ['\\u0085', '\\u202e', '\\u200b', '\\ufeff', '\\u2028', '\\uffff']
+    invisible.forEach((escape, i) => raw.ws.send(`{"type":"subscribe","id":${5 + i},"topic":"a${escape}b"}`))
+    await raw.next(4 + invisible.length)
+    const answers = raw.received.map((message) => (message.type === 'error' ? `${message.id}:${message.code}` : `${'id' in message ? message.id : -1}:${message.type}`))
+    const expected = Array.from({ length: 10 }, (_, i) => `${i + 1}:${i + 1 === 4 ? 'subscribed' : 'bad-request'}`)
+    assert.deepEqual(answers.sort(), expected.sort())
   })
 
   test('the client surfaces a refused subscription as an error event with the code, and a refused publish as a rejection', async () => {
