@@ -357,7 +357,8 @@ async function serveSettings(parsed: ParsedCommand): Promise<Record<string, unkn
       try {
         text = await readFile(configFile, 'utf8')
       } catch (error) {
-        throw new ConfigError(`cannot read --config ${configFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+        const source = parsed.given.config !== undefined ? '--config' : 'TETHER_CONFIG'
+        throw new ConfigError(`cannot read ${source} ${configFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
       }
       file = settingsFromFile(SERVE_SETTINGS, configFile, text)
     }

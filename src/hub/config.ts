@@ -308,11 +308,13 @@ export function settingsFromEnv(specs: readonly SettingSpec[], env: Readonly<Rec
       if (value === undefined) throw new ConfigError(`${spec.env} must be true or false, not ${JSON.stringify(text)}`)
       settings[spec.key] = value
     } else if (spec.kind === 'list') {
-      settings[spec.key] = text
+      const items = text
         .split(',')
         .map((item) => item.trim())
         .filter((item) => item !== '')
-        .map((item) => convert(spec, item, spec.env))
+      // Only commas ("," or ", ,") is no list, not the default: an empty value is an error (above), and so is this.
+      if (items.length === 0) throw new ConfigError(`${spec.env} has no values: give some (comma-separated), or unset it for the default`)
+      settings[spec.key] = items.map((item) => convert(spec, item, spec.env))
     } else settings[spec.key] = convert(spec, text, spec.env)
   }
   return settings

@@ -75,6 +75,9 @@ describe('tether serve settings: flags > env > file > defaults', () => {
       [['--config', configFile('json.json', '{ "port": 80,, }')], {}, /^tether: \S+json\.json is not JSON: /m],
       [['--config', configFile('array.json', [])], {}, /^tether: \S+array\.json: expected an object of settings/m],
       [['--config', join(dir, 'missing.json')], {}, /^tether: cannot read --config \S+missing\.json: ENOENT$/m],
+      // The outsider's second round: the file named by the variable was reported as --config.
+      [[], { TETHER_CONFIG: join(dir, 'missing.json') }, /^tether: cannot read TETHER_CONFIG \S+missing\.json: ENOENT$/m],
+      [[], { TETHER_ALLOWED_HOST: ', ,' }, /^tether: TETHER_ALLOWED_HOST has no values/m],
     ]
     for (const [args, env, expected] of cases) {
       const result = await runCli(['serve', '--port', '0', ...args], { env })

@@ -212,10 +212,10 @@ describe('tether serve, second round (outsider findings)', () => {
 
   test('listening on 127.0.0.1, the hub answers only to loopback names (DNS rebinding): 403 for another Host', async () => {
     const hub = await start()
-    const status = (host: string) =>
+    const status = (host: string, target = '/health') =>
       new Promise<number>((resolve) => {
         const socket = net.connect(hub.port, HOST)
-        socket.write(`GET /health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+        socket.write(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
         let answer = ''
         socket.on('data', (chunk) => (answer += chunk))
         socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(answer)?.[1])))
@@ -223,6 +223,9 @@ describe('tether serve, second round (outsider findings)', () => {
     assert.equal(await status(`127.0.0.1:${hub.port}`), 200)
     assert.equal(await status(`localhost:${hub.port}`), 200)
     assert.equal(await status(`evil.example:${hub.port}`), 403)
+    // A request line in absolute form names its host, which wins over Host (second outsider round: it was not checked).
+    assert.equal(await status(`127.0.0.1:${hub.port}`, `http://evil.example:${hub.port}/health`), 403)
+    assert.equal(await status(`127.0.0.1:${hub.port}`, `http://127.0.0.1:${hub.port}/health`), 200)
     const rebinding = await connect(`${ws(hub.url)}/echo`, [], { headers: { Host: `evil.example:${hub.port}`, Origin: `http://evil.example:${hub.port}` } })
     assert.equal(rebinding, 403)
     const named = await start({ allowedHosts: ['hub.example'] })
