@@ -107,6 +107,8 @@ async function flood(server, before, { cap, maxMs, stallMs, drainMs, settleMs })
     measures: {
       growth: peak - before,
       retained: settled.rss - before,
+      // What waited to be written to the attacker while it did not read (at most one pong, RFC 6455 §5.5.3).
+      queued: during?.buffered,
       bytesSent,
       floodMs: Math.round(floodMs),
       stopReason,

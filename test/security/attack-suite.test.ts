@@ -20,10 +20,14 @@ import { ROOT } from '../helpers/net.js'
 
 const MiB = 1024 * 1024
 
-/** Ping flood (128 MiB of pings, never reading): the server's RSS may grow this much at most, */
-const PING_FLOOD_MAX_GROWTH = 64 * MiB
-/** and keep this much after the attacker left and a GC. */
-const PING_FLOOD_MAX_RETAINED = 64 * MiB
+/**
+ * Ping flood (128 MiB of pings, never reading): the server's RSS may grow at most the attacker's bytes (with
+ * queued pongs it grew 1.6 times them, and kept it), and keep as much after the attacker left and a GC. A
+ * ceiling, not a figure: what is read and freed at this rate leaves allocator slack (85 MiB once on Node 24
+ * on a loaded machine; 64 MiB here was too tight).
+ */
+const PING_FLOOD_MAX_GROWTH = 128 * MiB
+const PING_FLOOD_MAX_RETAINED = 128 * MiB
 /** Slow loris (1,200 sockets from 127.0.0.1): the share of real clients from 127.0.0.2 that must get in. */
 const SLOW_LORIS_MIN_SERVED = 0.99
 /** Unfinished compressed fragments (8 x ~90 MiB once inflated): a process-wide inflation budget and slack, */
@@ -117,7 +121,9 @@ describe('attack suite (quick), tether with default options', { concurrency: 1 }
     const rows = await runAttack('ping-flood')
     assert.deepEqual(rows.map((r) => r.server), ['tether port', 'tether {server}'])
     judge(rows, (row, miss) => {
-      const { growth, retained } = row.measures!
+      const { growth, retained, queued, serverClosed } = row.measures!
+      // The exact invariant: nothing piles up for a peer that does not read (one pong waits, a few bytes).
+      if (!serverClosed && !(queued !== undefined && queued < MiB)) miss(`${mib(queued)} queued for the peer (target < 1 MiB)`)
       if (!(growth < PING_FLOOD_MAX_GROWTH)) miss(`RSS grew ${mib(growth)} (target < ${mib(PING_FLOOD_MAX_GROWTH)}); ${row.outcome}`)
       if (!(retained < PING_FLOOD_MAX_RETAINED)) miss(`RSS after close and GC ${mib(retained)} above the start (target < ${mib(PING_FLOOD_MAX_RETAINED)})`)
     })
