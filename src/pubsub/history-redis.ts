@@ -74,7 +74,12 @@ export interface RedisHistoryOptions {
   metaTtl?: number
 }
 
-const APPEND = `
+/**
+ * The start of both scripts: the topic's epoch, a new one (ARGV[1]) with an empty stream when it has none, and
+ * its metadata kept for the TTL in ARGV[ttlArg]. One text, so appends and reads agree on when history begins.
+ */
+function openTopic(ttlArg: number): string {
+  return `
 local stream, meta = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'e')
 if not epoch then
@@ -82,8 +87,11 @@ if not epoch then
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', epoch, 'o', 0)
 end
-redis.call('PEXPIRE', meta, ARGV[6])
-local top = tonumber(redis.call('HGET', meta, 'o'))
+redis.call('PEXPIRE', meta, ARGV[${ttlArg}])
+`
+}
+
+const APPEND = `${openTopic(6)}local top = tonumber(redis.call('HGET', meta, 'o'))
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local maxAge = tonumber(ARGV[3])
@@ -125,16 +133,7 @@ table.insert(offsets, 1, epoch)
 return offsets
 `
 
-const READ = `
-local stream, meta = KEYS[1], KEYS[2]
-local epoch = redis.call('HGET', meta, 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', stream)
-  redis.call('HSET', meta, 'e', epoch, 'o', 0)
-end
-redis.call('PEXPIRE', meta, ARGV[4])
-local stop = '-'
+const READ = `${openTopic(4)}local stop = '-'
 if ARGV[2] ~= '' then stop = '(' .. ARGV[2] .. '-0' end
 return {epoch, redis.call('HGET', meta, 'o'), redis.call('XREVRANGE', stream, '+', stop, 'COUNT', ARGV[3])}
 `
