@@ -264,18 +264,12 @@ export async function createHub(options: Partial<HubConfig> = {}, apps?: App[]):
   const hostAllowed = (request: IncomingMessage): boolean => {
     if (allowedHosts === undefined) return true
     // HTTP/2 requests name their host in :authority (a WebSocket's request has both).
-    const name = hostName(request.headers.host ?? (request.headers[':authority'] as string | undefined))
-    if (name === undefined || !(allowedHosts.has(name) || allowedHosts.has(`[${name}]`))) return false
+    const allowed = (name: string | undefined): boolean => name !== undefined && (allowedHosts.has(name) || allowedHosts.has(`[${name}]`))
+    if (!allowed(hostName(request.headers.host ?? (request.headers[':authority'] as string | undefined)))) return false
     // A request line in absolute form names the host itself, and it wins over Host (RFC 9112 §3.2.2): check it too.
     const url = request.url ?? ''
     if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return true
-    let target: string | undefined
-    try {
-      target = hostName(new URL(url).host)
-    } catch {
-      return false
-    }
-    return target !== undefined && (allowedHosts.has(target) || allowedHosts.has(`[${target}]`))
+    return URL.canParse(url) && allowed(hostName(new URL(url).host))
   }
   const limiters = new Map<string, { limiter: ClientPublishLimiter; connections: number }>()
 
