@@ -70,6 +70,22 @@ function isValidKey(key: string): boolean {
   return true
 }
 
+/**
+ * The subprotocols and extensions a client offers (RFC 6455 §4.1, §9.1), or the 400 for a malformed list: the same
+ * for an HTTP/1.1 upgrade and an HTTP/2 extended CONNECT (http2.ts).
+ */
+export function parseOffers(headers: HeadersRecord): { protocols: string[]; extensions: ExtensionOffer[] } | HandshakeError {
+  const protocols = parseSubprotocols(headers['sec-websocket-protocol'])
+  if (protocols === undefined) {
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_PROTOCOL', 'Invalid Sec-WebSocket-Protocol header')
+  }
+  const extensions = parseExtensions(headers['sec-websocket-extensions'])
+  if (extensions === undefined) {
+    return new HandshakeError('TETHER_ERR_HANDSHAKE_EXTENSIONS', 'Invalid or unacceptable Sec-WebSocket-Extensions header')
+  }
+  return { protocols, extensions }
+}
+
 /** Checks an upgrade request (§4.2.1). Returns what it asks for, or the error to answer with. */
 export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest | HandshakeError {
   const { headers } = request
@@ -121,14 +137,9 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
       Upgrade: 'websocket',
     })
   }
-  const protocols = parseSubprotocols(headers['sec-websocket-protocol'])
-  if (protocols === undefined) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_PROTOCOL', 'Invalid Sec-WebSocket-Protocol header')
-  }
-  const extensions = parseExtensions(headers['sec-websocket-extensions'])
-  if (extensions === undefined) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_EXTENSIONS', 'Invalid or unacceptable Sec-WebSocket-Extensions header')
-  }
+  const offers = parseOffers(headers)
+  if (offers instanceof HandshakeError) return offers
+  const { protocols, extensions } = offers
   // ws reads the origin of a version 8 request from Sec-WebSocket-Origin (the draft's name), of others from Origin.
   const origin = trimmed === '8' ? joinHeader(headers['sec-websocket-origin']) : joinHeader(headers.origin ?? headers['sec-websocket-origin'])
   return { key: key.trim(), protocols, extensions, origin }

@@ -31,11 +31,9 @@ import {
   type ExtensionOffer,
   type HeaderValue,
   joinHeader,
-  parseExtensions,
-  parseSubprotocols,
   serializeExtensions,
 } from './headers.js'
-import { type AcceptedResponse, type HeadersRecord, SERVER_VERSIONS, WEBSOCKET_VERSION, verifyAgreement } from './http1.js'
+import { type AcceptedResponse, type HeadersRecord, SERVER_VERSIONS, WEBSOCKET_VERSION, parseOffers, verifyAgreement } from './http1.js'
 
 /** §3: the setting a server sends to say it accepts extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL, 0x8). */
 export const SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8
@@ -102,14 +100,9 @@ export function validateConnectRequest(headers: HeadersRecord): AcceptedConnect 
       400,
     )
   }
-  const protocols = parseSubprotocols(headers['sec-websocket-protocol'])
-  if (protocols === undefined) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_PROTOCOL', 'Invalid Sec-WebSocket-Protocol header')
-  }
-  const extensions = parseExtensions(headers['sec-websocket-extensions'])
-  if (extensions === undefined) {
-    return new HandshakeError('TETHER_ERR_HANDSHAKE_EXTENSIONS', 'Invalid or unacceptable Sec-WebSocket-Extensions header')
-  }
+  const offers = parseOffers(headers)
+  if (offers instanceof HandshakeError) return offers
+  const { protocols, extensions } = offers
   const origin = version === '8' ? single(headers['sec-websocket-origin']) : single(headers.origin ?? headers['sec-websocket-origin'])
   return { protocols, extensions, origin, path, authority: single(headers[':authority']) }
 }
