@@ -8,7 +8,7 @@
  *   echo       N connections, D messages in flight each, S-byte messages; rate = messages echoed / s
  *   latency    N connections, one message in flight each; round-trip percentiles
  *   handshake  C concurrent connect + upgrade + reset loops; rate = upgrades / s
- *   idle       N connections opened and held; prints "ready", closes on stdin EOF or "close"
+ *   idle       N connections opened and held (pings answered); prints "ready", closes on stdin EOF or "close"
  *   broadcast  N subscribers and one publisher on the same path; every message the publisher
  *              sends is expected at every subscriber; rate = deliveries / s; the publisher keeps at
  *              most W messages ahead of the slowest subscriber
@@ -325,6 +325,12 @@ static void consume_frames(struct conn *c, unsigned char *data, size_t len) {
       kill_conn(c, 1); /* the server closed: unexpected in a benchmark */
       return;
     }
+    if (c->frame_opcode == 9) {
+      /* A ping (the server's heartbeat) is answered as a client must; the payload is not kept, so the pong
+       * carries none: the servers here ping empty, and a heartbeat counts any answer. */
+      static const unsigned char pong[6] = {0x8a, 0x80, 0, 0, 0, 0};
+      out_append(c, pong, sizeof pong);
+    }
     c->skip = length;
     if (length == 0 && c->frame_fin && c->frame_opcode < 8) message_received(c);
   }
@@ -527,9 +533,22 @@ int main(int argc, char **argv) {
     printf("{\"mode\":\"idle\",\"conns\":%d,\"open\":%d,\"errors\":%llu,\"setupSeconds\":%.3f}\n", opt.conns, open_count,
            (unsigned long long)errors, setup_seconds);
     fflush(stdout);
-    /* hold until stdin closes or says anything; keep answering pings from the kernel's view */
-    char line[64];
-    if (fgets(line, sizeof line, stdin)) {}
+    /* Held until stdin closes or says anything, reading meanwhile as an idle client does: pings are answered
+     * (a server's heartbeat would otherwise end the connections), anything else is read and dropped. */
+    struct epoll_event in = {.events = EPOLLIN, .data.ptr = NULL};
+    epoll_ctl(ep, EPOLL_CTL_ADD, 0, &in);
+    for (int held = 1; held;) {
+      int n = epoll_wait(ep, events, 512, 1000);
+      for (int k = 0; k < n; k++) {
+        struct conn *c = events[k].data.ptr;
+        if (c == NULL) {
+          held = 0;
+          continue;
+        }
+        if (events[k].events & EPOLLOUT) on_writable(c);
+        if (c->state != DEAD && events[k].events & EPOLLIN) on_readable(c);
+      }
+    }
     for (int i = 0; i < nconns; i++) kill_conn(&conns[i], 0);
     return 0;
   }

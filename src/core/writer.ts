@@ -32,6 +32,13 @@ const COPY_LIMIT = 4096
 const MIN_ARENA = 256
 const MAX_ARENA = 64 * 1024
 
+/** Empty unmasked frames by first header byte: never written to once made, so shared by every writer. */
+const emptyFrames: Uint8Array[] = []
+
+function emptyFrame(firstByte: number): Uint8Array {
+  return (emptyFrames[firstByte] ??= Uint8Array.of(firstByte, 0))
+}
+
 const maskPool = new Uint8Array(8192)
 let maskPoolIndex = maskPool.length
 /** Scratch for the current key; the send path is synchronous, so one suffices. */
@@ -88,6 +95,9 @@ export class FrameWriter {
   /** Queues one frame whose first header byte is `firstByte`. */
   writeFrame(firstByte: number, payload: Uint8Array): void {
     const length = payload.length
+    // An empty unmasked frame with nothing queued before it (a server's heartbeat ping, sent to thousands of
+    // sockets in one sweep) is two constant bytes: shared, it costs no arena per connection (issue 18).
+    if (length === 0 && this.bytes === 0 && !this.settings.masked) return this.writeRaw(emptyFrame(firstByte))
     const headerSize = frameHeaderSize(length, this.settings.masked)
     let mask: Uint8Array | undefined
     if (this.settings.masked) {
