@@ -30,7 +30,7 @@ import { TcpTransport } from './tcp.js'
 
 /** Applies RFC 6455 §4.2.1 to a Node request. */
 export function checkUpgradeRequest(request: IncomingMessage): AcceptedRequest | HandshakeError {
-  return validateUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers })
+  return validateUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers, rawHeaders: request.rawHeaders })
 }
 
 /** Destroys a socket that errors while its handshake is pending (Rule 1). */
@@ -83,7 +83,7 @@ export interface UpgradeChannel {
    * Writes the answer and returns the transport for the WebSocket: the 101
    * head over HTTP/1.1; over HTTP/2, the `lines` as the 200's fields.
    */
-  accept(responseHead: string, lines?: readonly string[]): Transport
+  accept(responseHead: string, lines?: readonly string[], request?: { socket: unknown }): Transport
   /** Closes at once. */
   destroy(): void
   /**
@@ -143,12 +143,26 @@ export class SocketChannel implements UpgradeChannel {
     rejectUpgrade(this.socket, status, message, headers)
   }
 
-  accept(responseHead: string): Transport {
+  accept(responseHead: string, _lines?: readonly string[], request?: { socket: unknown }): Transport {
     const socket = this.socket as Duplex & { [kUpgraded]?: boolean }
     socket.removeListener('error', onHandshakeSocketError)
     socket[kUpgraded] = true
     const taken = this.#takeOver ? TcpTransport.takeOver(socket as Socket) : undefined
-    if (taken !== undefined) return taken.accept(responseHead)
+    if (taken !== undefined) {
+      // `request.socket` is then the stand-in, as `ws._socket` is (ws gives one object for both), built
+      // when first read: most applications never read it, and the transport would keep it.
+      if (request !== undefined && request.socket === socket) {
+        Object.defineProperty(request, 'socket', {
+          configurable: true,
+          enumerable: true,
+          get: () => taken.socket,
+          set(value: unknown) {
+            Object.defineProperty(this, 'socket', { configurable: true, enumerable: true, writable: true, value })
+          },
+        })
+      }
+      return taken.accept(responseHead)
+    }
     socket.write(responseHead)
     return new NetTransport(socket as Socket)
   }
@@ -166,7 +180,7 @@ export class SocketChannel implements UpgradeChannel {
  * parsed is copied onto it (`method`, `url`, `headers`, `rawHeaders`,
  * `httpVersion`...), its body is never read (an upgrade request has none; as
  * with Node's own upgrade requests, nothing is pushed), and its `socket` is the connection's, built on first use
- * (tcp.ts Rule 4). Building one costs a Readable's state, about a microsecond
+ * (tcp.ts Rule 5). Building one costs a Readable's state, about a microsecond
  * (`npm run bench -- --only handshake`).
  */
 export class UpgradeRequest extends IncomingMessage {

@@ -44,6 +44,8 @@ export interface StreamHandle {
   getsockname(out: Record<string, unknown>): number
   setNoDelay(enable: boolean): number
   setKeepAlive(enable: boolean, delay: number): number
+  ref(): void
+  unref(): void
   readonly writeQueueSize: number
 }
 
@@ -262,4 +264,31 @@ function askSockName(this: NetSocketAddresses): Record<string, unknown> {
     this._sockname = out
   }
   return this._sockname
+}
+
+/**
+ * Node's `net.Server` counts a connection (`_connections`) from its accept to
+ * its socket's destroy, and reads the count for `maxConnections`,
+ * `getConnections()` and `close()`'s callback (which waits for it to reach 0).
+ * A taken-over socket is destroyed at the takeover while its connection goes
+ * on: `keepServerCount` stops the destroy from uncounting it, and the handle's
+ * new owner calls `releaseServerCount` when the connection closes. Where the
+ * fields are not there, nothing is kept (the count ends at the takeover).
+ */
+export interface CountingServer {
+  _connections: number
+  _emitCloseIfDrained(): void
+}
+
+export function keepServerCount(socket: unknown): CountingServer | undefined {
+  const s = socket as { _server?: Partial<CountingServer> | null }
+  const server = s._server
+  if (server == null || typeof server._connections !== 'number' || typeof server._emitCloseIfDrained !== 'function') return undefined
+  s._server = null
+  return server as CountingServer
+}
+
+export function releaseServerCount(server: CountingServer): void {
+  server._connections--
+  server._emitCloseIfDrained()
 }

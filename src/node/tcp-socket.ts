@@ -2,8 +2,8 @@
  * What `ws._socket` and `request.socket` are over a bare TCP handle
  * (tcp.ts): the members applications use on a `net.Socket` (addresses,
  * write/end/destroy for `wsClientError` handlers, `setNoDelay`/
- * `setKeepAlive`/`setTimeout`, the byte counts and 'close'), without a
- * stream's state. A transport builds it on first use (tcp.ts Rule 4), so idle
+ * `setKeepAlive`/`setTimeout`, pause/resume, ref/unref, the byte counts,
+ * `readyState`, 'close'), without a stream's state. A transport builds it on first use (tcp.ts Rule 5), so idle
  * connections do not pay for it.
  *
  * Rule 1: every member reads the transport at the time it is asked; nothing
@@ -28,6 +28,10 @@ export interface SocketSource {
   destroy(): void
   setNoDelay(enable: boolean): void
   setKeepAlive(enable: boolean, delaySeconds: number): void
+  pause(): void
+  resume(): void
+  /** Whether the connection keeps the event loop alive (`ref`/`unref`). */
+  setRef(ref: boolean): void
 }
 
 /** Where Node's net starts to report backpressure: `write` answers false past it. */
@@ -69,6 +73,27 @@ export class TcpSocket extends EventEmitter {
   get writableLength(): number {
     return this.#transport.writableLength
   }
+  /** `net.Socket`'s deprecated name for `writableLength`. */
+  get bufferSize(): number {
+    return this.#transport.writableLength
+  }
+  get writableEnded(): boolean {
+    return !this.#transport.writable && !this.#transport.destroyed
+  }
+  get readyState(): 'open' | 'readOnly' | 'closed' {
+    return this.#transport.destroyed ? 'closed' : this.#transport.writable ? 'open' : 'readOnly'
+  }
+  /** The connection is established before the facade exists. */
+  get connecting(): boolean {
+    return false
+  }
+  get pending(): boolean {
+    return false
+  }
+  /** No idle timeout is set on the socket (see `setTimeout`). */
+  get timeout(): undefined {
+    return undefined
+  }
   get bytesRead(): number {
     return this.#transport.bytesRead
   }
@@ -107,6 +132,31 @@ export class TcpSocket extends EventEmitter {
   setKeepAlive(enable = false, initialDelay = 0): this {
     this.#transport.setKeepAlive(enable, Math.floor(initialDelay / 1000))
     return this
+  }
+  /** Stops reading (what `ws.pause()` does too). */
+  pause(): this {
+    this.#transport.pause()
+    return this
+  }
+  resume(): this {
+    this.#transport.resume()
+    return this
+  }
+  ref(): this {
+    this.#transport.setRef(true)
+    return this
+  }
+  unref(): this {
+    this.#transport.setRef(false)
+    return this
+  }
+  /** Accepted: the WebSocket already batches what it writes in a turn into one write. */
+  cork(): void {}
+  uncork(): void {}
+  /** Ends the writing side; the connection closes once the peer ends too (the WebSocket's closing handshake). */
+  destroySoon(): void {
+    if (this.#transport.writable) this.#transport.end()
+    else if (!this.#transport.destroyed) this.#transport.destroy()
   }
   /** Accepted and ignored: the server's heartbeats and idle timeout watch a WebSocket (see `heartbeat`, `idleTimeout`). */
   setTimeout(): this {

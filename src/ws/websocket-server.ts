@@ -1354,7 +1354,7 @@ export class WebSocketServer<
     if (user !== undefined) ws.user = user
     ws._setNegotiated(protocol ?? '', deflate ? PERMESSAGE_DEFLATE : '')
     this.emit('headers', lines, request)
-    const transport = channel.accept(serializeResponseHead(lines), lines)
+    const transport = channel.accept(serializeResponseHead(lines), lines, request)
     ws._attach(transport, head, this.options as WebSocketOptions, deflate?.session)
 
     this.#open++

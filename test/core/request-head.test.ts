@@ -17,6 +17,14 @@ const UPGRADE =
  */
 function model(input: Uint8Array, maxHeadSize = 16 * 1024, maxHeaders = 100): RequestHeadResult {
   const bad = (message: string): RequestHeadResult => ({ state: 'error', status: 400, message })
+  // Empty lines (CRLF) before the request line are skipped, and count towards the size.
+  let skipped = 0
+  while (input[skipped] === 0x0d && input[skipped + 1] === 0x0a) skipped += 2
+  if (skipped > 0) {
+    if (skipped > maxHeadSize) return { state: 'error', status: 431, message: 'Request header fields too large' }
+    const rest = model(input.subarray(skipped), maxHeadSize - skipped, maxHeaders)
+    return rest.state === 'done' ? { ...rest, consumed: rest.consumed + skipped } : rest
+  }
   let headEnd = -1
   let consumed = 0
   const limit = Math.min(input.length, maxHeadSize + 4)
@@ -25,6 +33,9 @@ function model(input: Uint8Array, maxHeadSize = 16 * 1024, maxHeaders = 100): Re
     if (input[i + 1] === 0x0a) [headEnd, consumed] = [i, i + 2]
     else if (input[i + 1] === 0x0d && input[i + 2] === 0x0a) [headEnd, consumed] = [i, i + 3]
   }
+  // Every line ends with CRLF, the blank line too, in what was looked at.
+  const looked = input.subarray(0, headEnd === -1 ? limit : consumed)
+  if (looked.some((byte, i) => byte === 0x0a && looked[i - 1] !== 0x0d)) return bad('Lines must end with CRLF')
   if (headEnd === -1) {
     return input.length > maxHeadSize ? { state: 'error', status: 431, message: 'Request header fields too large' } : { state: 'incomplete' }
   }
@@ -37,9 +48,10 @@ function model(input: Uint8Array, maxHeadSize = 16 * 1024, maxHeaders = 100): Re
   const lines = text.split('\n')
   const requestLine = strip(lines[0]!)
   if (requestLine === undefined) return bad('Invalid request line')
-  const parts = requestLine.split(' ')
-  if (parts.length !== 3) return bad('Invalid request line')
-  const [method, url, version] = parts as [string, string, string]
+  // A run of spaces separates as one.
+  const parts = /^([^ ]*) +([^ ]+) +(.*)$/s.exec(requestLine)
+  if (parts === null) return bad('Invalid request line')
+  const [, method, url, version] = parts as unknown as [string, string, string, string]
   if (!token.test(method)) return bad('Invalid method')
   if (!/^[\x21-\x7e]+$/.test(url)) return bad('Invalid request target')
   const v = /^HTTP\/(\d)\.(\d)$/.exec(version)
@@ -130,12 +142,25 @@ describe('parseRequestHead', () => {
     assert.equal(result.head.headers.tostring, 't')
   })
 
-  it('trims optional whitespace around values and accepts bare LF line ends', () => {
-    const result = parse('GET / HTTP/1.1\nX-A: \t padded \t\nX-B:\n\n')
+  it('trims optional whitespace around values', () => {
+    const result = parse('GET / HTTP/1.1\r\nX-A: \t padded \t\r\nX-B:\r\n\r\n')
     assert.equal(result.state, 'done')
     if (result.state !== 'done') return
     assert.equal(result.head.headers['x-a'], 'padded')
     assert.equal(result.head.headers['x-b'], '')
+  })
+
+  it('reads the request line as Node does: empty lines before it skipped, runs of spaces as one', () => {
+    const result = parse('\r\n\r\nGET  /chat   HTTP/1.1\r\nHost: a\r\n\r\nrest')
+    assert.equal(result.state, 'done')
+    if (result.state !== 'done') return
+    assert.deepEqual([result.head.method, result.head.url, result.head.httpVersion], ['GET', '/chat', '1.1'])
+    assert.equal(result.consumed, '\r\n\r\nGET  /chat   HTTP/1.1\r\nHost: a\r\n\r\n'.length)
+    assert.deepEqual(parse('\r\n'.repeat(60) + 'GET / HTTP/1.1\r\n\r\n', { maxHeadSize: 100 }), {
+      state: 'error',
+      status: 431,
+      message: 'Request header fields too large',
+    })
   })
 
   it('decodes obs-text bytes as latin1, as Node does', () => {
@@ -148,7 +173,10 @@ describe('parseRequestHead', () => {
 
   for (const [name, head, message] of [
     ['a request line without a version', 'GET /\r\n\r\n', 'Invalid request line'],
-    ['a request line with two spaces', 'GET  / HTTP/1.1\r\n\r\n', 'Invalid request line'],
+    ['bare LF line ends (Node refuses them too)', 'GET / HTTP/1.1\nHost: a\n\n', 'Lines must end with CRLF'],
+    ['a bare LF among CRLFs, before the head is complete', 'GET / HTTP/1.1\r\nHost: a\n', 'Lines must end with CRLF'],
+    ['a bare LF for the blank line', 'GET / HTTP/1.1\r\nHost: a\r\n\n', 'Lines must end with CRLF'],
+    ['a tab between method and target', 'GET\t/ HTTP/1.1\r\n\r\n', 'Invalid request line'],
     ['a CR inside the request line', 'GET /\r HTTP/1.1\r\n\r\n', 'Invalid request line'],
     ['a method that is not a token', 'G(T / HTTP/1.1\r\n\r\n', 'Invalid method'],
     ['a control character in the target', 'GET /\x01 HTTP/1.1\r\n\r\n', 'Invalid request target'],

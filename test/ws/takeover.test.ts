@@ -141,15 +141,83 @@ for (const mode of MODES) {
         assert.equal(request.socket.remotePort, client._socket!.localPort)
         assert.equal(request.socket.localAddress, HOST)
         assert.equal(request.socket.localPort, app.port)
-        if (TCP_HANDLES) {
-          // Node's server let the socket go: it no longer counts the connection.
-          const count = await new Promise<number>((resolve, reject) => app.server.getConnections((error, n) => (error ? reject(error) : resolve(n))))
-          assert.equal(count, 0)
+        // One object, as in ws, on either transport, with the members applications use of a net.Socket.
+        assert.equal(request.socket, ws!._socket)
+        const socket = ws!._socket! as unknown as Record<string, unknown>
+        for (const member of ['ref', 'unref', 'pause', 'resume', 'cork', 'uncork', 'destroySoon', 'setTimeout', 'setNoDelay', 'setKeepAlive', 'end', 'destroy']) {
+          assert.equal(typeof socket[member], 'function', member)
         }
+        assert.deepEqual([socket.readyState, socket.bufferSize, socket.connecting, socket.pending], ['open', 0, false, false])
+        // pause() stops reading: the echo waits for resume().
+        ws!._socket!.pause()
+        client.send('paused')
+        await delay(100)
+        assert.equal(inbox.messages.length, 1, 'nothing read while paused')
+        ws!._socket!.resume()
+        assert.equal(String((await inbox.one()).data), 'paused')
+        ws!._socket!.unref()
+        ws!._socket!.ref()
         client.send(Buffer.from([1, 2, 3]))
         const binary = await inbox.one()
         assert.deepEqual([...binary.data], [1, 2, 3])
         assert.equal(binary.isBinary, true)
+      } finally {
+        client.terminate()
+        await app.stop()
+      }
+    })
+
+    it('Node\'s server counts the connection until it closes: maxConnections, getConnections, close()\'s callback', async () => {
+      const server = http.createServer()
+      server.maxConnections = 3
+      const app = await attached(mode, { server })
+      const connections = (): Promise<number> =>
+        new Promise((resolve, reject) => server.getConnections((error, n) => (error ? reject(error) : resolve(n))))
+      const clients = Array.from({ length: 5 }, () => new WebSocket(`ws://${HOST}:${app.port}/`))
+      const outcomes = await Promise.all(
+        clients.map((client) => new Promise<string>((resolve) => {
+          client.on('open', () => resolve('open'))
+          client.on('error', () => resolve('refused'))
+        })),
+      )
+      try {
+        assert.deepEqual(outcomes.filter((o) => o === 'open').length, 3, `as Node's server refuses past maxConnections: ${outcomes}`)
+        assert.equal(await connections(), 3)
+        // close() waits for the WebSockets, as with ws: its callback comes once the last one closed.
+        let closedAt = 0
+        server.close(() => (closedAt = Date.now()))
+        await delay(100)
+        assert.equal(closedAt, 0, 'close() waited for the open WebSockets')
+        for (const client of clients) client.close()
+        await until(() => closedAt > 0, 10_000, 'close()\'s callback after the last WebSocket closed')
+        assert.equal(await connections(), 0)
+      } finally {
+        for (const client of clients) client.terminate()
+        await stopWss(app.wss)
+      }
+    })
+
+    it('request.socket is ws._socket: its destroy() ends the connection, and the \'close\' the application listened for on it comes when the connection ends', async () => {
+      const server = http.createServer()
+      const heard: string[] = []
+      // The application listens on the socket the upgrade came with, before the WebSocket exists.
+      server.on('upgrade', (_request, socket) => socket.on('close', () => heard.push('close')))
+      const app = await attached(mode, { server })
+      const client = await opened(new WebSocket(`ws://${HOST}:${app.port}/`))
+      try {
+        const inbox = new Inbox(client)
+        client.send('ping')
+        await inbox.one()
+        await delay(50)
+        assert.deepEqual(heard, [], 'no close while the connection is open')
+        const request = app.requests[0]!
+        assert.equal(request.socket, app.sockets[0]!._socket)
+        assert.equal(request.socket.destroyed, false)
+        request.socket.destroy()
+        const code = await new Promise<number>((resolve) => client.on('close', resolve))
+        assert.equal(code, 1006)
+        await until(() => heard.length === 1, 5_000, 'the socket\'s close')
+        assert.equal(app.sockets[0]!.readyState, WebSocket.CLOSED)
       } finally {
         client.terminate()
         await app.stop()

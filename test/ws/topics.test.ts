@@ -96,6 +96,43 @@ describe('publish and subscribe on one server', () => {
     }
   })
 
+
+  test('batches of small published messages arrive whole and in order, also where the kernel took only part of a batch', async () => {
+    // A subscriber's batch of small frames leaves as one buffer shared by every socket (tcp.ts Rule 4). A
+    // paused reader makes the kernel take part of a write and the rest wait: its bytes must not be reused for
+    // the next socket's batch while the fast reader goes on.
+    const { wss, url, sockets } = await topicServer()
+    wss.setTopicPolicy('batch', { policy: 'drop', backpressureLimit: 256 * 1024 * 1024 })
+    const fast = await client(`${url}/t/batch`)
+    const slow = await client(`${url}/t/batch`)
+    await until(() => wss.subscriberCount('batch') === 2)
+    const slowSocket = sockets[1]!
+    ;(slow.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+    const expected: string[] = []
+    let mostQueued = 0
+    for (let batch = 0; batch < 1_000; batch++) {
+      for (let i = 0; i < 30; i++) {
+        const n = expected.length
+        const message = `${n}:${String.fromCharCode(97 + (n % 26)).repeat((n * 7) % 400)}`
+        wss.publish('batch', message)
+        expected.push(message)
+      }
+      mostQueued = Math.max(mostQueued, slowSocket.bufferedAmount)
+      await delay(0)
+    }
+    assert.ok(mostQueued > 0, 'the paused reader had bytes waiting in the server (a write the kernel took only in part)')
+    await until(() => fast.inbox.messages.length >= expected.length, 20_000, 'the fast reader got everything')
+    ;(slow.ws as unknown as { _socket: { resume(): void } })._socket.resume()
+    await until(() => slow.inbox.messages.length >= expected.length, 20_000, 'the slow reader got everything')
+    for (const { inbox } of [fast, slow]) {
+      const received = inbox.messages.map((m) => String(m.data))
+      assert.equal(received.length, expected.length, 'no message lost or duplicated')
+      const firstWrong = received.findIndex((text, i) => text !== expected[i])
+      assert.equal(firstWrong, -1, `message ${firstWrong} intact and in order`)
+    }
+    assert.equal(wss.topicStats.dropped, 0)
+    kill(fast.ws, slow.ws)
+  })
   test('a publish during a fragmented send follows its last fragment', async () => {
     const { wss, url, sockets } = await topicServer()
     const { ws, inbox } = await client(`${url}/t/feed`)

@@ -46,6 +46,8 @@ export interface UpgradeRequest {
   /** "1.1" for HTTP/1.1. */
   httpVersion: string
   headers: HeadersRecord
+  /** Names and values as received, alternating (Node's `rawHeaders`): where a repeated Host shows when `headers` keeps one. */
+  rawHeaders?: readonly string[]
 }
 
 /** What a valid upgrade request asks for. */
@@ -56,6 +58,16 @@ export interface AcceptedRequest {
   /** Offered extensions, in order (§9.1). */
   extensions: ExtensionOffer[]
   origin: string | undefined
+}
+
+function repeatsHost(rawHeaders: readonly string[] | undefined): boolean {
+  if (rawHeaders === undefined) return false
+  let seen = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++seen > 1) return true
+  }
+  return false
 }
 
 /** base64 of 16 bytes: 22 significant characters and "==" (§4.1 point 7). */
@@ -104,10 +116,10 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   // header field and to any request message that contains more than one Host header field".
   // A missing or empty Host is accepted all the same, as ws accepts it: requests built by hand (fastify's
   // injectWS, test clients) have none, and tether does not route by Host (issue 15). Two Host fields,
-  // which only a request read by tether itself can carry (Node keeps the first), stay a 400: which one
-  // would an application believe?
+  // stay a 400: which one would an application believe? (Node's parser keeps the first in `headers`; the
+  // raw fields still show both.)
   const host = headers.host
-  if (Array.isArray(host) && host.length > 1) {
+  if ((Array.isArray(host) && host.length > 1) || repeatsHost(request.rawHeaders)) {
     return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Repeated Host header')
   }
   // Points 3 and 4: Upgrade and Connection, "treated as an ASCII case-insensitive value".

@@ -13,9 +13,11 @@
  * limit is passed, without waiting for its end; more than `maxHeaders` fields
  * is 431 too.
  * Rule 2: anything that is not a well-formed request line or field is 400.
- * "A recipient MAY recognize a single LF as a line terminator and ignore any
- * preceding CR" (§3.5), so bare LF is accepted; a CR elsewhere is refused.
- * Obsolete line folding is refused (§3.2.4).
+ * Lines end with CRLF: a recipient "MAY recognize a single LF" (RFC 9112
+ * §2.2), and Node's parser does not, so neither does this one (the same
+ * request gets the same answer on every path); a CR elsewhere is refused too.
+ * Obsolete line folding is refused (§3.2.4). Empty lines before the request
+ * line are skipped, as a server SHOULD (RFC 9112 §2.2) and Node's does.
  * Rule 3: a field name is a token and has no whitespace before its colon
  * (§3.2.4: "No whitespace is allowed between the header field-name and colon").
  */
@@ -65,16 +67,27 @@ const asciiDecoder = new TextDecoder()
 export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = {}): RequestHeadResult {
   const maxHeadSize = limits.maxHeadSize ?? 16 * 1024
   const maxHeaders = limits.maxHeaders ?? 100
+  // Rule 2: empty lines before the request line (they count towards the head's size).
+  let skipped = 0
+  while (bytes[skipped] === CR && bytes[skipped + 1] === LF) skipped += 2
+  if (skipped > 0) {
+    if (skipped > maxHeadSize) return { state: 'error', status: 431, message: 'Request header fields too large' }
+    const rest = parseRequestHead(bytes.subarray(skipped), { maxHeadSize: maxHeadSize - skipped, maxHeaders })
+    return rest.state === 'done' ? { ...rest, consumed: rest.consumed + skipped } : rest
+  }
   const limit = Math.min(bytes.length, maxHeadSize + 4)
   // Where the head ends: at the first "\n\n" or "\n\r\n"; `headEnd` excludes the blank line, `consumed` includes it.
   let headEnd = -1
   let consumed = 0
   let high = 0
+  let bareLf = false
   for (let i = 0; i < limit; i++) {
     const byte = bytes[i]!
     high |= byte
-    if (byte !== 0x0a) continue
-    if (bytes[i + 1] === 0x0a) {
+    if (byte !== LF) continue
+    if (bytes[i - 1] !== CR) bareLf = true
+    if (bytes[i + 1] === LF) {
+      bareLf = true
       headEnd = i
       consumed = i + 2
       break
@@ -85,6 +98,7 @@ export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = 
       break
     }
   }
+  if (bareLf) return bad('Lines must end with CRLF')
   if (headEnd === -1) {
     if (bytes.length > maxHeadSize) return { state: 'error', status: 431, message: 'Request header fields too large' }
     return { state: 'incomplete' }
@@ -99,16 +113,20 @@ export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = 
   if (lineEnd === -1) lineEnd = length
   let contentEnd = withoutCr(text, 0, lineEnd)
   if (nextCr < contentEnd) return bad('Invalid request line')
+  // method SP request-target SP HTTP-version; a run of spaces counts as one, as Node's parser
+  // reads it (RFC 9112 §3 lets a recipient split on whitespace).
   const space1 = text.indexOf(' ')
-  const space2 = space1 === -1 ? -1 : text.indexOf(' ', space1 + 1)
+  if (space1 === -1 || space1 >= contentEnd) return bad('Invalid request line')
+  let targetStart = space1 + 1
+  while (text.charCodeAt(targetStart) === SP) targetStart++
+  const space2 = text.indexOf(' ', targetStart)
   if (space2 === -1 || space2 >= contentEnd) return bad('Invalid request line')
-  const space3 = text.indexOf(' ', space2 + 1)
-  if (space3 !== -1 && space3 < contentEnd) return bad('Invalid request line')
+  let v = space2 + 1
+  while (text.charCodeAt(v) === SP) v++
   const method = text.slice(0, space1)
   if (!isToken(method)) return bad('Invalid method')
-  if (space2 === space1 + 1 || !isVisible(text, space1 + 1, space2)) return bad('Invalid request target')
-  const url = text.slice(space1 + 1, space2)
-  const v = space2 + 1
+  if (!isVisible(text, targetStart, space2)) return bad('Invalid request target')
+  const url = text.slice(targetStart, space2)
   if (
     contentEnd - v !== 8 ||
     !text.startsWith('HTTP/', v) ||
@@ -161,6 +179,7 @@ export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = 
 }
 
 const CR = 0x0d
+const LF = 0x0a
 const SP = 0x20
 const HT = 0x09
 const COLON = 0x3a
