@@ -44,12 +44,14 @@ const WORKLOADS = [
   { name: 'latency-100', title: 'latency p50, 100 connections', gen: ['--mode', 'latency', '--conns', '100', '--size', '32'], metric: 'p50us', unit: 'us', lower: true, target: ['<=', 0.6], floor: true },
   { name: 'handshake', title: 'handshakes per second, 64 concurrent', gen: ['--mode', 'handshake', '--concurrency', '64'], metric: 'rate', unit: '/s', target: ['>=', 2.0],
     round2: [['tether', 'uws', '>=', 0.8], ['tether-noserver', 'ws', '>=', 1.5]] },
-  { name: 'idle-10k', title: 'RSS per idle connection, 10,000 connections (young gen. excluded)', gen: ['--mode', 'idle', '--conns', '10000'], metric: 'rssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true, target: ['<=', 0.45],
-    // The same runs, read two more ways: RSS as the OS counts it (V8's young generation included: a user pays for
-    // it), and the rate at which the 10,000 connections were opened (256 connecting at a time).
+  // RSS as the OS counts it (V8's young generation included: a user pays for it). A reading net of the young
+  // generation was dropped (issue 18): it subtracted V8's committed semi-space size, not its resident pages, and
+  // read 0.1 KiB or less for tether, which no connection costs.
+  { name: 'idle-10k', title: 'RSS per idle connection, 10,000 connections (as the OS counts it)', gen: ['--mode', 'idle', '--conns', '10000'], metric: 'rawRssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true, target: ['<=', 0.45],
+    round2: [['tether', 'uws', '<=', 2.0], ['tether-noserver', 'tether', '<=', 1.25]],
+    // The same runs, read two more ways: after they were held idle (--settle), and the rate at which the 10,000
+    // connections were opened (256 connecting at a time).
     views: [
-      { name: 'idle-10k-os', title: 'RSS per idle connection, 10,000 connections (as the OS counts it)', metric: 'rawRssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true,
-        round2: [['tether', 'uws', '<=', 2.0], ['tether-noserver', 'tether', '<=', 1.25]] },
       { name: 'idle-10k-settled', title: 'RSS per idle connection, 10,000 connections, after 40 s idle (as the OS counts it)', metric: 'settledRssPerConnection', unit: 'KiB', scale: 1 / 1024, lower: true,
         round2: [['tether', 'uws', '<=', 2.0], ['tether-noserver', 'tether', '<=', 1.25]] },
       { name: 'open-10k', title: 'handshakes per second, opening 10,000 connections', metric: 'openRate', unit: '/s',
