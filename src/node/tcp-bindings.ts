@@ -292,3 +292,16 @@ export function releaseServerCount(server: CountingServer): void {
   server._connections--
   server._emitCloseIfDrained()
 }
+
+/**
+ * Destroys a socket whose handle was taken without emitting its 'close': the
+ * connection goes on, and its 'close' comes from the stand-in when it ends
+ * (Node's streams emit 'close' on destroy only when their states say
+ * `emitClose`).
+ */
+export function destroyWithoutClose(socket: unknown): void {
+  const s = socket as { _readableState?: { emitClose?: boolean }; _writableState?: { emitClose?: boolean }; destroy(): void }
+  if (s._readableState !== undefined) s._readableState.emitClose = false
+  if (s._writableState !== undefined) s._writableState.emitClose = false
+  s.destroy()
+}

@@ -28,6 +28,8 @@ export interface SocketSource {
   destroy(): void
   setNoDelay(enable: boolean): void
   setKeepAlive(enable: boolean, delaySeconds: number): void
+  readonly writableEnded: boolean
+  readonly readingPaused: boolean
   pause(): void
   resume(): void
   /** Whether the connection keeps the event loop alive (`ref`/`unref`). */
@@ -40,6 +42,8 @@ export const SOCKET_HIGH_WATER_MARK = 16 * 1024
 export class TcpSocket extends EventEmitter {
   readonly #transport: SocketSource
   readonly encrypted = false
+  #timeout = 0
+  #timer: NodeJS.Timeout | undefined
 
   constructor(transport: SocketSource) {
     super()
@@ -78,7 +82,7 @@ export class TcpSocket extends EventEmitter {
     return this.#transport.writableLength
   }
   get writableEnded(): boolean {
-    return !this.#transport.writable && !this.#transport.destroyed
+    return this.#transport.writableEnded
   }
   get readyState(): 'open' | 'readOnly' | 'closed' {
     return this.#transport.destroyed ? 'closed' : this.#transport.writable ? 'open' : 'readOnly'
@@ -90,9 +94,12 @@ export class TcpSocket extends EventEmitter {
   get pending(): boolean {
     return false
   }
-  /** No idle timeout is set on the socket (see `setTimeout`). */
-  get timeout(): undefined {
-    return undefined
+  /** The idle timeout `setTimeout` set, in ms (0: none). */
+  get timeout(): number {
+    return this.#timeout
+  }
+  isPaused(): boolean {
+    return this.#transport.readingPaused
   }
   get bytesRead(): number {
     return this.#transport.bytesRead
@@ -158,9 +165,34 @@ export class TcpSocket extends EventEmitter {
     if (this.#transport.writable) this.#transport.end()
     else if (!this.#transport.destroyed) this.#transport.destroy()
   }
-  /** Accepted and ignored: the server's heartbeats and idle timeout watch a WebSocket (see `heartbeat`, `idleTimeout`). */
-  setTimeout(): this {
+  /**
+   * Emits 'timeout' once the connection has read and written nothing for
+   * about `ms` (between `ms` and twice that: activity is checked when the
+   * timer fires, not on each read), as `net.Socket` does; 0 turns it off.
+   * The server's own heartbeats and `idleTimeout` need none of this.
+   */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (callback !== undefined) {
+      if (ms === 0) this.removeListener('timeout', callback)
+      else this.once('timeout', callback)
+    }
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#timeout = ms
+    if (ms > 0 && !this.#transport.destroyed) this.#armTimeout()
     return this
+  }
+
+  #armTimeout(): void {
+    const transport = this.#transport
+    const seen = transport.bytesRead + transport.bytesWritten
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      if (transport.destroyed || this.#timeout === 0) return
+      if (transport.bytesRead + transport.bytesWritten !== seen) this.#armTimeout()
+      else this.emit('timeout')
+    }, this.#timeout)
+    this.#timer.unref()
   }
   address(): Partial<AddressInfo> {
     return this.#transport.address('sock')

@@ -37,6 +37,7 @@
  * `request.socket` (tcp-socket.ts), is built on first use, so idle
  * connections do not pay for it.
  */
+import { EventEmitter } from 'node:events'
 import { METHODS } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { getSystemErrorMap } from 'node:util'
@@ -47,6 +48,7 @@ import {
   type StreamHandle,
   type ShutdownRequest,
   type WriteRequest,
+  destroyWithoutClose,
   keepServerCount,
   releaseServerCount,
   takeHandle,
@@ -139,19 +141,25 @@ export class TcpTransport implements Transport, UpgradeChannel {
     if (held.length > 0) transport.received = held.length === 1 ? held[0] : Buffer.concat(held)
     // Node's server goes on counting the connection until it closes (maxConnections, close()'s callback).
     transport.countedBy = keepServerCount(socket)
-    // The application's 'close' listeners on the socket it was given (Node's server removed its own at
-    // the upgrade) move to the stand-in, which emits 'close' when the connection, not the socket, ends.
+    // The application's 'close' and 'timeout' listeners on the socket it was given (Node's server removed
+    // its own at the upgrade) move to the stand-in, which emits them for the connection; so does a timeout
+    // set on the socket that someone listens for.
+    const timeout = socket.timeout
     for (const event of FORWARDED_EVENTS) {
       if (socket.listenerCount(event) === 0) continue
       for (const listener of socket.rawListeners(event)) transport.socket.on(event, listener as (...args: unknown[]) => void)
       socket.removeAllListeners(event)
     }
-    // The detached socket lets its objects go; destroying it afterwards ends the connection, as before.
-    socket.destroy()
-    socket.destroy = () => {
-      transport.destroy()
-      return socket
-    }
+    if (timeout !== undefined && timeout > 0 && transport.socketFacade?.listenerCount('timeout')) transport.socketFacade.setTimeout(timeout)
+    // The detached socket lets its objects go without a 'close' of its own; listeners added to it later,
+    // and its destroy(), reach the connection (kTransport, shared functions: nothing per connection).
+    destroyWithoutClose(socket)
+    const detached = socket as unknown as TakenSocket
+    detached[kTransport] = transport
+    detached.destroy = destroyTaken
+    detached.on = detached.addListener = onTaken
+    detached.once = onceTaken
+    detached.prependListener = prependTaken
     return transport
   }
 
@@ -329,6 +337,16 @@ export class TcpTransport implements Transport, UpgradeChannel {
     return !this.destroyed && (this.flags & SHUTDOWN_SENT) === 0
   }
 
+  /** Whether our end was shut (`end()`), as `net.Socket.writableEnded`. */
+  get writableEnded(): boolean {
+    return (this.flags & SHUTDOWN_SENT) !== 0
+  }
+
+  /** Whether the handle is not reading (paused, or not started). */
+  get readingPaused(): boolean {
+    return (this.flags & READING) === 0
+  }
+
   get socket(): Socket {
     return (this.socketFacade ??= new TcpSocket(this)) as unknown as Socket
   }
@@ -372,9 +390,8 @@ export class TcpTransport implements Transport, UpgradeChannel {
     this.phase = 'waiting'
     const onHead = reading.onHead
     if (result.state === 'error') return onHead(this, { status: result.status, message: result.message })
-    // A method Node's HTTP parser does not know ("get", "FOO") is a 400 there, before any upgrade
-    // logic: the same here, so that a request gets one answer on every path (a known one is a 405).
-    if (!KNOWN_METHODS.has(result.head.method)) return onHead(this, { status: 400, message: 'Unknown HTTP method' })
+    const refusal = refusedByNodeParser(result.head)
+    if (refusal !== undefined) return onHead(this, { status: 400, message: refusal })
     this.received = result.consumed < this.received.length ? this.received.subarray(result.consumed) : undefined
     onHead(this, { head: result.head })
   }
@@ -463,9 +480,71 @@ function ignoreRead(): void {}
 
 /** The methods Node's HTTP parser knows. */
 const KNOWN_METHODS = new Set(METHODS)
+/** The versions Node's HTTP parser accepts (0.9 and 2.0 parse; the handshake answers them). */
+const KNOWN_VERSIONS = new Set(['0.9', '1.0', '1.1', '2.0'])
+
+/**
+ * What Node's HTTP parser refuses with 400 in a head that the grammar allows, so that port mode answers a
+ * request as `{ server }` does (issue 18's outsiders compared the paths head by head): a method it does not
+ * know ("get", "FOO"; a known one other than GET is the handshake's 405), a version it does not know, a target
+ * that is neither a path, "*" nor an absolute URL, and the message-length fields a smuggling attempt uses:
+ * Content-Length twice, not a number, or with Transfer-Encoding (RFC 9112 §6.3).
+ */
+function refusedByNodeParser(head: RequestHead): string | undefined {
+  if (!KNOWN_METHODS.has(head.method)) return 'Unknown HTTP method'
+  if (!KNOWN_VERSIONS.has(head.httpVersion)) return 'Unsupported HTTP version'
+  const url = head.url
+  if (url[0] !== '/' && url !== '*' && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(url)) return 'Invalid request target'
+  const length = head.headers['content-length']
+  if (length !== undefined) {
+    let fields = 0
+    const raw = head.rawHeaders
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') fields++
+    if (fields > 1) return 'Repeated Content-Length'
+    if (!/^\d+$/.test(length as string)) return 'Invalid Content-Length'
+    if (head.headers['transfer-encoding'] !== undefined) return 'Content-Length with Transfer-Encoding'
+  }
+  return undefined
+}
 
 /** The events of a taken-over socket that the stand-in emits (see `takeOver`). */
-const FORWARDED_EVENTS = ['close'] as const
+const FORWARDED_EVENTS = ['close', 'timeout'] as const
+
+/** Where a socket taken over finds the connection it gave up. */
+const kTransport = Symbol('tether.transport')
+
+type Listener = (...args: unknown[]) => void
+interface TakenSocket {
+  [kTransport]: TcpTransport
+  destroy(): unknown
+  on(event: string | symbol, listener: Listener): unknown
+  addListener(event: string | symbol, listener: Listener): unknown
+  once(event: string | symbol, listener: Listener): unknown
+  prependListener(event: string | symbol, listener: Listener): unknown
+}
+
+function destroyTaken(this: TakenSocket): TakenSocket {
+  this[kTransport].destroy()
+  return this
+}
+
+function onTaken(this: TakenSocket, event: string | symbol, listener: Listener): TakenSocket {
+  if (event === 'close' || event === 'timeout') this[kTransport].socket.on(event, listener)
+  else EventEmitter.prototype.on.call(this, event, listener)
+  return this
+}
+
+function onceTaken(this: TakenSocket, event: string | symbol, listener: Listener): TakenSocket {
+  if (event === 'close' || event === 'timeout') this[kTransport].socket.once(event, listener)
+  else EventEmitter.prototype.once.call(this, event, listener)
+  return this
+}
+
+function prependTaken(this: TakenSocket, event: string | symbol, listener: Listener): TakenSocket {
+  if (event === 'close' || event === 'timeout') this[kTransport].socket.prependListener(event, listener)
+  else EventEmitter.prototype.prependListener.call(this, event, listener)
+  return this
+}
 
 function onHandleRead(this: StreamHandle, arrayBuffer: ArrayBuffer): void {
   ;(this.owner as TcpTransport | undefined)?.handleRead(bindings.state[bindings.kReadBytesOrError]!, arrayBuffer)

@@ -19,7 +19,7 @@ function model(input: Uint8Array, maxHeadSize = 16 * 1024, maxHeaders = 100): Re
   const bad = (message: string): RequestHeadResult => ({ state: 'error', status: 400, message })
   // Empty lines (CRLF) before the request line are skipped, and count towards the size.
   let skipped = 0
-  while (input[skipped] === 0x0d && input[skipped + 1] === 0x0a) skipped += 2
+  while (input[skipped] === 0x0d || input[skipped] === 0x0a) skipped++
   if (skipped > 0) {
     if (skipped > maxHeadSize) return { state: 'error', status: 431, message: 'Request header fields too large' }
     const rest = model(input.subarray(skipped), maxHeadSize - skipped, maxHeaders)
@@ -36,6 +36,8 @@ function model(input: Uint8Array, maxHeadSize = 16 * 1024, maxHeaders = 100): Re
   // Every line ends with CRLF, the blank line too, in what was looked at.
   const looked = input.subarray(0, headEnd === -1 ? limit : consumed)
   if (looked.some((byte, i) => byte === 0x0a && looked[i - 1] !== 0x0d)) return bad('Lines must end with CRLF')
+  // A CR followed by anything but LF, where the next byte has arrived.
+  if (looked.some((byte, i) => byte === 0x0d && i + 1 < input.length && input[i + 1] !== 0x0a)) return bad('Lines must end with CRLF')
   if (headEnd === -1) {
     return input.length > maxHeadSize ? { state: 'error', status: 431, message: 'Request header fields too large' } : { state: 'incomplete' }
   }
@@ -151,11 +153,11 @@ describe('parseRequestHead', () => {
   })
 
   it('reads the request line as Node does: empty lines before it skipped, runs of spaces as one', () => {
-    const result = parse('\r\n\r\nGET  /chat   HTTP/1.1\r\nHost: a\r\n\r\nrest')
+    const result = parse('\r\n\n\rGET  /chat   HTTP/1.1\r\nHost: a\r\n\r\nrest')
     assert.equal(result.state, 'done')
     if (result.state !== 'done') return
     assert.deepEqual([result.head.method, result.head.url, result.head.httpVersion], ['GET', '/chat', '1.1'])
-    assert.equal(result.consumed, '\r\n\r\nGET  /chat   HTTP/1.1\r\nHost: a\r\n\r\n'.length)
+    assert.equal(result.consumed, '\r\n\n\rGET  /chat   HTTP/1.1\r\nHost: a\r\n\r\n'.length)
     assert.deepEqual(parse('\r\n'.repeat(60) + 'GET / HTTP/1.1\r\n\r\n', { maxHeadSize: 100 }), {
       state: 'error',
       status: 431,
@@ -177,7 +179,8 @@ describe('parseRequestHead', () => {
     ['a bare LF among CRLFs, before the head is complete', 'GET / HTTP/1.1\r\nHost: a\n', 'Lines must end with CRLF'],
     ['a bare LF for the blank line', 'GET / HTTP/1.1\r\nHost: a\r\n\n', 'Lines must end with CRLF'],
     ['a tab between method and target', 'GET\t/ HTTP/1.1\r\n\r\n', 'Invalid request line'],
-    ['a CR inside the request line', 'GET /\r HTTP/1.1\r\n\r\n', 'Invalid request line'],
+    ['a CR inside the request line', 'GET /\r HTTP/1.1\r\n\r\n', 'Lines must end with CRLF'],
+    ['lines ended by CR alone, before any LF arrives', 'GET / HTTP/1.1\rHost: a\r\r', 'Lines must end with CRLF'],
     ['a method that is not a token', 'G(T / HTTP/1.1\r\n\r\n', 'Invalid method'],
     ['a control character in the target', 'GET /\x01 HTTP/1.1\r\n\r\n', 'Invalid request target'],
     ['a bad version', 'GET / HTTP/1.10\r\n\r\n', 'Invalid HTTP version'],
@@ -185,7 +188,7 @@ describe('parseRequestHead', () => {
     ['a field without a colon', 'GET / HTTP/1.1\r\nX\r\n\r\n', 'Invalid header line'],
     ['a field with an empty name', 'GET / HTTP/1.1\r\n: x\r\n\r\n', 'Invalid header line'],
     ['whitespace before the colon', 'GET / HTTP/1.1\r\nX : x\r\n\r\n', 'Invalid header name'],
-    ['a CR inside a field', 'GET / HTTP/1.1\r\nX: a\rb\r\n\r\n', 'Invalid header line'],
+    ['a CR inside a field', 'GET / HTTP/1.1\r\nX: a\rb\r\n\r\n', 'Lines must end with CRLF'],
     ['a control character in a value', 'GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n', 'Invalid header value'],
     ['DEL in a value', 'GET / HTTP/1.1\r\nX: a\x7fb\r\n\r\n', 'Invalid header value'],
   ] as const) {

@@ -224,6 +224,58 @@ for (const mode of MODES) {
       }
     })
 
+    it('a \'close\' listener put on the upgrade\'s socket after tether took it over hears the connection\'s end, once', async () => {
+      const heard: Array<[string, unknown]> = []
+      const app = await attached(mode)
+      // Registered after the WebSocketServer's own 'upgrade' listener (or after handleUpgrade ran): the usual order.
+      app.server.on('upgrade', (_request, socket) => socket.on('close', (hadError: unknown) => heard.push(['close', hadError])))
+      const client = await opened(new WebSocket(`ws://${HOST}:${app.port}/`))
+      try {
+        await delay(100)
+        assert.deepEqual(heard, [], 'no close while the connection is open')
+        client.close()
+        await until(() => heard.length === 1, 5_000, 'the close')
+        await delay(50)
+        assert.deepEqual(heard, [['close', false]])
+      } finally {
+        client.terminate()
+        await app.stop()
+      }
+    })
+
+    it('the socket\'s setTimeout, writableEnded and isPaused behave as on a net.Socket', async () => {
+      const app = await attached(mode)
+      const client = await opened(new WebSocket(`ws://${HOST}:${app.port}/`))
+      try {
+        const socket = app.sockets[0]!._socket! as unknown as {
+          setTimeout(ms: number, callback?: () => void): unknown
+          timeout: number | undefined
+          writableEnded: boolean
+          isPaused(): boolean
+          pause(): void
+          resume(): void
+        }
+        let timedOut = 0
+        socket.setTimeout(150, () => timedOut++)
+        assert.equal(socket.timeout, 150)
+        await until(() => timedOut === 1, 5_000, "'timeout' after 150 ms idle")
+        assert.equal(app.sockets[0]!.readyState, WebSocket.OPEN, 'a timeout only tells; the application decides')
+        socket.setTimeout(0)
+        assert.equal(socket.timeout, 0)
+        assert.equal(socket.isPaused(), false)
+        socket.pause()
+        assert.equal(socket.isPaused(), true)
+        socket.resume()
+        assert.equal(socket.writableEnded, false)
+        app.sockets[0]!.close()
+        await new Promise((resolve) => client.on('close', resolve))
+        await until(() => socket.writableEnded, 5_000, 'writableEnded once our end was shut')
+      } finally {
+        client.terminate()
+        await app.stop()
+      }
+    })
+
     it('frames that came in the request\'s own packet are delivered first, in order, none lost or repeated', async () => {
       const app = await attached(mode)
       const peer = await RawPeer.connect(app.port)

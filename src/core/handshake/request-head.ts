@@ -16,8 +16,10 @@
  * Lines end with CRLF: a recipient "MAY recognize a single LF" (RFC 9112
  * §2.2), and Node's parser does not, so neither does this one (the same
  * request gets the same answer on every path); a CR elsewhere is refused too.
- * Obsolete line folding is refused (§3.2.4). Empty lines before the request
- * line are skipped, as a server SHOULD (RFC 9112 §2.2) and Node's does.
+ * A CR that does not end a line is refused as soon as it is seen. Obsolete
+ * line folding is refused (§3.2.4). Empty lines before the request line are
+ * skipped, as a server SHOULD (RFC 9112 §2.2), and as Node's parser does, any
+ * mix of CR and LF.
  * Rule 3: a field name is a token and has no whitespace before its colon
  * (§3.2.4: "No whitespace is allowed between the header field-name and colon").
  */
@@ -67,9 +69,10 @@ const asciiDecoder = new TextDecoder()
 export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = {}): RequestHeadResult {
   const maxHeadSize = limits.maxHeadSize ?? 16 * 1024
   const maxHeaders = limits.maxHeaders ?? 100
-  // Rule 2: empty lines before the request line (they count towards the head's size).
+  // Rule 2: empty lines before the request line, CR and LF in any mix as Node's parser skips them (they count
+  // towards the head's size).
   let skipped = 0
-  while (bytes[skipped] === CR && bytes[skipped + 1] === LF) skipped += 2
+  while (bytes[skipped] === CR || bytes[skipped] === LF) skipped++
   if (skipped > 0) {
     if (skipped > maxHeadSize) return { state: 'error', status: 431, message: 'Request header fields too large' }
     const rest = parseRequestHead(bytes.subarray(skipped), { maxHeadSize: maxHeadSize - skipped, maxHeaders })
@@ -84,7 +87,11 @@ export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = 
   for (let i = 0; i < limit; i++) {
     const byte = bytes[i]!
     high |= byte
-    if (byte !== LF) continue
+    if (byte !== LF) {
+      // A CR must end a line: one followed by anything else is refused at once, not left to time out.
+      if (byte === CR && i + 1 < bytes.length && bytes[i + 1] !== LF) bareLf = true
+      continue
+    }
     if (bytes[i - 1] !== CR) bareLf = true
     if (bytes[i + 1] === LF) {
       bareLf = true
