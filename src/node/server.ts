@@ -107,6 +107,22 @@ export interface AcceptedHandshake {
 
 const kUpgraded = Symbol('tether.upgraded')
 
+/** The transport whose stand-in a taken-over request's `socket` answers (SocketChannel.accept). */
+const kStandIn = Symbol('tether.standIn')
+
+/** `request.socket` of a taken-over connection: one descriptor and two functions for every request. */
+const REQUEST_SOCKET: PropertyDescriptor = {
+  configurable: true,
+  enumerable: true,
+  get(this: { [kStandIn]: TcpTransport }) {
+    return this[kStandIn].socket
+  },
+  set(this: object, value: unknown) {
+    // Assigning replaces the accessor with the value, as on any IncomingMessage.
+    Object.defineProperty(this, 'socket', { configurable: true, enumerable: true, writable: true, value })
+  },
+}
+
 /**
  * An UpgradeChannel over a Node socket (`handleUpgrade`, `{ server }`).
  *
@@ -152,14 +168,8 @@ export class SocketChannel implements UpgradeChannel {
       // `request.socket` is then the stand-in, as `ws._socket` is (ws gives one object for both), built
       // when first read: most applications never read it, and the transport would keep it.
       if (request !== undefined && request.socket === socket) {
-        Object.defineProperty(request, 'socket', {
-          configurable: true,
-          enumerable: true,
-          get: () => taken.socket,
-          set(value: unknown) {
-            Object.defineProperty(this, 'socket', { configurable: true, enumerable: true, writable: true, value })
-          },
-        })
+        ;(request as { [kStandIn]?: TcpTransport })[kStandIn] = taken
+        Object.defineProperty(request, 'socket', REQUEST_SOCKET)
       }
       return taken.accept(responseHead)
     }

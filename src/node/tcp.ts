@@ -41,6 +41,7 @@ import { EventEmitter } from 'node:events'
 import { METHODS } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { getSystemErrorMap } from 'node:util'
+import { countRawField } from '../core/handshake/headers.js'
 import { rejectResponse } from '../core/handshake/http1.js'
 import {
   type Bindings,
@@ -497,10 +498,7 @@ function refusedByNodeParser(head: RequestHead): string | undefined {
   if (url[0] !== '/' && url !== '*' && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(url)) return 'Invalid request target'
   const length = head.headers['content-length']
   if (length !== undefined) {
-    let fields = 0
-    const raw = head.rawHeaders
-    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') fields++
-    if (fields > 1) return 'Repeated Content-Length'
+    if (countRawField(head.rawHeaders, 'content-length', 2) > 1) return 'Repeated Content-Length'
     if (!/^\d+$/.test(length as string)) return 'Invalid Content-Length'
     if (head.headers['transfer-encoding'] !== undefined) return 'Content-Length with Transfer-Encoding'
   }

@@ -49,6 +49,20 @@ function isOws(code: number): boolean {
   return code === 0x20 || code === 0x09
 }
 
+/**
+ * How many times the field `lowerName` (lower case) occurs in `rawHeaders`
+ * (names and values alternating, as Node's `rawHeaders`), counting up to
+ * `stopAt`: where a repeat shows that `headers` folded away.
+ */
+export function countRawField(rawHeaders: readonly string[], lowerName: string, stopAt = Infinity): number {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length && count < stopAt; i += 2) {
+    const name = rawHeaders[i]!
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) count++
+  }
+  return count
+}
+
 /** Joins repeated header lines into one list, as RFC 7230 §3.2.2 allows. */
 export function joinHeader(value: HeaderValue): string | undefined {
   if (value === undefined || value === null) return undefined

@@ -19,6 +19,7 @@ import { fillRandom, sha1Base64 } from '../platform.js'
 import {
   type ExtensionOffer,
   type HeaderValue,
+  countRawField,
   hasToken,
   joinHeader,
   parseExtensions,
@@ -58,16 +59,6 @@ export interface AcceptedRequest {
   /** Offered extensions, in order (§9.1). */
   extensions: ExtensionOffer[]
   origin: string | undefined
-}
-
-function repeatsHost(rawHeaders: readonly string[] | undefined): boolean {
-  if (rawHeaders === undefined) return false
-  let seen = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host' && ++seen > 1) return true
-  }
-  return false
 }
 
 /** base64 of 16 bytes: 22 significant characters and "==" (§4.1 point 7). */
@@ -119,7 +110,7 @@ export function validateUpgradeRequest(request: UpgradeRequest): AcceptedRequest
   // stay a 400: which one would an application believe? (Node's parser keeps the first in `headers`; the
   // raw fields still show both.)
   const host = headers.host
-  if ((Array.isArray(host) && host.length > 1) || repeatsHost(request.rawHeaders)) {
+  if ((Array.isArray(host) && host.length > 1) || (request.rawHeaders !== undefined && countRawField(request.rawHeaders, 'host', 2) > 1)) {
     return new HandshakeError('TETHER_ERR_HANDSHAKE_HOST', 'Repeated Host header')
   }
   // Points 3 and 4: Upgrade and Connection, "treated as an ASCII case-insensitive value".

@@ -83,18 +83,18 @@ export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = 
   let headEnd = -1
   let consumed = 0
   let high = 0
-  let bareLf = false
+  let badLineEnd = false
   for (let i = 0; i < limit; i++) {
     const byte = bytes[i]!
     high |= byte
     if (byte !== LF) {
       // A CR must end a line: one followed by anything else is refused at once, not left to time out.
-      if (byte === CR && i + 1 < bytes.length && bytes[i + 1] !== LF) bareLf = true
+      if (byte === CR && i + 1 < bytes.length && bytes[i + 1] !== LF) badLineEnd = true
       continue
     }
-    if (bytes[i - 1] !== CR) bareLf = true
+    if (bytes[i - 1] !== CR) badLineEnd = true
     if (bytes[i + 1] === LF) {
-      bareLf = true
+      badLineEnd = true
       headEnd = i
       consumed = i + 2
       break
@@ -105,7 +105,7 @@ export function parseRequestHead(bytes: Uint8Array, limits: RequestHeadLimits = 
       break
     }
   }
-  if (bareLf) return bad('Lines must end with CRLF')
+  if (badLineEnd) return bad('Lines must end with CRLF')
   if (headEnd === -1) {
     if (bytes.length > maxHeadSize) return { state: 'error', status: 431, message: 'Request header fields too large' }
     return { state: 'incomplete' }
