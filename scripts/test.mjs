@@ -23,9 +23,15 @@ if (files.length === 0) {
   process.exit(1)
 }
 
+// On a terminal Node's own reporter stays; elsewhere (CI) TAP with the failed
+// tests listed before the summary, so a log's tail names them.
+const reporter = process.stdout.isTTY
+  ? []
+  : ['--test-reporter', join(root, 'scripts', 'test-reporter.mjs'), '--test-reporter-destination', 'stdout']
+
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-timeout=120000', '--test-concurrency=2', ...files],
+  ['--test', '--test-timeout=120000', '--test-concurrency=2', ...reporter, ...files],
   { cwd: root, stdio: 'inherit' },
 )
 process.exit(result.status ?? 1)

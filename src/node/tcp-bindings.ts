@@ -32,7 +32,10 @@ export interface HandleOwner {
 /** A connected TCP handle (libuv `uv_tcp_t` wrapped by Node's `TCPWrap`), as tether uses it. */
 export interface StreamHandle {
   owner?: HandleOwner
-  onread: (this: StreamHandle, arrayBuffer: ArrayBuffer) => void
+  /** Called with the read's bytes, or with `undefined` when they are in the buffer given to `useUserBuffer`. */
+  onread: (this: StreamHandle, arrayBuffer: ArrayBuffer | undefined) => void
+  /** Reads from now on go into `buffer`, from its start (what `net`'s `onread` option uses); absent on older runtimes. */
+  useUserBuffer?: (buffer: Uint8Array) => void
   readStart(): number
   readStop(): number
   writeBuffer(request: WriteRequest, data: Uint8Array): number

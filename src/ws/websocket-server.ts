@@ -398,6 +398,8 @@ export class WebSocketServer<
   #server: HttpServer | HttpsServer | Http2Server | Http2SecureServer | undefined
   /** Port mode over HTTP/2: the open sessions (connections), closed gracefully by close(). */
   #sessions: Set<Http2Session> | undefined
+  /** Port mode over Node's server: its open TCP connections, which shutdown() cuts once its timeout is spent. */
+  #ownConnections: Set<Socket> | undefined
   #listener: TcpListener | undefined
   #removeListeners: (() => void) | undefined
   #state = RUNNING
@@ -562,7 +564,15 @@ export class WebSocketServer<
       ;(server as HttpServer).maxHeadersCount = (resolved.maxHeaders ?? DEFAULT_MAX_HEADERS) + 1
       this.#nodeHeads = new Map()
       // Over TLS, or HTTP/2 (whose clients expect frames, not an HTTP/1.1 answer), a refusal is a close.
-      server.on('connection', (socket: Socket) => this.#acceptNode(socket, Boolean(resolved.tls) || Boolean(resolved.http2)))
+      const connections = (this.#ownConnections = new Set())
+      server.on('connection', (socket: Socket) => {
+        connections.add(socket)
+        socket.once('close', forgetConnection)
+        this.#acceptNode(socket, Boolean(resolved.tls) || Boolean(resolved.http2))
+      })
+      const forgetConnection = function (this: Socket): void {
+        connections.delete(this)
+      }
       server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.#nodeClientError(error, socket))
       server.listen(resolved.port, resolved.host, resolved.backlog, callback)
       this.#server = server
@@ -666,7 +676,10 @@ export class WebSocketServer<
    * to `timeout` ms (default 10 000) for their closing handshakes, terminates
    * the rest, and resolves once the server emitted `close`. Messages sent
    * before it are delivered ahead of the close frame; those a terminated
-   * connection could not deliver fail their send callbacks.
+   * connection could not deliver fail their send callbacks. A server that
+   * owns its port also cuts, once `timeout` is spent, the connections that
+   * are not WebSockets and still hold it open (an HTTP/2 connection whose
+   * peer does not close it after the GOAWAY, a request in progress).
    *
    * @example
    * ```ts
@@ -677,7 +690,9 @@ export class WebSocketServer<
     const code = options.code ?? 1001
     const reason = options.reason ?? 'server shutting down'
     const timeout = options.timeout ?? 10_000
+    const deadlineAt = Date.now() + timeout
     const sockets = [...(this.clients ?? this.#untracked ?? [])]
+    const ownConnections = this.#ownConnections
     const closing = new Promise<void>((resolve) => this.close(() => resolve()))
     const gone = sockets.map(
       (ws) =>
@@ -699,6 +714,11 @@ export class WebSocketServer<
       }
     }
     await Promise.all(gone)
+    // What else holds a server of our own open (an HTTP/2 connection after its GOAWAY, whose peer may never close
+    // its side; a request in progress) gets the rest of the timeout, then is cut: shutdown() ends by its timeout.
+    if (ownConnections !== undefined && !(await settlesWithin(closing, deadlineAt - Date.now()))) {
+      for (const socket of ownConnections) socket.destroy()
+    }
     await closing.catch(() => {})
     return { closed: sockets.length - terminated, terminated }
   }
@@ -1440,3 +1460,12 @@ function toBuffer(data: ArrayBuffer | ArrayBufferView): Buffer {
 
 // tether's read-only additions give way to an application's own field of the same name (websocket.ts).
 allowShadowing(WebSocketServer.prototype, ['limitStats', 'load', 'topics', 'topicStats', 'backplane'])
+
+/** Whether `promise` settles within `ms` (at once when `ms` is spent). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), false)))
+  const settled = await Promise.race([promise.then(() => true, () => true), expired])
+  clearTimeout(timer)
+  return settled
+}

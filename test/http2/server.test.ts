@@ -393,6 +393,28 @@ describe('the stream ends: reset, GOAWAY, shutdown', () => {
     await until(() => session.closed || session.destroyed, 5000, 'the server to end the connection')
   })
 
+  // Found by CI: Chromium kept the hub's HTTP/2 connection open after the GOAWAY, and the hub's close() waited for ever.
+  it('shutdown() ends by its timeout when a peer never closes its connection after the GOAWAY, and cuts that connection', async () => {
+    const { wss, origin } = await start({}, false)
+    const url = new URL(origin)
+    // A peer that speaks the preface, then neither answers nor closes (its side stays open after the server's FIN).
+    const peer = net.connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true })
+    peer.on('error', () => {})
+    peer.write(H2_PREFACE)
+    await waitFor(peer, 'data')
+    const result = await withTimeout(wss.shutdown({ timeout: 300 }), 8000, 'shutdown')
+    assert.deepEqual(result, { closed: 0, terminated: 0 })
+    // The server's side is gone: what the peer writes now is refused (a reset), and a later write fails.
+    const peerClosed = waitFor(peer, 'close', 8000)
+    const pinging = setInterval(() => peer.write(h2Frame(0x6, 0, 0, Buffer.alloc(8))), 50)
+    try {
+      await peerClosed
+    } finally {
+      clearInterval(pinging)
+      peer.destroy()
+    }
+  })
+
   it('close() lets open WebSockets finish (GOAWAY) and refuses new streams', async () => {
     const { wss, session, origin, connections } = await start()
     const raw = await openStream(session, connectFields(origin))

@@ -1,0 +1,107 @@
+/**
+ * A connection that sends in bulk is read 512 KiB at a time into one buffer
+ * the whole process shares (tcp.ts Rule 6). Every read must leave that buffer
+ * as a copy of its own before the next read of any connection lands in it:
+ * messages kept by the application, held by a paused socket, or split across
+ * reads must come out as they were sent. Here several clients send at once,
+ * in bulk and in small messages after it, and the server keeps every message
+ * and checks them only at the end, after many more reads went through the
+ * shared buffer. On the net fallback (TETHER_TCP_HANDLES=0) the same holds
+ * with Node's reads.
+ */
+import assert from 'node:assert/strict'
+import { randomFillSync } from 'node:crypto'
+import http from 'node:http'
+import { describe, it } from 'node:test'
+import { WebSocket, WebSocketServer } from '../../src/index.js'
+import { HOST, closeServer, listen, opened, sha256, stopWss, tetherServer, until } from '../helpers/net.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+/** Sizes each client sends in turn: large ones that cross reads, then a run of small ones read in bulk. */
+const LARGE = [3 * MiB, 700 * KiB, 1, 5 * MiB + 17, 200 * KiB]
+const SMALL_COUNT = 3000
+
+function messagesOf(client: number): Buffer[] {
+  const sizes = [...LARGE, ...Array.from({ length: SMALL_COUNT }, (_, i) => 1 + ((i * 37 + client) % 300))]
+  return sizes.map((size) => randomFillSync(Buffer.allocUnsafe(size)))
+}
+
+/** Keeps every message each socket received, in order; `paused` sockets stop reading for a while after their first. */
+function keepAll(wss: WebSocketServer, kept: Buffer[][], pauseEvery = 0): void {
+  let index = 0
+  wss.on('connection', (ws) => {
+    const mine: Buffer[] = (kept[index++] = [])
+    ws.on('message', (data) => {
+      mine.push(data as Buffer)
+      if (pauseEvery > 0 && mine.length % pauseEvery === 1) {
+        // Reads held while paused sit in the parser; the other clients' reads go on through the shared buffer.
+        ws.pause()
+        setTimeout(() => ws.resume(), 20)
+      }
+    })
+  })
+}
+
+async function sendAll(url: string, clients: number, kept: Buffer[][]): Promise<Buffer[][]> {
+  const sent = Array.from({ length: clients }, (_, client) => messagesOf(client))
+  const sockets = await Promise.all(sent.map(() => opened(new WebSocket(url, { perMessageDeflate: false }))))
+  sockets.forEach((ws, client) => {
+    for (const message of sent[client]!) ws.send(message)
+  })
+  await until(() => kept.length === clients && kept.every((mine, i) => mine.length === sent[i]!.length), 60_000, 'every message kept')
+  for (const ws of sockets) ws.close()
+  return sent
+}
+
+function assertIntact(sent: Buffer[][], kept: Buffer[][]): void {
+  // Which server socket belongs to which client is not known; match them by their first message.
+  for (const mine of kept) {
+    const client = sent.findIndex((messages) => messages[0]!.length === mine[0]!.length && sha256(messages[0]!) === sha256(mine[0]!))
+    assert.ok(client >= 0, 'a kept first message matches no client: it was overwritten')
+    const expected = sent[client]!
+    assert.equal(mine.length, expected.length)
+    for (let i = 0; i < expected.length; i++) {
+      if (!mine[i]!.equals(expected[i]!)) assert.fail(`client ${client}, message ${i} (${expected[i]!.length} B) changed after it was delivered`)
+    }
+  }
+}
+
+describe('bulk reads through the shared buffer (tcp.ts Rule 6)', () => {
+  it('port mode: three clients sending large and then small messages at once; every kept message is intact', async () => {
+    const { wss, url } = await tetherServer({ perMessageDeflate: false, maxPayload: 16 * MiB })
+    const kept: Buffer[][] = []
+    keepAll(wss, kept)
+    try {
+      assertIntact(await sendAll(url, 3, kept), kept)
+    } finally {
+      await stopWss(wss)
+    }
+  })
+
+  it('port mode, sockets paused now and then: what waits in a paused parser is intact too', async () => {
+    const { wss, url } = await tetherServer({ perMessageDeflate: false, maxPayload: 16 * MiB })
+    const kept: Buffer[][] = []
+    keepAll(wss, kept, 500)
+    try {
+      assertIntact(await sendAll(url, 2, kept), kept)
+    } finally {
+      await stopWss(wss)
+    }
+  })
+
+  it('noServer, connections taken over from Node: the same', async () => {
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 * MiB })
+    const server = http.createServer()
+    server.on('upgrade', (request, socket, head) => wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request)))
+    const port = await listen(server)
+    const kept: Buffer[][] = []
+    keepAll(wss, kept)
+    try {
+      assertIntact(await sendAll(`ws://${HOST}:${port}`, 3, kept), kept)
+    } finally {
+      await stopWss(wss)
+      await closeServer(server)
+    }
+  })
+})
