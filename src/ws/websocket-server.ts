@@ -313,6 +313,22 @@ const CLOSED = 2
 
 type UpgradeCallback = (ws: any, request: any) => void
 
+type RejectUpgrade = (reason: HandshakeRefusalReason, status: number, message?: string, headers?: Readonly<Record<string, string | number>>) => void
+
+/** One upgrade on its way through the server's steps (#upgrade, #authenticate, #complete): what each step needs. */
+interface UpgradeAttempt {
+  readonly request: IncomingMessage | UpgradeRequest
+  readonly channel: UpgradeChannel
+  /** Bytes that came after the request head. */
+  readonly head: Buffer | undefined
+  readonly callback: UpgradeCallback
+  readonly accepted: AcceptedHandshake
+  /** Gives the handshake's place in the pool back (once decided, either way). */
+  readonly settled: () => void
+  /** Counts and reports the refusal, then answers it. */
+  readonly reject: RejectUpgrade
+}
+
 
 /** Defaults of the handshake limits (port mode; Node's HTTP server has the same header defaults). */
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
@@ -398,6 +414,8 @@ export class WebSocketServer<
   #server: HttpServer | HttpsServer | Http2Server | Http2SecureServer | undefined
   /** Port mode over HTTP/2: the open sessions (connections), closed gracefully by close(). */
   #sessions: Set<Http2Session> | undefined
+  /** The shutdown in progress or done: later calls get its result. */
+  #shuttingDown: Promise<{ closed: number; terminated: number }> | undefined
   /** Port mode over Node's server: its open TCP connections, which shutdown() cuts once its timeout is spent. */
   #ownConnections: Set<Socket> | undefined
   #listener: TcpListener | undefined
@@ -680,16 +698,23 @@ export class WebSocketServer<
    * owns its port also cuts, once `timeout` is spent, the connections that
    * are not WebSockets and still hold it open (an HTTP/2 connection whose
    * peer does not close it after the GOAWAY, a request in progress).
+   * `timeout: Infinity` waits for every peer. A call while one runs, or
+   * after it, gets that call's result (the connections are counted once).
    *
    * @example
    * ```ts
    * process.on('SIGTERM', async () => { await wss.shutdown({ timeout: 5_000 }); process.exit(0) })
    * ```
    */
-  async shutdown(options: { code?: number; reason?: string; timeout?: number } = {}): Promise<{ closed: number; terminated: number }> {
-    const code = options.code ?? 1001
-    const reason = options.reason ?? 'server shutting down'
+  shutdown(options: { code?: number; reason?: string; timeout?: number } = {}): Promise<{ closed: number; terminated: number }> {
     const timeout = options.timeout ?? 10_000
+    if (typeof timeout !== 'number' || Number.isNaN(timeout)) {
+      return Promise.reject(new TypeError(`shutdown(): timeout must be a number of milliseconds (Infinity waits for every peer), got ${String(timeout)}`))
+    }
+    return (this.#shuttingDown ??= this.#shutdown(options.code ?? 1001, options.reason ?? 'server shutting down', Math.max(0, timeout)))
+  }
+
+  async #shutdown(code: number, reason: string, timeout: number): Promise<{ closed: number; terminated: number }> {
     const deadlineAt = Date.now() + timeout
     const sockets = [...(this.clients ?? this.#untracked ?? [])]
     const ownConnections = this.#ownConnections
@@ -702,10 +727,7 @@ export class WebSocketServer<
           if (ws.readyState === WebSocket.OPEN) ws.close(code, reason)
         }),
     )
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))
-    await Promise.race([Promise.all(gone), deadline])
-    clearTimeout(timer)
+    await settlesWithin(Promise.all(gone), timeout)
     let terminated = 0
     for (const ws of sockets) {
       if (ws.readyState !== WebSocket.CLOSED) {
@@ -1095,7 +1117,7 @@ export class WebSocketServer<
     settled: () => void,
   ): void {
     const address = (): string | undefined => (request.socket as Socket | undefined)?.remoteAddress
-    const reject = (reason: HandshakeRefusalReason, status: number, message?: string, headers?: Readonly<Record<string, string | number>>): void => {
+    const reject: RejectUpgrade = (reason, status, message, headers) => {
       settled()
       this.#refused(reason, status, message, address)
       channel.reject(status, message, headers)
@@ -1107,6 +1129,7 @@ export class WebSocketServer<
       this.#refused('invalid-request', accepted.status, accepted.message, address)
       return this.#refuse(request, channel, accepted.status, accepted.message, accepted.headers, accepted)
     }
+    const attempt: UpgradeAttempt = { request, channel, head, callback, accepted, settled, reject }
     if (!this.shouldHandle(request)) {
       settled()
       this.#refused('path', 400, undefined, address)
@@ -1147,7 +1170,7 @@ export class WebSocketServer<
           if (answered) return
           answered = true
           if (!verified) return reject('verify-client', code || 401, message, headers as Record<string, string | number> | undefined)
-          this.#authenticate(accepted, request, channel, head, callback, settled, reject)
+          this.#authenticate(attempt)
         }
         try {
           ;(verifyClient as (info: VerifyClientInfo, callback: VerifyClientCallback) => void)(info, done)
@@ -1169,7 +1192,7 @@ export class WebSocketServer<
       }
       if (!verified) return reject('verify-client', 401)
     }
-    this.#authenticate(accepted, request, channel, head, callback, settled, reject)
+    this.#authenticate(attempt)
   }
 
   /**
@@ -1274,17 +1297,10 @@ export class WebSocketServer<
   }
 
   /** The `authenticate` hook, if any, then the upgrade. */
-  #authenticate(
-    accepted: AcceptedHandshake,
-    request: IncomingMessage | UpgradeRequest,
-    channel: UpgradeChannel,
-    head: Buffer | undefined,
-    callback: UpgradeCallback,
-    settled: () => void,
-    reject: (reason: HandshakeRefusalReason, status: number, message?: string, headers?: Readonly<Record<string, string | number>>) => void,
-  ): void {
+  #authenticate(attempt: UpgradeAttempt): void {
+    const { accepted, request, channel, reject } = attempt
     const authenticate = this.options.authenticate
-    const complete = (user?: unknown): void => this.#complete(accepted, request, channel, head, callback, settled, user)
+    const complete = (user?: unknown): void => this.#complete(attempt, user)
     if (authenticate === undefined) return complete()
     const socket = request instanceof UpgradeRequest ? undefined : (request.socket as Socket & { encrypted?: boolean })
     const info = { origin: accepted.origin, protocols: accepted.protocols, secure: channel.secure ?? Boolean(socket?.encrypted) }
@@ -1313,16 +1329,9 @@ export class WebSocketServer<
     else decide(result)
   }
 
-  #complete(
-    accepted: AcceptedHandshake,
-    request: IncomingMessage | UpgradeRequest,
-    channel: UpgradeChannel,
-    head: Buffer | undefined,
-    callback: UpgradeCallback,
-    settled: () => void,
-    user?: unknown,
-  ): void {
-    settled()
+  #complete(attempt: UpgradeAttempt, user?: unknown): void {
+    const { accepted, request, channel, head, callback } = attempt
+    attempt.settled()
     // Before `usable`: a connection taken over from its net.Socket left that socket destroyed.
     if (channel.upgraded) {
       throw new Error(
@@ -1461,8 +1470,12 @@ function toBuffer(data: ArrayBuffer | ArrayBufferView): Buffer {
 // tether's read-only additions give way to an application's own field of the same name (websocket.ts).
 allowShadowing(WebSocketServer.prototype, ['limitStats', 'load', 'topics', 'topicStats', 'backplane'])
 
-/** Whether `promise` settles within `ms` (at once when `ms` is spent). */
+/** The longest delay setTimeout takes; a longer one fires at once (Node warns, TimeoutOverflowWarning). */
+const MAX_TIMER_DELAY = 2 ** 31 - 1
+
+/** Whether `promise` settles within `ms` (at once when `ms` is spent; no limit past the longest timer). */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  if (ms > MAX_TIMER_DELAY) return promise.then(() => true, () => true)
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<false>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), false)))
   const settled = await Promise.race([promise.then(() => true, () => true), expired])

@@ -135,4 +135,39 @@ describe('shutdown', () => {
     assert.equal(await statusOf(url), -1, 'no longer accepting')
     stuck.terminate()
   })
+
+  // Outsider (issue 18, third round): Infinity and timeouts past 2^31 ms overflowed setTimeout and terminated at once.
+  test('timeout: Infinity waits for a peer that answers the close late', async () => {
+    const { wss, url } = await server()
+    const late = await opened(new WsClient(url))
+    const socket = (late as unknown as { _socket: { pause(): void; resume(): void } })._socket
+    socket.pause()
+    await until(() => wss.clients.size === 1)
+    const lateClosed = closed(late)
+    const result = wss.shutdown({ timeout: Infinity })
+    await delay(300)
+    socket.resume()
+    assert.deepEqual(await result, { closed: 1, terminated: 0 })
+    assert.deepEqual(await lateClosed, [1001, 'server shutting down'])
+  })
+
+  // Outsider: two overlapping calls each counted the same peer, once as closed and once as terminated.
+  test('a second call while one runs gets the same result, the peer counted once', async () => {
+    const { wss, url } = await server()
+    const stuck = await opened(new WsClient(url))
+    ;(stuck as unknown as { _socket: { pause(): void } })._socket.pause()
+    await until(() => wss.clients.size === 1)
+    const [first, second] = await Promise.all([wss.shutdown({ timeout: 300 }), wss.shutdown({ timeout: 50 })])
+    assert.deepEqual(first, { closed: 0, terminated: 1 })
+    assert.deepEqual(second, first)
+    assert.deepEqual(await wss.shutdown(), first, 'and so does a call after it')
+    stuck.terminate()
+  })
+
+  test('a timeout that is not a number is refused, and the server goes on', async () => {
+    const { wss, url } = await server()
+    await assert.rejects(wss.shutdown({ timeout: '300' as unknown as number }), /timeout must be a number/)
+    await assert.rejects(wss.shutdown({ timeout: Number.NaN }), /timeout must be a number/)
+    assert.equal(await statusOf(url), 101, 'still accepting')
+  })
 })
