@@ -36,13 +36,18 @@
  * Rule 5: `socket`, the object the ws API exposes as `ws._socket` and
  * `request.socket` (tcp-socket.ts), is built on first use, so idle
  * connections do not pay for it.
- * Rule 6: a connection whose read fills libuv's 64 KiB (a peer sending in
- * bulk) reads from then on into one 512 KiB buffer shared by the process, and
- * each read is copied out of it at once, before anything else can read into
- * it: one read, one callback, one allocation and one copy per 512 KiB instead
- * of eight of each (issue 18's 1 MiB echo; uWebSockets.js reads 512 KiB at a
- * time too). A read is still one Buffer that messages may
- * be views of, as with Node's reads; it can be larger.
+ * Rule 6: a busy connection reads into one 512 KiB buffer shared by the
+ * process (as uWebSockets.js reads), and each read is copied out of it at
+ * once, before anything else can read into it, into a Buffer of its own size
+ * (a small one is a slice of Node's buffer pool). Node's own reads allocate
+ * 64 KiB, shrink it to the bytes read and wrap it in a new ArrayBuffer, every
+ * read; a bulk sender needs eight of those per 512 KiB (issue 18's 1 MiB
+ * echo), and for a busy small-message connection they cost more than the
+ * copy (its latency at 100 connections). Busy: a read fills libuv's 64 KiB,
+ * or more than BUSY_READS reads arrive within one tick of about a second. An
+ * idle connection (a pong every 30 s) stays on Node's reads: switching costs
+ * a connection Node's listener for the buffer, for good (a handle cannot go
+ * back), which 10,000 idle connections would pay for nothing.
  */
 import { EventEmitter } from 'node:events'
 import { METHODS } from 'node:http'
@@ -109,7 +114,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
   private pendingWrites = 0
   /** The Node server that counts this connection, when it was taken over from one (`takeOver`). */
   private countedBy: CountingServer | undefined
-  /** NEED_DRAIN | SHUTDOWN_SENT | SHUTDOWN_DONE | PEER_ENDED | READING | BULK_READS: one field, not six. */
+  /** NEED_DRAIN | SHUTDOWN_SENT | SHUTDOWN_DONE | PEER_ENDED | READING | SHARED_READS, and Rule 6's read count and tick: one field. */
   private flags = 0
   private socketFacade: TcpSocket | undefined
   /** Set once the handle is closed or closing (Rule 3). */
@@ -380,10 +385,10 @@ export class TcpTransport implements Transport, UpgradeChannel {
     if (arrayBuffer === undefined) {
       // Rule 6: copied out now; the next read of any connection overwrites the shared buffer.
       data = Buffer.allocUnsafe(nread)
-      bulkReadBuffer!.copy(data, 0, 0, nread)
+      sharedReadBuffer!.copy(data, 0, 0, nread)
     } else {
       data = Buffer.from(arrayBuffer, bindings.state[bindings.kArrayBufferOffset]!, nread)
-      if (nread >= FULL_READ && (this.flags & BULK_READS) === 0 && this.phase === 'open') this.readInBulk()
+      if (this.phase === 'open' && (this.flags & SHARED_READS) === 0 && (nread >= FULL_READ || this.countRead())) this.readIntoShared()
     }
     this.bytesRead += nread
     if (this.phase === 'open') {
@@ -412,12 +417,30 @@ export class TcpTransport implements Transport, UpgradeChannel {
     onHead(this, { head: result.head })
   }
 
-  /** Rule 6: later reads of this handle go into the shared bulk buffer (once: the handle cannot go back). */
-  private readInBulk(): void {
+  /**
+   * Rule 6: counts a read in the current tick (kept in `flags`: the tick's
+   * low 8 bits, and the reads after the tick's first, up to 3); true at the
+   * read that makes more than BUSY_READS in one tick.
+   */
+  private countRead(): boolean {
+    const tick = (Date.now() >>> TICK_MS_BITS) & 0xff
+    const flags = this.flags
+    if ((flags & TICK_MASK) >>> TICK_SHIFT !== tick) {
+      this.flags = (flags & ~(TICK_MASK | READ_COUNT_MASK)) | (tick << TICK_SHIFT)
+      return false
+    }
+    const count = ((flags & READ_COUNT_MASK) >>> READ_COUNT_SHIFT) + 1
+    if (count >= BUSY_READS) return true
+    this.flags = (flags & ~READ_COUNT_MASK) | (count << READ_COUNT_SHIFT)
+    return false
+  }
+
+  /** Rule 6: later reads of this handle go into the shared buffer (once: the handle cannot go back). */
+  private readIntoShared(): void {
     const useUserBuffer = this.handle.useUserBuffer
     if (typeof useUserBuffer !== 'function') return
-    this.flags |= BULK_READS
-    useUserBuffer.call(this.handle, (bulkReadBuffer ??= Buffer.allocUnsafe(BULK_READ_SIZE)))
+    this.flags |= SHARED_READS
+    useUserBuffer.call(this.handle, (sharedReadBuffer ??= Buffer.allocUnsafe(SHARED_READ_SIZE)))
   }
 
   /** @internal */
@@ -483,13 +506,22 @@ const SHUTDOWN_SENT = 2
 const SHUTDOWN_DONE = 4
 const PEER_ENDED = 8
 const READING = 16
-/** Rule 6: reads go into the shared bulk buffer. */
-const BULK_READS = 32
+/** Rule 6: reads go into the shared buffer. */
+const SHARED_READS = 32
+/** Rule 6: reads counted in the current tick (bits 6-7 of flags), and the tick (bits 8-15). */
+const READ_COUNT_SHIFT = 6
+const READ_COUNT_MASK = 3 << READ_COUNT_SHIFT
+const TICK_SHIFT = 8
+const TICK_MASK = 0xff << TICK_SHIFT
+/** Rule 6: a tick is 2^10 ms. */
+const TICK_MS_BITS = 10
+/** Rule 6: more reads than this within one tick make a connection busy. */
+const BUSY_READS = 4
 /** Rule 6: a read this large (libuv's suggested size) says the peer sends in bulk. */
 const FULL_READ = 64 * 1024
 /** Rule 6: the shared buffer's size, and so the largest read. */
-const BULK_READ_SIZE = 512 * 1024
-let bulkReadBuffer: Buffer | undefined
+const SHARED_READ_SIZE = 512 * 1024
+let sharedReadBuffer: Buffer | undefined
 
 /** Rule 4: where a batch of small chunks is gathered before its one write. */
 const CORK_SIZE = 16 * 1024

@@ -1,20 +1,22 @@
 /**
- * A connection that sends in bulk is read 512 KiB at a time into one buffer
- * the whole process shares (tcp.ts Rule 6). Every read must leave that buffer
- * as a copy of its own before the next read of any connection lands in it:
- * messages kept by the application, held by a paused socket, or split across
- * reads must come out as they were sent. Here several clients send at once,
- * in bulk and in small messages after it, and the server keeps every message
- * and checks them only at the end, after many more reads went through the
- * shared buffer. On the net fallback (TETHER_TCP_HANDLES=0) the same holds
- * with Node's reads.
+ * A busy connection (a bulk sender, or one with many reads a second) reads
+ * into one 512 KiB buffer the whole process shares (tcp.ts Rule 6). Every
+ * read must leave that buffer as a copy of its own before the next read of
+ * any connection lands in it: messages kept by the application, held by a
+ * paused socket, or split across reads must come out as they were sent. Here
+ * several clients send at once, in bulk and in small messages after it, and
+ * the server keeps every message and checks them only at the end, after many
+ * more reads went through the shared buffer. A quiet connection must not
+ * switch (it would keep Node's listener for the buffer for nothing). On the
+ * net fallback (TETHER_TCP_HANDLES=0) the same holds with Node's reads.
  */
 import assert from 'node:assert/strict'
 import { randomFillSync } from 'node:crypto'
 import http from 'node:http'
 import { describe, it } from 'node:test'
 import { WebSocket, WebSocketServer } from '../../src/index.js'
-import { HOST, closeServer, listen, opened, sha256, stopWss, tetherServer, until } from '../helpers/net.js'
+import { TcpTransport } from '../../src/node/tcp.js'
+import { HOST, TCP_HANDLES, closeServer, closed, listen, opened, sha256, stopWss, tetherServer, until } from '../helpers/net.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -67,6 +69,34 @@ function assertIntact(sent: Buffer[][], kept: Buffer[][]): void {
   }
 }
 
+/** Counts, while `run` runs, the reads of port-mode connections that came through the shared buffer. */
+async function countSharedReads(run: () => Promise<void>): Promise<number> {
+  const prototype = TcpTransport.prototype as unknown as { handleRead(nread: number, arrayBuffer: ArrayBuffer | undefined): void }
+  const handleRead = prototype.handleRead
+  let shared = 0
+  prototype.handleRead = function (nread, arrayBuffer) {
+    if (arrayBuffer === undefined && nread > 0) shared++
+    return handleRead.call(this, nread, arrayBuffer)
+  }
+  try {
+    await run()
+  } finally {
+    prototype.handleRead = handleRead
+  }
+  return shared
+}
+
+/** Sends `count` small messages, each in its own write (one read each at the server, as a chatty client's). */
+async function sendOneByOne(ws: WebSocket, count: number, client: number): Promise<Buffer[]> {
+  const sent: Buffer[] = []
+  for (let i = 0; i < count; i++) {
+    const message = randomFillSync(Buffer.allocUnsafe(1 + ((i * 13 + client) % 120)))
+    sent.push(message)
+    await new Promise<void>((resolve) => ws.send(message, () => setTimeout(resolve, 1)))
+  }
+  return sent
+}
+
 describe('bulk reads through the shared buffer (tcp.ts Rule 6)', () => {
   it('port mode: three clients sending large and then small messages at once; every kept message is intact', async () => {
     const { wss, url } = await tetherServer({ perMessageDeflate: false, maxPayload: 16 * MiB })
@@ -85,6 +115,35 @@ describe('bulk reads through the shared buffer (tcp.ts Rule 6)', () => {
     keepAll(wss, kept, 500)
     try {
       assertIntact(await sendAll(url, 2, kept), kept)
+    } finally {
+      await stopWss(wss)
+    }
+  })
+
+  it('small messages, one read each: a busy connection moves to the shared buffer, a quiet one does not; all kept intact', async () => {
+    const { wss, url } = await tetherServer({ perMessageDeflate: false })
+    const kept: Buffer[][] = []
+    keepAll(wss, kept)
+    try {
+      let sent: Buffer[][] = []
+      const shared = await countSharedReads(async () => {
+        const busy = await Promise.all([0, 1].map(() => opened(new WebSocket(url, { perMessageDeflate: false }))))
+        sent = await Promise.all(busy.map((ws, client) => sendOneByOne(ws, 200, client)))
+        await until(() => kept.length === 2 && kept.every((mine) => mine.length === 200), 20_000, 'the busy clients\' messages')
+        // Closed before the quiet client is counted: their close frames come through the shared buffer too.
+        await Promise.all(busy.map((ws) => { const done = closed(ws); ws.close(); return done }))
+      })
+      assertIntact(sent, kept)
+      if (TCP_HANDLES) assert.ok(shared > 0, 'busy connections read through the shared buffer')
+      // A quiet connection: three messages, far fewer reads than make a connection busy.
+      const quietShared = await countSharedReads(async () => {
+        const quiet = await opened(new WebSocket(url, { perMessageDeflate: false }))
+        const messages = await sendOneByOne(quiet, 3, 9)
+        await until(() => kept.length === 3 && kept[2]!.length === 3, 5_000, "the quiet client's messages")
+        assertIntact([messages], [kept[2]!])
+        quiet.close()
+      })
+      assert.equal(quietShared, 0, 'a quiet connection stays on Node reads')
     } finally {
       await stopWss(wss)
     }
