@@ -32,7 +32,7 @@ export type {
 } from './types.js'
 export { extension, subprotocol }
 export type { ExtensionParams, Extensions } from './header-helpers.js'
-export type { AuthResult, ClientSet, Http2PortOptions, PublishOptions, ServerOptions, ServerSocket, VerifyClient, VerifyClientCallback } from './websocket-server.js'
+export type { AuthResult, ClientSet, Http2PortOptions, PublishOptions, ServerOptions, ServerSocket, VerifyClient, VerifyClientCallback } from './server-options.js'
 export type { FrameOptions } from './frame-sender.js'
 export type { PublishResult, SlowConsumerInfo, TopicStats } from '../pubsub/hub.js'
 export type { SlowConsumerPolicy, TopicPolicy } from '../pubsub/policy.js'
