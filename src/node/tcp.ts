@@ -437,9 +437,10 @@ export class TcpTransport implements Transport, UpgradeChannel {
 
   /** Rule 6: later reads of this handle go into the shared buffer (once: the handle cannot go back). */
   private readIntoShared(): void {
+    // Set also where the runtime cannot switch, so that reads stop being counted.
+    this.flags |= SHARED_READS
     const useUserBuffer = this.handle.useUserBuffer
     if (typeof useUserBuffer !== 'function') return
-    this.flags |= SHARED_READS
     useUserBuffer.call(this.handle, (sharedReadBuffer ??= Buffer.allocUnsafe(SHARED_READ_SIZE)))
   }
 
@@ -506,7 +507,7 @@ const SHUTDOWN_SENT = 2
 const SHUTDOWN_DONE = 4
 const PEER_ENDED = 8
 const READING = 16
-/** Rule 6: reads go into the shared buffer. */
+/** Rule 6: the connection moved to the shared buffer (or was busy where the runtime cannot move it). */
 const SHARED_READS = 32
 /** Rule 6: reads counted in the current tick (bits 6-7 of flags), and the tick (bits 8-15). */
 const READ_COUNT_SHIFT = 6
@@ -588,23 +589,17 @@ function destroyTaken(this: TakenSocket): TakenSocket {
   return this
 }
 
-function onTaken(this: TakenSocket, event: string | symbol, listener: Listener): TakenSocket {
-  if (event === 'close' || event === 'timeout') this[kTransport].socket.on(event, listener)
-  else EventEmitter.prototype.on.call(this, event, listener)
-  return this
+/** A taken-over socket's `on`/`once`/`prependListener`: the forwarded events go to the stand-in, others stay. */
+function forwarding(method: 'on' | 'once' | 'prependListener') {
+  return function (this: TakenSocket, event: string | symbol, listener: Listener): TakenSocket {
+    if ((FORWARDED_EVENTS as readonly (string | symbol)[]).includes(event)) this[kTransport].socket[method](event as string, listener)
+    else EventEmitter.prototype[method].call(this, event, listener)
+    return this
+  }
 }
-
-function onceTaken(this: TakenSocket, event: string | symbol, listener: Listener): TakenSocket {
-  if (event === 'close' || event === 'timeout') this[kTransport].socket.once(event, listener)
-  else EventEmitter.prototype.once.call(this, event, listener)
-  return this
-}
-
-function prependTaken(this: TakenSocket, event: string | symbol, listener: Listener): TakenSocket {
-  if (event === 'close' || event === 'timeout') this[kTransport].socket.prependListener(event, listener)
-  else EventEmitter.prototype.prependListener.call(this, event, listener)
-  return this
-}
+const onTaken = forwarding('on')
+const onceTaken = forwarding('once')
+const prependTaken = forwarding('prependListener')
 
 function onHandleRead(this: StreamHandle, arrayBuffer: ArrayBuffer | undefined): void {
   ;(this.owner as TcpTransport | undefined)?.handleRead(bindings.state[bindings.kReadBytesOrError]!, arrayBuffer)
