@@ -184,7 +184,11 @@ export class Connection implements FrameSink {
   private closing: ClosingState | undefined
 
   private readonly parser: FrameParser
-  private readonly writer: FrameWriter
+  /**
+   * Made when a frame is queued, let go once `dataToSend` took everything and it remembers no batch size
+   * above the least: an idle connection, heartbeats included, holds none (80 bytes each; issue 18).
+   */
+  private writer: FrameWriter | undefined
   /** Created when the first event is queued; an idle connection holds no array. */
   private events: ConnectionEvent[] | undefined
 
@@ -220,7 +224,10 @@ export class Connection implements FrameSink {
     this.deflate = options.deflate
     this.inflation = options.deflate === undefined ? undefined : new Inflation()
     this.parser = new FrameParser(this)
-    this.writer = new FrameWriter(settings.writer)
+  }
+
+  private output(): FrameWriter {
+    return (this.writer ??= new FrameWriter(this.settings.writer))
   }
 
   get side(): Side {
@@ -293,9 +300,13 @@ export class Connection implements FrameSink {
     const held = this.closing?.heldClose
     if (held !== undefined) {
       this.closing!.heldClose = undefined
-      this.writer.writeFrame(firstHeaderByte(true, Opcode.Close), held)
+      this.output().writeFrame(firstHeaderByte(true, Opcode.Close), held)
     }
-    return this.writer.take()
+    const writer = this.writer
+    if (writer === undefined) return []
+    const chunks = writer.take()
+    if (writer.resting) this.writer = undefined
+    return chunks
   }
 
   /**
@@ -309,7 +320,7 @@ export class Connection implements FrameSink {
 
   /** Bytes queued and not yet taken by `dataToSend`. */
   get bytesToSend(): number {
-    return this.writer.bytes + (this.pendingPong === undefined ? 0 : this.pendingPong.length + 2)
+    return (this.writer?.bytes ?? 0) + (this.pendingPong === undefined ? 0 : this.pendingPong.length + 2)
   }
 
   /** True once, when the transport should half-close (after the queued data). */
@@ -352,7 +363,7 @@ export class Connection implements FrameSink {
     if ((frame[0]! & 0x40) !== 0 && this.deflate === undefined) {
       throw new StateError('TETHER_ERR_NO_DEFLATE', 'permessage-deflate was not negotiated on this connection')
     }
-    this.writer.writeRaw(frame)
+    this.output().writeRaw(frame)
   }
 
   /** Sends a ping (§5.5.2); at most 125 bytes. */
@@ -673,7 +684,7 @@ export class Connection implements FrameSink {
       if (this.settings.autoPong && !this.autoPongStopped && this.closeSent === undefined) {
         // Rule 7: while output is blocked, only the most recent ping is answered.
         if (this.outputBlocked) this.pendingPong = new Uint8Array(payload)
-        else this.writer.writeFrame(firstHeaderByte(true, Opcode.Pong), payload)
+        else this.output().writeFrame(firstHeaderByte(true, Opcode.Pong), payload)
       }
       return
     }
@@ -718,7 +729,7 @@ export class Connection implements FrameSink {
     this.closingState().receivedThenSent = this.closeReceived !== undefined
     const payload = serializeClose(code, reason)
     if (hold) this.closingState().heldClose = payload
-    else this.writer.writeFrame(firstHeaderByte(true, Opcode.Close), payload)
+    else this.output().writeFrame(firstHeaderByte(true, Opcode.Close), payload)
     if (this.state === 'open') this.state = transition(this.state, 'closing')
     // Rule 3: once both close frames have passed, the server ends TCP.
     if (this.closeReceived !== undefined && this.settings.side === 'server') this.closingState().eofPending = true
@@ -733,14 +744,14 @@ export class Connection implements FrameSink {
     const first = this.sendingOpcode === 0
     const frameOpcode = first ? opcode : Opcode.Continuation
     this.sendingOpcode = fin ? 0 : first ? opcode : this.sendingOpcode
-    this.writer.writeFrame(firstHeaderByte(fin, frameOpcode, first && compressed), data)
+    this.output().writeFrame(firstHeaderByte(fin, frameOpcode, first && compressed), data)
   }
 
   private writePendingPong(): void {
     const pong = this.pendingPong
     if (pong === undefined) return
     this.pendingPong = undefined
-    this.writer.writeFrame(firstHeaderByte(true, Opcode.Pong), pong)
+    this.output().writeFrame(firstHeaderByte(true, Opcode.Pong), pong)
   }
 
   private sendControl(opcode: number, data: Uint8Array): void {
@@ -748,7 +759,7 @@ export class Connection implements FrameSink {
     if (data.length > MAX_CONTROL_PAYLOAD) {
       throw new RangeError(`The data size must not be greater than ${MAX_CONTROL_PAYLOAD} bytes`)
     }
-    this.writer.writeFrame(firstHeaderByte(true, opcode), data)
+    this.output().writeFrame(firstHeaderByte(true, opcode), data)
   }
 
   private assertCanSend(): void {

@@ -148,6 +148,11 @@ export class FrameWriter {
     return chunks
   }
 
+  /** Nothing queued and nothing learnt: a writer made anew would be the same. */
+  get resting(): boolean {
+    return this.bytes === 0 && this.arena === undefined && this.arenaHint === MIN_ARENA
+  }
+
   /** Returns the arena with `size` bytes reserved at its end (`arenaEnd` moves past them). */
   private reserve(size: number): Uint8Array {
     let arena = this.arena

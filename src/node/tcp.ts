@@ -94,7 +94,12 @@ interface HeadReading {
   limits: RequestHeadLimits
 }
 
-type Phase = 'head' | 'waiting' | 'open' | 'closed'
+/** The phases (see above), kept in bits 16-17 of a transport's flags. */
+const HEAD = 0
+const WAITING = 1
+const OPEN = 2
+const CLOSED = 3
+type Phase = typeof HEAD | typeof WAITING | typeof OPEN | typeof CLOSED
 
 /**
  * What the server does with a connection's request head: the head, or its
@@ -105,7 +110,6 @@ export type HeadHandler = (transport: TcpTransport, result: { head: RequestHead 
 
 export class TcpTransport implements Transport, UpgradeChannel {
   private readonly handle: StreamHandle
-  private phase: Phase = 'head'
   sink: TransportSink | undefined
   /** Bytes received before the WebSocket took over: the request head, then what followed it. */
   private received: Buffer | undefined
@@ -114,11 +118,12 @@ export class TcpTransport implements Transport, UpgradeChannel {
   private pendingWrites = 0
   /** The Node server that counts this connection, when it was taken over from one (`takeOver`). */
   private countedBy: CountingServer | undefined
-  /** NEED_DRAIN | SHUTDOWN_SENT | SHUTDOWN_DONE | PEER_ENDED | READING | SHARED_READS, and Rule 6's read count and tick: one field. */
+  /**
+   * NEED_DRAIN | SHUTDOWN_SENT | SHUTDOWN_DONE | PEER_ENDED | READING | SHARED_READS | DESTROYED, Rule 6's read
+   * count and tick, and the phase: one field, not one each (an idle connection's bytes; issue 18).
+   */
   private flags = 0
   private socketFacade: TcpSocket | undefined
-  /** Set once the handle is closed or closing (Rule 3). */
-  destroyed = false
   /** Counted as net.Socket counts them. */
   bytesRead = 0
   bytesWritten = 0
@@ -128,6 +133,18 @@ export class TcpTransport implements Transport, UpgradeChannel {
     this.handle = handle
     handle.owner = this
     handle.onread = onHandleRead
+  }
+
+  /** Set once the handle is closed or closing (Rule 3). */
+  get destroyed(): boolean {
+    return (this.flags & DESTROYED) !== 0
+  }
+
+  private get phase(): Phase {
+    return ((this.flags & PHASE_MASK) >> PHASE_SHIFT) as Phase
+  }
+  private set phase(phase: Phase) {
+    this.flags = (this.flags & ~PHASE_MASK) | (phase << PHASE_SHIFT)
   }
 
   /**
@@ -150,7 +167,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
     const transport = new TcpTransport(handle)
     transport.bytesRead = bytesRead
     transport.bytesWritten = bytesWritten
-    transport.phase = 'waiting'
+    transport.phase = WAITING
     if (held.length > 0) transport.received = held.length === 1 ? held[0] : Buffer.concat(held)
     // Node's server goes on counting the connection until it closes (maxConnections, close()'s callback).
     transport.countedBy = keepServerCount(socket)
@@ -192,7 +209,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
     const reading = this.headReading
     if (reading === undefined || this.destroyed) return
     this.headReading = undefined
-    this.phase = 'waiting'
+    this.phase = WAITING
     reading.onHead(this, { status: 408, message })
   }
 
@@ -200,7 +217,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
 
   start(sink: TransportSink, head?: Uint8Array): void {
     this.sink = sink
-    this.phase = 'open'
+    this.phase = OPEN
     const early = this.received
     this.received = undefined
     const data = head !== undefined && head.length > 0 ? (early ? Buffer.concat([head, early]) : Buffer.from(head)) : early
@@ -279,7 +296,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
   }
 
   get upgraded(): boolean {
-    return this.phase === 'open'
+    return this.phase === OPEN
   }
 
   reject(status: number, message?: string, headers?: Readonly<Record<string, string | number>>): void {
@@ -309,7 +326,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
 
   destroy(): void {
     if (this.destroyed) return
-    this.destroyed = true
+    this.flags |= DESTROYED
     const reading = this.headReading
     this.headReading = undefined
     // Whoever waits for the head hears that it will not come (it counts pending handshakes).
@@ -327,7 +344,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
   }
 
   resume(): void {
-    if (this.phase === 'open') this.startReading()
+    if (this.phase === OPEN) this.startReading()
   }
 
   get writableLength(): number {
@@ -388,16 +405,16 @@ export class TcpTransport implements Transport, UpgradeChannel {
       sharedReadBuffer!.copy(data, 0, 0, nread)
     } else {
       data = Buffer.from(arrayBuffer, bindings.state[bindings.kArrayBufferOffset]!, nread)
-      if (this.phase === 'open' && (this.flags & SHARED_READS) === 0 && (nread >= FULL_READ || this.countRead())) this.readIntoShared()
+      if (this.phase === OPEN && (this.flags & SHARED_READS) === 0 && (nread >= FULL_READ || this.countRead())) this.readIntoShared()
     }
     this.bytesRead += nread
-    if (this.phase === 'open') {
+    if (this.phase === OPEN) {
       this.sink!.transportData(data)
       return
     }
     // Before the WebSocket takes over: gather the request head, then hold what follows.
     this.received = this.received === undefined ? data : Buffer.concat([this.received, data])
-    if (this.phase === 'waiting') {
+    if (this.phase === WAITING) {
       // The upgrade is being decided (verifyClient may be asynchronous). Reading on notices a
       // client that leaves meanwhile; a client has no reason to send much before the 101, so
       // past a cap the rest waits in the kernel.
@@ -408,7 +425,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
     const result = parseRequestHead(this.received, reading.limits)
     if (result.state === 'incomplete') return
     this.headReading = undefined
-    this.phase = 'waiting'
+    this.phase = WAITING
     const onHead = reading.onHead
     if (result.state === 'error') return onHead(this, { status: result.status, message: result.message })
     const refusal = refusedByNodeParser(result.head)
@@ -447,7 +464,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
   /** @internal */
   handleEof(): void {
     this.flags |= PEER_ENDED
-    if (this.phase !== 'open') return this.destroy()
+    if (this.phase !== OPEN) return this.destroy()
     this.sink!.transportEnd()
     if ((this.flags & SHUTDOWN_DONE) !== 0) this.destroy()
   }
@@ -472,7 +489,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
 
   /** @internal */
   closed(): void {
-    this.phase = 'closed'
+    this.phase = CLOSED
     if (this.countedBy !== undefined) releaseServerCount(this.countedBy)
     this.socketFacade?.emit('close', false)
     this.sink?.transportClosed()
@@ -483,7 +500,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
     if (this.destroyed) return
     this.sink!.transportData(data)
     // The driver may have paused meanwhile; otherwise read on.
-    if (!this.destroyed && this.phase === 'open' && (this.flags & READING) === 0) this.startReading()
+    if (!this.destroyed && this.phase === OPEN && (this.flags & READING) === 0) this.startReading()
   }
 
   /** Remote and local addresses, as `net.Socket` reports them. */
@@ -514,6 +531,10 @@ const READ_COUNT_SHIFT = 6
 const READ_COUNT_MASK = 3 << READ_COUNT_SHIFT
 const TICK_SHIFT = 8
 const TICK_MASK = 0xff << TICK_SHIFT
+const PHASE_SHIFT = 16
+const PHASE_MASK = 3 << PHASE_SHIFT
+/** Set once the handle is closed or closing (Rule 3). */
+const DESTROYED = 1 << 18
 /** Rule 6: a tick is 2^10 ms. */
 const TICK_MS_BITS = 10
 /** Rule 6: more reads than this within one tick make a connection busy. */

@@ -36,7 +36,7 @@ import { Http2StreamChannel, isHttp2Server, listenForStreams, routeExtendedConne
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { TcpListener } from '../node/tcp-listener.js'
-import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, kServer, kTrackedBy } from './websocket.js'
+import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, type SocketServerContext, kServer } from './websocket.js'
 import type { VerifyClientInfo } from './types.js'
 import type { AuthResult, ClientSet, PublishOptions, ServerOptions, ServerSocket, VerifyClientCallback } from './server-options.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
@@ -196,7 +196,7 @@ export class WebSocketServer<
   /** What `metrics()` reports besides `limitStats` and `topicStats` (server-metrics.ts). */
   readonly #counters: ServerCounters = emptyServerCounters()
   #backplaneState: ServerMetrics['backplane']['state'] = 'none'
-  readonly #context: { hub: SocketTopicHub; stats: LimitStats; counters: ServerCounters }
+  readonly #context: SocketServerContext
   /** Handshakes in progress (head being read, or the upgrade being decided), shared fairly (handshake-pool.ts). */
   readonly #pool: HandshakePool<TcpTransport> | HandshakePool<Duplex>
   /** With `useNodeHttp` or `tls` in port mode: sockets whose request head Node's server is reading. */
@@ -277,7 +277,7 @@ export class WebSocketServer<
       },
     )
     if (backplane !== undefined) this.#backplaneState = 'connected'
-    this.#context = { hub: this.#hub, stats: this.#stats, counters: this.#counters }
+    this.#context = { server: this, hub: this.#hub, stats: this.#stats, counters: this.#counters }
     // Validates the limit options now, and starts the one timer that sweeps every socket.
     const limits = socketLimits(resolved as WebSocketOptions, true)
     if (sweeps(limits)) {
@@ -1161,7 +1161,6 @@ export class WebSocketServer<
       counts.set(client, (counts.get(client) ?? 0) + 1)
       ;(this.#addressOf ??= new WeakMap()).set(ws, client)
     }
-    ws[kTrackedBy] = this
     if (this.clients) this.clients.add(ws as ServerSocket<T, User>)
     else if (this.#sweeper !== undefined) (this.#untracked ??= new Set()).add(ws)
     ws.on('close', WebSocketServer.#onClientClose)
@@ -1186,7 +1185,7 @@ export class WebSocketServer<
 
   /** A tracked client closed; one shared listener (no closure per connection): `this` is the client. */
   static #onClientClose(this: WebSocket): void {
-    const server = this[kTrackedBy] as WebSocketServer
+    const server = this[kServer]!.server as WebSocketServer
     server.#open--
     const counters = server.#counters
     counters.closed++

@@ -71,8 +71,6 @@ export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob'
  * to 'blob', as with ws.
  */
 export type ReadBinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments'
-/** @internal The slot a WebSocketServer marks its tracked clients with. */
-export const kTrackedBy = Symbol('tether.trackedBy')
 
 const BINARY_TYPES: readonly string[] = ['nodebuffer', 'arraybuffer', 'fragments', 'blob']
 const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const
@@ -254,6 +252,8 @@ export type SocketTopicHub = TopicHub<WebSocket, PreparedMessage>
 
 /** What a socket shares with the server that accepted it. */
 export interface SocketServerContext {
+  /** The server itself (its own type is not known here): one field of the context, not one of each socket. */
+  server: object
   hub: SocketTopicHub
   stats: LimitStats
   /** The server's traffic counters (server-metrics.ts): shared, so they cost a connection nothing. */
@@ -300,18 +300,20 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
   declare static readonly CLOSED: 3
 
   #readyState: number = CONNECTING
-  /** @internal The server that tracks this client (declared, so that setting it adds no property store). */
-  ;[kTrackedBy]: unknown = undefined
-  /** @internal What this socket shares with the server that accepted it (declared, as above). */
+  /** @internal What this socket shares with the server that accepted it (declared, so that setting it adds no property store). */
   ;[kServer]: SocketServerContext | undefined = undefined
   /** The limits this socket enforces (one object shared by sockets configured alike). */
   #limits: SocketLimits | undefined
   /** What only some connections need (clients, queued sends, fragmented sends): created on first use. */
   #cold: ColdState | undefined
-  #binaryType: BinaryType = 'nodebuffer'
+  /**
+   * Which side this socket plays (bit 0 set: a server's) and its binaryType (the bits above: an index in
+   * BINARY_TYPES): one field for the two, an idle connection's 8 bytes (issue 18); read through
+   * #isServer and #binaryType.
+   */
+  #mode = 0
   #protocol = ''
   #extensions = ''
-  #isServer: boolean
   #options: WebSocketOptions
   #driver: SocketDriver | undefined
   #codec: ZlibCodec | undefined
@@ -324,7 +326,6 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       this.#options = (protocols && typeof protocols === 'object' && !Array.isArray(protocols) ? protocols : options) ?? {}
       return
     }
-    this.#isServer = false
     let list: unknown[]
     if (protocols === undefined) {
       list = options?.protocols === undefined ? [] : ([] as unknown[]).concat(options.protocols)
@@ -359,6 +360,19 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       this.#releaseOffer()
       throw error
     }
+  }
+
+  get #isServer(): boolean {
+    return (this.#mode & 1) !== 0
+  }
+  set #isServer(server: boolean) {
+    this.#mode = (this.#mode & ~1) | (server ? 1 : 0)
+  }
+  get #binaryType(): BinaryType {
+    return BINARY_TYPES[this.#mode >> 1] as BinaryType
+  }
+  set #binaryType(type: BinaryType) {
+    this.#mode = (this.#mode & 1) | (BINARY_TYPES.indexOf(type) << 1)
   }
 
   /** The cold state, created if needed (only for writes). */

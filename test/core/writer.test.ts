@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { Opcode, firstHeaderByte } from '../../src/core/frame.js'
 import { FrameWriter } from '../../src/core/writer.js'
 import { concat, hex, utf8 } from '../helpers/bytes.js'
+import { sent, server } from '../helpers/pair.js'
 import { decodeFrames } from '../helpers/wire.js'
 
 const TEXT = firstHeaderByte(true, Opcode.Text)
@@ -169,5 +170,39 @@ describe('frame writer (RFC 6455 §5.2, §5.3)', () => {
         [1, 1],
       ],
     )
+  })
+})
+
+describe('frame writer: what an idle connection keeps (issue 18)', () => {
+  it('rests after a small batch is taken, and not after a batch that taught it a larger arena', () => {
+    const writer = new FrameWriter('server')
+    assert.equal(writer.resting, true)
+    writer.writeFrame(TEXT, utf8('hi'))
+    assert.equal(writer.resting, false, 'holds a frame')
+    writer.take()
+    assert.equal(writer.resting, true, 'a 4-byte batch teaches nothing')
+    writer.writeFrame(BINARY, new Uint8Array(1000))
+    writer.take()
+    assert.equal(writer.resting, false, 'remembers the 1 KiB arena for its next batch')
+  })
+
+  it('a connection lets its writer go once a heartbeat or a small send is taken, and makes one again to send more', () => {
+    const s = server()
+    const held = () => (s as unknown as { writer: FrameWriter | undefined }).writer
+    assert.equal(held(), undefined, 'an idle connection holds no writer')
+    s.sendPing()
+    assert.equal(held()?.resting, false)
+    assert.deepEqual(sent(s), hex`89 00`)
+    assert.equal(held(), undefined, 'let go after the ping was taken')
+    s.sendText('one')
+    s.sendText('two')
+    assert.deepEqual(sent(s), hex`81 03 6f 6e 65 81 03 74 77 6f`)
+    assert.equal(held(), undefined)
+    s.sendBinary(new Uint8Array(5000).fill(7))
+    assert.equal(sent(s).length, 4 + 5000)
+    assert.equal(held(), undefined, 'a payload sent as its own chunk teaches nothing either')
+    s.sendBinary(new Uint8Array(1000).fill(7))
+    assert.equal(sent(s).length, 4 + 1000)
+    assert.notEqual(held(), undefined, 'a writer that learnt a larger arena is kept')
   })
 })
