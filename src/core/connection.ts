@@ -263,6 +263,19 @@ export class Connection implements FrameSink {
     this.parser.feed(data)
   }
 
+  /**
+   * How many of the next bytes received `receiveData` copies before it returns, keeping no view of them: the
+   * rest of the current data frame, when its message already has bytes of its own buffer (so it is neither
+   * delivered as the view it arrived in nor compressed) and parsing is not stopped. A transport that reads
+   * into a buffer it reuses may hand over that many as a view of it (tcp.ts Rule 6); the rest it must copy.
+   */
+  get bytesCopiedOnReceipt(): number {
+    if (this.state !== 'open' || this.frameRole !== 'data' || this.inflation?.compressed) return 0
+    const message = this.message
+    if (message === undefined || message.length === 0) return 0
+    return this.parser.payloadAhead
+  }
+
   /** The peer closed its side of the transport (TCP FIN, or the transport ended). */
   receiveEof(): void {
     if (this.state === 'closed') return

@@ -149,6 +149,11 @@ export class FrameParser implements FrameHeader {
     return this.state === 'header' && this.spillLength === 0
   }
 
+  /** Payload bytes of the current frame still to come, while the parser reads a payload and is not stopped; else 0. */
+  get payloadAhead(): number {
+    return this.state === 'payload' && !this.stopped ? this.remaining : 0
+  }
+
   /** Bytes fed but not yet parsed because the parser is stopped. */
   get pendingBytes(): number {
     return this.pendingLength

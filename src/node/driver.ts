@@ -324,6 +324,10 @@ export class SocketDriver implements TransportSink, BudgetHolder {
 
   // ---------------------------------------------------- TransportSink
 
+  get bytesCopiedOnReceipt(): number {
+    return (this.flags & (PAUSED | CLOSED)) === 0 ? this.connection.bytesCopiedOnReceipt : 0
+  }
+
   transportData(chunk: Buffer): void {
     if ((this.flags & TRACK_ACTIVITY) !== 0) {
       this.lastReceived = coarseNow()

@@ -48,6 +48,11 @@
  * idle connection (a pong every 30 s) stays on Node's reads: switching costs
  * a connection Node's listener for the buffer, for good (a handle cannot go
  * back), which 10,000 idle connections would pay for nothing.
+ * Except: the read's leading bytes that the connection says it copies itself
+ * before it returns (the rest of a large message's frame, gathered into the
+ * message's own buffer: `bytesCopiedOnReceipt`) go to it as a view of the
+ * shared buffer, unmasked there and copied once; only the bytes after them are
+ * copied out, first. A 1 MiB message then costs one copy in user space, not two.
  */
 import { EventEmitter } from 'node:events'
 import { METHODS } from 'node:http'
@@ -400,7 +405,18 @@ export class TcpTransport implements Transport, UpgradeChannel {
     }
     let data: Buffer
     if (arrayBuffer === undefined) {
-      // Rule 6: copied out now; the next read of any connection overwrites the shared buffer.
+      // Rule 6: copied out now; the next read of any connection overwrites the shared buffer. Bytes the
+      // connection copies itself go as a view, after the rest is copied out (nothing can read meanwhile).
+      const copiedBySink = this.phase === OPEN ? Math.min(nread, this.sink!.bytesCopiedOnReceipt ?? 0) : 0
+      if (copiedBySink > 0) {
+        this.bytesRead += nread
+        const rest = copiedBySink < nread ? Buffer.allocUnsafe(nread - copiedBySink) : undefined
+        if (rest !== undefined) sharedReadBuffer!.copy(rest, 0, copiedBySink, nread)
+        this.sink!.transportData(sharedReadBuffer!.subarray(0, copiedBySink))
+        // As when the read is delivered whole: a connection closed meanwhile ignores the rest.
+        if (rest !== undefined) this.sink!.transportData(rest)
+        return
+      }
       data = Buffer.allocUnsafe(nread)
       sharedReadBuffer!.copy(data, 0, 0, nread)
     } else {

@@ -22,6 +22,12 @@ export type WriteCallback = (error?: Error | null) => void
 /** What a transport reports to its driver. */
 export interface TransportSink {
   transportData(data: Buffer): void
+  /**
+   * How many of the next bytes `transportData` copies before it returns, keeping no view of them
+   * (Connection.bytesCopiedOnReceipt): a transport that reads into a buffer it reuses may pass that
+   * many as a view of it.
+   */
+  readonly bytesCopiedOnReceipt?: number
   /** The peer ended its side (TCP FIN). */
   transportEnd(): void
   /** The transport is closed, for whatever reason; called once. */

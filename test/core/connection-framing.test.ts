@@ -295,3 +295,52 @@ describe('connection: control frames (§5.5)', () => {
     assert.equal(s.bytesToSend, 127)
   })
 })
+
+describe('connection: bytes it copies on receipt (bytesCopiedOnReceipt, tcp.ts Rule 6)', () => {
+  const frame = (opcode: number, size: number, fin = true, rsv1 = false) =>
+    clientFrame({ fin, rsv1, opcode, payload: new Uint8Array(size).fill(0x61) })
+
+  it('is the rest of a data frame once its message has bytes, and 0 between frames, after a bare header, for control frames and compressed messages', () => {
+    const s = server()
+    assert.equal(s.bytesCopiedOnReceipt, 0, 'between frames')
+    const binary = frame(Opcode.Binary, 1000)
+    // Header (2 + 2 length + 4 mask) alone: the message has no bytes yet, and a whole payload in the next
+    // piece would be delivered as that piece.
+    feed(s, [binary.subarray(0, 8)])
+    assert.equal(s.bytesCopiedOnReceipt, 0, 'after the header alone')
+    feed(s, [binary.subarray(8, 300)])
+    assert.equal(s.bytesCopiedOnReceipt, 1000 - 292)
+    const events = feed(s, [binary.subarray(300)])
+    assert.equal(events.length, 1)
+    assert.equal(s.bytesCopiedOnReceipt, 0, 'the message ended')
+
+    // A fragmented text message: counted within each data frame, across the frames of the message.
+    const first = frame(Opcode.Text, 200, false)
+    feed(s, [first.subarray(0, 100)])
+    assert.equal(s.bytesCopiedOnReceipt, 200 - (100 - 8))
+    feed(s, [first.subarray(100)])
+    assert.equal(s.bytesCopiedOnReceipt, 0, 'between the fragments')
+    const ping = clientFrame({ fin: true, opcode: Opcode.Ping, payload: new Uint8Array(100) })
+    feed(s, [ping.subarray(0, 50)])
+    assert.equal(s.bytesCopiedOnReceipt, 0, 'inside a control frame')
+    feed(s, [ping.subarray(50)])
+    const last = frame(Opcode.Continuation, 300)
+    feed(s, [last.subarray(0, 20)])
+    assert.equal(s.bytesCopiedOnReceipt, 300 - 12, 'a continuation of a message that has bytes')
+    feed(s, [last.subarray(20)])
+
+    const compressed = server({ deflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 } })
+    feed(compressed, [frame(Opcode.Binary, 1000, true, true).subarray(0, 300)])
+    assert.equal(compressed.bytesCopiedOnReceipt, 0, 'compressed: the inflater may keep what it is given')
+  })
+
+  it('is 0 once the connection failed or closed', () => {
+    const s = server({ maxPayload: 500 })
+    feed(s, [frame(Opcode.Binary, 1000).subarray(0, 300)])
+    assert.equal(s.bytesCopiedOnReceipt, 0, 'failed with 1009 at the header')
+    const t = server()
+    feed(t, [frame(Opcode.Binary, 1000).subarray(0, 300)])
+    t.sendClose(1000)
+    assert.equal(t.bytesCopiedOnReceipt, 0, 'closing')
+  })
+})

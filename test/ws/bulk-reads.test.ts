@@ -16,7 +16,7 @@ import http from 'node:http'
 import { describe, it } from 'node:test'
 import { WebSocket, WebSocketServer } from '../../src/index.js'
 import { TcpTransport } from '../../src/node/tcp.js'
-import { HOST, TCP_HANDLES, closeServer, closed, listen, opened, sha256, stopWss, tetherServer, until } from '../helpers/net.js'
+import { HOST, TCP_HANDLES, closeServer, closed, delay, listen, maskedFrame, opened, rawWebSocket, sha256, stopWss, tetherServer, until } from '../helpers/net.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -145,6 +145,78 @@ describe('bulk reads through the shared buffer (tcp.ts Rule 6)', () => {
       })
       assert.equal(quietShared, 0, 'a quiet connection stays on Node reads')
     } finally {
+      await stopWss(wss)
+    }
+  })
+
+  it('large messages in fragments of every size, text and binary, passed on as views of the shared buffer where the connection copies them: every kept message is intact', async () => {
+    // Rule 6's exception: the rest of a large message's frame reaches the connection as a view of the shared
+    // buffer. Fragments from 1 byte to 700 KiB put frame and message ends anywhere in a read; text with
+    // 3- and 4-byte characters is validated piece by piece; text messages arrive as the Buffers of their bytes.
+    const { wss, url } = await tetherServer({ perMessageDeflate: false, maxPayload: 16 * MiB })
+    const kept: Buffer[][] = []
+    keepAll(wss, kept, 3)
+    const text = (size: number, seed: number): Buffer => {
+      const unit = Buffer.from(`€${seed}𝄞a`)
+      return Buffer.concat(Array.from({ length: Math.ceil(size / unit.length) }, () => unit))
+    }
+    const fragmentSizes = [1, 700 * KiB, 3, 64 * KiB + 1, 300 * KiB, 2, 1 * MiB]
+    try {
+      const clients = await Promise.all([0, 1, 2].map(() => opened(new WebSocket(url, { perMessageDeflate: false }))))
+      const sent = clients.map((ws, client) => {
+        const messages = [randomFillSync(Buffer.allocUnsafe(2 * MiB + client)), text(3 * MiB, client), randomFillSync(Buffer.allocUnsafe(1 * MiB + 5)), text(1 * MiB, client + 7)]
+        messages.forEach((message, m) => {
+          const binary = m % 2 === 0
+          // Fragment boundaries fall anywhere, inside a character too: ws sends each fragment as its own frame.
+          let offset = 0
+          for (let f = client + m; offset < message.length; f++) {
+            const size = Math.min(fragmentSizes[f % fragmentSizes.length]!, message.length - offset)
+            const fin = offset + size === message.length
+            ws.send(message.subarray(offset, offset + size), { binary, fin })
+            offset += size
+          }
+        })
+        return messages
+      })
+      await until(() => kept.length === 3 && kept.every((mine) => mine.length === 4), 60_000, 'every fragmented message kept')
+      // Small messages afterwards, many reads through the shared buffer after the large ones were kept.
+      const after = await Promise.all(clients.map((ws, client) => sendOneByOne(ws, 50, client)))
+      await until(() => kept.every((mine) => mine.length === 54), 20_000, 'the small messages after them')
+      for (const ws of clients) ws.close()
+      assertIntact(sent.map((messages, client) => [...messages, ...after[client]!]), kept)
+    } finally {
+      await stopWss(wss)
+    }
+  })
+
+  it('a frame whose header ends one read and whose payload is the whole next read: the message is not a view of the shared buffer', async () => {
+    // The one case where a message's first bytes would arrive as a read of their own in the payload state:
+    // the connection delivers such a message as the view it arrived in, so it must not come as a view of
+    // the shared buffer (bytesCopiedOnReceipt is 0 for a message with no bytes yet).
+    const { wss, port } = await tetherServer({ perMessageDeflate: false })
+    const kept: Buffer[][] = []
+    keepAll(wss, kept)
+    const peer = await rawWebSocket(port)
+    try {
+      const bulk = (fill: number) => maskedFrame(2, Buffer.alloc(65_000, fill))
+      const shared = await countSharedReads(async () => {
+        // Reads that fill 64 KiB make the connection busy: it moves to the shared buffer.
+        for (let i = 0; i < 8; i++) peer.write(bulk(i))
+        await until(() => kept[0]?.length === 8, 10_000, 'the bulk messages')
+        const payload = randomFillSync(Buffer.allocUnsafe(100))
+        const frame = maskedFrame(2, payload)
+        peer.write(frame.subarray(0, 6))
+        await delay(50)
+        peer.write(frame.subarray(6))
+        await until(() => kept[0]!.length === 9, 10_000, 'the split message')
+        // More reads through the shared buffer, over what the split message arrived in.
+        peer.write(bulk(9))
+        await until(() => kept[0]!.length === 10, 10_000, 'the bulk message after it')
+        assert.ok(kept[0]![8]!.equals(payload), 'the split message changed after it was delivered')
+      })
+      if (TCP_HANDLES) assert.ok(shared > 0, 'the connection read through the shared buffer')
+    } finally {
+      peer.destroy()
       await stopWss(wss)
     }
   })
