@@ -26,24 +26,16 @@ import type { ServerOptions as ServerOptionsOf } from './websocket-server.js'
 import type { createWebSocketStream as createStream } from './stream.js'
 import type * as events from './event-target.js'
 import type * as types from './types.js'
-import type { FinishRequestCallback, RawData } from './types.js'
+import type { RawData } from './types.js'
 import { FrameWriter, type FrameWriterHost } from './frame-sender.js'
-import {
-  type ClientHandshakeHooks,
-  type ClientHandshakeOptions,
-  checkSubprotocols,
-  parseWebSocketUrl,
-  startClientHandshake,
-} from '../node/client.js'
-import { type Http2HandshakeHooks, startHttp2Handshake } from '../node/http2-client.js'
+import { type ClientHandshakeOptions, checkSubprotocols, parseWebSocketUrl, startClientHandshake } from '../node/client.js'
+import { startHttp2Handshake } from '../node/http2-client.js'
 import { Http2StreamTransport } from '../node/http2-transport.js'
 import type { ClientHttp2Stream } from 'node:http2'
-import type { Duplex } from 'node:stream'
 import { ProtocolError, TetherError } from '../core/errors.js'
 import {
   type DeflateOfferState,
   type DeflateSession,
-  type PerMessageDeflateOptions,
   PERMESSAGE_DEFLATE,
   abandonDeflateOffer,
   completeDeflate,
@@ -51,7 +43,7 @@ import {
   resolveDeflateOptions,
 } from '../node/deflate.js'
 import { type DriverHandler, SWEEP_DEAD, SWEEP_IDLE, SocketDriver, coarseNow } from '../node/driver.js'
-import { type HeartbeatOptions, type LimitStats, type SendBufferOptions, type SocketLimits, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
+import { type LimitStats, type SocketLimits, socketLimits, sweepPeriod, sweeps } from '../node/limits.js'
 import type { ServerCounters } from '../node/server-metrics.js'
 import { NetTransport, type Transport } from '../node/transport.js'
 import { PreparedMessage } from '../node/prepared.js'
@@ -62,15 +54,10 @@ import { checkTopic } from '../pubsub/topics.js'
 import { addEventListener, defineEventAttributes, removeEventListener } from './event-target.js'
 import { toWsError } from './errors.js'
 import { type QueuedSend, Sender, type SenderHost, isBlob, sendNow, sendPreparedNow } from './sender.js'
+import type { BinaryType, ReadBinaryType, SendData, SendOptions, WebSocketOptions } from './socket-options.js'
+import { ClientHooks, Http2Hooks, normalizeUrl } from './client-hooks.js'
 
-/** What `binaryType` may be set to: ws 8's three, and 'blob' (ws 8.18 and tether). */
-export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob'
-/**
- * What `binaryType` reads as in the types: @types/ws's three, so code typed against ws (a function taking
- * `'nodebuffer' | 'arraybuffer' | 'fragments'`) compiles unchanged. It reads 'blob' at run time after being set
- * to 'blob', as with ws.
- */
-export type ReadBinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments'
+export type { BinaryType, ReadBinaryType, SendData, SendOptions, WebSocketOptions } from './socket-options.js'
 
 const BINARY_TYPES: readonly string[] = ['nodebuffer', 'arraybuffer', 'fragments', 'blob']
 const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const
@@ -91,90 +78,7 @@ const EMPTY = Buffer.alloc(0)
 const ListenerTable = function ListenerTable() {} as unknown as new () => object
 ListenerTable.prototype = Object.create(null)
 
-/**
- * What `send` accepts: what ws accepts (bytes, strings, numbers, anything
- * `Buffer.from` takes), a Blob, and a message prepared once for many receivers.
- */
-export type SendData =
-  | string
-  | Buffer
-  | ArrayBuffer
-  | SharedArrayBuffer
-  | ArrayBufferView
-  | Blob
-  | Buffer[]
-  | number
-  | PreparedMessage
-  | readonly any[]
-  | readonly number[]
-  | { valueOf(): ArrayBuffer }
-  | { valueOf(): SharedArrayBuffer }
-  | { valueOf(): Uint8Array }
-  | { valueOf(): readonly number[] }
-  | { valueOf(): string }
-  | { [Symbol.toPrimitive](hint: string): string }
 type Data = SendData
-
-/** Client options: ws's (`ClientOptions` of @types/ws, and Node's request and TLS options) and tether's. */
-export interface WebSocketOptions extends Omit<ClientHandshakeOptions, 'checkServerIdentity' | 'createConnection' | 'finishRequest'> {
-  /** As ws (and Node's `tls.connect`): return an Error (ws: false) to refuse the server's certificate. */
-  checkServerIdentity?(servername: string, cert: any): boolean | Error | undefined
-  /** Makes the connection instead of `net`/`tls` (ws and Node's `http.request` option). */
-  createConnection?: ((options: any, oncreate?: (error: Error | null, socket: import('node:stream').Duplex) => void) => import('node:stream').Duplex | null | undefined) | undefined
-  /** Called with the request instead of `request.end()`. */
-  finishRequest?: FinishRequestCallback | undefined
-
-  /** Accepted for ws compatibility; events are always synchronous. */
-  allowSynchronousEvents?: boolean
-  /** Answer pings automatically. Default true. */
-  autoPong?: boolean
-  /** Milliseconds to wait for the peer to finish closing. Default 30 000. */
-  closeTimeout?: number
-  /** Largest message accepted (after decompression), in bytes. Default 100 MiB. */
-  maxPayload?: number
-  /** Most data frames one received message may have (more fail with 1008); 0, the default: no count (memory is bounded by bytes). */
-  maxFragments?: number
-  /**
-   * Bytes waiting to be sent above which a new send is refused (`drop`) or the
-   * socket is closed with 1013 (`close`, the default), or buffered anyway
-   * (`wait`, ws's behaviour). Default limit 64 MiB. tether's addition.
-   */
-  sendBuffer?: SendBufferOptions
-  /**
-   * Pings a silent peer and terminates one that does not answer (close 1006
-   * with a reason). Servers: `{ interval: 30_000, timeout: 30_000 }` by
-   * default; clients: off unless set. `false` turns it off. tether's addition.
-   */
-  heartbeat?: HeartbeatOptions | false
-  /** Closes (1001) a connection whose peer sent no message for this many ms; 0 (default): never. tether's addition. */
-  idleTimeout?: number
-  maxBufferedChunks?: number
-  maxPendingAutoPongs?: number
-  skipUTF8Validation?: boolean
-  /** permessage-deflate (RFC 7692): true (a client's default), false, or options. */
-  perMessageDeflate?: boolean | PerMessageDeflateOptions
-  /** Fills each frame's 4-byte masking key (clients). */
-  generateMask?(mask: Buffer): void
-  protocols?: string | string[]
-  /**
-   * Open the WebSocket as a stream of an HTTP/2 connection (RFC 8441; tether's
-   * addition): `true` for HTTP/2 or an error (`wss:` over TLS, `ws:` as h2c
-   * with prior knowledge), `'auto'` for HTTP/2 where the server offers
-   * WebSockets over it and HTTP/1.1 otherwise (`wss:` only; ALPN and the
-   * server's SETTINGS decide). WebSockets to one origin share one connection,
-   * closed `http2IdleTimeout` after the last of them. Default false.
-   */
-  http2?: boolean | 'auto'
-  /** With `http2`: how long the shared connection stays open once its last WebSocket closed, in ms. Default 5 000. */
-  http2IdleTimeout?: number
-}
-
-export interface SendOptions {
-  binary?: boolean
-  compress?: boolean
-  fin?: boolean
-  mask?: boolean
-}
 
 type Callback = (error?: Error | null) => void
 /** A send's callback, as @types/ws types it (tether calls it with no argument, or null, on success). */
@@ -1040,95 +944,6 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     this.#readyState = CLOSED
     this.emit('close', 1006, EMPTY)
   }
-}
-
-class ClientHooks implements ClientHandshakeHooks {
-  readonly context: WebSocket
-  constructor(ws: WebSocket) {
-    this.context = ws
-  }
-  requestCreated(url: string, request: ClientRequest, redirected: boolean): void {
-    this.context._requestCreated(url, request, redirected)
-  }
-  redirectReceived(): void {
-    this.context._redirectReceived()
-  }
-  hasRedirectListener(): boolean {
-    return this.context.listenerCount('redirect') > 0
-  }
-  unexpectedResponse(request: ClientRequest, response: IncomingMessage): boolean {
-    return this.context.emit('unexpected-response', request, response)
-  }
-  upgradeReceived(response: IncomingMessage): void {
-    this.context.emit('upgrade', response)
-  }
-  isAbandoned(): boolean {
-    return this.context.readyState !== CONNECTING
-  }
-  opened(socket: Socket, head: Buffer, accepted: AcceptedResponse): void {
-    this.context._handshakeAccepted(socket, head, accepted)
-  }
-  failed(error: Error): void {
-    this.context._handshakeFailed(error)
-  }
-}
-
-/** The client handshake over HTTP/2 (node/http2-client.ts), and its way back to HTTP/1.1 for `http2: 'auto'`. */
-class Http2Hooks implements Http2HandshakeHooks {
-  readonly context: WebSocket
-  readonly #address: string | URL
-  readonly #protocols: readonly string[]
-  readonly #options: ClientHandshakeOptions
-
-  constructor(ws: WebSocket, address: string | URL, protocols: readonly string[], options: ClientHandshakeOptions) {
-    this.context = ws
-    this.#address = address
-    this.#protocols = protocols
-    this.#options = options
-  }
-  started(url: string, abort: () => void): void {
-    this.context._streamRequested(url, abort)
-  }
-  upgradeReceived(response: IncomingMessage): void {
-    this.context.emit('upgrade', response)
-  }
-  isAbandoned(): boolean {
-    return this.context.readyState !== CONNECTING
-  }
-  opened(stream: ClientHttp2Stream, accepted: AcceptedResponse): void {
-    this.context._streamAccepted(stream, accepted)
-  }
-  failed(error: Error): void {
-    this.context._handshakeFailed(error)
-  }
-  fallback(socket: Duplex | undefined): void {
-    if (this.isAbandoned()) {
-      socket?.destroy()
-      return
-    }
-    // 'auto' found no WebSockets over HTTP/2: HTTP/1.1, on the TLS connection ALPN settled on when there is one.
-    const options = socket === undefined ? this.#options : { ...this.#options, createConnection: () => socket } as ClientHandshakeOptions
-    try {
-      startClientHandshake(this.#address, this.#protocols, options, new ClientHooks(this.context))
-    } catch (error) {
-      socket?.destroy()
-      this.context._handshakeFailed(error as Error)
-    }
-  }
-}
-
-function normalizeUrl(address: string | URL): string {
-  let url: URL
-  try {
-    url = address instanceof URL ? address : new URL(address)
-  } catch {
-    throw new SyntaxError(`Invalid URL: ${String(address)}`)
-  }
-  if (url.protocol === 'http:' || url.protocol === 'https:') {
-    url = new URL(url)
-    url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:'
-  }
-  return url.href
 }
 
 for (const [name, value] of [
