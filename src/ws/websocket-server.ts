@@ -14,8 +14,7 @@ import { EventEmitter } from 'node:events'
 import * as http from 'node:http'
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import https, { type Server as HttpsServer } from 'node:https'
-import * as http2 from 'node:http2'
-import type { Http2SecureServer, Http2Server, Http2ServerRequest, Http2ServerResponse, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import type { Http2SecureServer, Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import { type AddressInfo, type BlockList, type Socket, isIPv4 } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { HandshakeError } from '../core/errors.js'
@@ -32,7 +31,8 @@ import {
   rejectUpgrade,
   upgradeResponseLines,
 } from '../node/server.js'
-import { Http2StreamChannel, isHttp2Server, listenForStreams, routeExtendedConnects, streamRequest, webSocketsOn } from '../node/http2-server.js'
+import { Http2StreamChannel, isHttp2Server, listenForStreams, streamRequest } from '../node/http2-server.js'
+import { createHttp2PortServer } from './http2-port-server.js'
 import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
 import { type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { TcpListener } from '../node/tcp-listener.js'
@@ -51,16 +51,6 @@ import { type HandshakeRefusalReason, type ServerCounters, type ServerMetrics, c
 
 export type { AuthResult, ClientSet, Http2PortOptions, PublishOptions, ServerOptions, ServerSocket, VerifyClient, VerifyClientCallback } from './server-options.js'
 
-/** Streams (WebSockets and requests) one HTTP/2 connection may have open at once, by default. */
-const DEFAULT_MAX_CONCURRENT_STREAMS = 1000
-/**
- * Port mode over HTTP/2, by default: a connection with no WebSocket and no traffic for this long is closed (GOAWAY; a
- * browser opens a new one when it needs one), so connections that fetched a page and went quiet do not pile
- * up; one with a WebSocket stays (its heartbeats are its traffic). HTTP/1.1 connections on the same port get
- * Node's keep-alive timeout, 5 s, as from an http.Server.
- */
-const HTTP2_IDLE_CONNECTION_TIMEOUT = 30_000
-const HTTP1_KEEP_ALIVE_TIMEOUT = 5_000
 
 /** Whether `origin` (a browser's Origin header) names the host the request was sent to. */
 function sameOrigin(origin: string, host: string | undefined): boolean {
@@ -340,7 +330,15 @@ export class WebSocketServer<
         ...(timeout > 0 ? { headersTimeout: timeout, requestTimeout: timeout } : {}),
       }
       const server = resolved.http2
-        ? this.#createHttp2Server(resolved as ServerOptions<T, U, User>, limits, timeout, answer426)
+        ? createHttp2PortServer({
+            options: resolved,
+            maxHeaders: resolved.maxHeaders ?? DEFAULT_MAX_HEADERS,
+            limits,
+            timeout,
+            answer: answer426,
+            onExtendedConnect: (stream, headers, rawHeaders) => this.#acceptStream(stream, headers, rawHeaders),
+            sessions: (this.#sessions = new Set()),
+          })
         : resolved.tls
           ? https.createServer({ ...limits, ...(timeout > 0 ? { handshakeTimeout: timeout } : {}), ...resolved.tls }, answer426)
           : http.createServer(limits, answer426)
@@ -610,51 +608,6 @@ export class WebSocketServer<
       return channel.reject(503, 'Too many handshakes in progress')
     }
     this.#upgrade(request, channel, undefined, emitConnection, this.#settler())
-  }
-
-  /**
-   * Port mode over HTTP/2 (`http2`): Node's HTTP/2 server, over TLS with
-   * HTTP/1.1 beside it through ALPN, with the port-mode limits on both:
-   * header size and count, the head timeouts (HTTP/1.1), the TLS handshake
-   * timeout, and (HTTP/2) at most 1,000 streams at once per connection unless
-   * `settings` say otherwise.
-   */
-  #createHttp2Server(
-    resolved: ServerOptions<T, U, User>,
-    limits: http.ServerOptions,
-    timeout: number,
-    answer: (request: IncomingMessage, response: http.ServerResponse) => void,
-  ): Http2Server | Http2SecureServer {
-    const { idleConnectionTimeout = HTTP2_IDLE_CONNECTION_TIMEOUT, ...chosen } = typeof resolved.http2 === 'object' ? resolved.http2 : {}
-    const options = {
-      maxHeaderListPairs: (resolved.maxHeaders ?? DEFAULT_MAX_HEADERS) + 8,
-      ...chosen,
-      settings: {
-        maxConcurrentStreams: DEFAULT_MAX_CONCURRENT_STREAMS,
-        maxHeaderListSize: limits.maxHeaderSize,
-        ...chosen.settings,
-        // RFC 8441 §3: what tells clients they may open WebSockets as streams.
-        enableConnectProtocol: true,
-      },
-    }
-    const server = resolved.tls
-      ? http2.createSecureServer({ allowHTTP1: true, ...(timeout > 0 ? { handshakeTimeout: timeout } : {}), ...resolved.tls, ...options })
-      : http2.createServer(options)
-    // The HTTP/1.1 side (allowHTTP1) reads these from the server, as an http.Server does (which has them by default).
-    Object.assign(server, { maxHeaderSize: limits.maxHeaderSize, keepAliveTimeout: HTTP1_KEEP_ALIVE_TIMEOUT }, timeout > 0 ? { headersTimeout: timeout, requestTimeout: timeout } : {})
-    server.on('request', answer as unknown as (request: Http2ServerRequest, response: Http2ServerResponse) => void)
-    routeExtendedConnects(server, (stream, headers, rawHeaders) => this.#acceptStream(stream, headers, rawHeaders))
-    const sessions = (this.#sessions = new Set())
-    server.on('session', (session: Http2Session) => {
-      sessions.add(session)
-      session.once('close', () => sessions.delete(session))
-      if (idleConnectionTimeout > 0) {
-        session.setTimeout(idleConnectionTimeout, () => {
-          if (webSocketsOn(session) === 0 && !session.closed) session.close()
-        })
-      }
-    })
-    return server
   }
 
   /** How often each limit tripped (tether's addition): 408/431/503/403/401 refusals, 1009/1008/1013/1001 closes, timeouts, displaced handshakes. */
