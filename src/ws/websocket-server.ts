@@ -33,7 +33,8 @@ import {
 } from '../node/server.js'
 import { Http2StreamChannel, isHttp2Server, listenForStreams, streamRequest } from '../node/http2-server.js'
 import { createHttp2PortServer } from './http2-port-server.js'
-import { HandshakePool, type PendingHead, type PoolExit, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
+import { HandshakePool, type PoolHooks, monotonicNow, trustedProxyList } from '../node/handshake-pool.js'
+import { EXIT_MESSAGES, NodeHeads } from './node-heads.js'
 import { type TcpTransport, tcpHandlesAvailable } from '../node/tcp.js'
 import { TcpListener } from '../node/tcp-listener.js'
 import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, type SocketServerContext, kServer } from './websocket.js'
@@ -61,9 +62,6 @@ function sameOrigin(origin: string, host: string | undefined): boolean {
     return false
   }
 }
-
-/** Marks a connection port mode admitted to the pool, so it is found again behind a TLS socket or an HTTP/2 session. */
-const kPooledSocket = Symbol('tether.pooledSocket')
 
 const RUNNING = 0
 const CLOSING = 1
@@ -94,11 +92,6 @@ const DEFAULT_MAX_HEADER_SIZE = 16 * 1024
 const DEFAULT_MAX_HEADERS = 100
 const DEFAULT_MAX_PENDING = 1024
 const DEFAULT_MAX_PENDING_PER_ADDRESS = 32
-/** What a connection displaced, or timed out, while sending its request head is told (with 408). */
-const EXIT_MESSAGES: Record<PoolExit, string> = {
-  timeout: 'Request Timeout',
-  displaced: 'The request head was too slow while other clients were waiting',
-}
 
 /** The server's events and their arguments. */
 interface ServerEvents<Socket, Request> {
@@ -190,7 +183,7 @@ export class WebSocketServer<
   /** Handshakes in progress (head being read, or the upgrade being decided), shared fairly (handshake-pool.ts). */
   readonly #pool: HandshakePool<TcpTransport> | HandshakePool<Duplex>
   /** With `useNodeHttp` or `tls` in port mode: sockets whose request head Node's server is reading. */
-  #nodeHeads: Map<Duplex, PendingHead<Duplex>> | undefined
+  #nodeHeads: NodeHeads | undefined
   /** Whether upgraded connections from Node's HTTP server move onto tether's own transport (server.ts SocketChannel); not with `useNodeHttp`. */
   readonly #takeOver: boolean
   /** Open connections (tracked or not). */
@@ -289,7 +282,7 @@ export class WebSocketServer<
     const ownsTcp = resolved.port != null && !resolved.useNodeHttp && !resolved.tls && !resolved.requestListener && !resolved.http2 && tcpHandlesAvailable()
     this.#pool = ownsTcp
       ? new HandshakePool<TcpTransport>(poolOptions, this.#tcpPoolHooks(), this.#stats)
-      : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(Boolean(resolved.tls) || Boolean(resolved.http2)), this.#stats)
+      : new HandshakePool<Duplex>(poolOptions, this.#nodePoolHooks(), this.#stats)
 
     if (ownsTcp) {
       const listener = new TcpListener((transport) => this.#acceptTcp(transport))
@@ -307,7 +300,7 @@ export class WebSocketServer<
     } else if (resolved.port != null) {
       const listener = resolved.requestListener
       const answer426 = (request: IncomingMessage, response: http.ServerResponse): void => {
-        if (this.#nodeHeadRead(request.socket)) {
+        if (this.#nodeHeads?.headRead(request.socket) === true) {
           this.#pool.settle()
           if (this.#tooManyHeaders(request)) {
             response.shouldKeepAlive = false
@@ -346,18 +339,21 @@ export class WebSocketServer<
       // the limit, so that #tooManyHeaders sees a request over it and answers 431 as the port tether owns does
       // (tether serve took 1,500 fields, issue 16).
       ;(server as HttpServer).maxHeadersCount = (resolved.maxHeaders ?? DEFAULT_MAX_HEADERS) + 1
-      this.#nodeHeads = new Map()
       // Over TLS, or HTTP/2 (whose clients expect frames, not an HTTP/1.1 answer), a refusal is a close.
+      const heads = (this.#nodeHeads = new NodeHeads(
+        { pool: this.#pool as HandshakePool<Duplex>, stats: this.#stats, refused: (reason, status, message, address) => this.#refused(reason, status, message, address) },
+        Boolean(resolved.tls) || Boolean(resolved.http2),
+      ))
       const connections = (this.#ownConnections = new Set())
       server.on('connection', (socket: Socket) => {
         connections.add(socket)
         socket.once('close', forgetConnection)
-        this.#acceptNode(socket, Boolean(resolved.tls) || Boolean(resolved.http2))
+        heads.admit(socket)
       })
       const forgetConnection = function (this: Socket): void {
         connections.delete(this)
       }
-      server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.#nodeClientError(error, socket))
+      server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => heads.clientError(error, socket))
       server.listen(resolved.port, resolved.host, resolved.backlog, callback)
       this.#server = server
     } else if (resolved.server) {
@@ -377,7 +373,7 @@ export class WebSocketServer<
           this.emit('connection', ws, request)
         }
         // Port mode over Node's server: the connection already holds its place in the pool.
-        if (this.#nodeHeadRead(socket)) {
+        if (this.#nodeHeads?.headRead(socket) === true) {
           if (this.#tooManyHeaders(request)) {
             this.#pool.settle()
             return rejectUpgrade(socket, 431, 'Too many header fields')
@@ -598,7 +594,7 @@ export class WebSocketServer<
     // Port mode: the connection's first request ends its head phase; its place in the pool decides this one.
     let held = false
     try {
-      held = stream.session !== undefined && this.#nodeHeadRead(stream.session.socket as unknown as Duplex)
+      held = stream.session !== undefined && this.#nodeHeads?.headRead(stream.session.socket as unknown as Duplex) === true
     } catch {
       // The session lost its socket meanwhile (Node's proxy throws): the decision finds the stream unusable.
     }
@@ -728,80 +724,6 @@ export class WebSocketServer<
     })
   }
 
-  /** Port mode over Node's server (`useNodeHttp`, `tls`): a new connection takes a place in the pool while Node reads its head. */
-  #acceptNode(socket: Socket, tls: boolean): void {
-    const pool = this.#pool as HandshakePool<Duplex>
-    const entry = pool.admit(socket)
-    if (entry === undefined) {
-      this.#stats.tooManyPending++
-      this.#refused('too-many-pending', tls ? 0 : 503, 'Too many handshakes in progress', socket.remoteAddress)
-      // Over TLS nothing can be said before the TLS handshake: just close.
-      if (tls) socket.destroy()
-      else rejectUpgrade(socket, 503, 'Too many handshakes in progress')
-      return
-    }
-    this.#nodeHeads!.set(socket, entry)
-    ;(socket as Socket & { [kPooledSocket]?: Socket })[kPooledSocket] = socket
-    socket.once('close', this.#onNodeSocketClose)
-  }
-
-  /**
-   * Node's server could not read a request head (port mode over Node's
-   * server): counted, then answered as Node answers when nobody listens
-   * (`_http_server.js` socketOnError: 431, 408 or 400 if nothing was written
-   * yet, then destroy).
-   */
-  #nodeClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-    const address = (socket as Socket).remoteAddress
-    // A 408 from the pool was counted when it expired the head (then the socket is no longer pending).
-    const pending = this.#nodeHeads?.has(socket) === true
-    if (status === 431) {
-      this.#stats.headersTooLarge++
-      this.#refused('headers-too-large', 431, undefined, address)
-    } else if (status === 408) {
-      if (pending) this.#refused('timeout', 408, undefined, address)
-    } else if (error.code !== 'ECONNRESET') {
-      this.#refused('invalid-request', 400, undefined, address)
-    }
-    if (socket.writable && (socket as Socket).bytesWritten === 0) {
-      socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`)
-    }
-    socket.destroy(error)
-  }
-
-  /** A connection left (or was closed) before Node's server read its request head. */
-  #nodeSocketGone(socket: Duplex): void {
-    const entry = this.#nodeHeads?.get(socket)
-    if (entry === undefined) return
-    this.#nodeHeads!.delete(socket)
-    ;(this.#pool as HandshakePool<Duplex>).headDone(entry)
-    this.#pool.settle()
-  }
-
-  /** One 'close' listener for all of this server's sockets (`this` is the socket). */
-  readonly #onNodeSocketClose = ((server: WebSocketServer<T, U, User>) =>
-    function onNodeSocketClose(this: Duplex): void {
-      server.#nodeSocketGone(this)
-    })(this)
-
-  /** The request head of `socket` arrived through Node's server; true if the socket held a place in the pool (port mode). */
-  #nodeHeadRead(socket: Duplex): boolean {
-    const heads = this.#nodeHeads
-    if (heads === undefined) return false
-    // Over TLS, 'connection' gave the TCP socket and the request comes on the TLSSocket around it
-    // (`_parent`, Node's own field; test/ws/handshake-fairness.test.ts runs this path). Over HTTP/2 the
-    // request's socket is Node's proxy of the connection's, which passes the mark (and `_parent`) through.
-    const marked = socket as Duplex & { _parent?: Duplex; [kPooledSocket]?: Duplex }
-    const raw = heads.has(socket) ? socket : (marked[kPooledSocket] ?? marked._parent ?? socket)
-    const entry = heads.get(raw)
-    if (entry === undefined) return false
-    heads.delete(raw)
-    raw.removeListener('close', this.#onNodeSocketClose)
-    ;(this.#pool as HandshakePool<Duplex>).headDone(entry)
-    return true
-  }
-
   /**
    * Whether an HTTP/1 request read by Node's server (port mode) has more
    * fields than `maxHeaders` (counted, 431 to answer). Over HTTP/2 the
@@ -814,18 +736,12 @@ export class WebSocketServer<
     return true
   }
 
-  /** How the pool reaches sockets of Node's server: their address, and a 408 (or, over TLS, a close) when it stops waiting. */
-  #nodePoolHooks(tls: boolean): PoolHooks<Duplex> {
+  /** How the pool reaches sockets of Node's server: their address, and (port mode over it) the head it stops waiting for. */
+  #nodePoolHooks(): PoolHooks<Duplex> {
     return {
       addressOf: (socket) => (socket as Socket).remoteAddress,
-      expire: (socket, exit) => {
-        this.#refused(exit === 'timeout' ? 'timeout' : 'displaced', tls ? 0 : 408, EXIT_MESSAGES[exit], (socket as Socket).remoteAddress)
-        this.#nodeHeads?.delete(socket)
-        socket.removeListener('close', this.#onNodeSocketClose)
-        this.#pool.settle()
-        if (tls) socket.destroy()
-        else rejectUpgrade(socket, 408, EXIT_MESSAGES[exit])
-      },
+      // Only heads admitted on 'connection' expire; they are the port mode's (node-heads.ts).
+      expire: (socket, exit) => this.#nodeHeads?.expire(socket, exit),
       now: monotonicNow,
     }
   }
