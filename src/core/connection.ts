@@ -307,11 +307,14 @@ export class Connection implements FrameSink {
 
   /**
    * Bytes to write to the transport, in order; the caller now owns them.
-   * Take them after handling the events of `eventsReceived()` (Rule 5).
+   * Take them after handling the events of `eventsReceived()` (Rule 5);
+   * `eventsHandled` false says some of those events still wait to be handled
+   * (a paused front end holds them): a held close frame then stays held, so
+   * the answers to them can still go out before it.
    */
-  dataToSend(): Uint8Array[] {
+  dataToSend(eventsHandled = true): Uint8Array[] {
     const held = this.closing?.heldClose
-    if (held !== undefined) {
+    if (held !== undefined && eventsHandled) {
       this.closing!.heldClose = undefined
       this.output().writeFrame(firstHeaderByte(true, Opcode.Close), held)
     }

@@ -228,7 +228,9 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     const connection = this.connection
     const transport = this.transport
     this.watchDrain()
-    const chunks = connection.dataToSend()
+    // Core Rule 5: a close frame held behind events the application has not seen yet (it paused while
+    // handling an earlier one) waits for them, as the answers to them must go out before it.
+    const chunks = connection.dataToSend(this.rare?.backlog === undefined)
     const callbacks = this.callbacks
     this.callbacks = undefined
     if (chunks.length > 0 && transport.writable) {

@@ -364,6 +364,12 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       deflate: deflate?.parameters,
     })
     this.#codec = deflate?.codec
+    // A subclass's class field `binaryType = 'fragments'` defines an own property that hides the accessor; ws
+    // reads the property when the socket is attached, so the field's value holds there too.
+    if (Object.hasOwn(this, 'binaryType')) {
+      const own = (this as { binaryType: BinaryType }).binaryType
+      if (BINARY_TYPES.includes(own)) this.#binaryType = own
+    }
     // ws answers pings through the socket's own `pong`: a replacement (a subclass's, or one assigned) is used.
     if (this.#cold?.pongReplaced === true || this.pong !== defaultPong) {
       this.#warm().pongReplaced = true

@@ -342,6 +342,21 @@ describe('connection: answers to earlier events go out before the connection’s
     assert.equal(s.bytesToSend, 4)
   })
 
+  it('dataToSend(false): the close answer stays held while the front end has not handled every event (a paused application)', () => {
+    const s = server()
+    const events = feed(s, [concat([1, 2].map((n) => clientFrame({ fin: true, opcode: Opcode.Text, payload: utf8(String(n)) })).concat(closeFrame(1000)))])
+    assert.deepEqual(events.map((event) => event.type), ['message', 'message', 'close'])
+    // The application handled the first message, then paused: the second and the close wait.
+    s.sendText('r1')
+    assert.deepEqual(concat(s.dataToSend(false)), hex`81 02 72 31`, 'the reply, and no close frame yet')
+    assert.equal(s.canSend, true)
+    assert.equal(s.eofToSend(), false)
+    // Resumed: the second message is handled and answered; then the close answer goes out after it.
+    s.sendText('r2')
+    assert.deepEqual(sent(s), hex`81 02 72 32 88 02 03 e8`)
+    assert.equal(s.eofToSend(), true)
+  })
+
   it('the held close is written even if the application sends nothing', () => {
     const s = server()
     feed(s, [concat([clientFrame({ fin: true, opcode: Opcode.Ping, payload: utf8('p') }), closeFrame(1001)])])

@@ -86,6 +86,31 @@ describe('pause() and resume()', () => {
     assert.deepEqual(order, ['before close', 'close 1000'])
   })
 
+  it('pausing in a message handler holds the answer to a close behind it: replies to the held messages still reach the peer (as with ws)', async () => {
+    // A ws client sends five messages and close() in one go; they arrive in one read. The server replies to each
+    // and pauses 100 ms: the four messages behind the first wait, and so must the close frame's answer, or the
+    // replies to them would be refused (the close already sent) and lost (the outsider of stop 23 saw 1 of 5).
+    const connection = waitFor<[WebSocket]>(wss, 'connection')
+    const client = new WsClient(url)
+    await waitFor(client, 'open')
+    const [server] = await connection
+    const refused: string[] = []
+    server.on('message', (data: Buffer) => {
+      server.send(`reply ${data}`, (error) => error && refused.push(`${data}: ${error.message}`))
+      server.pause()
+      setTimeout(() => server.resume(), 100)
+    })
+    const replies: string[] = []
+    client.on('message', (data: Buffer) => replies.push(String(data)))
+    const clientClosed = waitFor<[number]>(client, 'close')
+    for (let i = 1; i <= 5; i++) client.send(String(i))
+    client.close(1000)
+    const [code] = await clientClosed
+    assert.equal(code, 1000)
+    assert.deepEqual(replies, ['reply 1', 'reply 2', 'reply 3', 'reply 4', 'reply 5'])
+    assert.deepEqual(refused, [])
+  })
+
   it('pause() and resume() are no-ops while CONNECTING', async () => {
     const ws = new WebSocket(url)
     ws.pause()

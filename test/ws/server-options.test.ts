@@ -86,6 +86,28 @@ describe('server options', () => {
     }
   })
 
+  it("the WebSocket option: a subclass's class field binaryType = 'fragments' holds, as with ws (read when the socket is attached)", async () => {
+    class Fragments extends WebSocket {
+      // @ts-expect-error: a field where the base class has an accessor, as JavaScript subclasses of ws write it
+      binaryType = 'fragments' as const
+    }
+    const { wss, url } = await tetherServer({ WebSocket: Fragments })
+    try {
+      const connection = waitFor<[Fragments]>(wss, 'connection')
+      const client = await opened(new WebSocket(url))
+      const [serverSide] = await connection
+      const received = waitFor<[unknown, boolean]>(serverSide, 'message')
+      client.send(Buffer.from([1, 2, 3]))
+      const [data, isBinary] = await received
+      assert.equal(isBinary, true)
+      assert.ok(Array.isArray(data), 'fragments: an array of buffers')
+      assert.deepEqual([...Buffer.concat(data as Buffer[])], [1, 2, 3])
+      client.terminate()
+    } finally {
+      await stopWss(wss)
+    }
+  })
+
   it('handleUpgrade after close() answers 503', async () => {
     const wss = new WebSocketServer({ noServer: true })
     const server = http.createServer()
