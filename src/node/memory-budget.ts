@@ -19,7 +19,11 @@
  * largest is failed before any that is still receiving, so many stalled
  * half-messages cannot fill the budget and make every real large message the
  * largest holder (found by an outsider: 256 stalled 1 MB fragments made every
- * 2 MB message fail).
+ * 2 MB message fail). Only a stalled holder that frees enough on its own goes
+ * first: failing several small ones, each freeing a few KiB (connections the
+ * application paused hold what their last read brought), would fail them for
+ * next to nothing (an outsider saw connections of 200-byte messages failed so);
+ * when none is that large, the largest holder goes.
  * Sending (`maxSendMemory`, 512 MiB): only connections whose socket buffer is
  * full count (a peer that reads holds at most that buffer); the holder is
  * terminated, since a close frame would wait behind what it does not read.
@@ -125,9 +129,10 @@ export class MemoryBudget<H> {
     this.#holders.delete(holder)
   }
 
-  /** The largest holder; with `stalledFirst`, the largest stalled one if any. */
+  /** The largest holder; with `stalledFirst`, the largest stalled one if failing it alone brings the budget within its ceiling. */
   #victim(): H | undefined {
     const stalledBefore = clock() - STALLED
+    const excess = this.held - this.limit
     let largest: [H, Holding] | undefined
     let largestStalled: [H, Holding] | undefined
     for (const entry of this.#holders) {
@@ -137,7 +142,8 @@ export class MemoryBudget<H> {
         largestStalled = entry
       }
     }
-    return (largestStalled ?? largest)?.[0]
+    if (largestStalled !== undefined && largestStalled[1].held >= excess) return largestStalled[0]
+    return largest?.[0]
   }
 }
 

@@ -70,6 +70,23 @@ describe('receive budget: accounting', () => {
     assert.deepEqual([old.failed, big.failed], [0, 1])
   })
 
+  // Found by stop 23's outsider: connections of 200-byte messages, paused by the application (their holding
+  // stalled at a few KiB), were failed one after another while large messages filled the budget.
+  test('a stalled holder too small to make room on its own is not failed for nothing: the largest goes', async () => {
+    const budget = fakeBudget(1000)
+    const paused = [new FakeHolder(), new FakeHolder(), new FakeHolder()]
+    for (const holder of paused) budget.hold(holder, 5)
+    await delay(1_150)
+    const large = new FakeHolder()
+    assert.equal(budget.hold(large, 900), true)
+    const other = new FakeHolder()
+    // 1,115 held: 115 over; no stalled holder frees that much, so the largest (900) goes.
+    assert.equal(budget.hold(other, 200), true)
+    assert.deepEqual(paused.map((holder) => holder.failed), [0, 0, 0])
+    assert.equal(large.failed, 1)
+    assert.equal(budget.held, 215)
+  })
+
   test('shrinking never fails anyone, and 0 turns the ceiling off', () => {
     const budget = fakeBudget(0)
     const a = new FakeHolder()
