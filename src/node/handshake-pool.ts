@@ -47,6 +47,11 @@ import type { LimitStats } from './limits.js'
 
 /** Why the pool ended a connection's wait for its head. */
 export type PoolExit = 'timeout' | 'displaced'
+/** What a connection displaced, or timed out, while sending its request head is told (with 408). */
+export const EXIT_MESSAGES: Record<PoolExit, string> = {
+  timeout: 'Request Timeout',
+  displaced: 'The request head was too slow while other clients were waiting',
+}
 
 /** How the pool reaches the connections it holds (one per server, not per connection). */
 export interface PoolHooks<M> {

@@ -405,18 +405,9 @@ export class TcpTransport implements Transport, UpgradeChannel {
     }
     let data: Buffer
     if (arrayBuffer === undefined) {
-      // Rule 6: copied out now; the next read of any connection overwrites the shared buffer. Bytes the
-      // connection copies itself go as a view, after the rest is copied out (nothing can read meanwhile).
-      const copiedBySink = this.phase === OPEN ? Math.min(nread, this.sink!.bytesCopiedOnReceipt ?? 0) : 0
-      if (copiedBySink > 0) {
-        this.bytesRead += nread
-        const rest = copiedBySink < nread ? Buffer.allocUnsafe(nread - copiedBySink) : undefined
-        if (rest !== undefined) sharedReadBuffer!.copy(rest, 0, copiedBySink, nread)
-        this.sink!.transportData(sharedReadBuffer!.subarray(0, copiedBySink))
-        // As when the read is delivered whole: a connection closed meanwhile ignores the rest.
-        if (rest !== undefined) this.sink!.transportData(rest)
-        return
-      }
+      // Rule 6: copied out now; the next read of any connection overwrites the shared buffer.
+      const viewed = this.phase === OPEN ? Math.min(nread, this.sink!.bytesCopiedOnReceipt ?? 0) : 0
+      if (viewed > 0) return this.deliverSharedRead(nread, viewed)
       data = Buffer.allocUnsafe(nread)
       sharedReadBuffer!.copy(data, 0, 0, nread)
     } else {
@@ -455,6 +446,16 @@ export class TcpTransport implements Transport, UpgradeChannel {
    * low 8 bits, and the reads after the tick's first, up to 3); true at the
    * read that makes more than BUSY_READS in one tick.
    */
+  /** Rule 6's exception: the first `viewed` bytes go as a view, after the rest is copied out (nothing can read meanwhile). */
+  private deliverSharedRead(nread: number, viewed: number): void {
+    this.bytesRead += nread
+    const rest = viewed < nread ? Buffer.allocUnsafe(nread - viewed) : undefined
+    if (rest !== undefined) sharedReadBuffer!.copy(rest, 0, viewed, nread)
+    this.sink!.transportData(sharedReadBuffer!.subarray(0, viewed))
+    // As when the read is delivered whole: a connection closed meanwhile ignores the rest.
+    if (rest !== undefined) this.sink!.transportData(rest)
+  }
+
   private countRead(): boolean {
     const tick = (Date.now() >>> TICK_MS_BITS) & 0xff
     const flags = this.flags

@@ -16,16 +16,10 @@
 import * as http from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { HandshakePool, PendingHead, PoolExit } from '../node/handshake-pool.js'
+import { EXIT_MESSAGES, type HandshakePool, type PendingHead, type PoolExit } from '../node/handshake-pool.js'
 import type { LimitStats } from '../node/limits.js'
 import type { HandshakeRefusalReason } from '../node/server-metrics.js'
 import { rejectUpgrade } from '../node/server.js'
-
-/** What a connection displaced, or timed out, while sending its request head is told (with 408). */
-export const EXIT_MESSAGES: Record<PoolExit, string> = {
-  timeout: 'Request Timeout',
-  displaced: 'The request head was too slow while other clients were waiting',
-}
 
 /** Marks a connection admitted to the pool, so it is found again behind a TLS socket or an HTTP/2 session. */
 const kPooledSocket = Symbol('tether.pooledSocket')
