@@ -34,8 +34,13 @@ const SLOW_LORIS_MIN_SERVED = 0.99
 const COMPRESSED_MAX_GROWTH = 256 * MiB + 64 * MiB
 /** and what may stay once the connections closed and the server ran a GC. */
 const COMPRESSED_MAX_RETAINED = 64 * MiB
-/** A 100 MiB message (the default maxPayload) in 16,131 fragments: RSS growth per byte of payload, echo and unread read buffers included. */
-const BIG_FRAGMENTED_MAX_GROWTH_PER_PAYLOAD = 1.5
+/**
+ * A 100 MiB message (the default maxPayload) in 16,131 fragments: RSS growth per byte of payload, echo and
+ * unread read buffers included. A ceiling that a second copy of the message (2x and more) cannot pass, not a
+ * figure: the copies of reads waiting for a collection move it with V8's heuristics (1.20-1.22x on Node 20,
+ * 1.41-1.42x on Node 24, 1.38-1.54x on Node 26, two or three runs each on a quiet machine).
+ */
+const BIG_FRAGMENTED_MAX_GROWTH_PER_PAYLOAD = 1.75
 /** 4 MiB in 256-byte or 64-byte fragments (16,384 and 65,536 frames, Autobahn 9.3/9.4): echoed intact, RSS growth at most. */
 const LEGIT_MAX_GROWTH = 64 * MiB
 /**
@@ -150,7 +155,7 @@ describe('attack suite (quick), tether with default options', { concurrency: 1 }
     })
   })
 
-  test('a large message in 16,131 fragments: accepted and echoed intact, memory under 1.5x the payload', { timeout: 120_000 }, async () => {
+  test('a large message in 16,131 fragments: accepted and echoed intact, memory under 1.75x the payload', { timeout: 120_000 }, async () => {
     const rows = await runAttack('big-fragmented')
     assert.equal(rows.length, 1)
     judge(rows, (row, miss) => {
