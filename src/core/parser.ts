@@ -149,6 +149,29 @@ export class FrameParser implements FrameHeader {
     return this.state === 'header' && this.spillLength === 0
   }
 
+  /**
+   * While the parser is between frames and not stopped: the size (header and
+   * payload) of the frame whose header starts at `bytes[start]`, if that
+   * header ends before `end`; else 0. Reads, keeps nothing.
+   */
+  frameSizeAt(bytes: Uint8Array, start: number, end: number): number {
+    if (this.state !== 'header' || this.spillLength !== 0 || this.stopped || end - start < 2) return 0
+    const second = bytes[start + 1]!
+    const size = headerSize(second)
+    if (end - start < size) return 0
+    const length7 = second & 0x7f
+    let length = length7
+    if (length7 === 126) length = (bytes[start + 2]! << 8) | bytes[start + 3]!
+    else if (length7 === 127) {
+      const high = ((bytes[start + 2]! << 24) | (bytes[start + 3]! << 16) | (bytes[start + 4]! << 8) | bytes[start + 5]!) >>> 0
+      const low = ((bytes[start + 6]! << 24) | (bytes[start + 7]! << 16) | (bytes[start + 8]! << 8) | bytes[start + 9]!) >>> 0
+      // Lengths readHeader refuses are left to it.
+      if (high > 0x1fffff) return 0
+      length = high * 0x100000000 + low
+    }
+    return size + length
+  }
+
   /** Payload bytes of the current frame still to come, while the parser reads a payload and is not stopped; else 0. */
   get payloadAhead(): number {
     return this.state === 'payload' && !this.stopped ? this.remaining : 0

@@ -326,8 +326,8 @@ export class SocketDriver implements TransportSink, BudgetHolder {
 
   // ---------------------------------------------------- TransportSink
 
-  get bytesCopiedOnReceipt(): number {
-    return (this.flags & (PAUSED | CLOSED)) === 0 ? this.connection.bytesCopiedOnReceipt : 0
+  bytesCopiedOnReceipt(bytes: Uint8Array, start: number, end: number): number {
+    return (this.flags & (PAUSED | CLOSED)) === 0 ? this.connection.bytesCopiedOnReceipt(bytes, start, end) : 0
   }
 
   transportData(chunk: Buffer): void {

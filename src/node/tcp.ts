@@ -49,10 +49,12 @@
  * a connection Node's listener for the buffer, for good (a handle cannot go
  * back), which 10,000 idle connections would pay for nothing.
  * Except: the read's leading bytes that the connection says it copies itself
- * before it returns (the rest of a large message's frame, gathered into the
- * message's own buffer: `bytesCopiedOnReceipt`) go to it as a view of the
- * shared buffer, unmasked there and copied once; only the bytes after them are
- * copied out, first. A 1 MiB message then costs one copy in user space, not two.
+ * before it returns (payload of a large message, gathered into the message's
+ * own buffer: `bytesCopiedOnReceipt`, asked again after each run) go to it as
+ * views of the shared buffer, unmasked there and copied once; only the bytes
+ * from the first it would keep onwards are copied out. A 1 MiB message then
+ * costs one copy in user space, not two, and a message sent in many fragments
+ * costs no copy of the reads that carried them.
  */
 import { EventEmitter } from 'node:events'
 import { METHODS } from 'node:http'
@@ -406,8 +408,7 @@ export class TcpTransport implements Transport, UpgradeChannel {
     let data: Buffer
     if (arrayBuffer === undefined) {
       // Rule 6: copied out now; the next read of any connection overwrites the shared buffer.
-      const viewed = this.phase === OPEN ? Math.min(nread, this.sink!.bytesCopiedOnReceipt ?? 0) : 0
-      if (viewed > 0) return this.deliverSharedRead(nread, viewed)
+      if (this.phase === OPEN && this.sink!.bytesCopiedOnReceipt !== undefined) return this.deliverSharedRead(nread)
       data = Buffer.allocUnsafe(nread)
       sharedReadBuffer!.copy(data, 0, 0, nread)
     } else {
@@ -442,20 +443,36 @@ export class TcpTransport implements Transport, UpgradeChannel {
   }
 
   /**
+   * Rule 6's exception: from the start of the read, the bytes the connection says it copies itself go to it as
+   * views of the shared buffer, a run at a time (it is asked again after each, where the parser then stands);
+   * the first bytes it would keep, and all after them, are copied out and delivered as one chunk.
+   */
+  private deliverSharedRead(nread: number): void {
+    this.bytesRead += nread
+    const shared = sharedReadBuffer!
+    let at = 0
+    while (at < nread) {
+      // Each delivery may close the connection (its rest is then ignored, as when a read is delivered whole).
+      if (this.phase !== OPEN || this.destroyed) return
+      const sink = this.sink!
+      const viewed = Math.min(nread - at, sink.bytesCopiedOnReceipt!(shared, at, nread))
+      if (viewed === 0) {
+        const rest = Buffer.allocUnsafe(nread - at)
+        shared.copy(rest, 0, at, nread)
+        sink.transportData(rest)
+        return
+      }
+      // Nothing reads into the shared buffer while this runs: reads come only from the event loop.
+      sink.transportData(shared.subarray(at, at + viewed))
+      at += viewed
+    }
+  }
+
+  /**
    * Rule 6: counts a read in the current tick (kept in `flags`: the tick's
    * low 8 bits, and the reads after the tick's first, up to 3); true at the
    * read that makes more than BUSY_READS in one tick.
    */
-  /** Rule 6's exception: the first `viewed` bytes go as a view, after the rest is copied out (nothing can read meanwhile). */
-  private deliverSharedRead(nread: number, viewed: number): void {
-    this.bytesRead += nread
-    const rest = viewed < nread ? Buffer.allocUnsafe(nread - viewed) : undefined
-    if (rest !== undefined) sharedReadBuffer!.copy(rest, 0, viewed, nread)
-    this.sink!.transportData(sharedReadBuffer!.subarray(0, viewed))
-    // As when the read is delivered whole: a connection closed meanwhile ignores the rest.
-    if (rest !== undefined) this.sink!.transportData(rest)
-  }
-
   private countRead(): boolean {
     const tick = (Date.now() >>> TICK_MS_BITS) & 0xff
     const flags = this.flags

@@ -23,11 +23,11 @@ export type WriteCallback = (error?: Error | null) => void
 export interface TransportSink {
   transportData(data: Buffer): void
   /**
-   * How many of the next bytes `transportData` copies before it returns, keeping no view of them
-   * (Connection.bytesCopiedOnReceipt): a transport that reads into a buffer it reuses may pass that
-   * many as a view of it.
+   * How many of `bytes[start..end)`, if they are the next bytes, `transportData` copies before it returns,
+   * keeping no view of them (Connection.bytesCopiedOnReceipt): a transport that reads into a buffer it
+   * reuses may pass that many as a view of it, and must copy the rest.
    */
-  readonly bytesCopiedOnReceipt?: number
+  bytesCopiedOnReceipt?(bytes: Uint8Array, start: number, end: number): number
   /** The peer ended its side (TCP FIN). */
   transportEnd(): void
   /** The transport is closed, for whatever reason; called once. */

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
+import type { Connection } from '../../src/core/connection.js'
 import type { ProtocolErrorCode } from '../../src/core/errors.js'
 import { Opcode } from '../../src/core/frame.js'
 import { bytewise, clientFrame, concat, hex, serverFrame, split, utf8 } from '../helpers/bytes.js'
@@ -299,48 +300,150 @@ describe('connection: control frames (§5.5)', () => {
 describe('connection: bytes it copies on receipt (bytesCopiedOnReceipt, tcp.ts Rule 6)', () => {
   const frame = (opcode: number, size: number, fin = true, rsv1 = false) =>
     clientFrame({ fin, rsv1, opcode, payload: new Uint8Array(size).fill(0x61) })
+  const copied = (connection: Connection, bytes: Uint8Array) => connection.bytesCopiedOnReceipt(bytes, 0, bytes.length)
 
-  it('is the rest of a data frame once its message has bytes, and 0 between frames, after a bare header, for control frames and compressed messages', () => {
+  it('inside a data frame: the rest of it once its message has bytes, or when the frame is not the last', () => {
     const s = server()
-    assert.equal(s.bytesCopiedOnReceipt, 0, 'between frames')
     const binary = frame(Opcode.Binary, 1000)
-    // Header (2 + 2 length + 4 mask) alone: the message has no bytes yet, and a whole payload in the next
-    // piece would be delivered as that piece.
+    // Header (2 + 2 length + 4 mask) alone: a whole payload in the next piece would be delivered as that piece,
+    // and the first bytes of a message's only frame are left to the transport to copy, whole or not.
     feed(s, [binary.subarray(0, 8)])
-    assert.equal(s.bytesCopiedOnReceipt, 0, 'after the header alone')
+    assert.equal(copied(s, binary.subarray(8)), 0, 'the whole payload: delivered as the view')
+    assert.equal(copied(s, binary.subarray(8, 300)), 0, "the first bytes of a message's only frame")
     feed(s, [binary.subarray(8, 300)])
-    assert.equal(s.bytesCopiedOnReceipt, 1000 - 292)
-    const events = feed(s, [binary.subarray(300)])
-    assert.equal(events.length, 1)
-    assert.equal(s.bytesCopiedOnReceipt, 0, 'the message ended')
+    assert.equal(copied(s, binary.subarray(300)), 1000 - 292, 'the message has bytes')
+    assert.equal(copied(s, binary.subarray(300, 400)), 100, 'no more than is there')
+    assert.equal(feed(s, [binary.subarray(300)]).length, 1)
 
-    // A fragmented text message: counted within each data frame, across the frames of the message.
+    // A fragmented text message: each data frame's payload goes into the message's buffer.
     const first = frame(Opcode.Text, 200, false)
-    feed(s, [first.subarray(0, 100)])
-    assert.equal(s.bytesCopiedOnReceipt, 200 - (100 - 8))
+    feed(s, [first.subarray(0, 8)])
+    assert.equal(copied(s, first.subarray(8)), 200, 'a first frame that is not the last, from its first byte')
+    feed(s, [first.subarray(8, 100)])
+    assert.equal(copied(s, first.subarray(100)), 200 - (100 - 8))
     feed(s, [first.subarray(100)])
-    assert.equal(s.bytesCopiedOnReceipt, 0, 'between the fragments')
     const ping = clientFrame({ fin: true, opcode: Opcode.Ping, payload: new Uint8Array(100) })
     feed(s, [ping.subarray(0, 50)])
-    assert.equal(s.bytesCopiedOnReceipt, 0, 'inside a control frame')
+    assert.equal(copied(s, ping.subarray(50)), 0, 'inside a control frame')
     feed(s, [ping.subarray(50)])
     const last = frame(Opcode.Continuation, 300)
     feed(s, [last.subarray(0, 20)])
-    assert.equal(s.bytesCopiedOnReceipt, 300 - 12, 'a continuation of a message that has bytes')
+    assert.equal(copied(s, last.subarray(20)), 300 - 12, 'a continuation of a message that has bytes')
     feed(s, [last.subarray(20)])
-
-    const compressed = server({ deflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 } })
-    feed(compressed, [frame(Opcode.Binary, 1000, true, true).subarray(0, 300)])
-    assert.equal(compressed.bytesCopiedOnReceipt, 0, 'compressed: the inflater may keep what it is given')
   })
 
-  it('is 0 once the connection failed or closed', () => {
+  it('between frames: a data frame whose header is whole, that is not the last or joins a message with bytes, up to its end', () => {
+    const s = server()
+    assert.equal(copied(s, new Uint8Array(0)), 0, 'nothing')
+    const binary = frame(Opcode.Binary, 1000)
+    assert.equal(copied(s, binary.subarray(0, 500)), 0, "a message's only frame, running past the end")
+    assert.equal(copied(s, binary), 0, "a message's only frame, whole: delivered as the view")
+    const fragment = frame(Opcode.Binary, 70000, false)
+    assert.equal(copied(s, fragment.subarray(0, 1)), 0, 'one byte of a header')
+    assert.equal(copied(s, fragment.subarray(0, 13)), 0, 'a header without its mask')
+    assert.equal(copied(s, fragment.subarray(0, 14)), 14, 'the header alone (a 64-bit length) of a frame that is not the last')
+    assert.equal(copied(s, fragment.subarray(0, 500)), 500, 'and part of its payload')
+    const first = frame(Opcode.Text, 10, false)
+    const both = concat([first, frame(Opcode.Continuation, 10)])
+    assert.equal(copied(s, both), first.length, 'a first fragment, whole: up to its end')
+    feed(s, [first])
+    const next = frame(Opcode.Continuation, 10)
+    assert.equal(copied(s, concat([next, next])), next.length, 'a continuation of a message that has bytes: up to its end')
+    assert.equal(copied(s, frame(Opcode.Ping, 10)), 0, 'a control frame')
+    assert.equal(copied(s, clientFrame({ fin: true, opcode: 0x3, payload: new Uint8Array(10) }).subarray(0, 8)), 0, 'a reserved opcode')
+    const empty = server()
+    const opening = frame(Opcode.Text, 0, false)
+    feed(empty, [opening])
+    assert.equal(copied(empty, frame(Opcode.Continuation, 10)), 0, 'the last frame of a message with no bytes yet: delivered as the view')
+  })
+
+  it('is 0 for compressed messages, and once the connection failed or closed', () => {
+    const compressed = server({ deflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 } })
+    const deflated = frame(Opcode.Binary, 1000, false, true)
+    assert.equal(copied(compressed, deflated.subarray(0, 300)), 0, 'compressed: the inflater may keep what it is given')
+    feed(compressed, [deflated.subarray(0, 300)])
+    assert.equal(copied(compressed, deflated.subarray(300)), 0, 'inside a compressed frame')
     const s = server({ maxPayload: 500 })
     feed(s, [frame(Opcode.Binary, 1000).subarray(0, 300)])
-    assert.equal(s.bytesCopiedOnReceipt, 0, 'failed with 1009 at the header')
+    assert.equal(copied(s, frame(Opcode.Binary, 1000).subarray(0, 300)), 0, 'failed with 1009 at the header')
     const t = server()
     feed(t, [frame(Opcode.Binary, 1000).subarray(0, 300)])
     t.sendClose(1000)
-    assert.equal(t.bytesCopiedOnReceipt, 0, 'closing')
+    assert.equal(copied(t, new Uint8Array(700)), 0, 'closing')
+  })
+
+  /** Feeds `stream` in reads of the given sizes through one reused buffer, as tcp.ts Rule 6 does: views where the connection says it copies, else a copy; the viewed bytes are overwritten at once. */
+  function feedThroughSharedBuffer(stream: Uint8Array, sizes: readonly number[]): unknown[] {
+    const s = server()
+    const events = []
+    const buffer = new Uint8Array(stream.length + 1)
+    let offset = 0
+    for (let i = 0; offset < stream.length; i++) {
+      const size = Math.min(sizes[i % sizes.length]!, stream.length - offset)
+      buffer.set(stream.subarray(offset, offset + size))
+      offset += size
+      let at = 0
+      while (at < size) {
+        const viewed = Math.min(size - at, s.bytesCopiedOnReceipt(buffer, at, size))
+        if (viewed === 0) {
+          s.receiveData(buffer.slice(at, size))
+          at = size
+        } else {
+          s.receiveData(buffer.subarray(at, at + viewed))
+          buffer.fill(0xee, at, at + viewed)
+          at += viewed
+        }
+        events.push(...s.eventsReceived())
+      }
+    }
+    return plain(events)
+  }
+
+  // The contract itself: bytes the connection says it copies may be overwritten once receiveData returns
+  // (the transport's next read lands there) without changing anything it reports, then or later.
+  it('bytes it says it copies can be overwritten after receipt without changing any event: every split of a stream in two and three reads', () => {
+    const payload = (size: number) => Uint8Array.from({ length: size }, (_, i) => 0x61 + (i % 26))
+    const stream = concat([
+      clientFrame({ fin: true, opcode: Opcode.Binary, payload: payload(130) }),
+      clientFrame({ fin: false, opcode: Opcode.Text, payload: payload(40) }),
+      clientFrame({ fin: true, opcode: Opcode.Ping, payload: payload(5) }),
+      clientFrame({ fin: false, opcode: Opcode.Continuation, payload: payload(0) }),
+      clientFrame({ fin: true, opcode: Opcode.Continuation, payload: payload(150) }),
+      clientFrame({ fin: true, opcode: Opcode.Text, payload: payload(20) }),
+      clientFrame({ fin: false, opcode: Opcode.Binary, payload: payload(0) }),
+      clientFrame({ fin: true, opcode: Opcode.Continuation, payload: payload(200) }),
+    ])
+    const expected = plain(feed(server(), [stream]))
+    for (let first = 1; first < stream.length; first++) {
+      assert.deepEqual(feedThroughSharedBuffer(stream, [first, stream.length]), expected, `reads of ${first} and the rest`)
+      for (const second of [1, 2, 6, 8, 14, 150]) {
+        assert.deepEqual(feedThroughSharedBuffer(stream, [first, second, stream.length]), expected, `reads of ${first}, ${second} and the rest`)
+      }
+    }
+  })
+
+  it('bytes it says it copies can be overwritten after receipt without changing any event (property)', () => {
+    const frameArbitrary = fc.oneof(
+      fc.record({ opcode: fc.constantFrom(Opcode.Binary, Opcode.Text), size: fc.integer({ min: 0, max: 3000 }), fragments: fc.integer({ min: 1, max: 3 }) }),
+      fc.record({ opcode: fc.constant(Opcode.Ping), size: fc.integer({ min: 0, max: 125 }), fragments: fc.constant(1) }),
+    )
+    fc.assert(
+      fc.property(fc.array(frameArbitrary, { minLength: 1, maxLength: 6 }), fc.array(fc.oneof(fc.integer({ min: 1, max: 4000 }), fc.constantFrom(6, 8, 14)), { minLength: 1, maxLength: 20 }), (messages, cuts) => {
+        const parts: Uint8Array[] = []
+        for (const { opcode, size, fragments } of messages) {
+          const payload = new Uint8Array(size).fill(0x61)
+          const step = Math.ceil(size / fragments) || 1
+          let at = 0
+          for (let f = 0; f < fragments; f++) {
+            const end = f === fragments - 1 ? size : Math.min(size, at + step)
+            parts.push(clientFrame({ fin: f === fragments - 1, opcode: f === 0 ? opcode : Opcode.Continuation, payload: payload.subarray(at, end) }))
+            at = end
+          }
+        }
+        const stream = concat(parts)
+        assert.deepEqual(feedThroughSharedBuffer(stream, cuts), plain(feed(server(), [stream])))
+      }),
+      { numRuns: 300 },
+    )
   })
 })

@@ -37,10 +37,11 @@ const COMPRESSED_MAX_RETAINED = 64 * MiB
 /**
  * A 100 MiB message (the default maxPayload) in 16,131 fragments: RSS growth per byte of payload, echo and
  * unread read buffers included. A ceiling that a second copy of the message (2x and more) cannot pass, not a
- * figure: the copies of reads waiting for a collection move it with V8's heuristics (1.20-1.22x on Node 20,
- * 1.41-1.42x on Node 24, 1.38-1.54x on Node 26, two or three runs each on a quiet machine).
+ * figure: the fragments are read as views of the shared read buffer (tcp.ts Rule 6), 1.05x on Node 20 and
+ * 1.11x on Node 26 in two runs each; when each read was copied out first, the copies waiting for a collection
+ * moved it with V8's heuristics (1.20-1.22x on Node 20, 1.41-1.42x on Node 24, 1.38-1.54x on Node 26).
  */
-const BIG_FRAGMENTED_MAX_GROWTH_PER_PAYLOAD = 1.75
+const BIG_FRAGMENTED_MAX_GROWTH_PER_PAYLOAD = 1.5
 /** 4 MiB in 256-byte or 64-byte fragments (16,384 and 65,536 frames, Autobahn 9.3/9.4): echoed intact, RSS growth at most. */
 const LEGIT_MAX_GROWTH = 64 * MiB
 /**
@@ -155,7 +156,7 @@ describe('attack suite (quick), tether with default options', { concurrency: 1 }
     })
   })
 
-  test('a large message in 16,131 fragments: accepted and echoed intact, memory under 1.75x the payload', { timeout: 120_000 }, async () => {
+  test('a large message in 16,131 fragments: accepted and echoed intact, memory under 1.5x the payload', { timeout: 120_000 }, async () => {
     const rows = await runAttack('big-fragmented')
     assert.equal(rows.length, 1)
     judge(rows, (row, miss) => {
