@@ -37,8 +37,8 @@ const COMPRESSED_MAX_RETAINED = 64 * MiB
 /**
  * A 100 MiB message (the default maxPayload) in 16,131 fragments: RSS growth per byte of payload, echo and
  * unread read buffers included. A ceiling that a second copy of the message (2x and more) cannot pass, not a
- * figure: the fragments are read as views of the shared read buffer (tcp.ts Rule 6), 1.05x on Node 20 and
- * 1.11x on Node 26 in two runs each; when each read was copied out first, the copies waiting for a collection
+ * figure: the fragments are read as views of the shared read buffer (tcp.ts Rule 6), 1.05x on Node 20,
+ * 1.11-1.12x on Node 24 and 1.11x on Node 26 in two runs each; when each read was copied out first, the copies waiting for a collection
  * moved it with V8's heuristics (1.20-1.22x on Node 20, 1.41-1.42x on Node 24, 1.38-1.54x on Node 26).
  */
 const BIG_FRAGMENTED_MAX_GROWTH_PER_PAYLOAD = 1.5
