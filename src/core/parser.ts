@@ -20,6 +20,7 @@
  * of the header, so the sink can put the header's other problems first: a
  * control frame announcing 2^60 bytes is malformed before it is too big.
  */
+import { MAX_SAFE_PAYLOAD } from './frame.js'
 import { applyMaskKey } from './mask.js'
 import type { ProtocolErrorCode } from './errors.js'
 
@@ -57,6 +58,20 @@ type ParserState = 'header' | 'payload'
 function headerSize(secondByte: number): number {
   const length7 = secondByte & 0x7f
   return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) + (secondByte & 0x80 ? 4 : 0)
+}
+
+/**
+ * The payload length a header announces, given the offset of its second
+ * byte: the 7-bit length, or the 16- or 64-bit one after it (§5.2). A 64-bit
+ * length past 2^53 - 1 is not exact; callers refuse those before using it.
+ */
+function payloadLengthAt(bytes: Uint8Array, at: number): number {
+  const length7 = bytes[at]! & 0x7f
+  if (length7 === 126) return (bytes[at + 1]! << 8) | bytes[at + 2]!
+  if (length7 !== 127) return length7
+  const high = ((bytes[at + 1]! << 24) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!) >>> 0
+  const low = ((bytes[at + 5]! << 24) | (bytes[at + 6]! << 16) | (bytes[at + 7]! << 8) | bytes[at + 8]!) >>> 0
+  return high * 0x100000000 + low
 }
 
 /**
@@ -156,20 +171,11 @@ export class FrameParser implements FrameHeader {
    */
   frameSizeAt(bytes: Uint8Array, start: number, end: number): number {
     if (this.state !== 'header' || this.spillLength !== 0 || this.stopped || end - start < 2) return 0
-    const second = bytes[start + 1]!
-    const size = headerSize(second)
+    const size = headerSize(bytes[start + 1]!)
     if (end - start < size) return 0
-    const length7 = second & 0x7f
-    let length = length7
-    if (length7 === 126) length = (bytes[start + 2]! << 8) | bytes[start + 3]!
-    else if (length7 === 127) {
-      const high = ((bytes[start + 2]! << 24) | (bytes[start + 3]! << 16) | (bytes[start + 4]! << 8) | bytes[start + 5]!) >>> 0
-      const low = ((bytes[start + 6]! << 24) | (bytes[start + 7]! << 16) | (bytes[start + 8]! << 8) | bytes[start + 9]!) >>> 0
-      // Lengths readHeader refuses are left to it.
-      if (high > 0x1fffff) return 0
-      length = high * 0x100000000 + low
-    }
-    return size + length
+    const length = payloadLengthAt(bytes, start + 1)
+    // Lengths readHeader refuses are left to it.
+    return length > MAX_SAFE_PAYLOAD ? 0 : size + length
   }
 
   /** Payload bytes of the current frame still to come, while the parser reads a payload and is not stopped; else 0. */
@@ -261,33 +267,25 @@ export class FrameParser implements FrameHeader {
     const second = bytes[at + 1]!
     this.first = first
     this.second = second
-    let length = second & 0x7f
-    let offset = at + 2
-    if (length === 126) {
-      length = (bytes[offset]! << 8) | bytes[offset + 1]!
-      offset += 2
-    } else if (length === 127) {
-      const high = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0
-      const low = ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0
-      offset += 8
-      length = high * 0x100000000 + low
-      if (high >= 0x80000000) {
-        // §5.2: "the most significant bit MUST be 0".
-        this.length = length
-        this.stop()
-        this.sink.headerInvalid(
-          'WS_ERR_INVALID_PAYLOAD_LENGTH',
-          'Invalid WebSocket frame: the most significant bit of a 64-bit payload length must be 0',
-          this,
-        )
-        return
-      }
-      if (high > 0x1fffff) {
-        this.length = length
-        this.stop()
-        this.sink.headerInvalid('WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'Unsupported WebSocket frame: payload length > 2^53 - 1', this)
-        return
-      }
+    const length = payloadLengthAt(bytes, at + 1)
+    const length7 = second & 0x7f
+    const offset = at + 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0)
+    // §5.2: "the most significant bit MUST be 0" (the 64-bit length's first byte).
+    if (length7 === 127 && bytes[at + 2]! >= 0x80) {
+      this.length = length
+      this.stop()
+      this.sink.headerInvalid(
+        'WS_ERR_INVALID_PAYLOAD_LENGTH',
+        'Invalid WebSocket frame: the most significant bit of a 64-bit payload length must be 0',
+        this,
+      )
+      return
+    }
+    if (length > MAX_SAFE_PAYLOAD) {
+      this.length = length
+      this.stop()
+      this.sink.headerInvalid('WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'Unsupported WebSocket frame: payload length > 2^53 - 1', this)
+      return
     }
     if (this.masked) {
       this.maskKey = (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) | 0
