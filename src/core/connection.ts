@@ -57,7 +57,7 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, firstHeaderByte } from './frame
 import { type State, transition } from './lifecycle.js'
 import { MessageAssembler } from './messages.js'
 import { type FrameHeader, FrameParser, type FrameSink } from './parser.js'
-import { type Allocate, FrameWriter, type GenerateMask, type Side, type WriterSettings, writerSettings } from './writer.js'
+import { type Allocate, FrameWriter, type GenerateMask, type SharedRun, type Side, type WriterSettings, writerSettings } from './writer.js'
 
 export type { Side } from './writer.js'
 
@@ -356,7 +356,7 @@ export class Connection implements FrameSink {
 
   /** Bytes queued and not yet taken by `dataToSend`. */
   get bytesToSend(): number {
-    return (this.writer?.bytes ?? 0) + (this.pendingPong === undefined ? 0 : this.pendingPong.length + 2)
+    return (this.writer?.queuedBytes ?? 0) + (this.pendingPong === undefined ? 0 : this.pendingPong.length + 2)
   }
 
   /** True once, when the transport should half-close (after the queued data). */
@@ -400,6 +400,25 @@ export class Connection implements FrameSink {
       throw new StateError('TETHER_ERR_NO_DEFLATE', 'permessage-deflate was not negotiated on this connection')
     }
     this.output().writeRaw(frame)
+  }
+
+  /**
+   * Sends a shared run of prepared, uncompressed frames (writer.ts Rule 3):
+   * the run's messages from now until something else is sent on this
+   * connection or the run is sealed. A server's only, as `sendPrepared`.
+   */
+  sendRun(run: SharedRun): void {
+    this.assertCanSend()
+    if (this.settings.side === 'client') throw new StateError('TETHER_ERR_PREPARED_CLIENT', 'A client cannot send prepared frames')
+    if (this.sendingOpcode !== 0) {
+      throw new StateError('TETHER_ERR_FRAGMENTED_SEND', 'A fragmented message is being sent; finish it first')
+    }
+    this.output().writeRun(run)
+  }
+
+  /** Ends what this connection takes of a shared run (it is going away): the run takes no more messages. */
+  closeRun(): void {
+    this.writer?.closeRun()
   }
 
   /** Sends a ping (§5.5.2); at most 125 bytes. */

@@ -14,6 +14,12 @@
  * hold the handed-out views.
  * Rule 2: nothing is retained between batches except a size hint, so an idle
  * connection holds no buffer.
+ * Rule 3: a shared run (`writeRun`) is the queue's open tail: the run may
+ * still grow (a topic published to again in the same turn) while nothing is
+ * queued behind it here. Queuing anything else, or taking the queue, closes
+ * it: the run is sealed for every connection that holds it, and this
+ * connection's part of it becomes an ordinary chunk. So a connection never
+ * gets a run's later messages after something it was sent later.
  */
 import { frameHeaderSize, writeFrameHeader } from './frame.js'
 import { applyMask } from './mask.js'
@@ -76,6 +82,22 @@ export function writerSettings(side: Side, allocate: Allocate = defaultAllocate,
   return settings
 }
 
+/**
+ * Frames shared by many connections' queues whose end is decided later: the
+ * messages published to one topic in one turn of the event loop, framed once
+ * and written to every subscriber as one buffer (src/pubsub/run.ts).
+ */
+export interface SharedRun {
+  /** Bytes in the run so far. */
+  readonly bytes: number
+  /** Where a connection that joins now begins: the start of the run's latest message. */
+  readonly joinAt: number
+  /** Stops the run from growing (Rule 3); may be called more than once. */
+  seal(): void
+  /** The run's bytes from offset `start` to `end`; only asked of a sealed run. */
+  slice(start: number, end: number): Uint8Array
+}
+
 export class FrameWriter {
   /** Bytes queued and not yet taken. */
   bytes = 0
@@ -87,6 +109,9 @@ export class FrameWriter {
   private arenaHint = MIN_ARENA
   /** Shared between connections (an idle connection should not carry three fields for it). */
   private readonly settings: WriterSettings
+  /** Rule 3: the open tail, and where this connection's part of it begins. */
+  private run: SharedRun | undefined
+  private runStart = 0
 
   constructor(settings: WriterSettings | Side, allocate?: Allocate, generateMask?: GenerateMask) {
     this.settings = typeof settings === 'string' ? writerSettings(settings, allocate, generateMask) : settings
@@ -94,6 +119,7 @@ export class FrameWriter {
 
   /** Queues one frame whose first header byte is `firstByte`. */
   writeFrame(firstByte: number, payload: Uint8Array): void {
+    if (this.run !== undefined) this.closeRun()
     const length = payload.length
     // An empty unmasked frame with nothing queued before it (a server's heartbeat ping, sent to thousands of
     // sockets in one sweep) is two constant bytes: shared, it costs no arena per connection (issue 18).
@@ -127,6 +153,7 @@ export class FrameWriter {
 
   /** Queues bytes that are already a whole frame (a prepared broadcast frame). */
   writeRaw(bytes: Uint8Array): void {
+    if (this.run !== undefined) this.closeRun()
     this.seal()
     ;(this.chunks ??= []).push(bytes)
     this.bytes += bytes.length
@@ -134,6 +161,7 @@ export class FrameWriter {
 
   /** Everything queued since the last call, in order; the caller now owns it. */
   take(): Uint8Array[] {
+    if (this.run !== undefined) this.closeRun()
     this.seal()
     const chunks = this.chunks
     // The caller owns what it gets, so the queue itself is never handed out.
@@ -148,9 +176,38 @@ export class FrameWriter {
     return chunks
   }
 
+  /**
+   * Queues a shared run from its latest message as the open tail (Rule 3):
+   * what the run gains until something else is queued here is this
+   * connection's too.
+   */
+  writeRun(run: SharedRun): void {
+    if (this.run !== undefined) this.closeRun()
+    this.seal()
+    this.run = run
+    this.runStart = run.joinAt
+  }
+
+  /** Bytes queued and not yet taken, the open run's included. */
+  get queuedBytes(): number {
+    return this.run === undefined ? this.bytes : this.bytes + this.run.bytes - this.runStart
+  }
+
   /** Nothing queued and nothing learnt: a writer made anew would be the same. */
   get resting(): boolean {
-    return this.bytes === 0 && this.arena === undefined && this.arenaHint === MIN_ARENA
+    return this.bytes === 0 && this.run === undefined && this.arena === undefined && this.arenaHint === MIN_ARENA
+  }
+
+  /** Rule 3: seals the open run, if any, and queues this connection's part of it. */
+  closeRun(): void {
+    const run = this.run
+    if (run === undefined) return
+    this.run = undefined
+    run.seal()
+    const end = run.bytes
+    if (end === this.runStart) return
+    ;(this.chunks ??= []).push(run.slice(this.runStart, end))
+    this.bytes += end - this.runStart
   }
 
   /** Returns the arena with `size` bytes reserved at its end (`arenaEnd` moves past them). */

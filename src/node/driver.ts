@@ -202,7 +202,7 @@ export class SocketDriver implements TransportSink, BudgetHolder {
     // Sends made while events are dispatched leave with the flush that ends the dispatch.
     if ((this.flags & (FLUSH_SCHEDULED | DISPATCHING)) === 0) {
       this.flags |= FLUSH_SCHEDULED
-      process.nextTick(flushDriver, this)
+      scheduleFlush(this)
     }
   }
 
@@ -310,6 +310,8 @@ export class SocketDriver implements TransportSink, BudgetHolder {
 
   /** Tears the connection down at once (ws `terminate`). */
   destroy(): void {
+    // A shared run this connection holds must not count the messages published after this as delivered to it.
+    this.connection.closeRun()
     this.transport.destroy()
   }
 
@@ -559,8 +561,37 @@ function collectDriver(driver: SocketDriver): void {
   driver.collectLater()
 }
 
-function flushDriver(driver: SocketDriver): void {
-  driver.flush()
+/**
+ * Drivers with something to write, flushed together in one tick: a publish to
+ * a thousand subscribers schedules one tick, not a thousand. A driver queued
+ * while they flush joins the same pass, so each is flushed after everything
+ * queued before it, as with one tick each.
+ */
+let flushQueue: SocketDriver[] = []
+let flushPending = false
+
+function scheduleFlush(driver: SocketDriver): void {
+  flushQueue.push(driver)
+  if (!flushPending) {
+    flushPending = true
+    process.nextTick(flushQueued)
+  }
+}
+
+function flushQueued(): void {
+  const queue = flushQueue
+  let i = 0
+  try {
+    for (; i < queue.length; i++) queue[i]!.flush()
+  } finally {
+    // A flush that threw (a bug) must not leave the drivers behind it waiting for a tick that never comes.
+    flushQueue = i + 1 < queue.length ? queue.slice(i + 1) : []
+    flushPending = false
+    if (flushQueue.length > 0) {
+      flushPending = true
+      process.nextTick(flushQueued)
+    }
+  }
 }
 
 function onCloseTimeout(driver: SocketDriver): void {

@@ -17,6 +17,16 @@
  *
  * Rule 1: `publish` never throws because of a subscriber or the backplane;
  * drops, closes and backplane trouble are counted and reported as events.
+ * Rule 2: the messages published to a topic in one turn of the event loop
+ * travel as a run (`MessageRun`, when the hub was given `startRun`): the first
+ * is handed to each subscriber, which joins the run; the next ones are added
+ * to the run in one step for all of them, so a burst costs each subscriber
+ * one write, not one step per message. A run grows only while nothing could
+ * tell the difference: every subscriber joined it (none was slow, held or
+ * unable to take it), no subscription changed anywhere, the policy is the
+ * same, and no subscriber was sent anything since (the subscriber's queue
+ * seals the run then: src/core/writer.ts Rule 3). Otherwise the message
+ * starts afresh, subscriber by subscriber. Runs end with the turn.
  */
 import type { Backplane, BackplaneEvent, BackplaneMessage } from './backplane.js'
 import { DEFAULT_TOPIC_POLICY, LatestPending, resolveTopicPolicy, type TopicPolicy } from './policy.js'
@@ -27,6 +37,16 @@ export const kHeld = Symbol('tether.heldMessages')
 export const kDeliver = Symbol('tether.deliver')
 export const kCloseSlow = Symbol('tether.closeSlow')
 export const kWatchWritable = Symbol('tether.watchWritable')
+export const kJoinRun = Symbol('tether.joinRun')
+
+/** Rule 2: messages of one topic in one turn, delivered to every subscriber that joined as one write. */
+export interface MessageRun<M> {
+  readonly sealed: boolean
+  /** Adds a message for every member; false if the run cannot take it (sealed, full, or not for every member). */
+  add(message: M): boolean
+  /** Takes no more messages. */
+  seal(): void
+}
 
 /** What the hub needs of a subscriber; symbol keys keep it off a socket's public API. */
 export interface Subscriber<M> {
@@ -39,6 +59,16 @@ export interface Subscriber<M> {
   [kCloseSlow](code: number, reason: string): void
   /** Asks to hear, through `hub.release(this)`, when it can take more. */
   [kWatchWritable](): void
+  /** Rule 2: takes the run's messages, from its latest, behind everything sent before; false if it cannot. */
+  [kJoinRun]?(run: MessageRun<M>): boolean
+}
+
+/** A topic's run while it may still grow (Rule 2). */
+interface OpenRun<M> {
+  readonly run: MessageRun<M>
+  readonly members: number
+  readonly version: number
+  readonly policy: TopicPolicy
 }
 
 /** What one `publish` did on this node. */
@@ -94,7 +124,7 @@ export interface SlowConsumerInfo {
   bufferedAmount: number
 }
 
-export interface TopicHubOptions<S> {
+export interface TopicHubOptions<S, M = unknown> {
   policy?: Partial<TopicPolicy> | undefined
   backplane?: Backplane | undefined
   onSlowConsumer?: ((subscriber: S, info: SlowConsumerInfo) => void) | undefined
@@ -107,6 +137,8 @@ export interface TopicHubOptions<S> {
    * ones are counted (`remoteRefused`). Default: every message.
    */
   acceptRemote?: ((message: { topic: string; size: number; binary: boolean }) => boolean) | undefined
+  /** Rule 2: a run that starts with `message`, or undefined where runs do not pay (a topic with one subscriber). */
+  startRun?: ((message: M) => MessageRun<M> | undefined) | undefined
 }
 
 export class TopicHub<S extends Subscriber<M>, M> {
@@ -121,14 +153,18 @@ export class TopicHub<S extends Subscriber<M>, M> {
   readonly #onObserverError: ((error: unknown, topic: string) => void) | undefined
   /** In-process listeners of a topic (`onPublish`): not subscribers, so not counted or throttled. */
   readonly #observers = new Map<string, Set<(message: BackplaneMessage) => void>>()
+  readonly #startRun: ((message: M) => MessageRun<M> | undefined) | undefined
+  /** Rule 2: runs opened in this turn, by topic; emptied when the turn ends. */
+  readonly #openRuns = new Map<string, OpenRun<M>>()
 
-  constructor(prepare: (message: BackplaneMessage) => M, options: TopicHubOptions<S> = {}) {
+  constructor(prepare: (message: BackplaneMessage) => M, options: TopicHubOptions<S, M> = {}) {
     this.#prepare = prepare
     this.#defaultPolicy = resolveTopicPolicy(options.policy, DEFAULT_TOPIC_POLICY)
     this.#onSlowConsumer = options.onSlowConsumer
     this.#onBackplaneEvent = options.onBackplaneEvent
     this.#onObserverError = options.onObserverError
     this.#backplane = options.backplane
+    this.#startRun = options.startRun
     this.#backplane?.attach({
       deliver: (message) => {
         this.#stats.received++
@@ -176,6 +212,7 @@ export class TopicHub<S extends Subscriber<M>, M> {
   setPolicy(topic: string, options: Partial<TopicPolicy>): TopicPolicy {
     const policy = resolveTopicPolicy(options, this.#policies.get(topic) ?? this.#defaultPolicy)
     this.#policies.set(topic, policy)
+    this.#openRuns.get(topic)?.run.seal()
     return policy
   }
 
@@ -250,20 +287,49 @@ export class TopicHub<S extends Subscriber<M>, M> {
     const limit = policy.backpressureLimit
     // Framed (and compressed) once for every subscriber.
     const prepared = this.#prepare(message)
+    const open = this.#openRuns.get(topic)
+    if (open !== undefined) {
+      // Rule 2: the same subscribers, all in the run: one step for all of them.
+      if (open.version === this.registry.version && open.policy === policy && !open.run.sealed && open.run.add(prepared)) {
+        result.delivered = open.members
+        this.#stats.delivered += open.members
+        return result
+      }
+      open.run.seal()
+      this.#openRuns.delete(topic)
+    }
+    let run = subscribers.size > 1 ? this.#startRun?.(prepared) : undefined
     for (const subscriber of subscribers) {
       const held = subscriber[kHeld]
       // A subscriber with held messages gets new ones held too, so none overtakes another.
       if (held === undefined && subscriber.bufferedAmount <= limit) {
+        if (run !== undefined && subscriber[kJoinRun]?.(run) === true) {
+          result.delivered++
+          continue
+        }
+        // Rule 2: a run grows only while every subscriber is in it.
+        run = this.#endRun(run)
         if (subscriber[kDeliver](prepared)) result.delivered++
         continue
       }
+      run = this.#endRun(run)
       this.#slow(subscriber, policy, message, prepared, result)
+    }
+    if (run !== undefined && !run.sealed) {
+      if (this.#openRuns.size === 0) setImmediate(endRuns, this.#openRuns)
+      this.#openRuns.set(topic, { run, members: result.delivered, version: this.registry.version, policy })
     }
     this.#stats.delivered += result.delivered
     this.#stats.dropped += result.dropped
     this.#stats.conflated += result.conflated
     this.#stats.closed += result.closed
     return result
+  }
+
+  /** Seals a run that may not grow; undefined, so the rest of the subscribers get the message one by one. */
+  #endRun(run: MessageRun<M> | undefined): undefined {
+    run?.seal()
+    return undefined
   }
 
   #slow(subscriber: S, policy: TopicPolicy, message: BackplaneMessage, prepared: M, result: PublishResult): void {
@@ -290,4 +356,10 @@ export class TopicHub<S extends Subscriber<M>, M> {
     }
     this.#onSlowConsumer?.(subscriber, { topic: message.topic, action, bufferedAmount })
   }
+}
+
+/** Rule 2: runs end with the turn of the event loop that opened them. */
+function endRuns(runs: Map<string, OpenRun<unknown>>): void {
+  for (const open of runs.values()) open.run.seal()
+  runs.clear()
 }

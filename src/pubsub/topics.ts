@@ -20,6 +20,8 @@ export function checkTopic(topic: unknown, method: string): asserts topic is str
 export class TopicRegistry<S extends object> {
   readonly #subscribers = new Map<string, Set<S>>()
   readonly #topicsOf = new WeakMap<S, Set<string>>()
+  /** Changes with every subscription and unsubscription: an open run (hub.ts Rule 2) holds only while it stays. */
+  version = 0
 
   /** Subscribes; returns false if `subscriber` already was. */
   subscribe(subscriber: S, topic: string): boolean {
@@ -30,6 +32,7 @@ export class TopicRegistry<S extends object> {
     let subscribers = this.#subscribers.get(topic)
     if (subscribers === undefined) this.#subscribers.set(topic, (subscribers = new Set()))
     subscribers.add(subscriber)
+    this.version++
     return true
   }
 
@@ -39,6 +42,7 @@ export class TopicRegistry<S extends object> {
     if (topics === undefined || !topics.delete(topic)) return false
     if (topics.size === 0) this.#topicsOf.delete(subscriber)
     this.#leave(subscriber, topic)
+    this.version++
     return true
   }
 
@@ -48,6 +52,7 @@ export class TopicRegistry<S extends object> {
     if (topics === undefined) return 0
     this.#topicsOf.delete(subscriber)
     for (const topic of topics) this.#leave(subscriber, topic)
+    this.version++
     return topics.size
   }
 

@@ -41,6 +41,7 @@ import { WebSocket, type WebSocketOptions, allowShadowing, type SocketTopicHub, 
 import type { VerifyClientInfo } from './types.js'
 import type { AuthResult, ClientSet, PublishOptions, ServerOptions, ServerSocket, VerifyClientCallback } from './server-options.js'
 import type { Backplane, BackplaneEvent } from '../pubsub/backplane.js'
+import { PublishedRun } from '../node/published-run.js'
 import { type PublishResult, type SlowConsumerInfo, type TopicStats, TopicHub } from '../pubsub/hub.js'
 import type { TopicPolicy } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
@@ -252,6 +253,7 @@ export class WebSocketServer<
           else if (event.type === 'reconnected') this.#backplaneState = 'connected'
           this.emit('backplane', event)
         },
+        startRun: (first) => new PublishedRun(first),
         onObserverError: (error, topic) => {
           if (this.listenerCount('error') > 0) {
             this.emit('error', Object.assign(new Error(`An onPublish listener of topic ${topic} threw`, { cause: error }), { code: 'TETHER_ERR_OBSERVER', topic }))

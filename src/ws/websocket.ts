@@ -48,7 +48,8 @@ import type { ServerCounters } from '../node/server-metrics.js'
 import { NetTransport, type Transport } from '../node/transport.js'
 import { PreparedMessage } from '../node/prepared.js'
 import type { ZlibCodec } from '../node/zlib-codec.js'
-import { type TopicHub, kCloseSlow, kDeliver, kHeld, kWatchWritable } from '../pubsub/hub.js'
+import { type TopicHub, kCloseSlow, kDeliver, kHeld, kJoinRun, kWatchWritable } from '../pubsub/hub.js'
+import type { PublishedRun } from '../node/published-run.js'
 import type { LatestPending } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
 import { addEventListener, defineEventAttributes, removeEventListener } from './event-target.js'
@@ -451,6 +452,9 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       compress: options?.compress ?? true,
       callback,
     }
+    // A queued send (a Blob, a compression) goes behind the published messages this socket holds, and
+    // before those published after it: the shared run it holds must end here (hub.ts Rule 2).
+    this.#driver!.connection.closeRun()
     this.#senderFor().send(item)
   }
 
@@ -502,6 +506,8 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
       if (reason.length > 123) throw new RangeError('The message must not be greater than 123 bytes')
     }
     this.#readyState = CLOSING
+    // Nothing published after close() reaches this socket, though the close frame may wait in the queue.
+    connection.closeRun()
     const sender = this.#cold?.sender
     // Sends accepted before close() still go first (sender.ts Rule 1).
     if (sender !== undefined) return sender.close(code ?? 1005, reason)
@@ -786,6 +792,19 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (sender !== undefined) return sender.deliver(prepared)
     if (!this.#driver!.connection.canSend) return false
     sendPreparedNow(this.#driver!, this.#codec, prepared, prepared.compress, undefined)
+    return true
+  }
+
+  /** @internal hub.ts Rule 2: joins a run of published messages where `kDeliver` would send its latest now. */
+  [kJoinRun](run: PublishedRun): boolean {
+    if (this.#readyState !== OPEN) return false
+    const sender = this.#cold?.sender
+    if (sender !== undefined && (sender.busy || sender.fragmenting)) return false
+    const driver = this.#driver!
+    const connection = driver.connection
+    if (!connection.canSend || !run.admit(this.#codec !== undefined)) return false
+    connection.sendRun(run)
+    driver.queued()
     return true
   }
 
