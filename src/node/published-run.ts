@@ -11,8 +11,8 @@ import type { MessageRun } from '../pubsub/hub.js'
 import type { PreparedMessage } from './prepared.js'
 
 /**
- * A run stops growing at this size. Its members' backlogs were checked against the topic's
- * backpressure limit when they joined; this bounds what a run adds on top without a check.
+ * A run stops growing at this size, whatever room its members have: the bound of one shared buffer, and of
+ * what a run adds to a member's backlog between two looks at the member (below its limit, see `limit`).
  */
 export const RUN_LIMIT = 64 * 1024
 
@@ -26,6 +26,8 @@ export class PublishedRun implements MessageRun<PreparedMessage>, SharedRun {
   /** A member has permessage-deflate: the run takes only messages sent uncompressed. */
   #deflateMember = false
   #joined: Uint8Array | undefined
+  /** The least room a member had under its backpressure limit when it joined (hub.ts Rule 2). */
+  #headroom = Infinity
 
   constructor(first: PreparedMessage) {
     this.#push(first)
@@ -41,8 +43,14 @@ export class PublishedRun implements MessageRun<PreparedMessage>, SharedRun {
     return true
   }
 
+  limit(headroom: number): void {
+    if (headroom < this.#headroom) this.#headroom = headroom
+  }
+
   add(message: PreparedMessage): boolean {
     if (this.sealed || (message.compress && this.#deflateMember)) return false
+    // Message by message, a member gets this one only if its backlog, the run so far included, is within its limit.
+    if (this.bytes > this.#headroom) return false
     if (this.bytes + message.frameFor(undefined, false).length > RUN_LIMIT) return false
     this.#push(message)
     return true

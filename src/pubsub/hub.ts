@@ -23,8 +23,10 @@
  * to the run in one step for all of them, so a burst costs each subscriber
  * one write, not one step per message. A run grows only while nothing could
  * tell the difference: every subscriber joined it (none was slow, held or
- * unable to take it), no subscription changed anywhere, the policy is the
- * same, and no subscriber was sent anything since (the subscriber's queue
+ * unable to take it), every member would still be under the topic's
+ * backpressure limit message by message, no subscriber anywhere had a message
+ * held back, no subscription changed anywhere, the policy is the same, and
+ * no subscriber was sent anything since (the subscriber's queue
  * seals the run then: src/core/writer.ts Rule 3). Otherwise the message
  * starts afresh, subscriber by subscriber. Runs end with the turn.
  */
@@ -42,7 +44,13 @@ export const kJoinRun = Symbol('tether.joinRun')
 /** Rule 2: messages of one topic in one turn, delivered to every subscriber that joined as one write. */
 export interface MessageRun<M> {
   readonly sealed: boolean
-  /** Adds a message for every member; false if the run cannot take it (sealed, full, or not for every member). */
+  /**
+   * A member joined with room for `headroom` more bytes under its topic's backpressure limit: the run may grow
+   * only while every member would still get the next message one by one (its backlog, the run's bytes so far
+   * included, at most the limit).
+   */
+  limit(headroom: number): void
+  /** Adds a message for every member; false if the run cannot take it (sealed, over a member's headroom, full, or not for every member). */
   add(message: M): boolean
   /** Takes no more messages. */
   seal(): void
@@ -302,8 +310,10 @@ export class TopicHub<S extends Subscriber<M>, M> {
     for (const subscriber of subscribers) {
       const held = subscriber[kHeld]
       // A subscriber with held messages gets new ones held too, so none overtakes another.
-      if (held === undefined && subscriber.bufferedAmount <= limit) {
+      const buffered = held === undefined ? subscriber.bufferedAmount : Infinity
+      if (buffered <= limit) {
         if (run !== undefined && subscriber[kJoinRun]?.(run) === true) {
+          run.limit(limit - buffered)
           result.delivered++
           continue
         }
@@ -326,6 +336,12 @@ export class TopicHub<S extends Subscriber<M>, M> {
     return result
   }
 
+  /** Rule 2: no open run grows any more (a subscriber's messages are now held back). */
+  #sealRuns(): void {
+    for (const open of this.#openRuns.values()) open.run.seal()
+    this.#openRuns.clear()
+  }
+
   /** Seals a run that may not grow; undefined, so the rest of the subscribers get the message one by one. */
   #endRun(run: MessageRun<M> | undefined): undefined {
     run?.seal()
@@ -342,6 +358,8 @@ export class TopicHub<S extends Subscriber<M>, M> {
         subscriber[kWatchWritable]()
       }
       held.hold(message.key ?? message.topic, prepared)
+      // Rule 2: a run this subscriber is in must not carry a later message past the one held here.
+      this.#sealRuns()
       result.conflated++
       action = 'conflate'
     } else if (policy.policy === 'drop') {

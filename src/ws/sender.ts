@@ -12,7 +12,7 @@
  * `drain` sends from the head whenever whatever blocked it finishes.
  *
  * Rule 1: order is the order of the calls: data, prepared (published)
- * frames and the close frame alike.
+ * frames, pings and pongs, and the close frame alike.
  * Rule 2: every queued byte counts in `queuedBytes` (and so in the socket's
  * `bufferedAmount`) until it is framed; then the connection counts it.
  * Rule 3: a send that can no longer go (the connection closed meanwhile) is
@@ -35,6 +35,8 @@ export interface QueuedSend {
   compress: boolean
   callback: SendCallback | undefined
   close?: { code: number; reason: Buffer }
+  /** A ping or pong asked for while sends wait: it follows them, as in ws. */
+  control?: 'ping' | 'pong'
 }
 
 /** What the sender needs from the WebSocket it sends for. */
@@ -136,6 +138,11 @@ export class Sender {
     return true
   }
 
+  /** A ping or pong behind the sends that wait (the caller sends it at once when none does). */
+  control(kind: 'ping' | 'pong', bytes: Buffer, callback: SendCallback | undefined): void {
+    this.enqueue({ data: bytes, binary: false, fin: true, compress: false, callback, control: kind })
+  }
+
   /** The close frame: after everything queued (ws queues its close frame the same way), or now. */
   close(code: number, reason: Buffer): void {
     if (this.queue !== undefined) {
@@ -230,6 +237,13 @@ export class Sender {
     if (item.close !== undefined) {
       connection.sendClose(item.close.code, item.close.reason)
       driver.queued()
+      return
+    }
+    if (item.control !== undefined) {
+      if (!connection.canSend) return this.host.refuse(item.data, item.callback)
+      if (item.control === 'ping') connection.sendPing(item.data as Buffer)
+      else connection.sendPong(item.data as Buffer)
+      driver.queued(item.callback)
       return
     }
     // The core may have sent its close frame (the peer's close, a failure) before the

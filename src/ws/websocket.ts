@@ -894,6 +894,9 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     if (!driver.connection.canSend) return this.#refuse(bytes, callback)
     // Control frames are part of the send buffer: a peer that does not read cannot make them pile up.
     if (this.#overLimit()) return this.#overflow(bytes, callback)
+    // A send waiting in the queue (a Blob being read, a compression) goes first, as in ws (sender.ts Rule 1).
+    const sender = this.#cold?.sender
+    if (sender !== undefined && sender.busy) return sender.control(kind, bytes, callback)
     if (kind === 'ping') driver.connection.sendPing(bytes)
     else driver.connection.sendPong(bytes)
     driver.queued(callback)

@@ -208,6 +208,140 @@ for (const deflate of [false, true]) {
   })
 }
 
+/** Bytes of a server's unmasked text frame with an `n`-byte payload. */
+const frameSize = (n: number): number => n + (n <= 125 ? 2 : n <= 0xffff ? 4 : 10)
+
+describe('runs under the backpressure limit: each message judged as if sent one by one', () => {
+  const LIMITS = [1500, 4000] as const
+  let wss: WebSocketServer
+  const sockets: WebSocket[] = []
+  const clients: WsClient[] = []
+  const received: string[][] = []
+
+  before(async () => {
+    ;({ wss } = await tetherServer({ topics: { policy: 'drop' } }))
+    TOPICS.forEach((topic, t) => wss.setTopicPolicy(topic, { policy: 'drop', backpressureLimit: LIMITS[t]! }))
+    wss.on('connection', (ws) => sockets.push(ws))
+    const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`
+    for (let i = 0; i < CLIENTS; i++) {
+      const client = await opened(new WsClient(url))
+      const inbox: string[] = []
+      client.on('message', (data) => inbox.push(String(data).slice(0, String(data).indexOf('|'))))
+      clients.push(client)
+      received.push(inbox)
+    }
+    await until(() => sockets.length === CLIENTS)
+  })
+  after(async () => {
+    for (const client of clients) client.terminate()
+    await stopWss(wss)
+  })
+
+  type LimitOp = { kind: 'publish'; topic: number; size: number } | { kind: 'send'; socket: number; size: number } | { kind: 'turn' }
+  const limitOpArb: fc.Arbitrary<LimitOp> = fc.oneof(
+    { weight: 8, arbitrary: fc.record({ kind: fc.constant('publish' as const), topic: fc.nat(TOPICS.length - 1), size: fc.integer({ min: 20, max: 900 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('send' as const), socket: fc.nat(CLIENTS - 1), size: fc.integer({ min: 20, max: 900 }) }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'turn' as const }) },
+  )
+
+  test('drop: who gets a message, and the counts, are those of message-by-message delivery (limits differ by topic)', async () => {
+    let round = 0
+    await fc.assert(
+      fc.asyncProperty(subscriptionsArb, fc.array(limitOpArb, { minLength: 1, maxLength: 60 }), async (initial, ops) => {
+        round++
+        for (const inbox of received) inbox.length = 0
+        await until(() => sockets.every((socket) => socket.bufferedAmount === 0), 10_000, 'empty send buffers')
+        const subscribed = sockets.map((socket, i) =>
+          TOPICS.map((topic, t) => {
+            if (initial[i]![t]) socket.subscribe(topic)
+            else socket.unsubscribe(topic)
+            return initial[i]![t]!
+          }),
+        )
+        const buffered = sockets.map(() => 0)
+        const expected: string[][] = sockets.map(() => [])
+        let id = 0
+        for (const op of ops) {
+          const name = `${round}:${id++}`
+          if (op.kind === 'turn') {
+            await until(() => sockets.every((socket) => socket.bufferedAmount === 0), 10_000, 'empty send buffers')
+            buffered.fill(0)
+            continue
+          }
+          const payload = `${name}|`.padEnd(op.size, '.')
+          if (op.kind === 'send') {
+            sockets[op.socket]!.send(payload)
+            expected[op.socket]!.push(name)
+            buffered[op.socket]! += frameSize(payload.length)
+            continue
+          }
+          sockets.forEach((socket, i) => assert.equal(socket.bufferedAmount, buffered[i], `bufferedAmount of socket ${i} before ${name}`))
+          const result = wss.publish(TOPICS[op.topic]!, payload)
+          let delivered = 0
+          let dropped = 0
+          sockets.forEach((socket, i) => {
+            if (!subscribed[i]![op.topic]) return
+            if (buffered[i]! <= LIMITS[op.topic]!) {
+              delivered++
+              expected[i]!.push(name)
+              buffered[i]! += frameSize(payload.length)
+            } else {
+              dropped++
+            }
+          })
+          assert.deepEqual([result.delivered, result.dropped], [delivered, dropped], `counts of ${name}`)
+        }
+        const end = `${round}:end`
+        sockets.forEach((socket, i) => {
+          socket.send(`${end}|`)
+          expected[i]!.push(end)
+        })
+        await until(() => received.every((inbox) => inbox.at(-1) === end), 10_000, 'every end marker')
+        assert.deepEqual(received, expected)
+      }),
+      { numRuns: 150 },
+    )
+  })
+})
+
+describe('runs and held messages (latest)', () => {
+  test('a subscriber that has messages held back never gets a later message of another topic before them', async () => {
+    // Topic b's limit is below what topic a's run puts in the queue; a's is above it, so a's run could go on.
+    const { wss, url } = await tetherServer({ topics: { policy: 'latest', backpressureLimit: 64 * 1024 } })
+    wss.setTopicPolicy('b', { backpressureLimit: 2048 })
+    const sockets: WebSocket[] = []
+    wss.on('connection', (ws) => sockets.push(ws))
+    const clients = [await opened(new WsClient(url)), await opened(new WsClient(url))]
+    const inboxes = clients.map((client) => {
+      const inbox: string[] = []
+      client.on('message', (data) => inbox.push(String(data).slice(0, String(data).indexOf('|'))))
+      return inbox
+    })
+    await until(() => sockets.length === 2)
+    sockets[0]!.subscribe('a')
+    sockets[1]!.subscribe('a')
+    sockets[0]!.subscribe('b')
+    const order: string[] = []
+    const publish = (topic: string, i: number) => {
+      const name = `${topic}${i}`
+      order.push(name)
+      wss.publish(topic, `${name}|`.padEnd(1024, '.'))
+    }
+    for (let i = 0; i < 30; i++) publish('a', i)
+    for (let i = 0; i < 3; i++) publish('b', i)
+    for (let i = 30; i < 33; i++) publish('a', i)
+    for (const socket of sockets) socket.send('end|')
+    await until(() => inboxes.every((inbox) => inbox.at(-1) === 'end'))
+    for (const inbox of inboxes) {
+      const positions = inbox.slice(0, -1).map((name) => order.indexOf(name))
+      assert.deepEqual(positions, [...positions].sort((x, y) => x - y), `publish order kept: ${inbox.join(' ')}`)
+    }
+    assert.ok(inboxes[0]!.includes('b2'), 'the newest held message arrives')
+    for (const client of clients) client.terminate()
+    await stopWss(wss)
+  })
+})
+
 describe('what a run changes for the application: nothing', () => {
   /** Three clients whose server sockets are subscribed to `t`, and what each receives. */
   async function threeSubscribers() {
@@ -244,6 +378,26 @@ describe('what a run changes for the application: nothing', () => {
       ['first', 'second', 'end'],
     ])
     await stop()
+  })
+
+  test('a ping asked for while a Blob is read follows the Blob, as in ws (outsider finding)', async () => {
+    const { wss, url } = await tetherServer()
+    const sockets: WebSocket[] = []
+    wss.on('connection', (ws) => sockets.push(ws))
+    const client = await opened(new WsClient(url))
+    const events: string[] = []
+    client.on('message', (data) => events.push(`message:${String(data)}`))
+    client.on('ping', (data) => events.push(`ping:${String(data)}`))
+    await until(() => sockets.length === 1)
+    let pinged: Error | null | undefined
+    sockets[0]!.send(new Blob(['A']) as never)
+    sockets[0]!.ping('P', undefined, (error) => (pinged = error ?? null))
+    sockets[0]!.send('B')
+    await until(() => events.length === 3)
+    assert.deepEqual(events, ['message:A', 'ping:P', 'message:B'])
+    assert.equal(pinged, null, "the ping's callback hears it went")
+    client.terminate()
+    await stopWss(wss)
   })
 
   test('subscribing or unsubscribing between two publishes of one turn counts from the next', async () => {
