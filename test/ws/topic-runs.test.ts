@@ -414,37 +414,17 @@ describe('what a run changes for the application: nothing', () => {
   })
 
   test('bufferedAmount counts published messages not yet written, as message by message', async () => {
-    const { wss, url } = await tetherServer()
-    const sockets: WebSocket[] = []
-    wss.on('connection', (ws) => {
-      sockets.push(ws)
-      ws.subscribe('t')
-    })
-    const clients = [await opened(new WsClient(url)), await opened(new WsClient(url))]
-    await until(() => wss.subscriberCount('t') === 2)
+    const { wss, sockets, stop } = await threeSubscribers()
     const payloads = ['a', 'bb', 'c'.repeat(200)]
     for (const payload of payloads) wss.publish('t', payload)
     const frameBytes = payloads.reduce((sum, payload) => sum + prepareFrame(false, Buffer.from(payload)).length, 0)
     for (const socket of sockets) assert.equal(socket.bufferedAmount, frameBytes)
     await until(() => sockets.every((socket) => socket.bufferedAmount === 0))
-    for (const client of clients) client.terminate()
-    await stopWss(wss)
+    await stop()
   })
 
   test(`a burst larger than a run (${RUN_LIMIT} B) arrives whole and in order; a terminated subscriber is not counted`, async () => {
-    const { wss, url } = await tetherServer()
-    const sockets: WebSocket[] = []
-    wss.on('connection', (ws) => {
-      sockets.push(ws)
-      ws.subscribe('t')
-    })
-    const clients = [await opened(new WsClient(url)), await opened(new WsClient(url)), await opened(new WsClient(url))]
-    const inboxes = clients.map((client) => {
-      const inbox: string[] = []
-      client.on('message', (data) => inbox.push(String(data)))
-      return inbox
-    })
-    await until(() => wss.subscriberCount('t') === 3)
+    const { wss, sockets, inboxes, stop } = await threeSubscribers()
     const count = Math.ceil((3 * RUN_LIMIT) / 1000)
     const sent: string[] = []
     let delivered = 0
@@ -459,7 +439,6 @@ describe('what a run changes for the application: nothing', () => {
     await until(() => inboxes[0]!.length === count && inboxes[1]!.length === count, 10_000, 'every message')
     assert.deepEqual(inboxes[0], sent)
     assert.deepEqual(inboxes[1], sent)
-    for (const client of clients) client.terminate()
-    await stopWss(wss)
+    await stop()
   })
 })
