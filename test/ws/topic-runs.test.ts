@@ -110,6 +110,25 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 /** Which client starts subscribed to which topic: mostly subscribed, so runs have several members. */
 const subscriptionsArb = fc.array(fc.array(fc.boolean(), { minLength: TOPICS.length, maxLength: TOPICS.length }), { minLength: CLIENTS, maxLength: CLIENTS })
 
+/** Connects CLIENTS clients; fills in the server's sockets, the clients and, per client, the name of each message it got. */
+async function connectClients(
+  wss: WebSocketServer,
+  url: string,
+  options: ConstructorParameters<typeof WsClient>[2],
+  nameOf: (text: string) => string,
+  into: { sockets: WebSocket[]; clients: WsClient[]; received: string[][] },
+): Promise<void> {
+  wss.on('connection', (ws) => into.sockets.push(ws))
+  for (let i = 0; i < CLIENTS; i++) {
+    const client = await opened(new WsClient(url, options))
+    const inbox: string[] = []
+    client.on('message', (data) => inbox.push(nameOf(String(data))))
+    into.clients.push(client)
+    into.received.push(inbox)
+  }
+  await until(() => into.sockets.length === CLIENTS)
+}
+
 for (const deflate of [false, true]) {
   describe(`publishes, direct sends and subscriptions in one turn, in any order${deflate ? ' (permessage-deflate)' : ''}`, () => {
     let wss: WebSocketServer
@@ -120,15 +139,7 @@ for (const deflate of [false, true]) {
 
     before(async () => {
       ;({ wss, url } = await tetherServer({ perMessageDeflate: deflate ? { threshold: 0 } : false }))
-      wss.on('connection', (ws) => sockets.push(ws))
-      for (let i = 0; i < CLIENTS; i++) {
-        const client = await opened(new WsClient(url, { perMessageDeflate: deflate }))
-        const inbox: string[] = []
-        client.on('message', (data) => inbox.push(String(data)))
-        clients.push(client)
-        received.push(inbox)
-      }
-      await until(() => sockets.length === CLIENTS)
+      await connectClients(wss, url, { perMessageDeflate: deflate }, String, { sockets, clients, received })
     })
     after(async () => {
       for (const client of clients) client.terminate()
@@ -221,16 +232,8 @@ describe('runs under the backpressure limit: each message judged as if sent one 
   before(async () => {
     ;({ wss } = await tetherServer({ topics: { policy: 'drop' } }))
     TOPICS.forEach((topic, t) => wss.setTopicPolicy(topic, { policy: 'drop', backpressureLimit: LIMITS[t]! }))
-    wss.on('connection', (ws) => sockets.push(ws))
     const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`
-    for (let i = 0; i < CLIENTS; i++) {
-      const client = await opened(new WsClient(url))
-      const inbox: string[] = []
-      client.on('message', (data) => inbox.push(String(data).slice(0, String(data).indexOf('|'))))
-      clients.push(client)
-      received.push(inbox)
-    }
-    await until(() => sockets.length === CLIENTS)
+    await connectClients(wss, url, {}, (text) => text.slice(0, text.indexOf('|')), { sockets, clients, received })
   })
   after(async () => {
     for (const client of clients) client.terminate()
