@@ -391,11 +391,7 @@ export class Connection implements FrameSink {
    * client masks every frame with its own key (§5.3).
    */
   sendPrepared(frame: Uint8Array): void {
-    this.assertCanSend()
-    if (this.settings.side === 'client') throw new StateError('TETHER_ERR_PREPARED_CLIENT', 'A client cannot send prepared frames')
-    if (this.sendingOpcode !== 0) {
-      throw new StateError('TETHER_ERR_FRAGMENTED_SEND', 'A fragmented message is being sent; finish it first')
-    }
+    this.assertCanSendPrepared()
     if ((frame[0]! & 0x40) !== 0 && this.deflate === undefined) {
       throw new StateError('TETHER_ERR_NO_DEFLATE', 'permessage-deflate was not negotiated on this connection')
     }
@@ -408,12 +404,17 @@ export class Connection implements FrameSink {
    * connection or the run is sealed. A server's only, as `sendPrepared`.
    */
   sendRun(run: SharedRun): void {
+    this.assertCanSendPrepared()
+    this.output().writeRun(run)
+  }
+
+  /** Prepared frames go out as they are: only a server's (unmasked), and never inside a fragmented message. */
+  private assertCanSendPrepared(): void {
     this.assertCanSend()
     if (this.settings.side === 'client') throw new StateError('TETHER_ERR_PREPARED_CLIENT', 'A client cannot send prepared frames')
     if (this.sendingOpcode !== 0) {
       throw new StateError('TETHER_ERR_FRAGMENTED_SEND', 'A fragmented message is being sent; finish it first')
     }
-    this.output().writeRun(run)
   }
 
   /** Ends what this connection takes of a shared run (it is going away): the run takes no more messages. */

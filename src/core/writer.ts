@@ -85,7 +85,7 @@ export function writerSettings(side: Side, allocate: Allocate = defaultAllocate,
 /**
  * Frames shared by many connections' queues whose end is decided later: the
  * messages published to one topic in one turn of the event loop, framed once
- * and written to every subscriber as one buffer (src/pubsub/run.ts).
+ * and written to every subscriber as one buffer (src/node/published-run.ts).
  */
 export interface SharedRun {
   /** Bytes in the run so far. */

@@ -30,7 +30,7 @@ export class PublishedRun implements MessageRun<PreparedMessage>, SharedRun {
   #headroom = Infinity
 
   constructor(first: PreparedMessage) {
-    this.#push(first)
+    this.#push(first, first.frameFor(undefined, false))
   }
 
   /** Whether a subscriber may join; one with permessage-deflate only gets uncompressed messages from now on. */
@@ -51,8 +51,9 @@ export class PublishedRun implements MessageRun<PreparedMessage>, SharedRun {
     if (this.sealed || (message.compress && this.#deflateMember)) return false
     // Message by message, a member gets this one only if its backlog, the run so far included, is within its limit.
     if (this.bytes > this.#headroom) return false
-    if (this.bytes + message.frameFor(undefined, false).length > RUN_LIMIT) return false
-    this.#push(message)
+    const frame = message.frameFor(undefined, false)
+    if (this.bytes + frame.length > RUN_LIMIT) return false
+    this.#push(message, frame)
     return true
   }
 
@@ -68,8 +69,7 @@ export class PublishedRun implements MessageRun<PreparedMessage>, SharedRun {
     return this.#joined.subarray(start, end)
   }
 
-  #push(message: PreparedMessage): void {
-    const frame = message.frameFor(undefined, false)
+  #push(message: PreparedMessage, frame: Uint8Array): void {
     this.#frames.push(frame)
     this.joinAt = this.bytes
     this.bytes += frame.length

@@ -338,8 +338,7 @@ export class TopicHub<S extends Subscriber<M>, M> {
 
   /** Rule 2: no open run grows any more (a subscriber's messages are now held back). */
   #sealRuns(): void {
-    for (const open of this.#openRuns.values()) open.run.seal()
-    this.#openRuns.clear()
+    endRuns(this.#openRuns)
   }
 
   /** Seals a run that may not grow; undefined, so the rest of the subscribers get the message one by one. */

@@ -80,6 +80,13 @@ export function sendPreparedNow(
   driver.queued(callback)
 }
 
+/** Sends a ping or pong now (nothing queued is ahead of it). */
+export function sendControlNow(driver: SocketDriver, kind: 'ping' | 'pong', bytes: Uint8Array, callback: SendCallback | undefined): void {
+  if (kind === 'ping') driver.connection.sendPing(bytes)
+  else driver.connection.sendPong(bytes)
+  driver.queued(callback)
+}
+
 export class Sender {
   private readonly driver: SocketDriver
   private readonly codec: ZlibCodec | undefined
@@ -241,10 +248,7 @@ export class Sender {
     }
     if (item.control !== undefined) {
       if (!connection.canSend) return this.host.refuse(item.data, item.callback)
-      if (item.control === 'ping') connection.sendPing(item.data as Buffer)
-      else connection.sendPong(item.data as Buffer)
-      driver.queued(item.callback)
-      return
+      return sendControlNow(driver, item.control, item.data as Buffer, item.callback)
     }
     // The core may have sent its close frame (the peer's close, a failure) before the
     // socket's readyState heard of it, e.g. while 'message' listeners of the same read

@@ -54,7 +54,7 @@ import type { LatestPending } from '../pubsub/policy.js'
 import { checkTopic } from '../pubsub/topics.js'
 import { addEventListener, defineEventAttributes, removeEventListener } from './event-target.js'
 import { toWsError } from './errors.js'
-import { type QueuedSend, Sender, type SenderHost, isBlob, sendNow, sendPreparedNow } from './sender.js'
+import { type QueuedSend, Sender, type SenderHost, isBlob, sendControlNow, sendNow, sendPreparedNow } from './sender.js'
 import type { BinaryType, ReadBinaryType, SendData, SendOptions, WebSocketOptions } from './socket-options.js'
 import { ClientHooks, Http2Hooks, normalizeUrl } from './client-hooks.js'
 
@@ -897,9 +897,7 @@ export class WebSocket extends EventEmitter implements DriverHandler, SenderHost
     // A send waiting in the queue (a Blob being read, a compression) goes first, as in ws (sender.ts Rule 1).
     const sender = this.#cold?.sender
     if (sender !== undefined && sender.busy) return sender.control(kind, bytes, callback)
-    if (kind === 'ping') driver.connection.sendPing(bytes)
-    else driver.connection.sendPong(bytes)
-    driver.queued(callback)
+    sendControlNow(driver, kind, bytes, callback)
   }
 
   /**
